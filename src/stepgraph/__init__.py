@@ -1,0 +1,98 @@
+"""stepgraph: agent workflows as typed graphs of executors, run in Pregel-style supersteps.
+
+Module map (everything public is re-exported here):
+
+* `_executor`, `_handlers`, `_types`: executors, `@handler`/`@executor`, type routing
+* `_context`, `_state`: what a handler uses (`Context`) and the shared state view
+* `_edges`, `_builder`, `_planner`: edge kinds, `WorkflowBuilder`, pure routing
+* `_workflow`, `_session`, `_run`, `_runner`: the immutable graph, sessions, the
+  `Run` handle and the superstep loop
+* `_events`, `_requests`, `_errors`: events, `Request`/`RunResult`, the error tree
+"""
+
+from ._builder import WorkflowBuilder
+from ._context import Context, SyncContext
+from ._edges import Case
+from ._errors import (
+    CheckpointDecodeError,
+    CheckpointError,
+    CheckpointNotFoundError,
+    ConcurrentRunError,
+    ConvergenceError,
+    ExecutorFailedError,
+    GraphError,
+    GraphMismatchError,
+    GraphWarning,
+    NotIdleError,
+    RequestError,
+    RoutingError,
+    SerializationError,
+    WorkflowError,
+)
+from ._events import (
+    CheckpointSaved,
+    Event,
+    ExecutorCompleted,
+    ExecutorFailed,
+    ExecutorInvoked,
+    Output,
+    RequestIssued,
+    RunCompleted,
+    RunStarted,
+    RunStatus,
+    SubWorkflowEvent,
+    SuperstepCompleted,
+    SuperstepStarted,
+)
+from ._executor import Executor, FunctionExecutor, executor, handler
+from ._requests import Request, RunResult
+from ._run import Run
+from ._session import Session
+from ._state import StateView
+from ._workflow import Workflow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Case",
+    "CheckpointDecodeError",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "CheckpointSaved",
+    "ConcurrentRunError",
+    "Context",
+    "ConvergenceError",
+    "Event",
+    "Executor",
+    "ExecutorCompleted",
+    "ExecutorFailed",
+    "ExecutorFailedError",
+    "ExecutorInvoked",
+    "FunctionExecutor",
+    "GraphError",
+    "GraphMismatchError",
+    "GraphWarning",
+    "NotIdleError",
+    "Output",
+    "Request",
+    "RequestError",
+    "RequestIssued",
+    "RoutingError",
+    "Run",
+    "RunCompleted",
+    "RunResult",
+    "RunStarted",
+    "RunStatus",
+    "SerializationError",
+    "Session",
+    "StateView",
+    "SubWorkflowEvent",
+    "SuperstepCompleted",
+    "SuperstepStarted",
+    "SyncContext",
+    "Workflow",
+    "WorkflowBuilder",
+    "WorkflowError",
+    "executor",
+    "handler",
+]

@@ -1,0 +1,269 @@
+"""`WorkflowBuilder`: declare executors and edges, then `build()` a validated `Workflow`.
+
+Executors are referred to by object or by id. Declaration order (the order in
+which the builder first saw each executor, the start first) decides delivery
+order within a superstep and commit order at the barrier.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Self
+
+from typing_extensions import TypeVar
+
+from . import _types
+from ._edges import Case, EdgeGroup, EdgeKind
+from ._errors import GraphError, GraphWarning
+from ._executor import Executor
+from ._handlers import HandlerTable
+from ._types import TypeSpec
+from ._workflow import Workflow
+
+__all__ = ["WorkflowBuilder"]
+
+InT = TypeVar("InT", default=Any)
+Ref = Executor | str
+
+
+class WorkflowBuilder(Generic[InT]):
+    """Declares a workflow graph; `build()` validates it and returns a `Workflow`.
+
+    Args:
+        start: the executor that receives the run's input (object or id).
+    """
+
+    def __init__(self, start: Ref) -> None:
+        self._executors: dict[str, Executor] = {}
+        self._problems: list[str] = []
+        self._groups: list[tuple[EdgeKind, list[str], list[str], dict[str, Any]]] = []
+        self._types: list[type] = []
+        self._start = self._ref(start)
+
+    # -- registration ---------------------------------------------------------------------
+
+    def _ref(self, ref: Ref) -> str:
+        if isinstance(ref, Executor):
+            eid = getattr(ref, "id", None)
+            if not isinstance(eid, str):
+                raise GraphError(
+                    f"{type(ref).__qualname__} has no id: call super().__init__(id=...) "
+                    "in its __init__"
+                )
+            known = self._executors.get(eid)
+            if known is None:
+                self._executors[eid] = ref
+            elif known is not ref:
+                self._problems.append(
+                    f"duplicate executor id {eid!r}: {known!r} and {ref!r} are different "
+                    "objects; give each executor a unique id"
+                )
+            return eid
+        if isinstance(ref, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            return ref
+        raise GraphError(f"expected an Executor or an executor id, got {type(ref).__name__}")
+
+    def _add(self, kind: EdgeKind, srcs: Sequence[Ref], dsts: Sequence[Ref], **extra: Any) -> Self:
+        self._groups.append(
+            (kind, [self._ref(s) for s in srcs], [self._ref(d) for d in dsts], extra)
+        )
+        return self
+
+    def add_edge(self, src: Ref, dst: Ref, *, when: Callable[[Any], bool] | None = None) -> Self:
+        """Add an edge; with `when`, only messages for which `when(message)` holds travel it."""
+        if when is not None and not callable(when):
+            raise GraphError(f"when= must be callable, got {type(when).__name__}")
+        return self._add("direct", [src], [dst], when=when)
+
+    def add_chain(self, executors: Sequence[Ref]) -> Self:
+        """Add edges a -> b -> c ... along the sequence."""
+        if len(executors) < 2:
+            raise GraphError("add_chain needs at least two executors")
+        for a, b in itertools.pairwise(executors):
+            self._add("direct", [a], [b], when=None)
+        return self
+
+    def add_fan_out(self, src: Ref, dsts: Sequence[Ref]) -> Self:
+        """Send every message of `src` to each of `dsts` that accepts it."""
+        if not dsts:
+            raise GraphError("add_fan_out needs at least one target")
+        return self._add("fan_out", [src], dsts)
+
+    def add_fan_in(self, srcs: Sequence[Ref], dst: Ref) -> Self:
+        """`dst` receives `list[T]`, one item per source in the order of `srcs`, once all sent."""
+        if not srcs:
+            raise GraphError("add_fan_in needs at least one source")
+        return self._add("fan_in", srcs, [dst])
+
+    def add_switch(self, src: Ref, cases: Sequence[Case], *, default: Ref | None = None) -> Self:
+        """Route each message of `src` to the first case whose `when` holds, else `default`."""
+        if not cases:
+            raise GraphError("add_switch needs at least one Case")
+        for case in cases:
+            if not isinstance(case, Case):  # pyright: ignore[reportUnnecessaryIsInstance]
+                raise GraphError(f"add_switch takes sg.Case objects, got {type(case).__name__}")
+            if not callable(case.when):
+                raise GraphError("every Case needs a callable when=")
+        targets = [c.target for c in cases] + ([default] if default is not None else [])
+        conds = [c.when for c in cases]
+        return self._add(
+            "switch", [src], targets, conditions=conds, has_default=default is not None
+        )
+
+    def add_multi_select(
+        self,
+        src: Ref,
+        dsts: Sequence[Ref],
+        selector: Callable[[Any, Sequence[str]], Sequence[str]],
+    ) -> Self:
+        """Route each message of `src` to the targets `selector(message, target_ids)` returns."""
+        if not dsts:
+            raise GraphError("add_multi_select needs at least one target")
+        if not callable(selector):
+            raise GraphError("add_multi_select needs a callable selector")
+        return self._add("multi_select", [src], dsts, selector=selector)
+
+    def register_types(self, *types: type) -> Self:
+        """Declare extra types that may be stored in checkpoints (state values, payloads)."""
+        for t in types:
+            if not isinstance(t, type):  # pyright: ignore[reportUnnecessaryIsInstance]
+                raise GraphError(f"register_types takes classes, got {t!r}")
+            self._types.append(t)
+        return self
+
+    # -- build ------------------------------------------------------------------------------
+
+    def build(self, name: str | None = None, max_supersteps: int = 100) -> Workflow[InT]:
+        """Validate the graph and return an immutable `Workflow`.
+
+        Raises:
+            GraphError: the graph is invalid (the message names executors and types).
+        """
+        if not isinstance(max_supersteps, int) or max_supersteps < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise GraphError(f"max_supersteps must be a positive int, got {max_supersteps!r}")
+        problems = list(self._problems)
+        for kind, srcs, dsts, _ in self._groups:
+            for eid in [*srcs, *dsts]:
+                if eid not in self._executors:
+                    problems.append(f"{kind} edge refers to unknown executor {eid!r}")
+        if self._start not in self._executors:
+            problems.append(f"start executor {self._start!r} is not part of the graph")
+        if problems:
+            raise GraphError("invalid workflow: " + "; ".join(dict.fromkeys(problems)))
+        tables = {eid: ex.handler_table() for eid, ex in self._executors.items()}
+        for eid, table in tables.items():
+            if not table.handlers:
+                problems.append(f"executor {eid!r} has no handlers; mark methods with @handler")
+        groups: list[EdgeGroup] = []
+        for kind, srcs, dsts, extra in self._groups:
+            group = EdgeGroup(
+                kind=kind,
+                sources=tuple(srcs),
+                targets=tuple(dsts),
+                conditions=tuple(
+                    extra.get("conditions", [extra.get("when")] if "when" in extra else [])
+                ),
+                has_default=extra.get("has_default", False),
+                selector=extra.get("selector"),
+            )
+            problems.extend(_check_group(group, tables))
+            groups.append(group)
+        problems.extend(_check_duplicates(groups))
+        if problems:
+            raise GraphError("invalid workflow: " + "; ".join(dict.fromkeys(problems)))
+        _warn_unreachable(self._start, list(self._executors), groups)
+        return Workflow(
+            name=name or f"workflow-{self._start}",
+            executors=list(self._executors.values()),
+            groups=groups,
+            start=self._start,
+            max_supersteps=max_supersteps,
+            types=self._types,
+        )
+
+
+def _names(specs: tuple[TypeSpec, ...]) -> str:
+    return " | ".join(_types.describe(s) for s in specs) or "nothing"
+
+
+def _check_group(g: EdgeGroup, tables: dict[str, HandlerTable]) -> list[str]:
+    problems: list[str] = []
+    if g.kind == "fan_in":
+        dst = g.targets[0]
+        if len(set(g.sources)) != len(g.sources):
+            problems.append(f"fan-in into {dst!r} lists a source twice: {list(g.sources)}")
+        items = tables[dst].list_items()
+        if not items:
+            return [
+                *problems,
+                f"fan-in target {dst!r} has no handler for a list (it accepts "
+                f"{tables[dst].describe_accepts()}); give it a handler for list[T]",
+            ]
+        for src in g.sources:
+            problems.extend(_check_edge(src, dst, tables[src].sends, items, "fan-in items of"))
+        return problems
+    if g.kind == "multi_select" and len(set(g.targets)) != len(g.targets):
+        problems.append(f"multi-select from {g.sources[0]!r} lists a target twice")
+    src = g.sources[0]
+    for dst in g.targets:
+        problems.extend(_check_edge(src, dst, tables[src].sends, tables[dst].accepts, ""))
+    return problems
+
+
+def _check_edge(
+    src: str, dst: str, sends: tuple[TypeSpec, ...], accepts: tuple[TypeSpec, ...], what: str
+) -> list[str]:
+    if not sends:
+        return [
+            f"{src!r} has an edge to {dst!r} but its handlers declare they send nothing "
+            "(Context[None, ...]); declare what it sends, e.g. Context[str]"
+        ]
+    if _types.compatible(sends, accepts):
+        return []
+    target = f"{what} {dst!r}".strip()
+    return [
+        f"edge {src!r} -> {dst!r}: {src!r} sends {_names(sends)} but {target} accepts "
+        f"{_names(accepts)}; fix the Context[...] annotation of {src!r} or add a handler to {dst!r}"
+    ]
+
+
+def _check_duplicates(groups: list[EdgeGroup]) -> list[str]:
+    seen: set[tuple[str, str]] = set()
+    problems: list[str] = []
+    for g in groups:
+        if g.kind not in ("direct", "fan_out"):
+            continue
+        conds = g.conditions or (None,) * len(g.targets)
+        for t, c in zip(g.targets, conds, strict=True):
+            if c is None:
+                if (g.sources[0], t) in seen:
+                    problems.append(
+                        f"duplicate edge {g.sources[0]!r} -> {t!r}: each message would be "
+                        "delivered twice; remove one"
+                    )
+                seen.add((g.sources[0], t))
+    return problems
+
+
+def _warn_unreachable(start: str, ids: list[str], groups: list[EdgeGroup]) -> None:
+    succ: dict[str, set[str]] = {eid: set() for eid in ids}
+    for g in groups:
+        for s in g.sources:
+            succ[s].update(g.targets)
+    seen = {start}
+    todo = [start]
+    while todo:
+        for nxt in succ[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    lost = [eid for eid in ids if eid not in seen]
+    if lost:
+        warnings.warn(
+            f"executors {lost} cannot be reached from the start executor {start!r}; "
+            "add edges to them or remove them",
+            GraphWarning,
+            stacklevel=3,
+        )

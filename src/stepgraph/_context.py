@@ -1,0 +1,177 @@
+"""The handler context: how a handler sends, outputs, emits and reads state.
+
+Each executor of a session has one `Context`; during a superstep it points at
+that executor's `Activation` (its sends, outputs and state writes, committed
+at the barrier). Outside its handler a context refuses to be used, so a stashed
+context can never leak messages into a later superstep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, Never
+
+from typing_extensions import TypeVar
+
+from ._errors import WorkflowError
+from ._events import Event, Output
+from ._state import StateView
+
+if TYPE_CHECKING:
+    from ._planner import Plan, Target
+
+__all__ = ["Activation", "Context", "SyncContext"]
+
+SendT = TypeVar("SendT", default=Any)
+OutT = TypeVar("OutT", default=Never)
+
+
+class Activation:
+    """One executor's work in one superstep: what it sent, output and wrote."""
+
+    __slots__ = (
+        "closed",
+        "committed",
+        "emit",
+        "index",
+        "messages",
+        "outputs",
+        "sends",
+        "superstep",
+        "writes",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        messages: list[Any],
+        superstep: int,
+        committed: dict[str, Any],
+        emit: Callable[[Event], None],
+    ) -> None:
+        self.index = index
+        self.messages = messages
+        self.superstep = superstep
+        self.committed = committed
+        self.emit = emit
+        self.sends: list[tuple[Target, Any]] = []
+        self.outputs: list[Any] = []
+        self.writes: dict[str, Any] | None = None
+        self.closed = False
+
+
+class _Base:
+    __slots__ = ("_act", "_index", "_plan", "executor_id", "session_id")
+
+    def __init__(self, plan: Plan, index: int, session_id: str) -> None:
+        self._plan = plan
+        self._index = index
+        self._act: Activation | None = None
+        self.executor_id: str = plan.ids[index]
+        """Id of the executor this context belongs to."""
+        self.session_id: str = session_id
+        """Id of the session running the executor."""
+
+    def _live(self) -> Activation:
+        act = self._act
+        if act is None or act.closed:
+            raise WorkflowError(
+                f"the context of {self.executor_id!r} was used outside its handler; a context "
+                "is valid only while its handler runs (do not keep it for later)"
+            )
+        return act
+
+    def _send(self, message: Any, to: str | None) -> None:
+        act = self._live()
+        targets = self._plan.route(self._index, message, to)
+        if len(targets) == 1:
+            act.sends.append((targets[0], message))
+        else:
+            act.sends.extend((t, message) for t in targets)
+
+    def _output(self, value: Any) -> None:
+        act = self._live()
+        act.outputs.append(value)
+        act.emit(Output(self.executor_id, value))
+
+    def _emit(self, event: Event) -> None:
+        if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(
+                f"ctx.emit takes an sg.Event subclass instance, got {type(event).__name__}"
+            )
+        self._live().emit(event)
+
+    @property
+    def state(self) -> StateView:
+        """Committed state plus this executor's writes of the current superstep."""
+        act = self._live()
+        if act.writes is None:
+            act.writes = {}
+        return StateView(act.committed, act.writes)
+
+    @property
+    def superstep(self) -> int:
+        """The current superstep number, counted over the session's whole life."""
+        return self._live().superstep
+
+
+class Context(_Base, Generic[SendT, OutT]):
+    """What a handler uses to act: `Context[SendT, OutT]`.
+
+    `SendT` is what the handler may send (checked against edges at build time;
+    `None` means it sends nothing) and `OutT` what it may yield as output.
+    `Context[S]` means `Context[S, Never]`.
+    """
+
+    __slots__ = ()
+
+    async def send(self, message: SendT, to: str | None = None) -> None:
+        """Send `message` along every outgoing edge whose condition holds and target accepts it.
+
+        Delivered in the next superstep. `to=` narrows delivery to one direct
+        successor, which must accept the message.
+
+        Raises:
+            RoutingError: when the message reaches no target.
+        """
+        self._send(message, to)
+
+    async def yield_output(self, value: OutT) -> None:
+        """Make `value` an output of the run (emits an `Output` event at once)."""
+        self._output(value)
+
+    async def emit(self, event: Event) -> None:
+        """Stream a user event (an `sg.Event` subclass instance) to the run's consumer."""
+        self._emit(event)
+
+
+class SyncContext(_Base, Generic[SendT, OutT]):
+    """The context of a sync `@executor` function, which runs in a worker thread.
+
+    Same as `Context`, but its methods are plain calls.
+    """
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, plan: Plan, index: int, session_id: str, loop: asyncio.AbstractEventLoop):
+        super().__init__(plan, index, session_id)
+        self._loop = loop
+
+    def send(self, message: SendT, to: str | None = None) -> None:
+        """Send `message`; see `Context.send`."""
+        self._send(message, to)
+
+    def yield_output(self, value: OutT) -> None:
+        """Make `value` an output of the run; see `Context.yield_output`."""
+        act = self._live()
+        act.outputs.append(value)
+        self._loop.call_soon_threadsafe(act.emit, Output(self.executor_id, value))
+
+    def emit(self, event: Event) -> None:
+        """Stream a user event; see `Context.emit`."""
+        if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(
+                f"ctx.emit takes an sg.Event subclass instance, got {type(event).__name__}"
+            )
+        self._loop.call_soon_threadsafe(self._live().emit, event)

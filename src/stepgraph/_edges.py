@@ -1,0 +1,77 @@
+"""Edge declarations: what the builder records and the graph signature describes.
+
+Users meet only `Case` (a switch branch). The builder turns every `add_*`
+call into one `EdgeGroup`; `_planner` compiles the groups into routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ._executor import Executor
+
+__all__ = ["Case", "EdgeGroup", "EdgeKind", "qualname"]
+
+EdgeKind = Literal["direct", "fan_out", "fan_in", "switch", "multi_select"]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One branch of `WorkflowBuilder.add_switch`: the first case whose `when` holds wins.
+
+    Attributes:
+        when: predicate over the message; its exceptions fail the sender.
+        target: the executor (object or id) that receives the message.
+    """
+
+    when: Callable[[Any], bool]
+    target: Executor | str
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeGroup:
+    """One `add_*` call of the builder, with executor ids resolved.
+
+    Attributes:
+        kind: the edge kind.
+        sources: source ids (several only for fan-in).
+        targets: target ids (for a switch: one per case, then the default).
+        conditions: `when` predicates (direct edge: one or None; switch: one per case).
+        has_default: a switch whose last target is the default.
+        selector: the multi-select selector.
+    """
+
+    kind: EdgeKind
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    conditions: tuple[Callable[[Any], bool] | None, ...] = ()
+    has_default: bool = False
+    selector: Callable[[Any, Sequence[str]], Sequence[str]] | None = None
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-able description used by the graph signature and mismatch messages."""
+        out: dict[str, object] = {
+            "kind": self.kind,
+            "sources": list(self.sources),
+            "targets": list(self.targets),
+        }
+        conds = [qualname(c) for c in self.conditions]
+        if any(conds):
+            out["conditions"] = conds
+        if self.has_default:
+            out["default"] = self.targets[-1]
+        if self.selector is not None:
+            out["selector"] = qualname(self.selector)
+        return out
+
+
+def qualname(obj: object) -> str | None:
+    """`module.qualname` of a function, stable across processes (no `hash()`)."""
+    if obj is None:
+        return None
+    module = getattr(obj, "__module__", None) or "?"
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"{module}.{name}"

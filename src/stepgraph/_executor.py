@@ -1,0 +1,180 @@
+"""Executors: the nodes of a workflow graph, and the `@handler`/`@executor` decorators.
+
+An `Executor` subclass marks async methods with `@handler`; the annotation of
+the message parameter decides which messages the handler receives, and the
+annotation of the context parameter (`Context[SendT, OutT]`) says what it may
+send. `@executor` turns a plain function into an executor.
+
+Executor objects handed to the builder are prototypes: each session runs its
+own copies made by `Executor.fresh()`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Self, TypeVar, overload
+
+from ._errors import GraphError
+from ._handlers import HandlerSpec, HandlerTable, inspect_handler
+
+__all__ = ["Executor", "FunctionExecutor", "executor", "handler"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class _HandlerMark:
+    input: object
+
+
+_MARK = "_sg_handler"
+
+
+@overload
+def handler(func: F, /) -> F: ...
+@overload
+def handler(*, input: object = None) -> Callable[[F], F]: ...
+def handler(func: F | None = None, /, *, input: object = None) -> F | Callable[[F], F]:
+    """Mark an async method `(self, message: T, ctx)` as a message handler.
+
+    The annotation of `message` decides routing (the most specific type wins).
+    `input=T` overrides the annotation, for types that cannot be resolved at
+    run time (for example under `from __future__ import annotations` with
+    classes defined inside a function).
+    """
+
+    def mark(f: F) -> F:
+        setattr(f, _MARK, _HandlerMark(input))
+        return f
+
+    return mark(func) if func is not None else mark
+
+
+class Executor:
+    """A node of the workflow graph; subclass it and mark handlers with `@handler`.
+
+    Executors that keep state across supersteps may define
+    `async def snapshot(self) -> object` and `async def restore(self, data) -> None`:
+    a failed or cancelled superstep restores its executors' snapshots, and
+    checkpoints store them. Per-session mutable state must be created in
+    `__init__`, because `fresh()` re-calls the constructor with the same
+    argument objects.
+
+    Args:
+        id: unique id of the executor within its workflow.
+    """
+
+    id: str
+    _sg_init_args: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        self = super().__new__(cls)
+        self._sg_init_args = (args, kwargs)
+        return self
+
+    def __init__(self, id: str) -> None:
+        if not isinstance(id, str) or not id:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise GraphError(f"executor id must be a non-empty string, got {id!r}")
+        self.id = id
+
+    def fresh(self) -> Self:
+        """Return a new instance for one session by re-calling the constructor.
+
+        The default passes the argument objects recorded when this prototype
+        was made. Override it when re-construction is wrong or too costly.
+        """
+        args, kwargs = self._sg_init_args
+        return type(self)(*args, **kwargs)
+
+    def handler_table(self) -> HandlerTable:
+        """The handlers of this executor (shared by every instance of the class)."""
+        cls = type(self)
+        table = cls.__dict__.get("_sg_table")
+        if table is None:
+            table = HandlerTable(cls.__qualname__, _collect_methods(cls))
+            cls._sg_table = table  # type: ignore[attr-defined]
+        return table
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} id={getattr(self, 'id', '?')!r}>"
+
+
+def _collect_methods(cls: type) -> list[HandlerSpec]:
+    specs: list[HandlerSpec] = []
+    seen: set[str] = set()
+    for klass in cls.__mro__:
+        for name, member in vars(klass).items():
+            if name in seen:
+                continue
+            mark = getattr(member, _MARK, None)
+            if isinstance(mark, _HandlerMark):
+                seen.add(name)
+                func = typing.cast(Callable[..., Any], member)
+                specs.append(inspect_handler(func, name, mark.input, bound=True, owner=cls))
+    return specs
+
+
+class FunctionExecutor(Executor):
+    """An executor made from a function `(message: T, ctx)` by `@executor`.
+
+    Function executors hold no per-session state, so `fresh()` returns the
+    prototype itself. A sync function runs in a worker thread and receives a
+    context whose methods are plain calls.
+    """
+
+    def __init__(
+        self, func: Callable[..., Any], *, id: str | None = None, input: object = None
+    ) -> None:
+        super().__init__(id or getattr(func, "__name__", "") or "executor")
+        self.func = func
+        self._table = HandlerTable(self.id, [inspect_handler(func, self.id, input, bound=False)])
+
+    def fresh(self) -> Self:
+        """Return self: a function executor keeps no per-session state."""
+        return self
+
+    def handler_table(self) -> HandlerTable:
+        """The single handler made from the function."""
+        return self._table
+
+    async def __call__(self, message: Any, ctx: Any) -> None:
+        """Call the wrapped function (handy in tests)."""
+        result = self.func(message, ctx)
+        if inspect.isawaitable(result):
+            await typing.cast(Awaitable[object], result)
+
+
+_FN = TypeVar("_FN", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+class _ExecutorDecorator(Generic[T]):
+    __slots__ = ("id", "input")
+
+    def __init__(self, id: str | None, input: object) -> None:
+        self.id = id
+        self.input = input
+
+    def __call__(self, func: Callable[..., Any]) -> FunctionExecutor:
+        return FunctionExecutor(func, id=self.id, input=self.input)
+
+
+@overload
+def executor(func: Callable[..., Any], /) -> FunctionExecutor: ...
+@overload
+def executor(*, id: str | None = None, input: object = None) -> _ExecutorDecorator[Any]: ...
+def executor(
+    func: Callable[..., Any] | None = None, /, *, id: str | None = None, input: object = None
+) -> FunctionExecutor | _ExecutorDecorator[Any]:
+    """Turn a function `(message: T, ctx)` into an executor.
+
+    Use bare (`@executor`, id = function name) or with arguments
+    (`@executor(id="shout", input=T)`). Async functions run on the event loop;
+    sync functions run in a worker thread.
+    """
+    if func is not None:
+        return FunctionExecutor(func, id=id, input=input)
+    return _ExecutorDecorator(id, input)

@@ -1,0 +1,199 @@
+"""Handler introspection and dispatch: which handler of an executor gets a message.
+
+A `HandlerSpec` is read once from a handler's signature; a `HandlerTable`
+holds an executor's handlers and answers "which handler takes this message"
+with a per-class cache: the most specific annotated type wins (exact class,
+then the nearest base in the MRO), never declaration order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _types
+from ._errors import GraphError
+from ._types import ANY, TypeSpec
+
+__all__ = ["HandlerSpec", "HandlerTable", "inspect_handler"]
+
+Invoke = Callable[[Any, object, Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """What one handler accepts and may send, read from its annotations.
+
+    Attributes:
+        name: method or function name (for messages).
+        accepts: union members of the message annotation.
+        sends: what `Context[SendT, ...]` allows it to send (ANY when unannotated).
+        invoke: `(executor, message, ctx) -> awaitable or value`.
+        is_async: False for a sync function (run in a worker thread).
+        accepts_response: for `@response_handler`, the response type specs.
+    """
+
+    name: str
+    accepts: tuple[TypeSpec, ...]
+    sends: tuple[TypeSpec, ...]
+    invoke: Invoke
+    is_async: bool
+    accepts_response: tuple[TypeSpec, ...] | None = None
+
+
+def _hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # unresolvable forward references: resolve what we can
+        hints: dict[str, Any] = {}
+        for name, ann in getattr(func, "__annotations__", {}).items():
+            if not isinstance(ann, str):
+                hints[name] = ann
+                continue
+            try:
+                hints[name] = eval(ann, getattr(func, "__globals__", {}))
+            except Exception:
+                continue
+        return hints
+
+
+def _context_sends(annotation: object) -> tuple[TypeSpec, ...]:
+    from ._context import Context, SyncContext
+
+    origin = typing.get_origin(annotation) or annotation
+    if not (isinstance(origin, type) and issubclass(origin, (Context, SyncContext))):
+        return (ANY,)
+    args = typing.get_args(annotation)
+    if not args:
+        return (ANY,)
+    send = args[0]
+    if send is None or send is type(None):
+        return ()
+    try:
+        return _types.specs_of(send)
+    except TypeError:
+        return (ANY,)
+
+
+def inspect_handler(
+    func: Callable[..., Any], name: str, input: object, *, bound: bool, owner: type | None = None
+) -> HandlerSpec:
+    """Read a handler's message type and send types from its signature.
+
+    Raises:
+        GraphError: when the signature cannot be routed on.
+    """
+    where = f"{owner.__qualname__}.{name}" if owner is not None else name
+    params = list(inspect.signature(func).parameters.values())
+    if bound:
+        params = params[1:]
+    if not 1 <= len(params) <= 2:
+        raise GraphError(
+            f"handler {where} must take (message, ctx) or (message); it takes "
+            f"{[p.name for p in params]}"
+        )
+    is_async = inspect.iscoroutinefunction(func)
+    if bound and not is_async:
+        raise GraphError(f"handler {where} must be declared 'async def'")
+    hints = _hints(func)
+    annotation = input if input is not None else hints.get(params[0].name)
+    if annotation is None:
+        raise GraphError(
+            f"handler {where} has no resolvable annotation on its message parameter "
+            f"'{params[0].name}': annotate it, or pass the type with @handler(input=T)"
+        )
+    try:
+        accepts = _types.specs_of(annotation)
+    except TypeError as exc:
+        raise GraphError(f"handler {where}: {exc}") from None
+    sends = _context_sends(hints.get(params[1].name)) if len(params) == 2 else ()
+    takes_ctx = len(params) == 2
+    invoke: Invoke
+    if bound:
+        invoke = func if takes_ctx else (lambda ex, m, c: func(ex, m))
+    else:
+        invoke = (lambda ex, m, c: func(m, c)) if takes_ctx else (lambda ex, m, c: func(m))
+    return HandlerSpec(name=where, accepts=accepts, sends=sends, invoke=invoke, is_async=is_async)
+
+
+_MISSING: Any = object()
+
+
+class HandlerTable:
+    """The handlers of one executor, with cached most-specific-type dispatch."""
+
+    __slots__ = ("_cache", "accepts", "handlers", "owner", "sends")
+
+    def __init__(self, owner: str, handlers: list[HandlerSpec]) -> None:
+        self.owner = owner
+        self.handlers = tuple(handlers)
+        seen: dict[TypeSpec, str] = {}
+        for h in self.handlers:
+            for spec in h.accepts:
+                if spec in seen:
+                    raise GraphError(
+                        f"{owner}: handlers {seen[spec]} and {h.name} both accept "
+                        f"{_types.describe(spec)}; keep one handler per type"
+                    )
+                seen[spec] = h.name
+        self.accepts: tuple[TypeSpec, ...] = tuple(seen)
+        sends: list[TypeSpec] = []
+        for h in self.handlers:
+            sends.extend(h.sends)
+        self.sends: tuple[TypeSpec, ...] = tuple(dict.fromkeys(sends))
+        self._cache: dict[type, HandlerSpec | None] = {}
+
+    def list_items(self) -> tuple[TypeSpec, ...]:
+        """Item types this executor takes through a `list[T]` (or wider) handler: fan-in."""
+        items: list[TypeSpec] = []
+        for spec in self.accepts:
+            if spec.origin is object:
+                return (ANY,)
+            if spec.literals is None and issubclass(list, spec.origin):
+                items.extend(spec.args[0] if spec.args else (ANY,))
+        return tuple(items)
+
+    def describe_accepts(self) -> str:
+        """The accepted types, for error messages."""
+        return ", ".join(_types.describe(s) for s in self.accepts) or "nothing"
+
+    def resolve(self, message: object) -> HandlerSpec | None:
+        """The handler for `message`, or None when no handler accepts it."""
+        cls = type(message)
+        hit = self._cache.get(cls, _MISSING)
+        if hit is not _MISSING:
+            return hit
+        ranked: list[tuple[float, HandlerSpec, TypeSpec]] = []
+        for h in self.handlers:
+            for spec in h.accepts:
+                d = _distance(cls, spec)
+                if d >= 0:
+                    ranked.append((d, h, spec))
+        ranked.sort(key=lambda r: r[0])
+        cacheable = True
+        for _, h, spec in ranked:
+            if spec.args is None and spec.literals is None:
+                if cacheable:
+                    self._cache[cls] = h
+                return h
+            cacheable = False
+            if _types.matches(message, spec):
+                return h
+        if cacheable:
+            self._cache[cls] = None
+        return None
+
+
+def _distance(cls: type, spec: TypeSpec) -> float:
+    d = _types.distance(cls, spec)
+    if d >= 0:
+        return d
+    try:
+        virtual = issubclass(cls, spec.origin)
+    except TypeError:
+        return -1
+    # A virtual subclass (ABC registration, protocol) ranks just above `object`.
+    return len(cls.__mro__) - 1.5 if virtual else -1

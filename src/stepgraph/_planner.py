@@ -1,0 +1,248 @@
+"""The pure planner: where a sent message goes, and what the next superstep delivers.
+
+No awaits and no I/O here. `Plan.route` runs at send time (so predicate and
+selector errors are the sender's failure); `Plan.commit` runs at the barrier
+and turns one superstep's routed sends into the next superstep's queue and the
+fan-in buffers. The runner only executes what this module decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _types
+from ._edges import EdgeGroup
+from ._errors import RoutingError
+from ._handlers import HandlerTable
+from ._types import TypeSpec
+
+__all__ = ["FanInSlot", "Plan", "Queue", "Target"]
+
+Queue = dict[int, list[Any]]
+"""Undelivered messages: executor index -> messages in delivery order."""
+
+FanInBuffers = dict[int, list[list[Any]]]
+"""Fan-in group index -> one FIFO per source (in source order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FanInSlot:
+    """Where a source's message waits in a fan-in group."""
+
+    group: int
+    position: int
+    target: int
+
+
+Target = int | FanInSlot
+
+
+class _Direct:
+    __slots__ = ("dst", "when")
+
+    def __init__(self, dst: int, when: Callable[[Any], bool] | None) -> None:
+        self.dst = dst
+        self.when = when
+
+
+class _Switch:
+    __slots__ = ("cases", "default")
+
+    def __init__(self, cases: list[tuple[Callable[[Any], bool], int]], default: int | None) -> None:
+        self.cases = cases
+        self.default = default
+
+
+class _Select:
+    __slots__ = ("dsts", "ids", "selector")
+
+    def __init__(
+        self,
+        dsts: dict[str, int],
+        selector: Callable[[Any, Sequence[str]], Sequence[str]],
+    ) -> None:
+        self.dsts = dsts
+        self.ids = tuple(dsts)
+        self.selector = selector
+
+
+class _FanIn:
+    __slots__ = ("items", "slot")
+
+    def __init__(self, slot: FanInSlot, items: tuple[TypeSpec, ...]) -> None:
+        self.slot = slot
+        self.items = items
+
+
+_Route = _Direct | _Switch | _Select | _FanIn
+
+
+class Plan:
+    """Compiled routing of an immutable workflow graph."""
+
+    __slots__ = ("fanin_sizes", "fanin_targets", "fast", "ids", "index", "routes", "tables")
+
+    def __init__(
+        self, ids: Sequence[str], tables: Sequence[HandlerTable], groups: Sequence[EdgeGroup]
+    ):
+        self.ids = tuple(ids)
+        self.index = {eid: i for i, eid in enumerate(self.ids)}
+        self.tables = tuple(tables)
+        routes: list[list[_Route]] = [[] for _ in self.ids]
+        self.fanin_sizes: list[int] = []
+        self.fanin_targets: list[int] = []
+        ix = self.index
+        for g in groups:
+            src = ix[g.sources[0]]
+            if g.kind in ("direct", "fan_out"):
+                conds = g.conditions or (None,) * len(g.targets)
+                for t, cond in zip(g.targets, conds, strict=True):
+                    routes[src].append(_Direct(ix[t], cond))
+            elif g.kind == "switch":
+                n = len(g.conditions)
+                cases = [(c, ix[t]) for c, t in zip(g.conditions, g.targets[:n], strict=True) if c]
+                routes[src].append(_Switch(cases, ix[g.targets[-1]] if g.has_default else None))
+            elif g.kind == "multi_select":
+                assert g.selector is not None
+                routes[src].append(_Select({t: ix[t] for t in g.targets}, g.selector))
+            else:
+                group = len(self.fanin_sizes)
+                dst = ix[g.targets[0]]
+                self.fanin_sizes.append(len(g.sources))
+                self.fanin_targets.append(dst)
+                items = self.tables[dst].list_items()
+                for pos, s in enumerate(g.sources):
+                    routes[ix[s]].append(_FanIn(FanInSlot(group, pos, dst), items))
+        self.routes = tuple(tuple(r) for r in routes)
+        # Fast path: a lone unconditional direct edge (chains) skips the generic loop.
+        self.fast: tuple[int | None, ...] = tuple(
+            r[0].dst if len(r) == 1 and isinstance(r[0], _Direct) and r[0].when is None else None
+            for r in self.routes
+        )
+
+    def accepts(self, dst: int, message: object) -> bool:
+        """True when some handler of executor `dst` takes `message`."""
+        return self.tables[dst].resolve(message) is not None
+
+    def route(self, src: int, message: object, to: str | None = None) -> list[Target]:
+        """Targets of `message` sent by executor `src` (optionally narrowed by `to`).
+
+        Raises:
+            RoutingError: when the message reaches no target.
+            Exception: whatever a condition or selector raises.
+        """
+        fast = self.fast[src]
+        if fast is not None and to is None and self.tables[fast].resolve(message) is not None:
+            return [fast]
+        out: list[Target] = []
+        skipped: list[str] = []
+        for r in self.routes[src]:
+            self._follow(r, message, out, skipped)
+        if to is not None:
+            if to not in self.index:
+                raise RoutingError(f"{self.ids[src]} sent to={to!r}, which is not an executor")
+            want = self.index[to]
+            out = [t for t in out if (t if isinstance(t, int) else t.target) == want]
+            if not out and not self._is_successor(src, want):
+                raise RoutingError(
+                    f"{self.ids[src]} sent to={to!r}, which is not a direct successor; "
+                    f"successors: {sorted(self._successors(src))}"
+                )
+        if not out:
+            raise RoutingError(self._explain(src, message, to, skipped))
+        return out
+
+    def _follow(self, r: _Route, message: object, out: list[Target], skipped: list[str]) -> None:
+        if isinstance(r, _Direct):
+            if r.when is not None and not r.when(message):
+                skipped.append(f"condition of edge to {self.ids[r.dst]} is false")
+            elif self.accepts(r.dst, message):
+                out.append(r.dst)
+            else:
+                skipped.append(f"{self.ids[r.dst]} has no handler for {type(message).__name__}")
+        elif isinstance(r, _Switch):
+            for pred, dst in r.cases:
+                if pred(message):
+                    self._take(dst, message, out, skipped, "switch case target")
+                    return
+            if r.default is None:
+                skipped.append("no switch case matched and the switch has no default")
+            else:
+                self._take(r.default, message, out, skipped, "switch default")
+        elif isinstance(r, _Select):
+            chosen = r.selector(message, r.ids)
+            for eid in chosen:
+                if eid not in r.dsts:
+                    raise RoutingError(
+                        f"multi-select selector returned {eid!r}, which is not one of its "
+                        f"targets {list(r.ids)}"
+                    )
+                self._take(r.dsts[eid], message, out, skipped, "multi-select target")
+            if not chosen:
+                skipped.append("the multi-select selector chose no target")
+        elif any(_types.matches(message, s) for s in r.items):
+            out.append(r.slot)
+        else:
+            skipped.append(
+                f"fan-in into {self.ids[r.slot.target]} takes no {type(message).__name__} items"
+            )
+
+    def _take(self, dst: int, message: object, out: list[Target], skipped: list[str], what: str):
+        if not self.accepts(dst, message):
+            raise RoutingError(
+                f"{what} {self.ids[dst]} has no handler for {type(message).__name__}"
+            )
+        out.append(dst)
+
+    def _successors(self, src: int) -> set[str]:
+        found: set[str] = set()
+        for r in self.routes[src]:
+            if isinstance(r, _Direct):
+                found.add(self.ids[r.dst])
+            elif isinstance(r, _Switch):
+                found.update(self.ids[d] for _, d in r.cases)
+                if r.default is not None:
+                    found.add(self.ids[r.default])
+            elif isinstance(r, _Select):
+                found.update(r.ids)
+            else:
+                found.add(self.ids[r.slot.target])
+        return found
+
+    def _is_successor(self, src: int, dst: int) -> bool:
+        return self.ids[dst] in self._successors(src)
+
+    def _explain(self, src: int, message: object, to: str | None, skipped: list[str]) -> str:
+        who = self.ids[src]
+        kind = type(message).__name__
+        if not self.routes[src]:
+            return (
+                f"{who} sent a {kind} but has no outgoing edge; add an edge from {who!r}, "
+                "or use ctx.yield_output() for a result of the run"
+            )
+        why = "; ".join(skipped) or "no edge took it"
+        narrowed = f" (narrowed by to={to!r})" if to is not None else ""
+        return f"message of type {kind} sent by {who} reached no target{narrowed}: {why}"
+
+    def commit(self, sends: list[tuple[Target, Any]], queue: Queue, fanin: FanInBuffers) -> None:
+        """Append one executor's routed sends to the next queue and the fan-in buffers."""
+        for target, message in sends:
+            if type(target) is int:
+                box = queue.get(target)
+                if box is None:
+                    queue[target] = [message]
+                else:
+                    box.append(message)
+                continue
+            assert isinstance(target, FanInSlot)
+            bufs = fanin.get(target.group)
+            if bufs is None:
+                bufs = fanin[target.group] = [[] for _ in range(self.fanin_sizes[target.group])]
+            bufs[target.position].append(message)
+            if all(bufs):
+                joined = [b.pop(0) for b in bufs]
+                queue.setdefault(target.target, []).append(joined)
+                if not any(bufs):
+                    del fanin[target.group]

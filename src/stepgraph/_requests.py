@@ -1,0 +1,50 @@
+"""Requests for outside input (human in the loop) and the results of runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._events import Event, RunStatus
+
+__all__ = ["Request", "RunResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A pending request for outside input, issued with `ctx.request`.
+
+    Attributes:
+        id: request id; answer it with `session.respond({id: answer})`.
+        executor_id: the executor that asked (a path for sub-workflows).
+        payload: what the executor asked with.
+        response_type: the type an answer must have.
+    """
+
+    id: str
+    executor_id: str
+    payload: Any
+    response_type: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What `await run` gives: outputs, events and the status the run ended with.
+
+    Attributes:
+        session_id: the session that ran.
+        outputs: values passed to `ctx.yield_output`, ordered by superstep, then
+            executor declaration order, then yield order (rolled-back supersteps excluded).
+        events: every event of the run in order (outputs and requests of rolled-back
+            supersteps excluded).
+        status: the status the run ended with.
+        pending_requests: requests still waiting for answers.
+        checkpoint_id: the last checkpoint saved, or None.
+    """
+
+    session_id: str
+    outputs: list[Any]
+    events: list[Event]
+    status: RunStatus
+    pending_requests: tuple[Request, ...] = ()
+    checkpoint_id: str | None = field(default=None)

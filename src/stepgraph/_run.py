@@ -1,0 +1,294 @@
+"""The `Run` handle: await it for a `RunResult`, iterate it for live events.
+
+A `Run` starts when it is first awaited or iterated; one that never is does
+nothing. Awaited, the superstep loop runs inline in the awaiting task (no
+extra task). Iterated, a driver task owned by the `Run` executes the loop and
+hands events to the consumer through a `_Channel` as they happen; the driver
+pauses at a superstep barrier while the consumer has not taken the events of
+the previous superstep.
+
+The run guard of the session is released when the run ends in any way. The
+driver task never references the `Run`, so a dropped `Run` is collected at
+once and its `__del__` cancels the driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import WorkflowError
+from ._events import Event, RunStatus
+from ._requests import RunResult
+from ._runner import Runner
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._session import Session
+
+__all__ = ["Run"]
+
+
+class _ListSink:
+    __slots__ = ("emit", "events")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.emit = self.events.append
+
+    async def barrier(self) -> None:
+        return None
+
+
+class _Channel:
+    """Live sink: events go to a consumer; the producer pauses at barriers."""
+
+    __slots__ = ("buffer", "done", "events", "live", "resume", "waiter")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.buffer: collections.deque[Event] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.resume: asyncio.Future[None] | None = None
+        self.live = True
+        self.done = False
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+        if self.live:
+            self.buffer.append(event)
+            self._wake_consumer()
+
+    def _wake_consumer(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def wake_producer(self) -> None:
+        r = self.resume
+        if r is not None and not r.done():
+            r.set_result(None)
+
+    async def barrier(self) -> None:
+        if self.live and self.buffer:
+            self.resume = asyncio.get_running_loop().create_future()
+            await self.resume
+            self.resume = None
+
+    def close(self) -> None:
+        self.done = True
+        self._wake_consumer()
+
+    def stop_streaming(self) -> None:
+        """The consumer stopped listening (it awaits the result instead)."""
+        self.live = False
+        self.buffer.clear()
+        self.wake_producer()
+
+
+class _Execution:
+    """Everything a run's loop needs; shared by the inline and the driver path."""
+
+    __slots__ = ("cancel_requested", "error", "make_runner", "release", "result", "session")
+
+    def __init__(
+        self, session: Session, make_runner: Callable[[Any], Runner], release: Callable[[], None]
+    ) -> None:
+        self.session = session
+        self.make_runner = make_runner
+        self.release = release
+        self.result: RunResult | None = None
+        self.error: BaseException | None = None
+        self.cancel_requested = False
+
+    def finish(self, runner: Runner, status: RunStatus) -> RunResult:
+        s = self.session
+        self.result = RunResult(
+            session_id=s.id,
+            outputs=runner.outputs,
+            events=runner.sink.events,
+            status=status,
+            pending_requests=tuple(s._pending.values()),
+            checkpoint_id=s._head,
+        )
+        return self.result
+
+    async def inline(self) -> RunResult:
+        runner = self.make_runner(_ListSink())
+        try:
+            status = await runner.execute()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.cancel_requested and task is not None and task.uncancel() == 0:
+                return self.finish(runner, RunStatus.CANCELLED)
+            raise
+        finally:
+            self.release()
+        return self.finish(runner, status)
+
+    async def drive(self, channel: _Channel) -> None:
+        runner = self.make_runner(channel)
+        try:
+            status = await runner.execute()
+            self.finish(runner, status)
+        except asyncio.CancelledError:
+            self.finish(runner, RunStatus.CANCELLED)
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.release()
+            channel.close()
+
+
+_NEW, _AWAITED, _STREAMING, _CLOSED = range(4)
+
+
+class Run(Coroutine[Any, Any, RunResult]):
+    """One invocation of a session: awaitable (`RunResult`) and async-iterable (events).
+
+    `Run` implements `collections.abc.Coroutine`, so `asyncio.run`,
+    `asyncio.gather` and `create_task` take it directly. `async with` closes
+    it on exit; `aclose()` and `cancel()` stop it.
+    """
+
+    def __init__(self, execution: _Execution) -> None:
+        self._exec = execution
+        self._mode = _NEW
+        self._coro: Coroutine[Any, Any, RunResult] | None = None
+        self._channel: _Channel | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._owner: asyncio.Task[Any] | None = None
+        self._raised = False
+
+    # -- awaiting -----------------------------------------------------------------
+
+    def _coroutine(self) -> Coroutine[Any, Any, RunResult]:
+        if self._coro is None:
+            self._coro = self._await_impl()
+        return self._coro
+
+    async def _await_impl(self) -> RunResult:
+        ex = self._exec
+        if self._mode == _NEW:
+            self._mode = _AWAITED
+            self._owner = asyncio.current_task()
+            return await ex.inline()
+        if self._mode == _STREAMING:
+            assert self._channel is not None
+            assert self._task is not None
+            self._channel.stop_streaming()
+            await self._task
+        return self._outcome()
+
+    def _outcome(self) -> RunResult:
+        ex = self._exec
+        if ex.error is not None:
+            raise ex.error
+        if ex.result is None:
+            raise WorkflowError("this run was closed before it started; it has no result")
+        return ex.result
+
+    def __await__(self) -> Generator[Any, None, RunResult]:
+        return self._coroutine().__await__()
+
+    def send(self, value: Any, /) -> Any:
+        """Coroutine protocol: advance the run (used by event loops and tasks)."""
+        return self._coroutine().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: TracebackType | None = None, /) -> Any:
+        """Coroutine protocol: raise an exception inside the run."""
+        if val is None:
+            return self._coroutine().throw(typ)
+        return self._coroutine().throw(val)
+
+    def close(self) -> None:
+        """Coroutine protocol: close an awaited run, or stop a run that never started."""
+        if self._coro is not None:
+            self._coro.close()
+        elif self._mode == _NEW:
+            self._mode = _CLOSED
+            self._exec.release()
+
+    # -- iterating ------------------------------------------------------------------
+
+    def __aiter__(self) -> Run:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._mode == _NEW:
+            self._mode = _STREAMING
+            self._channel = channel = _Channel()
+            self._task = asyncio.get_running_loop().create_task(self._exec.drive(channel))
+        elif self._mode != _STREAMING:
+            raise StopAsyncIteration
+        channel = self._channel
+        assert channel is not None
+        while True:
+            if channel.buffer:
+                event = channel.buffer.popleft()
+                if not channel.buffer:
+                    channel.wake_producer()
+                return event
+            if channel.done:
+                if self._exec.error is not None and not self._raised:
+                    self._raised = True
+                    raise self._exec.error
+                raise StopAsyncIteration
+            channel.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await channel.waiter
+            finally:
+                channel.waiter = None
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the run at once: its current superstep is cancelled and nothing of it committed.
+
+        An awaited run then returns a `RunResult` with status `CANCELLED`.
+        """
+        if self._mode == _NEW:
+            self.close()
+        elif self._task is not None:
+            self._task.cancel()
+        elif self._mode == _AWAITED and self._owner is not None and self._exec.result is None:
+            self._exec.cancel_requested = True
+            self._owner.cancel()
+
+    async def aclose(self) -> None:
+        """Stop the run and wait until its handlers have stopped and the guard is released."""
+        if self._mode == _NEW:
+            self.close()
+            return
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        self._mode = _CLOSED
+
+    async def __aenter__(self) -> Run:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        mode = getattr(self, "_mode", _CLOSED)
+        if mode == _NEW:
+            self._exec.release()
+        elif mode == _STREAMING and self._task is not None and not self._task.done():
+            self._task.cancel()
+        elif mode == _AWAITED and self._coro is not None:
+            self._coro.close()
+
+    @property
+    def result(self) -> RunResult | None:
+        """The result once the run has finished, else None."""
+        return self._exec.result
+
+    def __repr__(self) -> str:
+        state = ("new", "awaited", "streaming", "closed")[self._mode]
+        return f"<Run session={self._exec.session.id!r} {state}>"

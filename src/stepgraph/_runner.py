@@ -1,0 +1,235 @@
+"""The superstep loop: executes what the planner decided, then commits at the barrier.
+
+Invariants:
+* Messages sent in superstep k are delivered in superstep k+1.
+* A superstep commits as a unit at its barrier (state writes, sends, fan-in
+  buffers, outputs), executor by executor in declaration order. If any handler
+  raises, or the run is cancelled, nothing of it is committed, its sibling
+  handlers are cancelled and stateful executors get their snapshots back.
+* Every handler task is owned by a `TaskGroup`; a superstep with a single
+  executor runs it inline, with no task at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import typing
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import _state
+from ._context import Activation, Context, SyncContext
+from ._errors import ConvergenceError, ExecutorFailedError, RoutingError
+from ._events import (
+    Event,
+    ExecutorCompleted,
+    ExecutorFailed,
+    ExecutorInvoked,
+    Output,
+    RequestIssued,
+    RunCompleted,
+    RunStarted,
+    RunStatus,
+    SuperstepCompleted,
+    SuperstepStarted,
+)
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+__all__ = ["Runner", "Sink"]
+
+
+class Sink(Protocol):
+    """Where a run's events go. `events` keeps them all for the `RunResult`."""
+
+    events: list[Event]
+
+    def emit(self, event: Event) -> None: ...
+
+    async def barrier(self) -> None:
+        """Called after each committed superstep; a live stream may pause here."""
+        ...
+
+
+class _HandlerFailure(Exception):
+    """Internal: carries the failing executor's index out of a task group."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+class Runner:
+    """Runs one invocation (`run`, `respond` or `resume`) of a session to its end."""
+
+    __slots__ = ("budget", "outputs", "plan", "session", "sink")
+
+    def __init__(self, session: Session, sink: Sink, budget: int) -> None:
+        self.session = session
+        self.sink = sink
+        self.budget = budget
+        self.plan = session.workflow._plan
+        self.outputs: list[Any] = []
+
+    async def execute(self) -> RunStatus:
+        """Run supersteps until no message is queued; return the final status.
+
+        Raises:
+            ExecutorFailedError: a handler raised (the session is `FAILED`).
+            ConvergenceError: the superstep budget ran out (the session is `FAILED`).
+            asyncio.CancelledError: the run was cancelled (the session is `CANCELLED`).
+        """
+        s = self.session
+        sink = self.sink
+        sink.emit(RunStarted(s.id))
+        steps = 0
+        try:
+            while s._queue:
+                if steps == self.budget:
+                    raise ConvergenceError(
+                        f"session {s.id!r} still had messages queued after {self.budget} "
+                        f"supersteps (max_supersteps of workflow {s.workflow.name!r}); "
+                        "call session.resume() to grant another budget, raise max_supersteps "
+                        "in build(), or check the graph for an unintended cycle"
+                    )
+                steps += 1
+                await self._superstep()
+                await sink.barrier()
+        except _HandlerFailure as failure:
+            s._status = RunStatus.FAILED
+            eid = self.plan.ids[failure.index]
+            sink.emit(ExecutorFailed(eid, failure.error))
+            sink.emit(RunCompleted(RunStatus.FAILED))
+            k = s._superstep + 1
+            err = failure.error
+            raise ExecutorFailedError(
+                f"executor {eid!r} raised {type(err).__name__}: {err} (superstep {k} was rolled "
+                f"back; session {s.id!r} is FAILED: call resume() to retry it or reset() to "
+                "discard it)",
+                executor_id=eid,
+                superstep=k,
+            ) from err
+        except ConvergenceError:
+            s._status = RunStatus.FAILED
+            sink.emit(RunCompleted(RunStatus.FAILED))
+            raise
+        except BaseException:  # cancelled, closed or interrupted
+            s._queue = {}
+            s._fanin = {}
+            s._status = RunStatus.CANCELLED
+            sink.emit(RunCompleted(RunStatus.CANCELLED))
+            raise
+        status = RunStatus.IDLE_WITH_PENDING_REQUESTS if s._pending else RunStatus.IDLE
+        s._status = status
+        sink.emit(RunCompleted(status))
+        return status
+
+    async def _superstep(self) -> None:
+        s = self.session
+        sink = self.sink
+        queue = s._queue
+        k = s._superstep + 1
+        mark = len(sink.events)
+        sink.emit(SuperstepStarted(k))
+        committed = s._state
+        emit = sink.emit
+        acts = [Activation(i, queue[i], k, committed, emit) for i in sorted(queue)]
+        snapshots = await self._snapshots(acts)
+        try:
+            if len(acts) == 1:
+                await self._invoke(acts[0])
+            else:
+                async with asyncio.TaskGroup() as tg:
+                    for act in acts:
+                        tg.create_task(self._invoke(act))
+        except BaseException as exc:
+            for act in acts:
+                act.closed = True
+            self._forget_rolled_back(mark)
+            await self._restore(snapshots)
+            if isinstance(exc, BaseExceptionGroup):
+                group = typing.cast(BaseExceptionGroup[BaseException], exc)
+                raise _first_failure(group) from None
+            raise
+        # The barrier: commit executor by executor in declaration order.
+        plan = self.plan
+        new_queue: dict[int, list[Any]] = {}
+        fanin = s._fanin
+        outputs = self.outputs
+        for act in acts:
+            if act.writes:
+                _state.commit(committed, act.writes)
+            if act.sends:
+                plan.commit(act.sends, new_queue, fanin)
+            if act.outputs:
+                outputs.extend(act.outputs)
+        s._queue = new_queue
+        s._superstep = k
+        emit(SuperstepCompleted(k))
+
+    async def _invoke(self, act: Activation) -> None:
+        s = self.session
+        i = act.index
+        ex = s._executors[i]
+        if ex is None:
+            ex = s._instantiate(i)
+        ctx = s._contexts[i]
+        assert ctx is not None
+        table = self.plan.tables[i]
+        eid = self.plan.ids[i]
+        act.emit(ExecutorInvoked(eid, act.superstep))
+        try:
+            ctx._act = act
+            for message in act.messages:
+                h = table.resolve(message)
+                if h is None:
+                    raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
+                if h.is_async:
+                    await h.invoke(ex, message, ctx)
+                else:
+                    loop = asyncio.get_running_loop()
+                    sync_ctx = SyncContext(self.plan, i, s.id, loop)
+                    sync_ctx._act = act
+                    await asyncio.to_thread(h.invoke, ex, message, sync_ctx)
+        except Exception as exc:
+            raise _HandlerFailure(i, exc) from exc
+        finally:
+            ctx._act = None
+        act.emit(ExecutorCompleted(eid, act.superstep))
+
+    async def _snapshots(self, acts: list[Activation]) -> list[tuple[Any, Any]]:
+        stateful = self.session.workflow._stateful
+        if not any(stateful[a.index] for a in acts):
+            return []
+        out: list[tuple[Any, Any]] = []
+        s = self.session
+        for act in acts:
+            if stateful[act.index]:
+                ex = s._executors[act.index] or s._instantiate(act.index)
+                out.append((ex, await ex.snapshot()))  # type: ignore[attr-defined]
+        return out
+
+    async def _restore(self, snapshots: list[tuple[Any, Any]]) -> None:
+        for ex, data in snapshots:
+            await ex.restore(data)
+
+    def _forget_rolled_back(self, mark: int) -> None:
+        """Outputs and requests of a rolled-back superstep never reach the RunResult."""
+        events = self.sink.events
+        tail = [e for e in events[mark:] if not isinstance(e, Output | RequestIssued)]
+        del events[mark:]
+        events.extend(tail)
+
+
+def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_failure(typing.cast(BaseExceptionGroup[BaseException], exc))
+        return exc
+    return group
+
+
+def new_context(session: Session, index: int) -> Context[Any, Any]:
+    """The per-session context of executor `index`."""
+    return Context(session.workflow._plan, index, session.id)

@@ -1,0 +1,149 @@
+"""The immutable `Workflow`: a validated graph plus executor prototypes.
+
+A workflow holds no per-run state, so any number of sessions and runs may use
+it at once, in one event loop or several (successive `asyncio.run` calls
+included). Everything that changes lives in a `Session`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
+
+from . import _types, _viz
+from ._edges import EdgeGroup
+from ._executor import Executor
+from ._planner import Plan
+from ._run import Run
+from ._session import Session
+
+__all__ = ["Workflow", "default_clock", "default_ids"]
+
+InT = TypeVar("InT", default=Any)
+
+
+def default_clock() -> datetime:
+    """The wall clock, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def default_ids() -> str:
+    """A random 32-hex-digit id."""
+    return uuid.uuid4().hex
+
+
+class Workflow(Generic[InT]):
+    """A built workflow: immutable, shareable, cheap to open sessions on.
+
+    Made by `WorkflowBuilder.build()`; never construct it directly.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        executors: Sequence[Executor],
+        groups: Sequence[EdgeGroup],
+        start: str,
+        max_supersteps: int,
+        types: Sequence[type],
+    ) -> None:
+        self.name = name
+        self.max_supersteps = max_supersteps
+        self._prototypes = tuple(executors)
+        self._groups = tuple(groups)
+        ids = [e.id for e in self._prototypes]
+        self._plan = Plan(ids, [e.handler_table() for e in self._prototypes], self._groups)
+        self._start = self._plan.index[start]
+        self._stateful = tuple(
+            callable(getattr(type(e), "snapshot", None))
+            and callable(getattr(type(e), "restore", None))
+            for e in self._prototypes
+        )
+        self._types = tuple(types)
+        self._description = self._describe()
+        blob = json.dumps(self._description, sort_keys=True, separators=(",", ":"))
+        self.signature: str = hashlib.sha256(blob.encode()).hexdigest()
+        """Hex digest over executors, handler types, edges, edge kinds and predicate names."""
+
+    @property
+    def start_id(self) -> str:
+        """Id of the start executor."""
+        return self._plan.ids[self._start]
+
+    @property
+    def executor_ids(self) -> tuple[str, ...]:
+        """Executor ids in declaration order."""
+        return self._plan.ids
+
+    @property
+    def edges(self) -> tuple[EdgeGroup, ...]:
+        """The edge groups, one per builder `add_*` call."""
+        return self._groups
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description of the graph (what the signature digests)."""
+        return json.loads(json.dumps(self._description))
+
+    def _describe(self) -> dict[str, Any]:
+        executors: list[dict[str, Any]] = []
+        for ex, table in zip(self._prototypes, self._plan.tables, strict=True):
+            executors.append(
+                {
+                    "id": ex.id,
+                    "type": f"{type(ex).__module__}.{type(ex).__qualname__}",
+                    "accepts": sorted(_types.describe(s) for s in table.accepts),
+                }
+            )
+        return {
+            "start": self.start_id,
+            "executors": executors,
+            "edges": [g.describe() for g in self._groups],
+        }
+
+    def session(
+        self,
+        session_id: str | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        ids: Callable[[], str] | None = None,
+    ) -> Session[InT]:
+        """Open a session: cheap and synchronous.
+
+        Args:
+            session_id: the conversation id; a new random id when None.
+            clock: returns the current time (inject a manual clock in tests).
+            ids: returns new unique ids (inject a deterministic factory in tests).
+        """
+        id_factory = ids or default_ids
+        return Session(
+            self,
+            session_id if session_id is not None else id_factory(),
+            clock=clock or default_clock,
+            ids=id_factory,
+        )
+
+    def run(self, input: InT) -> Run:
+        """Run `input` on a new one-shot session; await the `Run` for a `RunResult`."""
+        return self.session().run(input)
+
+    def stream(self, input: InT) -> Run:
+        """Run `input` on a new one-shot session; iterate the `Run` for live events."""
+        return self.session().run(input)
+
+    def to_mermaid(self) -> str:
+        """The graph as a Mermaid flowchart."""
+        return _viz.to_mermaid(self.start_id, self._plan.ids, self._groups)
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz DOT."""
+        return _viz.to_dot(self.name, self.start_id, self._plan.ids, self._groups)
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name!r} executors={len(self._prototypes)}>"
