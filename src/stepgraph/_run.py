@@ -33,11 +33,12 @@ __all__ = ["Run"]
 
 
 class _ListSink:
-    __slots__ = ("emit", "events")
+    __slots__ = ("emit", "events", "pauses")
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.emit = self.events.append
+        self.pauses = False
 
     async def barrier(self) -> None:
         return None
@@ -46,9 +47,10 @@ class _ListSink:
 class _Channel:
     """Live sink: events go to a consumer; the producer pauses at barriers."""
 
-    __slots__ = ("buffer", "done", "events", "live", "resume", "waiter")
+    __slots__ = ("buffer", "done", "events", "live", "pauses", "resume", "waiter")
 
     def __init__(self) -> None:
+        self.pauses = True
         self.events: list[Event] = []
         self.buffer: collections.deque[Event] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None

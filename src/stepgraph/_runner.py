@@ -43,6 +43,8 @@ class Sink(Protocol):
     """Where a run's events go. `events` keeps them all for the `RunResult`."""
 
     events: list[Event]
+    pauses: bool
+    """True when `barrier()` may wait (a live stream); False skips the call."""
 
     def emit(self, event: Event) -> None: ...
 
@@ -95,7 +97,8 @@ class Runner:
                     )
                 steps += 1
                 await self._superstep()
-                await sink.barrier()
+                if sink.pauses:
+                    await sink.barrier()
         except _HandlerFailure as failure:
             s._status = RunStatus.FAILED
             eid = self.plan.ids[failure.index]
@@ -199,9 +202,10 @@ class Runner:
         act.emit(ExecutorCompleted(eid, act.superstep))
 
     async def _snapshots(self, acts: list[Activation]) -> list[tuple[Any, Any]]:
-        stateful = self.session.workflow._stateful
-        if not any(stateful[a.index] for a in acts):
+        wf = self.session.workflow
+        if not wf._any_stateful:
             return []
+        stateful = wf._stateful
         out: list[tuple[Any, Any]] = []
         s = self.session
         for act in acts:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
+import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic
@@ -34,8 +34,8 @@ def default_clock() -> datetime:
 
 
 def default_ids() -> str:
-    """A random 32-hex-digit id."""
-    return uuid.uuid4().hex
+    """A random 32-hex-digit id (128 random bits)."""
+    return os.urandom(16).hex()
 
 
 class Workflow(Generic[InT]):
@@ -66,6 +66,7 @@ class Workflow(Generic[InT]):
             and callable(getattr(type(e), "restore", None))
             for e in self._prototypes
         )
+        self._any_stateful = any(self._stateful)
         self._types = tuple(types)
         self._description = self._describe()
         blob = json.dumps(self._description, sort_keys=True, separators=(",", ":"))
