@@ -76,11 +76,7 @@ def test_reads_see_committed_state_plus_own_writes_never_siblings_pending_writes
             )
 
         wf = (
-            sg.WorkflowBuilder(start=s)
-            .add_fan_out(s, [a, b])
-            .add_edge(a, c)
-            .add_edge(b, c)
-            .build()
+            sg.WorkflowBuilder(start=s).add_fan_out(s, [a, b]).add_edge(a, c).add_edge(b, c).build()
         )
         session = wf.session()
         await session.run(0)

@@ -204,9 +204,7 @@ def test_order_ignores_timing_alphabet_and_edge_order() -> None:
 # --------------------------------------------------------------------------- outputs
 
 
-def test_outputs_ordered_by_superstep_then_declaration_then_yield_even_if_timing_reversed() -> (
-    None
-):
+def test_outputs_ordered_by_superstep_then_declaration_then_yield_even_if_timing_reversed() -> None:
     async def main() -> list[Any]:
         q_done = asyncio.Event()
 
@@ -234,11 +232,7 @@ def test_outputs_ordered_by_superstep_then_declaration_then_yield_even_if_timing
             await ctx.yield_output(f"t{n}")
 
         wf = (
-            sg.WorkflowBuilder(start=s)
-            .add_fan_out(s, [p, q])
-            .add_edge(q, t)
-            .add_edge(p, t)
-            .build()
+            sg.WorkflowBuilder(start=s).add_fan_out(s, [p, q]).add_edge(q, t).add_edge(p, t).build()
         )
         return list((await wf.run(0)).outputs)
 

@@ -12,6 +12,7 @@ own copies made by `Executor.fresh()`.
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass(frozen=True, slots=True)
 class _HandlerMark:
     input: object
+    localns: dict[str, Any] | None
+
+
+def caller_namespace(func: Callable[..., Any], depth: int) -> dict[str, Any] | None:
+    """Locals visible where `func` was decorated, for string annotations.
+
+    Under `from __future__ import annotations`, annotations naming classes
+    defined inside a function cannot be resolved from the module globals; the
+    decorator captures the enclosing scopes (the class body and the function
+    around it) so they resolve at build time.
+    """
+    if not any(isinstance(a, str) for a in getattr(func, "__annotations__", {}).values()):
+        return None
+    ns: dict[str, Any] = {}
+    frame = sys._getframe(depth + 1)  # pyright: ignore[reportPrivateUsage]
+    scopes = []
+    while frame is not None and len(scopes) < 3 and frame.f_globals is func.__globals__:
+        scopes.append(frame.f_locals)
+        frame = frame.f_back
+    for scope in reversed(scopes):
+        ns.update(scope)
+    return ns
 
 
 _MARK = "_sg_handler"
@@ -47,7 +70,7 @@ def handler(func: F | None = None, /, *, input: object = None) -> F | Callable[[
     """
 
     def mark(f: F) -> F:
-        setattr(f, _MARK, _HandlerMark(input))
+        setattr(f, _MARK, _HandlerMark(input, caller_namespace(f, 1 if func is None else 2)))
         return f
 
     return mark(func) if func is not None else mark
@@ -113,7 +136,11 @@ def _collect_methods(cls: type) -> list[HandlerSpec]:
             if isinstance(mark, _HandlerMark):
                 seen.add(name)
                 func = typing.cast(Callable[..., Any], member)
-                specs.append(inspect_handler(func, name, mark.input, bound=True, owner=cls))
+                specs.append(
+                    inspect_handler(
+                        func, name, mark.input, bound=True, owner=cls, localns=mark.localns
+                    )
+                )
     return specs
 
 
@@ -126,19 +153,32 @@ class FunctionExecutor(Executor):
     """
 
     def __init__(
-        self, func: Callable[..., Any], *, id: str | None = None, input: object = None
+        self,
+        func: Callable[..., Any],
+        *,
+        id: str | None = None,
+        input: object = None,
+        localns: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(id or getattr(func, "__name__", "") or "executor")
         self.func = func
-        self._table = HandlerTable(self.id, [inspect_handler(func, self.id, input, bound=False)])
+        self._localns = localns if localns is not None else caller_namespace(func, 1)
+        self._table: HandlerTable | None = None
+        self._input = input
+
+    def handler_table(self) -> HandlerTable:
+        """The single handler made from the function."""
+        table = self._table
+        if table is None:
+            spec = inspect_handler(
+                self.func, self.id, self._input, bound=False, localns=self._localns
+            )
+            table = self._table = HandlerTable(self.id, [spec])
+        return table
 
     def fresh(self) -> Self:
         """Return self: a function executor keeps no per-session state."""
         return self
-
-    def handler_table(self) -> HandlerTable:
-        """The single handler made from the function."""
-        return self._table
 
     async def __call__(self, message: Any, ctx: Any) -> None:
         """Call the wrapped function (handy in tests)."""
@@ -159,7 +199,9 @@ class _ExecutorDecorator(Generic[T]):
         self.input = input
 
     def __call__(self, func: Callable[..., Any]) -> FunctionExecutor:
-        return FunctionExecutor(func, id=self.id, input=self.input)
+        return FunctionExecutor(
+            func, id=self.id, input=self.input, localns=caller_namespace(func, 1)
+        )
 
 
 @overload
@@ -176,5 +218,5 @@ def executor(
     sync functions run in a worker thread.
     """
     if func is not None:
-        return FunctionExecutor(func, id=id, input=input)
+        return FunctionExecutor(func, id=id, input=input, localns=caller_namespace(func, 1))
     return _ExecutorDecorator(id, input)

@@ -44,9 +44,9 @@ class HandlerSpec:
     accepts_response: tuple[TypeSpec, ...] | None = None
 
 
-def _hints(func: Callable[..., Any]) -> dict[str, Any]:
+def _hints(func: Callable[..., Any], localns: dict[str, Any] | None) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(func)
+        return typing.get_type_hints(func, localns=localns)
     except Exception:  # unresolvable forward references: resolve what we can
         hints: dict[str, Any] = {}
         for name, ann in getattr(func, "__annotations__", {}).items():
@@ -54,7 +54,7 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
                 hints[name] = ann
                 continue
             try:
-                hints[name] = eval(ann, getattr(func, "__globals__", {}))
+                hints[name] = eval(ann, getattr(func, "__globals__", {}), localns)
             except Exception:
                 continue
         return hints
@@ -79,7 +79,13 @@ def _context_sends(annotation: object) -> tuple[TypeSpec, ...]:
 
 
 def inspect_handler(
-    func: Callable[..., Any], name: str, input: object, *, bound: bool, owner: type | None = None
+    func: Callable[..., Any],
+    name: str,
+    input: object,
+    *,
+    bound: bool,
+    owner: type | None = None,
+    localns: dict[str, Any] | None = None,
 ) -> HandlerSpec:
     """Read a handler's message type and send types from its signature.
 
@@ -98,7 +104,7 @@ def inspect_handler(
     is_async = inspect.iscoroutinefunction(func)
     if bound and not is_async:
         raise GraphError(f"handler {where} must be declared 'async def'")
-    hints = _hints(func)
+    hints = _hints(func, localns)
     annotation = input if input is not None else hints.get(params[0].name)
     if annotation is None:
         raise GraphError(

@@ -1,0 +1,436 @@
+"""stepgraph: anchor benchmark (W1, W2, W3, W5, W6 of shared/bench/workloads.md).
+
+Same command line, workload sizes, reps, warm-up, verification and JSON line
+as the shared peer scripts (bench_af.py, bench_langgraph.py, ...), which it
+reuses through benchcommon.py from the shared bench folder, so the numbers
+are directly comparable. Only stepgraph's public, idiomatic API is used:
+Executor subclasses with @sg.handler (variant `class`, the default) or
+@sg.executor functions (variant `fn`), WorkflowBuilder add_chain / add_edge /
+add_fan_out / add_fan_in, `await wf.run(x)` and `async for ev in wf.stream(x)`.
+
+Each timed rep measures the run alone; the result is verified right after,
+untimed, and a wrong result exits non-zero with `"verified": false`.
+"""
+
+import argparse
+import asyncio
+import statistics as st
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# The shared bench folder sits beside the repository: <repo>/../shared/bench.
+SHARED_BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "bench"
+if not (SHARED_BENCH / "benchcommon.py").is_file():
+    raise SystemExit(
+        f"bench_stepgraph: {SHARED_BENCH / 'benchcommon.py'} not found. The shared anchor "
+        "benchmarks (workloads.md, benchcommon.py) must sit at ../shared/bench relative to "
+        "the repository root."
+    )
+sys.path.insert(0, str(SHARED_BENCH))
+
+import benchcommon as bc  # noqa: E402
+
+T_IMPORT0 = time.perf_counter()
+import stepgraph as sg  # noqa: E402
+
+IMPORT_S = time.perf_counter() - T_IMPORT0
+
+ENGINE = "stepgraph"
+VERSION = bc.pkg_version("stepgraph")
+WORKLOADS = ("W1", "W2", "W3", "W5", "W6")
+VARIANTS = ("class", "fn")
+
+
+# ---------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Tick(sg.Event):
+    """W6a: the user-visible progress event node A streams before it holds."""
+
+    value: int
+
+
+# ---------------------------------------------------------------- executors (variant "class")
+class Inc(sg.Executor):
+    @sg.handler
+    async def on_int(self, v: int, ctx: sg.Context[int]) -> None:
+        await ctx.send(v + 1)
+
+
+class IncOut(sg.Executor):
+    @sg.handler
+    async def on_int(self, v: int, ctx: sg.Context[None, int]) -> None:
+        await ctx.yield_output(v + 1)
+
+
+class Source(sg.Executor):
+    @sg.handler
+    async def on_seed(self, seed: int, ctx: sg.Context[int]) -> None:
+        await ctx.send(seed)
+
+
+class Worker(sg.Executor):
+    def __init__(self, id: str, idx: int) -> None:
+        super().__init__(id=id)
+        self.idx = idx
+
+    @sg.handler
+    async def on_seed(self, seed: int, ctx: sg.Context[int]) -> None:
+        await ctx.send(self.idx + seed)
+
+
+class Aggregate(sg.Executor):
+    def __init__(self, id: str, width: int) -> None:
+        super().__init__(id=id)
+        self.width = width
+
+    @sg.handler
+    async def on_results(self, vals: list[int], ctx: sg.Context[None, int]) -> None:
+        # A join delivers all W values at once; anything else is a wrong result.
+        bc.check(len(vals) == self.width, f"W2 aggregator got {len(vals)} values, want {self.width}")
+        await ctx.yield_output(sum(vals))
+
+
+class Hop(sg.Executor):
+    def __init__(self, id: str, target: int) -> None:
+        super().__init__(id=id)
+        self.target = target
+
+    @sg.handler
+    async def on_int(self, v: int, ctx: sg.Context[int, int]) -> None:
+        v += 1
+        if v >= self.target:
+            await ctx.yield_output(v)
+        else:
+            await ctx.send(v)
+
+
+class EmitThenHold(sg.Executor):
+    @sg.handler
+    async def on_int(self, v: int, ctx: sg.Context[int]) -> None:
+        await ctx.emit(Tick(v))
+        await asyncio.sleep(bc.W6_HOLD_S)
+        await ctx.send(v + 1)
+
+
+class Sleepy(sg.Executor):
+    @sg.handler
+    async def on_int(self, v: int, ctx: sg.Context[int]) -> None:
+        await asyncio.sleep(bc.W6_SLEEP_S)
+        await ctx.send(v + 1)
+
+
+class SleepyOut(sg.Executor):
+    @sg.handler
+    async def on_int(self, v: int, ctx: sg.Context[None, int]) -> None:
+        await asyncio.sleep(bc.W6_SLEEP_S)
+        await ctx.yield_output(v + 1)
+
+
+# ---------------------------------------------------------------- functions (variant "fn")
+async def inc(v: int, ctx: sg.Context[int]) -> None:
+    await ctx.send(v + 1)
+
+
+async def inc_out(v: int, ctx: sg.Context[None, int]) -> None:
+    await ctx.yield_output(v + 1)
+
+
+async def source(seed: int, ctx: sg.Context[int]) -> None:
+    await ctx.send(seed)
+
+
+async def emit_then_hold(v: int, ctx: sg.Context[int]) -> None:
+    await ctx.emit(Tick(v))
+    await asyncio.sleep(bc.W6_HOLD_S)
+    await ctx.send(v + 1)
+
+
+async def sleepy(v: int, ctx: sg.Context[int]) -> None:
+    await asyncio.sleep(bc.W6_SLEEP_S)
+    await ctx.send(v + 1)
+
+
+async def sleepy_out(v: int, ctx: sg.Context[None, int]) -> None:
+    await asyncio.sleep(bc.W6_SLEEP_S)
+    await ctx.yield_output(v + 1)
+
+
+def fn_worker(eid: str, idx: int) -> sg.Executor:
+    @sg.executor(id=eid)
+    async def worker(seed: int, ctx: sg.Context[int]) -> None:
+        await ctx.send(idx + seed)
+
+    return worker
+
+
+def fn_aggregate(eid: str, width: int) -> sg.Executor:
+    @sg.executor(id=eid)
+    async def aggregate(vals: list[int], ctx: sg.Context[None, int]) -> None:
+        bc.check(len(vals) == width, f"W2 aggregator got {len(vals)} values, want {width}")
+        await ctx.yield_output(sum(vals))
+
+    return aggregate
+
+
+def fn_hop(eid: str, target: int) -> sg.Executor:
+    @sg.executor(id=eid)
+    async def hop(v: int, ctx: sg.Context[int, int]) -> None:
+        v += 1
+        if v >= target:
+            await ctx.yield_output(v)
+        else:
+            await ctx.send(v)
+
+    return hop
+
+
+# ---------------------------------------------------------------- builders
+def chain_executors(n: int, variant: str, mid: Any, last: Any, prefix: str = "n") -> list[Any]:
+    """n executors n0..n{n-1}; `mid`/`last` are the class or function of the inner/last node."""
+    if variant == "class":
+        return [(mid if i < n - 1 else last)(id=f"{prefix}{i}") for i in range(n)]
+    return [sg.executor(id=f"{prefix}{i}")(mid if i < n - 1 else last) for i in range(n)]
+
+
+def build_chain(n: int, variant: str, mid: Any = None, last: Any = None) -> sg.Workflow[int]:
+    if mid is None:
+        mid, last = (Inc, IncOut) if variant == "class" else (inc, inc_out)
+    execs = chain_executors(n, variant, mid, last)
+    return sg.WorkflowBuilder(start=execs[0]).add_chain(execs).build(max_supersteps=n + 10)
+
+
+def build_fan(w: int, variant: str) -> sg.Workflow[int]:
+    if variant == "class":
+        src: sg.Executor = Source(id="src")
+        workers = [Worker(id=f"w{i}", idx=i) for i in range(w)]
+        agg = Aggregate(id="agg", width=w)
+    else:
+        src = sg.executor(id="src")(source)
+        workers = [fn_worker(f"w{i}", i) for i in range(w)]
+        agg = fn_aggregate("agg", w)
+    return (
+        sg.WorkflowBuilder(start=src)
+        .add_fan_out(src, workers)
+        .add_fan_in(workers, agg)
+        .build(max_supersteps=10)
+    )
+
+
+def build_loop(n: int, variant: str) -> sg.Workflow[int]:
+    if variant == "class":
+        ping: sg.Executor = Hop(id="ping", target=n)
+        pong: sg.Executor = Hop(id="pong", target=n)
+    else:
+        ping, pong = fn_hop("ping", n), fn_hop("pong", n)
+    return (
+        sg.WorkflowBuilder(start=ping)
+        .add_edge(ping, pong)
+        .add_edge(pong, ping)
+        .build(max_supersteps=n + 10)
+    )
+
+
+# ---------------------------------------------------------------- verification helpers
+def count(events: Any, kind: type) -> int:
+    return sum(1 for e in events if isinstance(e, kind))
+
+
+def check_result(res: Any, want: list[Any], supersteps: int | None, what: str) -> None:
+    bc.check(res.outputs == want, f"{what} expected outputs {want} got {res.outputs}")
+    bc.check(res.status is sg.RunStatus.IDLE, f"{what} expected status IDLE got {res.status}")
+    if supersteps is not None:
+        got = count(res.events, sg.SuperstepCompleted)
+        bc.check(got == supersteps, f"{what} expected {supersteps} supersteps, got {got}")
+
+
+# ---------------------------------------------------------------- workloads
+async def w1(a: argparse.Namespace) -> None:
+    tb = time.perf_counter()
+    wf = build_chain(a.n, a.variant)
+    build_s = time.perf_counter() - tb
+
+    async def once() -> float:
+        t0 = time.perf_counter()
+        res = await wf.run(0)
+        dt = time.perf_counter() - t0
+        check_result(res, [a.n], a.n, "W1")
+        return dt
+
+    t = await bc.measure(once, a.reps, bc.WARMUP["W1"])
+    s = bc.summarize(t)
+    cen = await bc.census(once, a.n)
+    bc.emit(ENGINE, VERSION, "W1", a.n, **cen, variant=a.variant, supersteps=a.n,
+            build_seconds=build_s, import_seconds=IMPORT_S,
+            per_superstep_us=bc.per_superstep_us(s["seconds"], a.n), **s)  # fmt: skip
+
+
+async def w2(a: argparse.Namespace) -> None:
+    tb = time.perf_counter()
+    wf = build_fan(a.n, a.variant)
+    build_s = time.perf_counter() - tb
+    expect = a.n * (a.n + 1) // 2
+
+    async def once() -> float:
+        t0 = time.perf_counter()
+        res = await wf.run(1)
+        dt = time.perf_counter() - t0
+        check_result(res, [expect], 3, "W2")
+        joins = sum(1 for e in res.events if isinstance(e, sg.ExecutorInvoked) and e.executor_id == "agg")
+        bc.check(joins == 1, f"W2 aggregator ran {joins} times, want exactly 1 (a join)")
+        return dt
+
+    t = await bc.measure(once, a.reps, bc.WARMUP["W2"])
+    s = bc.summarize(t)
+    bc.emit(ENGINE, VERSION, "W2", a.n, variant=a.variant, supersteps=3, build_seconds=build_s,
+            per_worker_us=s["seconds"] / a.n * 1e6, **s)  # fmt: skip
+
+
+async def w3(a: argparse.Namespace) -> None:
+    wf = build_loop(a.n, a.variant)
+
+    async def once() -> float:
+        t0 = time.perf_counter()
+        res = await wf.run(0)
+        dt = time.perf_counter() - t0
+        check_result(res, [a.n], a.n, "W3")
+        return dt
+
+    t = await bc.measure(once, a.reps, bc.WARMUP["W3"])
+    s = bc.summarize(t)
+    cen = await bc.census(once, a.n)
+    bc.emit(ENGINE, VERSION, "W3", a.n, **cen, variant=a.variant, supersteps=a.n,
+            per_superstep_us=bc.per_superstep_us(s["seconds"], a.n), **s)  # fmt: skip
+
+
+async def w5(a: argparse.Namespace) -> None:
+    # One prebuilt workflow; every wf.run(i) is an independent one-shot session.
+    wf = build_chain(3, a.variant)
+
+    async def once() -> float:
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(wf.run(i) for i in range(a.n)))
+        dt = time.perf_counter() - t0
+        bc.check(len(results) == a.n, f"W5 expected {a.n} results, got {len(results)}")
+        for i, res in enumerate(results):
+            check_result(res, [i + 3], 3, f"W5 run {i}")
+        sessions = {res.session_id for res in results}
+        bc.check(len(sessions) == a.n, f"W5 expected {a.n} distinct sessions, got {len(sessions)}")
+        return dt
+
+    t = await bc.measure(once, a.reps, bc.WARMUP["W5"])
+    s = bc.summarize(t)
+    bc.emit(ENGINE, VERSION, "W5", a.n, variant=a.variant, prebuilt=True,
+            runs_per_sec=a.n / s["seconds"], per_run_us=s["seconds"] / a.n * 1e6, **s)  # fmt: skip
+
+
+async def w6(a: argparse.Namespace) -> None:
+    # (a) A emits Tick, holds 100 ms, sends 1 to B; B outputs 2. Time to first streamed event.
+    if a.variant == "class":
+        node_a: sg.Executor = EmitThenHold(id="a")
+        node_b: sg.Executor = IncOut(id="b")
+    else:
+        node_a, node_b = sg.executor(id="a")(emit_then_hold), sg.executor(id="b")(inc_out)
+    wfa = sg.WorkflowBuilder(start=node_a).add_edge(node_a, node_b).build()
+
+    first_user: list[float] = []
+    first_any: list[float] = []
+    totals: list[float] = []
+    types: list[str] = []
+    for rep in range(a.reps + 1):
+        t0 = time.perf_counter()
+        t_any = t_user = None
+        seen: list[Any] = []
+        async for ev in wfa.stream(0):
+            now = time.perf_counter() - t0
+            seen.append(ev)
+            if t_any is None:
+                t_any = now
+            if t_user is None and isinstance(ev, Tick):
+                t_user = now
+        total = time.perf_counter() - t0
+        ticks = [e for e in seen if isinstance(e, Tick)]
+        outs = [e.value for e in seen if isinstance(e, sg.Output)]
+        done = [e.status for e in seen if isinstance(e, sg.RunCompleted)]
+        bc.check(ticks == [Tick(0)], f"W6a expected one Tick(0), got {ticks}")
+        bc.check(outs == [2], f"W6a expected outputs [2], got {outs}")
+        bc.check(done == [sg.RunStatus.IDLE], f"W6a expected RunCompleted(IDLE), got {done}")
+        assert t_user is not None and t_any is not None
+        if rep:  # rep 0 is the warm-up
+            first_user.append(t_user)
+            first_any.append(t_any)
+            totals.append(total)
+        types = [type(e).__name__ for e in seen]
+
+    # (b) N-node chain, each node awaits 5 ms and emits nothing; consumed via the stream.
+    wfb = (
+        build_chain(a.n, "class", Sleepy, SleepyOut)
+        if a.variant == "class"
+        else build_chain(a.n, "fn", sleepy, sleepy_out)
+    )
+    n_events: list[int] = []
+
+    async def once_b() -> None:
+        seen = [ev async for ev in wfb.stream(0)]
+        outs = [e.value for e in seen if isinstance(e, sg.Output)]
+        bc.check(outs == [a.n], f"W6b expected outputs [{a.n}], got {outs}")
+        steps = count(seen, sg.SuperstepCompleted)
+        bc.check(steps == a.n, f"W6b expected {a.n} supersteps, got {steps}")
+        n_events.append(len(seen))
+
+    tb = await bc.measure(once_b, a.reps, 1)
+    mb = st.median(tb)
+    bc.emit(ENGINE, VERSION, "W6", a.n, variant=a.variant,
+            first_user_event_ms=st.median(first_user) * 1e3,
+            first_any_event_ms=st.median(first_any) * 1e3,
+            w6a_total_ms=st.median(totals) * 1e3,
+            live=st.median(first_user) < bc.W6_HOLD_S / 2,
+            w6a_event_types=types,
+            w6b_seconds=mb,
+            w6b_events_per_run=n_events[-1],
+            w6b_overhead_per_superstep_us=(mb - a.n * bc.W6_SLEEP_S) / a.n * 1e6,
+            seconds=mb, reps=a.reps)  # fmt: skip
+
+
+# ---------------------------------------------------------------- command line
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="stepgraph anchor benchmark: one workload per process, one JSON line on "
+        "stdout (see shared/bench/workloads.md).",
+        epilog="W4 (checkpointed chain) is not implemented here yet: it is left for a later "
+        "issue, together with stepgraph's checkpoint stores. Defaults (n, reps, warm-up) are "
+        "those of workloads.md.",
+    )
+    p.add_argument("workload", choices=WORKLOADS, help="W1 chain, W2 fan-out/in, W3 loop, "
+                   "W5 concurrent runs, W6 streaming (W4: later issue, skipped)")  # fmt: skip
+    p.add_argument("n", nargs="?", type=int, default=None,
+                   help="size (W1 chain length, W2 width, W3 counter target, W5 number of runs, "
+                        "W6 chain length for part b)")  # fmt: skip
+    p.add_argument("--reps", type=int, default=None, help="timed reps (default per workload)")
+    p.add_argument("--variant", default="class", choices=VARIANTS,
+                   help="class: Executor subclasses with @sg.handler (default); "
+                        "fn: @sg.executor functions")  # fmt: skip
+    a = p.parse_args()
+    if a.n is None:
+        a.n = bc.DEFAULT_N[a.workload]
+    if a.reps is None:
+        a.reps = bc.DEFAULT_REPS[a.workload]
+    return a
+
+
+def main() -> None:
+    a = parse_args()
+    fn = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6}[a.workload]
+    try:
+        asyncio.run(fn(a))
+    except bc.VerificationError as e:
+        bc.fail(ENGINE, a.workload, e)
+    except sg.ExecutorFailedError as e:
+        cause = e.__cause__
+        bc.fail(ENGINE, a.workload, cause if isinstance(cause, bc.VerificationError) else e)
+
+
+if __name__ == "__main__":
+    main()
