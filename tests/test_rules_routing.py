@@ -116,6 +116,31 @@ def test_when_conditions_select_the_edges_a_message_travels() -> None:
     ]
 
 
+def test_condition_is_only_asked_about_messages_its_target_accepts() -> None:
+    # "travels along every outgoing edge whose condition holds and whose target accepts
+    # the message's type": a str never travels the int edge, so its int-typed condition
+    # has no business being called with it (the reference engine checks type first).
+    asked: list[Any] = []
+
+    def positive(message: int) -> bool:
+        asked.append(message)
+        return message > 0
+
+    @sg.executor(id="src")
+    async def src(n: int, ctx: sg.Context[int | str]) -> None:
+        await ctx.send(n)
+        await ctx.send(str(n))
+
+    wf = (
+        sg.WorkflowBuilder(start=src)
+        .add_edge(src, IntSink("ints"), when=positive)
+        .add_edge(src, StrSink("strs"))
+        .build()
+    )
+    assert run_outputs(wf, 3) == [("ints", 3), ("strs", "3")]
+    assert asked == [3]
+
+
 def test_every_condition_false_is_a_routing_error_raised_in_the_sender() -> None:
     caught: list[BaseException] = []
 

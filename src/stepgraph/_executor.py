@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import sys
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar, overload
 
@@ -43,8 +43,8 @@ def caller_namespace(func: Callable[..., Any], depth: int) -> dict[str, Any] | N
     if not any(isinstance(a, str) for a in getattr(func, "__annotations__", {}).values()):
         return None
     ns: dict[str, Any] = {}
-    frame = sys._getframe(depth + 1)  # pyright: ignore[reportPrivateUsage]
-    scopes = []
+    frame = sys._getframe(depth + 1)
+    scopes: list[Mapping[str, Any]] = []
     while frame is not None and len(scopes) < 3 and frame.f_globals is func.__globals__:
         scopes.append(frame.f_locals)
         frame = frame.f_back

@@ -156,16 +156,18 @@ class Plan:
 
     def _follow(self, r: _Route, message: object, out: list[Target], skipped: list[str]) -> None:
         if isinstance(r, _Direct):
-            if r.when is not None and not r.when(message):
-                skipped.append(f"condition of edge to {self.ids[r.dst]} is false")
-            elif self.accepts(r.dst, message):
-                out.append(r.dst)
-            else:
+            # The target's type filter comes first: a condition only sees messages its
+            # target could handle.
+            if not self.accepts(r.dst, message):
                 skipped.append(f"{self.ids[r.dst]} has no handler for {type(message).__name__}")
+            elif r.when is not None and not r.when(message):
+                skipped.append(f"condition of edge to {self.ids[r.dst]} is false")
+            else:
+                out.append(r.dst)
         elif isinstance(r, _Switch):
             for pred, dst in r.cases:
-                if pred(message):
-                    self._take(dst, message, out, skipped, "switch case target")
+                if self.accepts(dst, message) and pred(message):
+                    out.append(dst)
                     return
             if r.default is None:
                 skipped.append("no switch case matched and the switch has no default")

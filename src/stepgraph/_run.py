@@ -94,7 +94,16 @@ class _Channel:
 class _Execution:
     """Everything a run's loop needs; shared by the inline and the driver path."""
 
-    __slots__ = ("cancel_requested", "error", "make_runner", "release", "result", "session")
+    __slots__ = (
+        "cancel_requested",
+        "error",
+        "finished",
+        "make_runner",
+        "release",
+        "result",
+        "session",
+        "waiters",
+    )
 
     def __init__(
         self, session: Session, make_runner: Callable[[Any], Runner], release: Callable[[], None]
@@ -105,6 +114,23 @@ class _Execution:
         self.result: RunResult | None = None
         self.error: BaseException | None = None
         self.cancel_requested = False
+        self.finished = False
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def done(self) -> None:
+        """The loop has stopped: release the guard and wake whoever waits in `aclose`."""
+        self.finished = True
+        self.release()
+        for w in self.waiters:
+            if not w.done():
+                w.set_result(None)
+        self.waiters.clear()
+
+    async def wait_finished(self) -> None:
+        if not self.finished:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            await waiter
 
     def finish(self, runner: Runner, status: RunStatus) -> RunResult:
         s = self.session
@@ -128,7 +154,7 @@ class _Execution:
                 return self.finish(runner, RunStatus.CANCELLED)
             raise
         finally:
-            self.release()
+            self.done()
         return self.finish(runner, status)
 
     async def drive(self, channel: _Channel) -> None:
@@ -141,7 +167,7 @@ class _Execution:
         except Exception as exc:
             self.error = exc
         finally:
-            self.release()
+            self.done()
             channel.close()
 
 
@@ -242,6 +268,11 @@ class Run(Coroutine[Any, Any, RunResult]):
             channel.waiter = asyncio.get_running_loop().create_future()
             try:
                 await channel.waiter
+            except asyncio.CancelledError:
+                # The consumer's task was cancelled while it waited: cancel the run too.
+                if self._task is not None:
+                    self._task.cancel()
+                raise
             finally:
                 channel.waiter = None
 
@@ -269,6 +300,10 @@ class Run(Coroutine[Any, Any, RunResult]):
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait([task])
+        elif self._mode == _AWAITED:
+            self.cancel()
+            await self._exec.wait_finished()
+            return
         self._mode = _CLOSED
 
     async def __aenter__(self) -> Run:

@@ -13,13 +13,16 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import typing
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _state
 from ._context import Activation, Context, SyncContext
-from ._errors import ConvergenceError, ExecutorFailedError, RoutingError
+from ._errors import CheckpointError, ConvergenceError, ExecutorFailedError, RoutingError
 from ._events import (
+    CheckpointSaved,
     Event,
     ExecutorCompleted,
     ExecutorFailed,
@@ -32,6 +35,7 @@ from ._events import (
     SuperstepCompleted,
     SuperstepStarted,
 )
+from ._planner import FanInBuffers, Queue
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -65,12 +69,19 @@ class _HandlerFailure(Exception):
 class Runner:
     """Runs one invocation (`run`, `respond` or `resume`) of a session to its end."""
 
-    __slots__ = ("budget", "outputs", "plan", "session", "sink")
+    __slots__ = ("budget", "outputs", "plan", "prepare", "session", "sink")
 
-    def __init__(self, session: Session, sink: Sink, budget: int) -> None:
+    def __init__(
+        self,
+        session: Session,
+        sink: Sink,
+        budget: int,
+        prepare: Callable[[], Awaitable[bool]],
+    ) -> None:
         self.session = session
         self.sink = sink
         self.budget = budget
+        self.prepare = prepare
         self.plan = session.workflow._plan
         self.outputs: list[Any] = []
 
@@ -84,9 +95,12 @@ class Runner:
         """
         s = self.session
         sink = self.sink
+        has_input = await self.prepare()
         sink.emit(RunStarted(s.id))
         steps = 0
         try:
+            if has_input and s._checkpointer is not None:
+                await self._save(s._superstep, RunStatus.RUNNING, {}, {}, s._queue, s._fanin)
             while s._queue:
                 if steps == self.budget:
                     raise ConvergenceError(
@@ -117,16 +131,65 @@ class Runner:
             s._status = RunStatus.FAILED
             sink.emit(RunCompleted(RunStatus.FAILED))
             raise
-        except BaseException:  # cancelled, closed or interrupted
-            s._queue = {}
-            s._fanin = {}
-            s._status = RunStatus.CANCELLED
-            sink.emit(RunCompleted(RunStatus.CANCELLED))
+        except CheckpointError:
+            s._status = RunStatus.FAILED
+            sink.emit(RunCompleted(RunStatus.FAILED))
+            raise
+        except GeneratorExit:  # closed without a loop to await on: nothing more can be saved
+            self._drop_queued(RunStatus.CANCELLED)
+            raise
+        except BaseException:  # cancelled or interrupted
+            self._drop_queued(RunStatus.CANCELLED)
+            if s._checkpointer is not None:
+                await self._save_cancellation()
             raise
         status = RunStatus.IDLE_WITH_PENDING_REQUESTS if s._pending else RunStatus.IDLE
         s._status = status
         sink.emit(RunCompleted(status))
         return status
+
+    def _drop_queued(self, status: RunStatus) -> None:
+        s = self.session
+        s._queue = {}
+        s._fanin = {}
+        s._status = status
+        self.sink.emit(RunCompleted(status))
+
+    async def _save_cancellation(self) -> None:
+        """Save the cancelled session (its dropped messages gone) as the new head.
+
+        The checkpoint before it still holds them, so resuming that one
+        continues the cancelled run. A failure here is swallowed: the run is
+        being cancelled, and its last good checkpoint stays the head.
+        """
+        s = self.session
+        with contextlib.suppress(CheckpointError, asyncio.CancelledError):
+            await self._save(s._superstep, RunStatus.CANCELLED, {}, {}, {}, {})
+
+    async def _save(
+        self,
+        superstep: int,
+        status: RunStatus,
+        written: dict[str, Any],
+        snapshots: dict[str, Any],
+        queue: Queue,
+        fanin: FanInBuffers,
+    ) -> None:
+        s = self.session
+        cpr = s._checkpointer
+        assert cpr is not None
+        cp = cpr.build(
+            written=written,
+            snapshots=snapshots,
+            queue=queue,
+            fanin=fanin,
+            superstep=superstep,
+            status=status,
+            parent=s._head,
+        )
+        await cpr.save(cp)
+        s._head = cp.info.id
+        self.sink.emit(CheckpointSaved(cp.info.id, cp.info.parent_id, superstep))
 
     async def _superstep(self) -> None:
         s = self.session
@@ -158,13 +221,33 @@ class Runner:
         # The barrier: commit executor by executor in declaration order.
         plan = self.plan
         new_queue: dict[int, list[Any]] = {}
-        fanin = s._fanin
+        if s._checkpointer is None:
+            fanin = s._fanin
+            for act in acts:
+                if act.sends:
+                    plan.commit(act.sends, new_queue, fanin)
+        else:
+            # Durable: nothing is committed unless the checkpoint is saved.
+            fanin = {g: [list(b) for b in bufs] for g, bufs in s._fanin.items()}
+            written: dict[str, Any] = {}
+            for act in acts:
+                if act.writes:
+                    written.update(act.writes)
+                if act.sends:
+                    plan.commit(act.sends, new_queue, fanin)
+            try:
+                await self._save(
+                    k, RunStatus.RUNNING, written, await self._ran(acts), new_queue, fanin
+                )
+            except BaseException:
+                self._forget_rolled_back(mark)
+                await self._restore(snapshots)
+                raise
+            s._fanin = fanin
         outputs = self.outputs
         for act in acts:
             if act.writes:
                 _state.commit(committed, act.writes)
-            if act.sends:
-                plan.commit(act.sends, new_queue, fanin)
             if act.outputs:
                 outputs.extend(act.outputs)
         s._queue = new_queue
@@ -200,6 +283,18 @@ class Runner:
         finally:
             ctx._act = None
         act.emit(ExecutorCompleted(eid, act.superstep))
+
+    async def _ran(self, acts: list[Activation]) -> dict[str, Any]:
+        """Snapshots, after the superstep, of the stateful executors that ran in it."""
+        wf = self.session.workflow
+        if not wf._any_stateful:
+            return {}
+        out: dict[str, Any] = {}
+        for act in acts:
+            ex = self.session._executors[act.index]
+            if wf._stateful[act.index] and ex is not None:
+                out[self.plan.ids[act.index]] = await ex.snapshot()  # type: ignore[attr-defined]
+        return out
 
     async def _snapshots(self, acts: list[Activation]) -> list[tuple[Any, Any]]:
         wf = self.session.workflow

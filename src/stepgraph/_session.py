@@ -3,21 +3,27 @@
 A session owns its executor instances (made by `Executor.fresh()`), shared
 state, queued messages, fan-in buffers and pending requests. Two sessions
 never share mutable state. One run at a time per session: the guard is taken
-synchronously when `run()`/`resume()` is called, before any await, and
-released when the run ends in any way; a late finalizer of an old run can
-never release a newer run's guard (the guard is an identity token).
+synchronously when `run()`/`respond()`/`resume()` is called, before any
+await, and released when the run ends in any way; a late finalizer of an old
+run can never release a newer run's guard (the guard is an identity token).
+
+With a store, the session saves a checkpoint when a run starts and after
+every committed superstep; opening a session id that has checkpoints
+continues from its latest one (read by `load()` or the first awaited call).
 """
 
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
+from ._checkpoint import Checkpoint, CheckpointInfo
 from ._context import Context
+from ._durability import Checkpointer, Restored
 from ._errors import ConcurrentRunError, NotIdleError, RoutingError
 from ._events import RunStatus
 from ._executor import Executor
@@ -25,13 +31,16 @@ from ._planner import FanInBuffers, Queue
 from ._requests import Request
 from ._run import Run, _Execution
 from ._runner import Runner, Sink, new_context
+from .stores.memory import MemoryCheckpointStore
 
 if TYPE_CHECKING:
     from ._workflow import Workflow
+    from .stores import CheckpointStore
 
 __all__ = ["Session"]
 
 InT = TypeVar("InT", default=Any)
+CheckpointRef = str | CheckpointInfo | Checkpoint
 
 
 class _Token:
@@ -46,6 +55,7 @@ class Session(Generic[InT]):
     Attributes:
         id: the session id.
         workflow: the workflow this session runs.
+        store: where checkpoints are saved automatically, or None.
     """
 
     def __init__(
@@ -53,11 +63,13 @@ class Session(Generic[InT]):
         workflow: Workflow[InT],
         session_id: str,
         *,
+        store: CheckpointStore | None,
         clock: Callable[[], datetime],
         ids: Callable[[], str],
     ) -> None:
         self.id = session_id
         self.workflow = workflow
+        self.store = store
         self._clock = clock
         self._ids = ids
         n = len(workflow._prototypes)
@@ -71,6 +83,9 @@ class Session(Generic[InT]):
         self._status = RunStatus.IDLE
         self._head: str | None = None
         self._active: _Token | None = None
+        self._loaded = store is None
+        self._checkpointer = Checkpointer(self, store) if store is not None else None
+        self._private: Checkpointer | None = None
 
     # -- reading between runs -----------------------------------------------------------
 
@@ -106,34 +121,143 @@ class Session(Generic[InT]):
 
         Raises:
             ConcurrentRunError: a run of this session is in progress.
-            NotIdleError: the session holds undelivered messages (resume or reset first).
+            NotIdleError: the session holds undelivered messages (resume or reset first);
+                for a session not loaded yet, raised when the run starts.
             RoutingError: the start executor has no handler for `input`.
         """
         self._check_idle("run")
         wf = self.workflow
-        if not wf._plan.accepts(wf._start, input):
-            table = wf._plan.tables[wf._start]
-            raise RoutingError(
-                f"start executor {wf._plan.ids[wf._start]!r} has no handler for input of type "
-                f"{type(input).__name__}; it accepts {table.describe_accepts()}"
-            )
         start = wf._start
+        if not wf._plan.accepts(start, input):
+            raise RoutingError(
+                f"start executor {wf._plan.ids[start]!r} has no handler for input of type "
+                f"{type(input).__name__}; it accepts {wf._plan.tables[start].describe_accepts()}"
+            )
 
-        def inject() -> None:
+        async def prepare() -> bool:
+            await self._ensure_loaded()
+            self._check_queue("run")
             self._queue = {start: [input]}
+            return True
 
-        return self._begin(inject)
+        return self._begin(prepare)
 
-    def resume(self) -> Run:
-        """Continue delivering the undelivered messages of a failed or interrupted run.
+    def resume(self, checkpoint_id: CheckpointRef | None = None) -> Run:
+        """Continue the session: from memory, or from any checkpoint (time travel).
 
-        A session with nothing queued ends the run at once, idle.
+        Without an id, delivers the undelivered messages of a failed or
+        interrupted run (a session with nothing queued ends at once, idle).
+        With an id, restores that checkpoint first; the next checkpoint saved
+        points at it, starting a branch.
 
         Raises:
             ConcurrentRunError: a run of this session is in progress.
         """
         self._check_guard("resume")
-        return self._begin(None)
+
+        async def prepare() -> bool:
+            if checkpoint_id is None:
+                await self._ensure_loaded()
+            else:
+                cp = await self._fetch(checkpoint_id)
+                await self._apply(cp)
+            return False
+
+        return self._begin(prepare)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read the head from the store (done implicitly by the first awaited call).
+
+        Raises:
+            ConcurrentRunError: a run of this session is in progress.
+            GraphMismatchError: the latest checkpoint was made by a different graph.
+        """
+        self._check_guard("load")
+        await self._ensure_loaded()
+
+    async def history(self) -> list[CheckpointInfo]:
+        """Every checkpoint of the session, all branches, newest first by save order."""
+        await self._ensure_loaded()
+        cpr = self._checkpointer or self._private
+        if cpr is None:
+            return []
+        return await cpr.store.list(self.id)
+
+    async def create_checkpoint(self) -> str:
+        """Save the idle session as a new checkpoint and return its id.
+
+        Without a store the checkpoint goes to a list private to this session.
+
+        Raises:
+            ConcurrentRunError: a run is in progress.
+            NotIdleError: messages are queued (after a failed or interrupted run).
+        """
+        self._check_guard("create_checkpoint")
+        await self._ensure_loaded()
+        self._check_queue("create_checkpoint")
+        cpr = self._writer()
+        snapshots = await self._snapshots()
+        cpr.forget()  # a full checkpoint built from the live session, not from the head's parts
+        cp = cpr.build(
+            written=self._state,
+            snapshots=snapshots,
+            queue={},
+            fanin=self._fanin,
+            superstep=self._superstep,
+            status=self._status,
+            parent=self._head,
+            full=True,
+        )
+        await cpr.save(cp)
+        self._head = cp.info.id
+        return cp.info.id
+
+    async def restore(self, checkpoint_id: CheckpointRef) -> None:
+        """Move the session to a checkpoint without running (saved as a new head).
+
+        Raises:
+            ConcurrentRunError: a run is in progress.
+            CheckpointNotFoundError: no such checkpoint.
+            GraphMismatchError: it was made by a different graph.
+        """
+        self._check_guard("restore")
+        cp = await self._fetch(checkpoint_id)
+        await self._apply(cp)
+        if self._checkpointer is not None:
+            await self._save_head(self._checkpointer, parent=cp.info.id)
+
+    async def reset(self) -> None:
+        """Return to a clean initial state, atomically; with a store, saved as a new root.
+
+        Fresh executors are built first; if that (or the save) fails, the
+        session is unchanged.
+        """
+        self._check_guard("reset")
+        self._loaded = True
+        fresh = [p.fresh() for p in self.workflow._prototypes]
+        restored = Restored({}, list(fresh), {}, {}, {}, self._superstep, RunStatus.IDLE)
+        if self._checkpointer is not None:
+            old = (self._checkpointer.parts, self._checkpointer.depth)
+            self._checkpointer.forget()
+            try:
+                cp = self._checkpointer.build(
+                    written={},
+                    snapshots={},
+                    queue={},
+                    fanin={},
+                    superstep=self._superstep,
+                    status=RunStatus.IDLE,
+                    parent=None,
+                    full=True,
+                )
+                await self._checkpointer.save(cp)
+            except BaseException:
+                self._checkpointer.parts, self._checkpointer.depth = old
+                raise
+            self._head = cp.info.id
+        self._swap(restored)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -144,8 +268,7 @@ class Session(Generic[InT]):
                 f"use another session before calling {what}()"
             )
 
-    def _check_idle(self, what: str) -> None:
-        self._check_guard(what)
+    def _check_queue(self, what: str) -> None:
         if self._queue:
             raise NotIdleError(
                 f"session {self.id!r} holds undelivered messages of a run that did not finish "
@@ -153,7 +276,77 @@ class Session(Generic[InT]):
                 f"discard it before {what}()"
             )
 
-    def _begin(self, inject: Callable[[], None] | None) -> Run:
+    def _check_idle(self, what: str) -> None:
+        self._check_guard(what)
+        self._check_queue(what)
+
+    async def _ensure_loaded(self) -> None:
+        if self._loaded or self._checkpointer is None:
+            return
+        cp = await self._checkpointer.store.latest(self.id)
+        if cp is not None:
+            await self._apply(cp)
+        self._loaded = True
+
+    async def _fetch(self, ref: CheckpointRef) -> Checkpoint:
+        if isinstance(ref, Checkpoint):
+            ref = ref.info.id
+        elif isinstance(ref, CheckpointInfo):
+            ref = ref.id
+        cpr = self._checkpointer or self._private
+        store = cpr.store if cpr is not None else MemoryCheckpointStore()
+        return await store.load(ref)
+
+    async def _apply(self, cp: Checkpoint) -> None:
+        cpr = self._checkpointer or self._writer()
+        restored = await cpr.decode(cp)
+        self._swap(restored)
+        self._head = cp.info.id
+        self._loaded = True
+        if self._checkpointer is not None:
+            self._checkpointer.adopt(cp)
+
+    def _swap(self, r: Restored) -> None:
+        n = len(self.workflow._prototypes)
+        self._state = r.state
+        self._executors = r.executors
+        self._contexts = [new_context(self, i) if r.executors[i] else None for i in range(n)]
+        self._queue = r.queue
+        self._fanin = r.fanin
+        self._pending = r.pending
+        self._superstep = r.superstep
+        self._status = r.status
+
+    def _writer(self) -> Checkpointer:
+        if self._checkpointer is not None:
+            return self._checkpointer
+        if self._private is None:
+            self._private = Checkpointer(self, MemoryCheckpointStore())
+        return self._private
+
+    async def _snapshots(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        wf = self.workflow
+        for i, ex in enumerate(self._executors):
+            if ex is not None and wf._stateful[i]:
+                out[wf._plan.ids[i]] = await ex.snapshot()  # type: ignore[attr-defined]
+        return out
+
+    async def _save_head(self, cpr: Checkpointer, *, parent: str | None) -> Checkpoint:
+        cp = cpr.build(
+            written={},
+            snapshots={},
+            queue=self._queue,
+            fanin=self._fanin,
+            superstep=self._superstep,
+            status=self._status,
+            parent=parent,
+        )
+        await cpr.save(cp)
+        self._head = cp.info.id
+        return cp
+
+    def _begin(self, prepare: Callable[[], Awaitable[bool]]) -> Run:
         token = _Token()
         self._active = token
 
@@ -162,9 +355,7 @@ class Session(Generic[InT]):
                 self._active = None
 
         def make_runner(sink: Sink) -> Runner:
-            if inject is not None:
-                inject()
-            return Runner(self, sink, self.workflow.max_supersteps)
+            return Runner(self, sink, self.workflow.max_supersteps, prepare)
 
         return Run(_Execution(self, make_runner, release))
 

@@ -12,18 +12,23 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
-from . import _types, _viz
+from . import _types, _viz, serde
 from ._edges import EdgeGroup
 from ._executor import Executor
+from ._handlers import HandlerTable
 from ._planner import Plan
+from ._requests import Request
 from ._run import Run
 from ._session import Session
 
 __all__ = ["Workflow", "default_clock", "default_ids"]
+
+if TYPE_CHECKING:
+    from .stores import CheckpointStore
 
 InT = TypeVar("InT", default=Any)
 
@@ -36,6 +41,24 @@ def default_clock() -> datetime:
 def default_ids() -> str:
     """A random 32-hex-digit id (128 random bits)."""
     return os.urandom(16).hex()
+
+
+def _known_types(tables: Sequence[HandlerTable], extra: Sequence[type]) -> list[type]:
+    """Every class named by handler annotations, plus registered types and `Request`."""
+    found: list[type] = [Request, *extra]
+
+    def walk(spec: _types.TypeSpec) -> None:
+        if spec.origin.__module__ != "builtins":
+            found.append(spec.origin)
+        for group in spec.args or ():
+            for inner in group:
+                walk(inner)
+
+    for table in tables:
+        for h in table.handlers:
+            for spec in (*h.accepts, *h.sends, *(h.accepts_response or ())):
+                walk(spec)
+    return list(dict.fromkeys(found))
 
 
 class Workflow(Generic[InT]):
@@ -68,9 +91,12 @@ class Workflow(Generic[InT]):
         )
         self._any_stateful = any(self._stateful)
         self._types = tuple(types)
+        self._registry = serde.TypeRegistry(_known_types(self._plan.tables, self._types))
         self._description = self._describe()
-        blob = json.dumps(self._description, sort_keys=True, separators=(",", ":"))
-        self.signature: str = hashlib.sha256(blob.encode()).hexdigest()
+        self._description_json = json.dumps(
+            self._description, sort_keys=True, separators=(",", ":")
+        )
+        self.signature: str = hashlib.sha256(self._description_json.encode()).hexdigest()
         """Hex digest over executors, handler types, edges, edge kinds and predicate names."""
 
     @property
@@ -111,6 +137,7 @@ class Workflow(Generic[InT]):
     def session(
         self,
         session_id: str | None = None,
+        store: CheckpointStore | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
         ids: Callable[[], str] | None = None,
@@ -119,6 +146,8 @@ class Workflow(Generic[InT]):
 
         Args:
             session_id: the conversation id; a new random id when None.
+            store: where checkpoints are saved after every superstep; an id that has
+                checkpoints there continues from its latest one.
             clock: returns the current time (inject a manual clock in tests).
             ids: returns new unique ids (inject a deterministic factory in tests).
         """
@@ -126,17 +155,18 @@ class Workflow(Generic[InT]):
         return Session(
             self,
             session_id if session_id is not None else id_factory(),
+            store=store,
             clock=clock or default_clock,
             ids=id_factory,
         )
 
-    def run(self, input: InT) -> Run:
+    def run(self, input: InT, store: CheckpointStore | None = None) -> Run:
         """Run `input` on a new one-shot session; await the `Run` for a `RunResult`."""
-        return self.session().run(input)
+        return self.session(store=store).run(input)
 
-    def stream(self, input: InT) -> Run:
+    def stream(self, input: InT, store: CheckpointStore | None = None) -> Run:
         """Run `input` on a new one-shot session; iterate the `Run` for live events."""
-        return self.session().run(input)
+        return self.session(store=store).run(input)
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart."""

@@ -22,7 +22,7 @@ import decimal
 import types
 import typing
 import uuid
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "BUILTIN_TYPES",
@@ -50,6 +50,7 @@ __all__ = [
     "UNION",
     "UUID",
     "class_name",
+    "short_repr",
 ]
 
 MARKER: Final = "!"
@@ -86,7 +87,13 @@ def class_name(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-_SAFE_TYPES: tuple[type, ...] = (
+def short_repr(obj: object, limit: int = 60) -> str:
+    """`repr(obj)` cut to `limit` characters, for error messages."""
+    text = repr(obj)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SAFE_TYPES: tuple[Any, ...] = (
     types.NoneType,
     bool,
     int,

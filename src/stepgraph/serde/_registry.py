@@ -17,7 +17,8 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Final, cast
 
-from .._errors import SerializationError
+from stepgraph._errors import SerializationError
+
 from ._format import BUILTIN_TYPE_NAMES, BUILTIN_TYPES, class_name
 
 __all__ = ["EMPTY", "ClassPlan", "Kind", "TypeRegistry", "as_registry", "plan_for"]
@@ -83,17 +84,18 @@ def plan_for(cls: type) -> ClassPlan:
 
 def _make_plan(cls: type) -> ClassPlan:
     name = class_name(cls)
-    if issubclass(cls, enum.Enum):
-        return ClassPlan(name, Kind.FLAG if issubclass(cls, enum.Flag) else Kind.ENUM)
-    if dataclasses.is_dataclass(cls):
+    if _subclass(cls, enum.Enum):
+        return ClassPlan(name, Kind.FLAG if _subclass(cls, enum.Flag) else Kind.ENUM)
+    if dataclasses.is_dataclass(cast(object, cls)):
         return _dataclass_plan(cls, name)
-    if issubclass(cls, tuple):
-        named: object = getattr(cls, "_fields", None)
-        if isinstance(named, tuple) and all(type(f) is str for f in cast(tuple[object], named)):
-            fields = cast(tuple[str, ...], named)
-            return ClassPlan(name, Kind.NAMEDTUPLE, fields, frozenset(fields))
+    named: object = getattr(cls, "_fields", None)
+    if _subclass(cls, tuple) and isinstance(named, tuple):
+        fields = cast(tuple[object, ...], named)
+        if all(type(field) is str for field in fields):
+            names = cast(tuple[str, ...], fields)
+            return ClassPlan(name, Kind.NAMEDTUPLE, names, frozenset(names))
     base = pydantic_base()
-    if base is not None and issubclass(cls, base):
+    if base is not None and _subclass(cls, base):
         model = cast(Any, cls)
         if getattr(model, "__pydantic_root_model__", False) is True:
             return ClassPlan(name, Kind.ROOT_MODEL)
@@ -101,6 +103,10 @@ def _make_plan(cls: type) -> ClassPlan:
         extra = model.model_config.get("extra") == "allow"
         return ClassPlan(name, Kind.MODEL, fields, frozenset(fields), extra=extra)
     return ClassPlan(name, Kind.CLASS)
+
+
+def _subclass(cls: type, base: type) -> bool:  # issubclass without type narrowing
+    return issubclass(cls, base)
 
 
 def _dataclass_plan(cls: type, name: str) -> ClassPlan:
@@ -236,7 +242,7 @@ class TypeRegistry:
         self._decoder: object = None  # the cached decoder, set by _decode
 
     def __contains__(self, cls: object) -> bool:
-        return cls in self._plans
+        return isinstance(cls, type) and cls in self._plans
 
     def __iter__(self) -> Iterator[type]:
         return iter(self._plans)

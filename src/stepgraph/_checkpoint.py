@@ -1,0 +1,200 @@
+"""Checkpoints: everything needed to continue a session, as immutable encoded parts.
+
+A `Checkpoint` holds its content as named parts, each the `serde` encoding of
+one piece: `s:<key>` a state value, `e:<executor id>` an executor snapshot,
+`q` the queued messages, `f` the fan-in buffers, `r` the pending requests.
+Parts are bytes, so a checkpoint never aliases live objects: restoring decodes
+fresh values every time and later runs cannot change a stored checkpoint.
+
+A checkpoint may be a delta: `changed` names the parts that differ from its
+base (its parent), `deleted` the state keys removed since. Stores persist
+only those parts and rebuild the whole on `load`, with a full checkpoint at
+least every `FULL_EVERY` saves of a chain so a load never walks far.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from . import serde
+from ._errors import CheckpointDecodeError, GraphMismatchError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "FULL_EVERY",
+    "Checkpoint",
+    "CheckpointInfo",
+    "graph_difference",
+]
+
+FORMAT_VERSION = 1
+"""Version of the checkpoint layout; bumped only with a migration and new golden files."""
+
+FULL_EVERY = 16
+"""A chain of deltas is cut by a full checkpoint at least this often."""
+
+_EMPTY: Mapping[str, bytes] = types.MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointInfo:
+    """Where a checkpoint sits in its session's history.
+
+    Attributes:
+        id: the checkpoint id.
+        parent_id: the session's head when it was saved (None for a root).
+        session_id: the session it belongs to.
+        superstep: supersteps the session had committed when it was saved.
+        created_at: when it was saved (from the session's clock).
+    """
+
+    id: str
+    parent_id: str | None
+    session_id: str
+    superstep: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Checkpoint:
+    """A saved session: committed state, executor snapshots, queues, requests, lineage.
+
+    Attributes:
+        info: id, parent, session, superstep and time.
+        graph_signature: `Workflow.signature` of the graph that saved it.
+        graph: JSON description of that graph (for `GraphMismatchError` messages).
+        status: name of the `RunStatus` the session had when saved.
+        parts: every part of the content, encoded (see the module docstring).
+        changed: names of the parts new since `info.parent_id`, or None for a full checkpoint.
+        deleted: state keys removed since the parent (delta checkpoints only).
+        depth: deltas since the last full checkpoint of the chain (0 = full).
+        version: the layout version.
+    """
+
+    info: CheckpointInfo
+    graph_signature: str
+    graph: str
+    status: str
+    parts: Mapping[str, bytes]
+    changed: frozenset[str] | None = None
+    deleted: frozenset[str] = frozenset()
+    depth: int = 0
+    version: int = FORMAT_VERSION
+    types: serde.TypeRegistry | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        """Shortcut for `info.id`."""
+        return self.info.id
+
+    @property
+    def is_full(self) -> bool:
+        """True when the checkpoint does not depend on its parent's stored parts."""
+        return self.changed is None
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The committed state, decoded afresh (a new object on every access).
+
+        Raises:
+            CheckpointDecodeError: a value's type is not known to this checkpoint's workflow.
+        """
+        registry = self.types if self.types is not None else ()
+        return {
+            key[2:]: serde.decode(data, types=registry)
+            for key, data in self.parts.items()
+            if key.startswith("s:")
+        }
+
+    def part(self, name: str) -> bytes | None:
+        """One encoded part, or None when absent."""
+        return self.parts.get(name)
+
+    def stored_parts(self) -> Mapping[str, bytes]:
+        """The parts a store must persist: all of a full checkpoint, the changed ones of a delta."""
+        if self.changed is None:
+            return self.parts
+        return {name: self.parts[name] for name in self.changed if name in self.parts}
+
+    def as_full(self) -> Checkpoint:
+        """The same checkpoint, standing alone (used when its base is pruned)."""
+        return replace(self, changed=None, deleted=frozenset(), depth=0)
+
+    def with_types(self, registry: serde.TypeRegistry) -> Checkpoint:
+        """The same checkpoint, decoding user types of `registry` in `state`."""
+        return replace(self, types=registry)
+
+
+def apply_delta(base: Checkpoint, delta: Checkpoint) -> Checkpoint:
+    """Rebuild the whole of `delta` from its stored parts and its base's whole content.
+
+    Raises:
+        CheckpointDecodeError: the delta does not belong on that base.
+    """
+    if delta.changed is None:
+        return delta
+    if delta.info.parent_id != base.info.id:
+        raise CheckpointDecodeError(
+            f"checkpoint {delta.info.id!r} is a delta of {delta.info.parent_id!r}, "
+            f"not of {base.info.id!r}; the store is inconsistent"
+        )
+    parts = dict(base.parts)
+    for key in delta.deleted:
+        parts.pop("s:" + key, None)
+    missing = [n for n in delta.changed if n not in delta.parts]
+    if missing:
+        raise CheckpointDecodeError(f"checkpoint {delta.info.id!r} lacks its parts {missing}")
+    parts.update(delta.parts)
+    return replace(delta, parts=types.MappingProxyType(parts))
+
+
+def graph_difference(saved: str, current: Mapping[str, Any]) -> str:
+    """Say what differs between a saved graph description and the current one."""
+    try:
+        old: dict[str, Any] = json.loads(saved)
+    except ValueError:
+        return "the saved graph description is unreadable"
+    lines: list[str] = []
+    old_ex = {e["id"]: e for e in old.get("executors", [])}
+    new_ex = {e["id"]: e for e in current.get("executors", [])}
+    for eid in old_ex.keys() - new_ex.keys():
+        lines.append(f"executor {eid!r} was removed")
+    for eid in new_ex.keys() - old_ex.keys():
+        lines.append(f"executor {eid!r} was added")
+    for eid in old_ex.keys() & new_ex.keys():
+        if old_ex[eid].get("type") != new_ex[eid].get("type"):
+            lines.append(
+                f"executor {eid!r} changed class: {old_ex[eid]['type']} -> {new_ex[eid]['type']}"
+            )
+        if old_ex[eid].get("accepts") != new_ex[eid].get("accepts"):
+            lines.append(
+                f"executor {eid!r} handles {old_ex[eid].get('accepts')} before, "
+                f"{new_ex[eid].get('accepts')} now"
+            )
+    old_edges = {json.dumps(e, sort_keys=True) for e in old.get("edges", [])}
+    new_edges = {json.dumps(e, sort_keys=True) for e in current.get("edges", [])}
+    for e in sorted(old_edges - new_edges):
+        lines.append(f"edge removed: {e}")
+    for e in sorted(new_edges - old_edges):
+        lines.append(f"edge added: {e}")
+    if old.get("start") != current.get("start"):
+        lines.append(f"start changed: {old.get('start')!r} -> {current.get('start')!r}")
+    return "; ".join(lines) or "the graph signature differs"
+
+
+def check_graph(cp: Checkpoint, signature: str, description: Mapping[str, Any]) -> None:
+    """Raise `GraphMismatchError` when `cp` was made by a different graph."""
+    if cp.graph_signature != signature:
+        raise GraphMismatchError(
+            f"checkpoint {cp.info.id!r} of session {cp.info.session_id!r} was made by a "
+            f"different graph: {graph_difference(cp.graph, description)}. Resume it with the "
+            "workflow that made it, or start a new session"
+        )
+
+
+EMPTY_PARTS = _EMPTY

@@ -1,0 +1,274 @@
+"""Turning a session into checkpoints and back.
+
+`Checkpointer` belongs to one session. It knows the parts of the session's
+head checkpoint, so each new checkpoint encodes only what a superstep wrote
+(state keys, snapshots of executors that ran, queues) and records which parts
+changed: a delta the stores persist cheaply. `restore` rebuilds a session's
+content from a checkpoint atomically: everything is decoded and every
+executor rebuilt before anything of the session is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import serde
+from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo, check_graph
+from ._errors import CheckpointDecodeError, CheckpointError, SerializationError
+from ._events import RunStatus
+from ._executor import Executor
+from ._planner import FanInBuffers, Queue
+from ._requests import Request
+from ._state import DELETED
+
+if TYPE_CHECKING:
+    from ._session import Session
+    from .stores import CheckpointStore
+
+__all__ = ["Checkpointer", "Restored"]
+
+_EMPTY_LIST = serde.encode([])
+_EMPTY_DICT = serde.encode({})
+
+
+class Restored:
+    """A session's content decoded from a checkpoint, ready to be swapped in."""
+
+    __slots__ = ("executors", "fanin", "pending", "queue", "state", "status", "superstep")
+
+    def __init__(
+        self,
+        state: dict[str, Any],
+        executors: list[Executor | None],
+        queue: Queue,
+        fanin: FanInBuffers,
+        pending: dict[str, Request],
+        superstep: int,
+        status: RunStatus,
+    ) -> None:
+        self.state = state
+        self.executors = executors
+        self.queue = queue
+        self.fanin = fanin
+        self.pending = pending
+        self.superstep = superstep
+        self.status = status
+
+
+class Checkpointer:
+    """Builds, saves and restores the checkpoints of one session."""
+
+    __slots__ = ("depth", "parts", "session", "store")
+
+    def __init__(self, session: Session, store: CheckpointStore) -> None:
+        self.session = session
+        self.store = store
+        self.parts: Mapping[str, bytes] = types.MappingProxyType({})
+        self.depth = -1  # -1: no head yet, the next checkpoint is full
+
+    # -- building ---------------------------------------------------------------------
+
+    def _encode(self, value: object, what: str) -> bytes:
+        try:
+            return serde.encode(value, types=self.session.workflow._registry)
+        except SerializationError as exc:
+            raise CheckpointError(
+                f"cannot save a checkpoint of session {self.session.id!r}: {what} cannot be "
+                f"stored ({exc})"
+            ) from exc
+
+    def build(
+        self,
+        *,
+        written: Mapping[str, Any],
+        snapshots: Mapping[str, Any],
+        queue: Queue,
+        fanin: FanInBuffers,
+        superstep: int,
+        status: RunStatus,
+        parent: str | None,
+        full: bool = False,
+    ) -> Checkpoint:
+        """A checkpoint of the head plus `written` state keys and executor `snapshots`."""
+        s = self.session
+        ids = s.workflow._plan.ids
+        old = self.parts
+        parts = dict(old)
+        deleted: set[str] = set()
+        for key, value in written.items():
+            name = "s:" + key
+            if value is DELETED:
+                if parts.pop(name, None) is not None:
+                    deleted.add(key)
+            else:
+                parts[name] = self._encode(value, f"state[{key!r}]")
+                deleted.discard(key)
+        for eid, snap in snapshots.items():
+            parts["e:" + eid] = self._encode(snap, f"the snapshot of executor {eid!r}")
+        parts["q"] = (
+            self._encode({ids[i]: msgs for i, msgs in queue.items()}, "a queued message")
+            if queue
+            else _EMPTY_DICT
+        )
+        parts["f"] = (
+            self._encode([[g, bufs] for g, bufs in fanin.items()], "a fan-in buffer")
+            if fanin
+            else _EMPTY_LIST
+        )
+        parts["r"] = (
+            self._encode(list(s._pending.values()), "a pending request")
+            if s._pending
+            else _EMPTY_LIST
+        )
+        depth = self.depth + 1
+        is_full = full or parent is None or self.depth < 0 or depth >= FULL_EVERY
+        changed = None if is_full else frozenset(n for n, b in parts.items() if old.get(n) != b)
+        info = CheckpointInfo(
+            id=s._ids(),
+            parent_id=parent,
+            session_id=s.id,
+            superstep=superstep,
+            created_at=s._clock(),
+        )
+        wf = s.workflow
+        return Checkpoint(
+            info=info,
+            graph_signature=wf.signature,
+            graph=wf._description_json,
+            status=status.name,
+            parts=types.MappingProxyType(parts),
+            changed=changed,
+            deleted=frozenset(deleted) if not is_full else frozenset(),
+            depth=0 if is_full else depth,
+            types=wf._registry,
+        )
+
+    async def save(self, cp: Checkpoint) -> None:
+        """Persist `cp`; on success it becomes the head the next delta is built on.
+
+        Raises:
+            CheckpointError: the store failed (never swallowed: durability is not optional).
+        """
+        try:
+            await self.store.save(cp)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(
+                f"saving checkpoint {cp.info.id!r} of session {cp.info.session_id!r} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        self.parts = cp.parts
+        self.depth = cp.depth
+
+    def adopt(self, cp: Checkpoint) -> None:
+        """Make `cp` (loaded, not saved by us) the base of the next delta."""
+        self.parts = cp.parts
+        self.depth = cp.depth if cp.changed is not None else 0
+
+    def forget(self) -> None:
+        """The next checkpoint is a full one (after a reset)."""
+        self.parts = types.MappingProxyType({})
+        self.depth = -1
+
+    # -- restoring ------------------------------------------------------------------------
+
+    async def decode(self, cp: Checkpoint) -> Restored:
+        """Decode `cp` into fresh session content without touching the session.
+
+        Raises:
+            GraphMismatchError: `cp` was made by a different graph.
+            CheckpointDecodeError: `cp` cannot be read back.
+        """
+        s = self.session
+        wf = s.workflow
+        check_graph(cp, wf.signature, wf._description)
+        registry = wf._registry
+        index = wf._plan.index
+
+        def dec(name: str, default: bytes) -> Any:
+            return serde.decode(cp.parts.get(name, default), types=registry)
+
+        state: dict[str, Any] = {}
+        snapshots: dict[int, Any] = {}
+        for name, data in cp.parts.items():
+            if name.startswith("s:"):
+                state[name[2:]] = serde.decode(data, types=registry)
+            elif name.startswith("e:"):
+                if name[2:] not in index:
+                    raise CheckpointDecodeError(f"checkpoint names unknown executor {name[2:]!r}")
+                snapshots[index[name[2:]]] = serde.decode(data, types=registry)
+        queue = _decode_queue(dec("q", _EMPTY_DICT), index)
+        fanin = _decode_fanin(dec("f", _EMPTY_LIST), wf._plan.fanin_sizes)
+        pending: dict[str, Request] = {}
+        for req in dec("r", _EMPTY_LIST):
+            if not isinstance(req, Request):
+                raise CheckpointDecodeError("pending requests part holds a non-Request value")
+            pending[req.id] = req
+        executors: list[Executor | None] = [None] * len(wf._prototypes)
+        for i, data in snapshots.items():
+            ex = wf._prototypes[i].fresh()
+            await ex.restore(data)  # type: ignore[attr-defined]
+            executors[i] = ex
+        return Restored(
+            state, executors, queue, fanin, pending, cp.info.superstep, _status(cp.status, queue)
+        )
+
+
+def _status(saved: str, queue: Queue) -> RunStatus:
+    status = RunStatus.__members__.get(saved, RunStatus.INTERRUPTED)
+    if queue:
+        return RunStatus.FAILED if status is RunStatus.FAILED else RunStatus.INTERRUPTED
+    if status in (RunStatus.RUNNING, RunStatus.FAILED, RunStatus.INTERRUPTED):
+        return RunStatus.IDLE
+    return status
+
+
+def _decode_queue(raw: Any, index: Mapping[str, int]) -> Queue:
+    if not isinstance(raw, dict):
+        raise CheckpointDecodeError("queued messages part is not a mapping")
+    queue: Queue = {}
+    for eid, msgs in typing_items(typing.cast(dict[Any, Any], raw)):
+        if eid not in index or not isinstance(msgs, list):
+            raise CheckpointDecodeError(f"queued messages for unknown executor {eid!r}")
+        queue[index[eid]] = list(typing_list(msgs))
+    return queue
+
+
+def _decode_fanin(raw: Any, sizes: list[int]) -> FanInBuffers:
+    if not isinstance(raw, list):
+        raise CheckpointDecodeError("fan-in part is not a list")
+    out: FanInBuffers = {}
+    for entry in typing_list(raw):
+        try:
+            group, bufs = entry
+            if not (isinstance(group, int) and 0 <= group < len(sizes)):
+                raise ValueError(group)
+            lists = [list(typing_list(b)) for b in typing_list(bufs)]
+            if len(lists) != sizes[group]:
+                raise ValueError(len(lists))
+        except (TypeError, ValueError):
+            raise CheckpointDecodeError("fan-in part is malformed") from None
+        out[group] = lists
+    return out
+
+
+def typing_items(raw: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    """Items of a decoded dict, typed for the checker."""
+    return list(raw.items())
+
+
+def typing_list(raw: Any) -> list[Any]:
+    """A decoded list, typed for the checker."""
+    if not isinstance(raw, list):
+        raise TypeError("expected a list")
+    return list(raw)  # pyright: ignore[reportUnknownArgumentType]
+
+
+def description_json(description: Mapping[str, Any]) -> str:
+    """The graph description as stored in full checkpoints."""
+    return json.dumps(description, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,129 @@
+"""The binary layout durable stores write: one record per checkpoint.
+
+```
+b"SGC1" | u32 header length | header JSON (UTF-8) | for each part: u32 length | bytes
+```
+
+The header holds the `CheckpointInfo`, graph signature, status, the names of
+the stored parts (in order), and for a delta the deleted state keys and its
+depth. The graph description is written only in full records; a delta takes
+its base's. Any malformation raises `CheckpointDecodeError`.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import types
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .._checkpoint import Checkpoint, CheckpointInfo, apply_delta
+from .._errors import CheckpointDecodeError
+
+__all__ = ["MAGIC", "pack", "resolve", "unpack"]
+
+MAGIC = b"SGC1"
+_LEN = struct.Struct(">I")
+
+
+def pack(cp: Checkpoint) -> bytes:
+    """Encode what a store must persist of `cp` (all parts, or only the changed ones)."""
+    stored = cp.stored_parts()
+    names = list(stored)
+    info = cp.info
+    header: dict[str, Any] = {
+        "v": cp.version,
+        "id": info.id,
+        "parent": info.parent_id,
+        "session": info.session_id,
+        "superstep": info.superstep,
+        "at": info.created_at.isoformat(),
+        "sig": cp.graph_signature,
+        "status": cp.status,
+        "parts": names,
+    }
+    if cp.changed is None:
+        header["graph"] = cp.graph
+    else:
+        header["deleted"] = sorted(cp.deleted)
+        header["depth"] = cp.depth
+    head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    chunks = [MAGIC, _LEN.pack(len(head)), head]
+    for name in names:
+        data = stored[name]
+        chunks.append(_LEN.pack(len(data)))
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def unpack(blob: bytes) -> Checkpoint:
+    """Decode one record; a delta comes back with only its stored parts (see `resolve`)."""
+    try:
+        return _unpack(blob)
+    except CheckpointDecodeError:
+        raise
+    except Exception as exc:
+        raise CheckpointDecodeError(
+            f"malformed checkpoint record: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _unpack(blob: bytes) -> Checkpoint:
+    view = memoryview(blob)
+    if bytes(view[:4]) != MAGIC:
+        raise CheckpointDecodeError("not a stepgraph checkpoint record (bad magic)")
+    (hlen,) = _LEN.unpack_from(view, 4)
+    header = json.loads(bytes(view[8 : 8 + hlen]).decode())
+    if not isinstance(header, dict):
+        raise CheckpointDecodeError("checkpoint record header is not an object")
+    h: dict[str, Any] = header  # pyright: ignore[reportUnknownVariableType]
+    pos = 8 + hlen
+    parts: dict[str, bytes] = {}
+    for name in h["parts"]:
+        (n,) = _LEN.unpack_from(view, pos)
+        pos += 4
+        if pos + n > len(view):
+            raise CheckpointDecodeError("checkpoint record is truncated")
+        parts[str(name)] = bytes(view[pos : pos + n])
+        pos += n
+    if pos != len(view):
+        raise CheckpointDecodeError("checkpoint record has trailing bytes")
+    info = CheckpointInfo(
+        id=str(h["id"]),
+        parent_id=None if h["parent"] is None else str(h["parent"]),
+        session_id=str(h["session"]),
+        superstep=int(h["superstep"]),
+        created_at=datetime.fromisoformat(h["at"]),
+    )
+    full = "graph" in h
+    return Checkpoint(
+        info=info,
+        graph_signature=str(h["sig"]),
+        graph=str(h["graph"]) if full else "",
+        status=str(h["status"]),
+        parts=types.MappingProxyType(parts),
+        changed=None if full else frozenset(parts),
+        deleted=frozenset(str(k) for k in h.get("deleted", [])),
+        depth=int(h.get("depth", 0)),
+        version=int(h["v"]),
+    )
+
+
+def resolve(chain: Sequence[Checkpoint]) -> Checkpoint:
+    """Rebuild a whole checkpoint from its records, newest first, ending at a full one."""
+    if not chain or chain[-1].changed is not None:
+        raise CheckpointDecodeError("checkpoint chain does not end at a full checkpoint")
+    whole = chain[-1]
+    for delta in reversed(chain[:-1]):
+        whole = apply_delta(whole, delta)
+        whole = Checkpoint(
+            info=whole.info,
+            graph_signature=whole.graph_signature,
+            graph=chain[-1].graph,
+            status=whole.status,
+            parts=whole.parts,
+            version=whole.version,
+        )
+    return whole
