@@ -3,7 +3,8 @@
 import stepgraph as sg
 
 EXPECTED = {
-    "Case", "CheckpointDecodeError", "CheckpointError", "CheckpointNotFoundError",
+    "Case", "Checkpoint", "CheckpointInfo", "CheckpointStore", "MemoryCheckpointStore",
+    "CheckpointDecodeError", "CheckpointError", "CheckpointNotFoundError",
     "CheckpointSaved", "ConcurrentRunError", "Context", "ConvergenceError", "Event",
     "Executor", "ExecutorCompleted", "ExecutorFailed", "ExecutorFailedError",
     "ExecutorInvoked", "FunctionExecutor", "GraphError", "GraphMismatchError",

@@ -11,6 +11,7 @@ Module map (everything public is re-exported here):
 """
 
 from ._builder import WorkflowBuilder
+from ._checkpoint import Checkpoint, CheckpointInfo
 from ._context import Context, SyncContext
 from ._edges import Case
 from ._errors import (
@@ -50,15 +51,19 @@ from ._run import Run
 from ._session import Session
 from ._state import StateView
 from ._workflow import Workflow
+from .stores import CheckpointStore, MemoryCheckpointStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Case",
+    "Checkpoint",
     "CheckpointDecodeError",
     "CheckpointError",
+    "CheckpointInfo",
     "CheckpointNotFoundError",
     "CheckpointSaved",
+    "CheckpointStore",
     "ConcurrentRunError",
     "Context",
     "ConvergenceError",
@@ -72,6 +77,7 @@ __all__ = [
     "GraphError",
     "GraphMismatchError",
     "GraphWarning",
+    "MemoryCheckpointStore",
     "NotIdleError",
     "Output",
     "Request",
