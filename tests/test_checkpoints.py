@@ -470,3 +470,46 @@ def test_without_store_checkpoints_are_private_to_the_session() -> None:
         assert await session(wf, None).history() == []
 
     asyncio.run(main())
+
+
+def test_plan_prune_keeps_last_n_per_branch_head_and_pinned() -> None:
+    from datetime import UTC, datetime
+
+    from stepgraph._retention import plan_prune
+
+    def info(cid: str, parent: str | None) -> sg.CheckpointInfo:
+        return sg.CheckpointInfo(cid, parent, "s", 0, datetime(2026, 1, 1, tzinfo=UTC))
+
+    # root r - a - b - c (main line), and a branch a - x - y; newest first by save order
+    infos = [
+        info("y", "x"), info("x", "a"), info("c", "b"), info("b", "a"), info("a", "r"),
+        info("r", None),
+    ]  # fmt: skip
+    plan = plan_prune(infos, 2, head="y", pinned=["r"])
+    assert set(plan.delete) == {"a"}
+    assert set(plan.rebase) == {"b", "x"}  # their parent goes: they must be saved whole
+    plan = plan_prune(infos, 1, head="c")
+    assert set(plan.delete) == {"x", "b", "a", "r"}
+    assert set(plan.rebase) == {"y", "c"}
+
+
+def test_prune_and_retention_keep_everything_loadable(reopen: StoreFactory) -> None:
+    async def main() -> None:
+        store = reopen()
+        wf = ping_pong(limit=30)
+        s = session(wf, store)
+        await s.run(1)
+        full_history = await s.history()
+        deleted = await s.prune(sg.Retention(keep_last=3))
+        kept = await s.history()
+        assert len(kept) == 3
+        assert len(deleted) == len(full_history) - 3
+        for info in kept:  # every kept checkpoint still loads and resumes
+            cp = await store.load(info.id)
+            assert cp.info == info
+        assert (await session(wf, store).resume(kept[-1].id)).outputs
+        t = wf.session("t", store=store, retention=sg.Retention(keep_last=2))
+        await t.run(1)
+        assert len(await t.history()) == 2
+
+    asyncio.run(main())

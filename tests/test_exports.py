@@ -9,7 +9,7 @@ EXPECTED = {
     "Executor", "ExecutorCompleted", "ExecutorFailed", "ExecutorFailedError",
     "ExecutorInvoked", "FunctionExecutor", "GraphError", "GraphMismatchError",
     "GraphWarning", "NotIdleError", "Output", "Request", "RequestError", "RequestIssued",
-    "RoutingError", "Run", "RunCompleted", "RunResult", "RunStarted", "RunStatus",
+    "Retention", "RoutingError", "Run", "RunCompleted", "RunResult", "RunStarted", "RunStatus",
     "SerializationError", "Session", "StateView", "SubWorkflowEvent", "SuperstepCompleted",
     "SuperstepStarted", "SyncContext", "Workflow", "WorkflowBuilder", "WorkflowError",
     "executor", "handler",

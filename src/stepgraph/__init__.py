@@ -47,6 +47,7 @@ from ._events import (
 )
 from ._executor import Executor, FunctionExecutor, executor, handler
 from ._requests import Request, RunResult
+from ._retention import Retention
 from ._run import Run
 from ._session import Session
 from ._state import StateView
@@ -83,6 +84,7 @@ __all__ = [
     "Request",
     "RequestError",
     "RequestIssued",
+    "Retention",
     "RoutingError",
     "Run",
     "RunCompleted",

@@ -145,6 +145,8 @@ class Runner:
             raise
         status = RunStatus.IDLE_WITH_PENDING_REQUESTS if s._pending else RunStatus.IDLE
         s._status = status
+        if s._retention is not None and s._checkpointer is not None:
+            await s._prune(s._retention)
         sink.emit(RunCompleted(status))
         return status
 

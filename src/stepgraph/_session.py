@@ -29,6 +29,7 @@ from ._events import RunStatus
 from ._executor import Executor
 from ._planner import FanInBuffers, Queue
 from ._requests import Request
+from ._retention import Retention, plan_prune
 from ._run import Run, _Execution
 from ._runner import Runner, Sink, new_context
 from .stores.memory import MemoryCheckpointStore
@@ -66,6 +67,7 @@ class Session(Generic[InT]):
         store: CheckpointStore | None,
         clock: Callable[[], datetime],
         ids: Callable[[], str],
+        retention: Retention | None = None,
     ) -> None:
         self.id = session_id
         self.workflow = workflow
@@ -86,6 +88,7 @@ class Session(Generic[InT]):
         self._loaded = store is None
         self._checkpointer = Checkpointer(self, store) if store is not None else None
         self._private: Checkpointer | None = None
+        self._retention = retention
 
     # -- reading between runs -----------------------------------------------------------
 
@@ -258,6 +261,40 @@ class Session(Generic[InT]):
                 raise
             self._head = cp.info.id
         self._swap(restored)
+
+    async def prune(self, retention: Retention | None = None) -> list[str]:
+        """Delete old checkpoints by the session's retention policy (or `retention`).
+
+        Keeps the newest `keep_last` checkpoints of every branch, the head and
+        every checkpoint that holds pending requests. Returns the deleted ids.
+
+        Raises:
+            ConcurrentRunError: a run is in progress.
+            ValueError: no policy was given here or to `Workflow.session`.
+        """
+        self._check_guard("prune")
+        policy = retention or self._retention
+        if policy is None:
+            raise ValueError("prune() needs a Retention policy: pass one here or to session()")
+        return await self._prune(policy)
+
+    async def _prune(self, policy: Retention) -> list[str]:
+        cpr = self._checkpointer or self._private
+        if cpr is None:
+            return []
+        store = cpr.store
+        infos = await store.list(self.id)
+        pinned: list[str] = []
+        candidates = plan_prune(infos, policy.keep_last, head=self._head)
+        for cid in candidates.delete:
+            cp = await store.load(cid)
+            if cp.parts.get("r", b"[]") != b"[]":
+                pinned.append(cid)
+        plan = plan_prune(infos, policy.keep_last, head=self._head, pinned=pinned)
+        for cid in plan.rebase:
+            await store.save((await store.load(cid)).as_full())
+        await store.delete(plan.delete)
+        return list(plan.delete)
 
     # -- internals ------------------------------------------------------------------------
 

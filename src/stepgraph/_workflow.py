@@ -22,6 +22,7 @@ from ._executor import Executor
 from ._handlers import HandlerTable
 from ._planner import Plan
 from ._requests import Request
+from ._retention import Retention
 from ._run import Run
 from ._session import Session
 
@@ -141,6 +142,7 @@ class Workflow(Generic[InT]):
         *,
         clock: Callable[[], datetime] | None = None,
         ids: Callable[[], str] | None = None,
+        retention: Retention | None = None,
     ) -> Session[InT]:
         """Open a session: cheap and synchronous.
 
@@ -150,6 +152,7 @@ class Workflow(Generic[InT]):
                 checkpoints there continues from its latest one.
             clock: returns the current time (inject a manual clock in tests).
             ids: returns new unique ids (inject a deterministic factory in tests).
+            retention: prune old checkpoints after every run (see `Session.prune`).
         """
         id_factory = ids or default_ids
         return Session(
@@ -158,6 +161,7 @@ class Workflow(Generic[InT]):
             store=store,
             clock=clock or default_clock,
             ids=id_factory,
+            retention=retention,
         )
 
     def run(self, input: InT, store: CheckpointStore | None = None) -> Run:
