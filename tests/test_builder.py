@@ -5,9 +5,9 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from tests.helpers import relay, sink
 
 import stepgraph as sg
-from tests.helpers import relay, sink
 
 
 class Text(sg.Executor):
@@ -156,7 +156,7 @@ def test_switch_misuse() -> None:
     b = sg.WorkflowBuilder(start=Text(id="a"))
     with pytest.raises(sg.GraphError, match="at least one Case"):
         b.add_switch("a", [])
-    with pytest.raises(sg.GraphError, match="sg.Case"):
+    with pytest.raises(sg.GraphError, match=r"sg\.Case"):
         b.add_switch("a", [("x", "y")])  # type: ignore[list-item]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,12 +55,12 @@ def _factories(tmp: Path) -> dict[str, StoreFactory]:
 
 
 @pytest.fixture(params=["memory", "file", "sqlite"])
-def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     """A factory giving a store over the same location each call (a 'restart')."""
     factories = _factories(tmp_path)
     if request.param not in factories:
         pytest.skip(f"{request.param} store not available")
-    yield factories[request.param]
+    return factories[request.param]
 
 
 # --------------------------------------------------------------------------- workflows
@@ -511,5 +511,14 @@ def test_prune_and_retention_keep_everything_loadable(reopen: StoreFactory) -> N
         t = wf.session("t", store=store, retention=sg.Retention(keep_last=2))
         await t.run(1)
         assert len(await t.history()) == 2
+
+    asyncio.run(main())
+
+
+def test_awaiting_a_finished_run_again_gives_the_same_result() -> None:
+    async def main() -> None:
+        run = ping_pong().session().run(5)
+        first = await run
+        assert (await run) is first
 
     asyncio.run(main())

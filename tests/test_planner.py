@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from tests.helpers import relay
 
 import stepgraph as sg
 from stepgraph._planner import FanInSlot, Plan
-from tests.helpers import relay
 
 
 class Ints(sg.Executor):

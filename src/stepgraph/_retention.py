@@ -50,8 +50,8 @@ def plan_prune(
     by_id = {i.id: i for i in infos}
     has_child = {i.parent_id for i in infos if i.parent_id is not None}
     keep: set[str] = set(pinned) & by_id.keys()
-    if head in by_id:
-        keep.add(head)  # type: ignore[arg-type]
+    if head is not None and head in by_id:
+        keep.add(head)
     for leaf in (i for i in infos if i.id not in has_child):
         node: CheckpointInfo | None = leaf
         for _ in range(keep_last):

@@ -220,7 +220,12 @@ class Run(Coroutine[Any, Any, RunResult]):
         return ex.result
 
     def __await__(self) -> Generator[Any, None, RunResult]:
+        if self._coro is not None and self._exec.finished:
+            return self._again().__await__()  # awaiting a finished run again gives its result
         return self._coroutine().__await__()
+
+    async def _again(self) -> RunResult:
+        return self._outcome()
 
     def send(self, value: Any, /) -> Any:
         """Coroutine protocol: advance the run (used by event loops and tasks)."""
