@@ -12,7 +12,7 @@ EXPECTED = {
     "Retention", "RoutingError", "Run", "RunCompleted", "RunResult", "RunStarted", "RunStatus",
     "SerializationError", "Session", "StateView", "SubWorkflowEvent", "SuperstepCompleted",
     "SuperstepStarted", "SyncContext", "Workflow", "WorkflowBuilder", "WorkflowError",
-    "executor", "handler",
+    "executor", "handler", "response_handler",
 }  # fmt: skip
 
 

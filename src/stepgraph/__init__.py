@@ -45,7 +45,7 @@ from ._events import (
     SuperstepCompleted,
     SuperstepStarted,
 )
-from ._executor import Executor, FunctionExecutor, executor, handler
+from ._executor import Executor, FunctionExecutor, executor, handler, response_handler
 from ._requests import Request, RunResult
 from ._retention import Retention
 from ._run import Run
@@ -103,4 +103,5 @@ __all__ = [
     "WorkflowError",
     "executor",
     "handler",
+    "response_handler",
 ]

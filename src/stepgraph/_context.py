@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Generic, Never
 
 from typing_extensions import TypeVar
 
-from ._errors import WorkflowError
-from ._events import Event, Output
+from ._errors import RoutingError, WorkflowError
+from ._events import Event, Output, RequestIssued
+from ._requests import Request
 from ._state import StateView
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = ["Activation", "Context", "SyncContext"]
 
 SendT = TypeVar("SendT", default=Any)
 OutT = TypeVar("OutT", default=Never)
+R = TypeVar("R")
 
 
 class Activation:
@@ -37,6 +39,7 @@ class Activation:
         "index",
         "messages",
         "outputs",
+        "requests",
         "sends",
         "superstep",
         "writes",
@@ -58,15 +61,19 @@ class Activation:
         self.sends: list[tuple[Target, Any]] = []
         self.outputs: list[Any] = []
         self.writes: dict[str, Any] | None = None
+        self.requests: list[Request] | None = None
         self.closed = False
 
 
 class _Base:
-    __slots__ = ("_act", "_index", "_plan", "executor_id", "session_id")
+    __slots__ = ("_act", "_ids", "_index", "_plan", "executor_id", "session_id")
 
-    def __init__(self, plan: Plan, index: int, session_id: str) -> None:
+    def __init__(
+        self, plan: Plan, index: int, session_id: str, ids: Callable[[], str] = lambda: ""
+    ) -> None:
         self._plan = plan
         self._index = index
+        self._ids = ids
         self._act: Activation | None = None
         self.executor_id: str = plan.ids[index]
         """Id of the executor this context belongs to."""
@@ -101,6 +108,22 @@ class _Base:
                 f"ctx.emit takes an sg.Event subclass instance, got {type(event).__name__}"
             )
         self._live().emit(event)
+
+    def _request(self, payload: Any, response_type: Any) -> str:
+        act = self._live()
+        if not self._plan.tables[self._index].takes_answers(payload, response_type):
+            wanted = getattr(response_type, "__name__", response_type)
+            raise RoutingError(
+                f"{self.executor_id} asked for a {wanted} about a {type(payload).__name__}, "
+                "but has no @response_handler taking "
+                "(that payload, that answer); add one so the answer has somewhere to go"
+            )
+        request = Request(self._ids(), self.executor_id, payload, response_type)
+        if act.requests is None:
+            act.requests = []
+        act.requests.append(request)
+        act.emit(RequestIssued(request))
+        return request.id
 
     @property
     def state(self) -> StateView:
@@ -145,6 +168,18 @@ class Context(_Base, Generic[SendT, OutT]):
         """Stream a user event (an `sg.Event` subclass instance) to the run's consumer."""
         self._emit(event)
 
+    async def request(self, payload: Any, response_type: type[R] | Any = object) -> str:
+        """Ask for outside input; returns the request id.
+
+        The request is pending once this superstep commits (`RequestIssued` is
+        emitted at once). `session.respond({id: answer})` delivers the answer,
+        converted to `response_type`, to this executor's `@response_handler`.
+
+        Raises:
+            RoutingError: this executor has no response handler for such answers.
+        """
+        return self._request(payload, response_type)
+
 
 class SyncContext(_Base, Generic[SendT, OutT]):
     """The context of a sync `@executor` function, which runs in a worker thread.
@@ -154,8 +189,15 @@ class SyncContext(_Base, Generic[SendT, OutT]):
 
     __slots__ = ("_loop",)
 
-    def __init__(self, plan: Plan, index: int, session_id: str, loop: asyncio.AbstractEventLoop):
-        super().__init__(plan, index, session_id)
+    def __init__(
+        self,
+        plan: Plan,
+        index: int,
+        session_id: str,
+        loop: asyncio.AbstractEventLoop,
+        ids: Callable[[], str] = lambda: "",
+    ) -> None:
+        super().__init__(plan, index, session_id, ids)
         self._loop = loop
 
     def send(self, message: SendT, to: str | None = None) -> None:

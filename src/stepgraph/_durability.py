@@ -91,6 +91,7 @@ class Checkpointer:
         superstep: int,
         status: RunStatus,
         parent: str | None,
+        pending: Mapping[str, Request] | None = None,
         full: bool = False,
     ) -> Checkpoint:
         """A checkpoint of the head plus `written` state keys and executor `snapshots`."""
@@ -119,10 +120,9 @@ class Checkpointer:
             if fanin
             else _EMPTY_LIST
         )
+        pending = s._pending if pending is None else pending
         parts["r"] = (
-            self._encode(list(s._pending.values()), "a pending request")
-            if s._pending
-            else _EMPTY_LIST
+            self._encode(list(pending.values()), "a pending request") if pending else _EMPTY_LIST
         )
         depth = self.depth + 1
         is_full = full or parent is None or self.depth < 0 or depth >= FULL_EVERY

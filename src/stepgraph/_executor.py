@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar, overload
 
 from ._errors import GraphError
-from ._handlers import HandlerSpec, HandlerTable, inspect_handler
+from ._handlers import HandlerSpec, HandlerTable, inspect_handler, inspect_response_handler
 
-__all__ = ["Executor", "FunctionExecutor", "executor", "handler"]
+__all__ = ["Executor", "FunctionExecutor", "executor", "handler", "response_handler"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +29,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass(frozen=True, slots=True)
 class _HandlerMark:
     input: object
+    localns: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _ResponseMark:
+    request: object
+    response: object
     localns: dict[str, Any] | None
 
 
@@ -71,6 +78,29 @@ def handler(func: F | None = None, /, *, input: object = None) -> F | Callable[[
 
     def mark(f: F) -> F:
         setattr(f, _MARK, _HandlerMark(input, caller_namespace(f, 1 if func is None else 2)))
+        return f
+
+    return mark(func) if func is not None else mark
+
+
+@overload
+def response_handler(func: F, /) -> F: ...
+@overload
+def response_handler(*, request: object = None, response: object = None) -> Callable[[F], F]: ...
+def response_handler(
+    func: F | None = None, /, *, request: object = None, response: object = None
+) -> F | Callable[[F], F]:
+    """Mark an async method `(self, request: P, response: T, ctx)` that receives answers.
+
+    When `session.respond({request_id: answer})` answers a request this
+    executor issued with `ctx.request(payload, response_type=T)`, the handler
+    whose `P` and `T` best match the payload and answer runs in the next
+    superstep. `request=`/`response=` override the annotations.
+    """
+
+    def mark(f: F) -> F:
+        ns = caller_namespace(f, 1 if func is None else 2)
+        setattr(f, _MARK, _ResponseMark(request, response, ns))
         return f
 
     return mark(func) if func is not None else mark
@@ -133,7 +163,15 @@ def _collect_methods(cls: type) -> list[HandlerSpec]:
             if name in seen:
                 continue
             mark = getattr(member, _MARK, None)
-            if isinstance(mark, _HandlerMark):
+            if isinstance(mark, _ResponseMark):
+                seen.add(name)
+                func = typing.cast(Callable[..., Any], member)
+                specs.append(
+                    inspect_response_handler(
+                        func, name, mark.request, mark.response, owner=cls, localns=mark.localns
+                    )
+                )
+            elif isinstance(mark, _HandlerMark):
                 seen.add(name)
                 func = typing.cast(Callable[..., Any], member)
                 specs.append(

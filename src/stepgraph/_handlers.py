@@ -20,7 +20,7 @@ from ._types import ANY, TypeSpec
 
 __all__ = ["HandlerSpec", "HandlerTable", "inspect_handler"]
 
-Invoke = Callable[[Any, object, Any], Any]
+Invoke = Callable[[Any, Any, Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,17 +125,69 @@ def inspect_handler(
     return HandlerSpec(name=where, accepts=accepts, sends=sends, invoke=invoke, is_async=is_async)
 
 
+def inspect_response_handler(
+    func: Callable[..., Any],
+    name: str,
+    request: object,
+    response: object,
+    *,
+    owner: type,
+    localns: dict[str, Any] | None = None,
+) -> HandlerSpec:
+    """Read a `@response_handler` `(self, request: P, response: T, ctx)`.
+
+    Raises:
+        GraphError: when the signature cannot be dispatched on.
+    """
+    where = f"{owner.__qualname__}.{name}"
+    params = list(inspect.signature(func).parameters.values())[1:]
+    if not 2 <= len(params) <= 3:
+        raise GraphError(
+            f"response handler {where} must take (request, response, ctx); it takes "
+            f"{[p.name for p in params]}"
+        )
+    if not inspect.iscoroutinefunction(func):
+        raise GraphError(f"response handler {where} must be declared 'async def'")
+    hints = _hints(func, localns)
+    req = request if request is not None else hints.get(params[0].name)
+    resp = response if response is not None else hints.get(params[1].name)
+    if req is None or resp is None:
+        raise GraphError(
+            f"response handler {where} needs annotations on its request and response "
+            "parameters, or @response_handler(request=P, response=T)"
+        )
+    try:
+        accepts, answers = _types.specs_of(req), _types.specs_of(resp)
+    except TypeError as exc:
+        raise GraphError(f"response handler {where}: {exc}") from None
+    sends = _context_sends(hints.get(params[2].name)) if len(params) == 3 else ()
+    invoke: Invoke
+    if len(params) == 3:
+        invoke = lambda ex, a, c: func(ex, a.request.payload, a.response, c)  # noqa: E731
+    else:
+        invoke = lambda ex, a, c: func(ex, a.request.payload, a.response)  # noqa: E731
+    return HandlerSpec(
+        name=where,
+        accepts=accepts,
+        sends=sends,
+        invoke=invoke,
+        is_async=True,
+        accepts_response=answers,
+    )
+
+
 _MISSING: Any = object()
 
 
 class HandlerTable:
     """The handlers of one executor, with cached most-specific-type dispatch."""
 
-    __slots__ = ("_cache", "accepts", "handlers", "owner", "sends")
+    __slots__ = ("_cache", "accepts", "handlers", "owner", "responses", "sends")
 
     def __init__(self, owner: str, handlers: list[HandlerSpec]) -> None:
         self.owner = owner
-        self.handlers = tuple(handlers)
+        self.responses = tuple(h for h in handlers if h.accepts_response is not None)
+        self.handlers = tuple(h for h in handlers if h.accepts_response is None)
         seen: dict[TypeSpec, str] = {}
         for h in self.handlers:
             for spec in h.accepts:
@@ -146,8 +198,18 @@ class HandlerTable:
                     )
                 seen[spec] = h.name
         self.accepts: tuple[TypeSpec, ...] = tuple(seen)
+        pairs: dict[tuple[TypeSpec, TypeSpec], str] = {}
+        for h in self.responses:
+            for p in h.accepts:
+                for r in h.accepts_response or ():
+                    if (p, r) in pairs:
+                        raise GraphError(
+                            f"{owner}: response handlers {pairs[p, r]} and {h.name} both take "
+                            f"({_types.describe(p)}, {_types.describe(r)}); keep one"
+                        )
+                    pairs[p, r] = h.name
         sends: list[TypeSpec] = []
-        for h in self.handlers:
+        for h in (*self.handlers, *self.responses):
             sends.extend(h.sends)
         self.sends: tuple[TypeSpec, ...] = tuple(dict.fromkeys(sends))
         self._cache: dict[type, HandlerSpec | None] = {}
@@ -165,6 +227,37 @@ class HandlerTable:
     def describe_accepts(self) -> str:
         """The accepted types, for error messages."""
         return ", ".join(_types.describe(s) for s in self.accepts) or "nothing"
+
+    def resolve_answer(self, payload: object, response: object) -> HandlerSpec | None:
+        """The response handler for an answered request, most specific first."""
+        best: tuple[float, float, HandlerSpec] | None = None
+        for h in self.responses:
+            for p in h.accepts:
+                dp = _distance(type(payload), p)
+                if dp < 0 or not _types.matches(payload, p):
+                    continue
+                for r in h.accepts_response or ():
+                    dr = _distance(type(response), r)
+                    if (
+                        dr >= 0
+                        and _types.matches(response, r)
+                        and (best is None or (dp, dr) < best[:2])
+                    ):
+                        best = (dp, dr, h)
+        return best[2] if best is not None else None
+
+    def takes_answers(self, payload: object, response_type: object) -> bool:
+        """True when some response handler takes this payload and answers of the type."""
+        try:
+            answers = _types.specs_of(response_type)
+        except TypeError:
+            return False
+        for h in self.responses:
+            if any(_distance(type(payload), p) >= 0 for p in h.accepts) and _types.compatible(
+                answers, h.accepts_response or ()
+            ):
+                return True
+        return False
 
     def resolve(self, message: object) -> HandlerSpec | None:
         """The handler for `message`, or None when no handler accepts it."""

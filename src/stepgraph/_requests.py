@@ -7,7 +7,7 @@ from typing import Any
 
 from ._events import Event, RunStatus
 
-__all__ = ["Request", "RunResult"]
+__all__ = ["Answer", "Request", "RunResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,14 @@ class Request:
     executor_id: str
     payload: Any
     response_type: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Internal message: an answer to `request`, queued for its executor's response handler."""
+
+    request: Request
+    response: Any
 
 
 @dataclass(frozen=True, slots=True)

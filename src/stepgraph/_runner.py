@@ -36,6 +36,7 @@ from ._events import (
     SuperstepStarted,
 )
 from ._planner import FanInBuffers, Queue
+from ._requests import Answer, Request
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -152,6 +153,10 @@ class Runner:
 
     def _drop_queued(self, status: RunStatus) -> None:
         s = self.session
+        for messages in s._queue.values():
+            for message in messages:
+                if type(message) is Answer:  # an undelivered answer: the question is open again
+                    s._pending[message.request.id] = message.request
         s._queue = {}
         s._fanin = {}
         s._status = status
@@ -176,6 +181,7 @@ class Runner:
         snapshots: dict[str, Any],
         queue: Queue,
         fanin: FanInBuffers,
+        pending: dict[str, Request] | None = None,
     ) -> None:
         s = self.session
         cpr = s._checkpointer
@@ -185,6 +191,7 @@ class Runner:
             snapshots=snapshots,
             queue=queue,
             fanin=fanin,
+            pending=s._pending if pending is None else pending,
             superstep=superstep,
             status=status,
             parent=s._head,
@@ -232,15 +239,17 @@ class Runner:
             # Durable: nothing is committed unless the checkpoint is saved.
             fanin = {g: [list(b) for b in bufs] for g, bufs in s._fanin.items()}
             written: dict[str, Any] = {}
+            pending = s._pending
             for act in acts:
                 if act.writes:
                     written.update(act.writes)
                 if act.sends:
                     plan.commit(act.sends, new_queue, fanin)
+                if act.requests:
+                    pending = {**pending, **{r.id: r for r in act.requests}}
             try:
-                await self._save(
-                    k, RunStatus.RUNNING, written, await self._ran(acts), new_queue, fanin
-                )
+                snaps = await self._ran(acts)
+                await self._save(k, RunStatus.RUNNING, written, snaps, new_queue, fanin, pending)
             except BaseException:
                 self._forget_rolled_back(mark)
                 await self._restore(snapshots)
@@ -252,6 +261,9 @@ class Runner:
                 _state.commit(committed, act.writes)
             if act.outputs:
                 outputs.extend(act.outputs)
+            if act.requests:
+                for request in act.requests:
+                    s._pending[request.id] = request
         s._queue = new_queue
         s._superstep = k
         emit(SuperstepCompleted(k))
@@ -270,14 +282,17 @@ class Runner:
         try:
             ctx._act = act
             for message in act.messages:
-                h = table.resolve(message)
+                if type(message) is Answer:
+                    h = table.resolve_answer(message.request.payload, message.response)
+                else:
+                    h = table.resolve(message)
                 if h is None:
                     raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
                 if h.is_async:
                     await h.invoke(ex, message, ctx)
                 else:
                     loop = asyncio.get_running_loop()
-                    sync_ctx = SyncContext(self.plan, i, s.id, loop)
+                    sync_ctx = SyncContext(self.plan, i, s.id, loop, s._ids)
                     sync_ctx._act = act
                     await asyncio.to_thread(h.invoke, ex, message, sync_ctx)
         except Exception as exc:
@@ -333,4 +348,4 @@ def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def new_context(session: Session, index: int) -> Context[Any, Any]:
     """The per-session context of executor `index`."""
-    return Context(session.workflow._plan, index, session.id)
+    return Context(session.workflow._plan, index, session.id, session._ids)

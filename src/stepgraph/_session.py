@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, Generic
 from typing_extensions import TypeVar
 
 from ._checkpoint import Checkpoint, CheckpointInfo
+from ._coerce import coerce
 from ._context import Context
 from ._durability import Checkpointer, Restored
-from ._errors import ConcurrentRunError, NotIdleError, RoutingError
+from ._errors import ConcurrentRunError, NotIdleError, RequestError, RoutingError
 from ._events import RunStatus
 from ._executor import Executor
 from ._planner import FanInBuffers, Queue
-from ._requests import Request
+from ._requests import Answer, Request
 from ._retention import Retention, plan_prune
 from ._run import Run, _Execution
 from ._runner import Runner, Sink, new_context
@@ -144,6 +145,63 @@ class Session(Generic[InT]):
             return True
 
         return self._begin(prepare)
+
+    def respond(self, answers: Mapping[str, Any]) -> Run:
+        """Answer pending requests; each answer goes to its executor's `@response_handler`.
+
+        The whole batch is validated first: an unknown id (one from before a
+        `reset()`/`restore()` included) or an answer that is not, and cannot be
+        converted into, the request's `response_type` raises `RequestError`
+        and changes nothing. Unanswered requests stay pending.
+
+        Raises:
+            ConcurrentRunError: a run of this session is in progress.
+            RequestError: an answer is invalid (for a session not loaded yet,
+                raised when the run starts).
+            NotIdleError: the session holds undelivered messages.
+        """
+        self._check_idle("respond")
+        if self._loaded:
+            self._validate(answers)
+
+        async def prepare() -> bool:
+            await self._ensure_loaded()
+            self._check_queue("respond")
+            queue: Queue = {}
+            index = self.workflow._plan.index
+            for request, value in self._validate(answers):
+                queue.setdefault(index[request.executor_id.split("/", 1)[0]], []).append(
+                    Answer(request, value)
+                )
+            for request_id in answers:
+                del self._pending[request_id]
+            self._queue = queue
+            return True
+
+        return self._begin(prepare)
+
+    def _validate(self, answers: Mapping[str, Any]) -> list[tuple[Request, Any]]:
+        if not isinstance(answers, Mapping) or not answers:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise RequestError("respond() takes a non-empty mapping {request_id: answer}")
+        out: list[tuple[Request, Any]] = []
+        for request_id, value in answers.items():
+            request = self._pending.get(request_id)
+            if request is None:
+                pending = list(self._pending) or "none"
+                raise RequestError(
+                    f"session {self.id!r} has no pending request {request_id!r} (never issued, "
+                    f"already answered, or from before a reset/restore); pending: {pending}"
+                )
+            try:
+                converted = coerce(value, request.response_type)
+            except TypeError as exc:
+                expected = getattr(request.response_type, "__qualname__", request.response_type)
+                raise RequestError(
+                    f"answer to request {request_id!r} of {request.executor_id!r} must be a "
+                    f"{expected}: {exc}"
+                ) from None
+            out.append((request, converted))
+        return out
 
     def resume(self, checkpoint_id: CheckpointRef | None = None) -> Run:
         """Continue the session: from memory, or from any checkpoint (time travel).

@@ -21,7 +21,7 @@ from ._edges import EdgeGroup
 from ._executor import Executor
 from ._handlers import HandlerTable
 from ._planner import Plan
-from ._requests import Request
+from ._requests import Answer, Request
 from ._retention import Retention
 from ._run import Run
 from ._session import Session
@@ -46,7 +46,7 @@ def default_ids() -> str:
 
 def _known_types(tables: Sequence[HandlerTable], extra: Sequence[type]) -> list[type]:
     """Every class named by handler annotations, plus registered types and `Request`."""
-    found: list[type] = [Request, *extra]
+    found: list[type] = [Request, Answer, *extra]
 
     def walk(spec: _types.TypeSpec) -> None:
         if spec.origin.__module__ != "builtins":
@@ -56,7 +56,7 @@ def _known_types(tables: Sequence[HandlerTable], extra: Sequence[type]) -> list[
                 walk(inner)
 
     for table in tables:
-        for h in table.handlers:
+        for h in (*table.handlers, *table.responses):
             for spec in (*h.accepts, *h.sends, *(h.accepts_response or ())):
                 walk(spec)
     return list(dict.fromkeys(found))
