@@ -10,7 +10,7 @@ EXPECTED = {
     "ExecutorInvoked", "FunctionExecutor", "GraphError", "GraphMismatchError",
     "GraphWarning", "NotIdleError", "Output", "Request", "RequestError", "RequestIssued",
     "Retention", "RoutingError", "Run", "RunCompleted", "RunResult", "RunStarted", "RunStatus",
-    "SerializationError", "Session", "StateView", "SubWorkflowEvent", "SuperstepCompleted",
+    "SerializationError", "Session", "StateView", "SubWorkflow", "SubWorkflowEvent", "SuperstepCompleted",
     "SuperstepStarted", "SyncContext", "Workflow", "WorkflowBuilder", "WorkflowError",
     "executor", "handler", "response_handler",
 }  # fmt: skip

@@ -51,6 +51,7 @@ from ._retention import Retention
 from ._run import Run
 from ._session import Session
 from ._state import StateView
+from ._subworkflow import SubWorkflow
 from ._workflow import Workflow
 from .stores import CheckpointStore, MemoryCheckpointStore
 
@@ -94,6 +95,7 @@ __all__ = [
     "SerializationError",
     "Session",
     "StateView",
+    "SubWorkflow",
     "SubWorkflowEvent",
     "SuperstepCompleted",
     "SuperstepStarted",

@@ -7,7 +7,8 @@ Parts are bytes, so a checkpoint never aliases live objects: restoring decodes
 fresh values every time and later runs cannot change a stored checkpoint.
 
 A checkpoint may be a delta: `changed` names the parts that differ from its
-base (its parent), `deleted` the state keys removed since. Stores persist
+base (its parent), `deleted` the state keys removed since; any other part
+removed since is stored as a tombstone (empty bytes). Stores persist
 only those parts and rebuild the whole on `load`, with a full checkpoint at
 least every `FULL_EVERY` saves of a chain so a load never walks far.
 """
@@ -119,7 +120,8 @@ class Checkpoint:
         """The parts a store must persist: all of a full checkpoint, the changed ones of a delta."""
         if self.changed is None:
             return self.parts
-        return {name: self.parts[name] for name in self.changed if name in self.parts}
+        # A changed part that is gone from the whole content is stored as a tombstone: b"".
+        return {name: self.parts.get(name, b"") for name in sorted(self.changed)}
 
     def as_full(self) -> Checkpoint:
         """The same checkpoint, standing alone (used when its base is pruned)."""
@@ -146,10 +148,12 @@ def apply_delta(base: Checkpoint, delta: Checkpoint) -> Checkpoint:
     parts = dict(base.parts)
     for key in delta.deleted:
         parts.pop("s:" + key, None)
-    missing = [n for n in delta.changed if n not in delta.parts]
-    if missing:
-        raise CheckpointDecodeError(f"checkpoint {delta.info.id!r} lacks its parts {missing}")
-    parts.update(delta.parts)
+    for name in delta.changed:
+        data = delta.parts.get(name, b"")
+        if data:
+            parts[name] = data
+        else:  # a tombstone: the part was removed
+            parts.pop(name, None)
     return replace(delta, parts=types.MappingProxyType(parts))
 
 

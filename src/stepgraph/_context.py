@@ -110,7 +110,7 @@ class _Base:
         self._live().emit(event)
 
     def _request(self, payload: Any, response_type: Any) -> str:
-        act = self._live()
+        self._live()
         if not self._plan.tables[self._index].takes_answers(payload, response_type):
             wanted = getattr(response_type, "__name__", response_type)
             raise RoutingError(
@@ -118,7 +118,11 @@ class _Base:
                 "but has no @response_handler taking "
                 "(that payload, that answer); add one so the answer has somewhere to go"
             )
-        request = Request(self._ids(), self.executor_id, payload, response_type)
+        return self._surface(Request(self._ids(), self.executor_id, payload, response_type))
+
+    def _surface(self, request: Request) -> str:
+        """Record a pending request (committed with the superstep) and announce it."""
+        act = self._live()
         if act.requests is None:
             act.requests = []
         act.requests.append(request)

@@ -24,6 +24,7 @@ from ._executor import Executor
 from ._planner import FanInBuffers, Queue
 from ._requests import Request
 from ._state import DELETED
+from ._subworkflow import ChildParts
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -96,7 +97,8 @@ class Checkpointer:
     ) -> Checkpoint:
         """A checkpoint of the head plus `written` state keys and executor `snapshots`."""
         s = self.session
-        ids = s.workflow._plan.ids
+        wf = s.workflow
+        ids = wf._plan.ids
         old = self.parts
         parts = dict(old)
         deleted: set[str] = set()
@@ -109,7 +111,10 @@ class Checkpointer:
                 parts[name] = self._encode(value, f"state[{key!r}]")
                 deleted.discard(key)
         for eid, snap in snapshots.items():
-            parts["e:" + eid] = self._encode(snap, f"the snapshot of executor {eid!r}")
+            if isinstance(snap, ChildParts) or (snap is None and eid in wf._children):
+                _put_child(parts, eid, snap)
+            else:
+                parts["e:" + eid] = self._encode(snap, f"the snapshot of executor {eid!r}")
         parts["q"] = (
             self._encode({ids[i]: msgs for i, msgs in queue.items()}, "a queued message")
             if queue
@@ -126,7 +131,14 @@ class Checkpointer:
         )
         depth = self.depth + 1
         is_full = full or parent is None or self.depth < 0 or depth >= FULL_EVERY
-        changed = None if is_full else frozenset(n for n, b in parts.items() if old.get(n) != b)
+        changed = (
+            None
+            if is_full
+            else frozenset(
+                [n for n, b in parts.items() if old.get(n) != b]
+                + [n for n in old if n not in parts and not n.startswith("s:")]
+            )
+        )
         info = CheckpointInfo(
             id=s._ids(),
             parent_id=parent,
@@ -134,7 +146,6 @@ class Checkpointer:
             superstep=superstep,
             created_at=s._clock(),
         )
-        wf = s.workflow
         return Checkpoint(
             info=info,
             graph_signature=wf.signature,
@@ -195,6 +206,7 @@ class Checkpointer:
 
         state: dict[str, Any] = {}
         snapshots: dict[int, Any] = {}
+        children: dict[str, dict[str, bytes]] = {}
         for name, data in cp.parts.items():
             if name.startswith("s:"):
                 state[name[2:]] = serde.decode(data, types=registry)
@@ -202,6 +214,16 @@ class Checkpointer:
                 if name[2:] not in index:
                     raise CheckpointDecodeError(f"checkpoint names unknown executor {name[2:]!r}")
                 snapshots[index[name[2:]]] = serde.decode(data, types=registry)
+            elif name.startswith("c:"):
+                eid, _, rest = name[2:].partition("/")
+                if eid not in wf._children:
+                    raise CheckpointDecodeError(f"checkpoint names unknown sub-workflow {eid!r}")
+                children.setdefault(eid, {})[rest] = data
+        for eid, child in children.items():
+            meta = child.pop("meta", None)
+            if meta is None:
+                raise CheckpointDecodeError(f"sub-workflow {eid!r} parts lack their meta part")
+            snapshots[index[eid]] = ChildParts(types.MappingProxyType(child), meta)
         queue = _decode_queue(dec("q", _EMPTY_DICT), index)
         fanin = _decode_fanin(dec("f", _EMPTY_LIST), wf._plan.fanin_sizes)
         pending: dict[str, Request] = {}
@@ -217,6 +239,17 @@ class Checkpointer:
         return Restored(
             state, executors, queue, fanin, pending, cp.info.superstep, _status(cp.status, queue)
         )
+
+
+def _put_child(parts: dict[str, bytes], eid: str, snap: ChildParts | None) -> None:
+    """Replace a sub-workflow's parts (`c:<eid>/...`) with those of its latest checkpoint."""
+    prefix = ChildParts.prefix(eid)
+    for name in [n for n in parts if n.startswith(prefix)]:
+        del parts[name]
+    if snap is not None:
+        for name, data in snap.parts.items():
+            parts[prefix + name] = data
+        parts[prefix + "meta"] = snap.meta
 
 
 def _status(saved: str, queue: Queue) -> RunStatus:

@@ -138,18 +138,25 @@ class Plan:
             return [fast]
         out: list[Target] = []
         skipped: list[str] = []
-        for r in self.routes[src]:
-            self._follow(r, message, out, skipped)
+        routes = self.routes[src]
         if to is not None:
             if to not in self.index:
                 raise RoutingError(f"{self.ids[src]} sent to={to!r}, which is not an executor")
             want = self.index[to]
-            out = [t for t in out if (t if isinstance(t, int) else t.target) == want]
-            if not out and not self._is_successor(src, want):
+            # Only the edges leading to `to` are consulted: other edges' conditions and
+            # selectors are not the sender's business for this message.
+            routes = tuple(r for r in routes if want in self._targets_of(r))
+            if not routes:
                 raise RoutingError(
                     f"{self.ids[src]} sent to={to!r}, which is not a direct successor; "
                     f"successors: {sorted(self._successors(src))}"
                 )
+            for r in routes:
+                self._follow(r, message, out, skipped)
+            out = [t for t in out if (t if isinstance(t, int) else t.target) == want]
+        else:
+            for r in routes:
+                self._follow(r, message, out, skipped)
         if not out:
             raise RoutingError(self._explain(src, message, to, skipped))
         return out
@@ -171,8 +178,13 @@ class Plan:
                     return
             if r.default is None:
                 skipped.append("no switch case matched and the switch has no default")
+            elif self.accepts(r.default, message):
+                out.append(r.default)
             else:
-                self._take(r.default, message, out, skipped, "switch default")
+                skipped.append(
+                    f"switch default {self.ids[r.default]} has no handler for "
+                    f"{type(message).__name__}"
+                )
         elif isinstance(r, _Select):
             chosen = r.selector(message, r.ids)
             for eid in chosen:
@@ -198,23 +210,21 @@ class Plan:
             )
         out.append(dst)
 
-    def _successors(self, src: int) -> set[str]:
-        found: set[str] = set()
-        for r in self.routes[src]:
-            if isinstance(r, _Direct):
-                found.add(self.ids[r.dst])
-            elif isinstance(r, _Switch):
-                found.update(self.ids[d] for _, d in r.cases)
-                if r.default is not None:
-                    found.add(self.ids[r.default])
-            elif isinstance(r, _Select):
-                found.update(r.ids)
-            else:
-                found.add(self.ids[r.slot.target])
-        return found
+    @staticmethod
+    def _targets_of(r: _Route) -> set[int]:
+        if isinstance(r, _Direct):
+            return {r.dst}
+        if isinstance(r, _Switch):
+            found = {d for _, d in r.cases}
+            if r.default is not None:
+                found.add(r.default)
+            return found
+        if isinstance(r, _Select):
+            return set(r.dsts.values())
+        return {r.slot.target}
 
-    def _is_successor(self, src: int, dst: int) -> bool:
-        return self.ids[dst] in self._successors(src)
+    def _successors(self, src: int) -> set[str]:
+        return {self.ids[t] for r in self.routes[src] for t in self._targets_of(r)}
 
     def _explain(self, src: int, message: object, to: str | None, skipped: list[str]) -> str:
         who = self.ids[src]

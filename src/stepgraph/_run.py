@@ -126,6 +126,19 @@ class _Execution:
                 w.set_result(None)
         self.waiters.clear()
 
+    def cancelled_before_start(self) -> None:
+        """A run cancelled before it started: it did nothing and ends `CANCELLED`."""
+        s = self.session
+        self.result = RunResult(
+            session_id=s.id,
+            outputs=[],
+            events=[],
+            status=RunStatus.CANCELLED,
+            pending_requests=tuple(s._pending.values()),
+            checkpoint_id=s._head,
+        )
+        self.finished = True
+
     async def wait_finished(self) -> None:
         if not self.finished:
             waiter = asyncio.get_running_loop().create_future()
@@ -290,6 +303,7 @@ class Run(Coroutine[Any, Any, RunResult]):
         """
         if self._mode == _NEW:
             self.close()
+            self._exec.cancelled_before_start()
         elif self._task is not None:
             self._task.cancel()
         elif self._mode == _AWAITED and self._owner is not None and self._exec.result is None:

@@ -25,6 +25,7 @@ from ._requests import Answer, Request
 from ._retention import Retention
 from ._run import Run
 from ._session import Session
+from ._subworkflow import SubWorkflow
 
 __all__ = ["Workflow", "default_clock", "default_ids"]
 
@@ -91,8 +92,14 @@ class Workflow(Generic[InT]):
             for e in self._prototypes
         )
         self._any_stateful = any(self._stateful)
+        self._children = frozenset(e.id for e in self._prototypes if isinstance(e, SubWorkflow))
         self._types = tuple(types)
-        self._registry = serde.TypeRegistry(_known_types(self._plan.tables, self._types))
+        known = _known_types(self._plan.tables, self._types)
+        for ex in self._prototypes:  # a child's requests and state surface in this workflow
+            if isinstance(ex, SubWorkflow):
+                known.extend(ex.workflow._known)
+        self._known: list[type] = list(dict.fromkeys(known))
+        self._registry = serde.TypeRegistry(self._known)
         self._description = self._describe()
         self._description_json = json.dumps(
             self._description, sort_keys=True, separators=(",", ":")
