@@ -299,11 +299,62 @@ def test_cancelling_the_task_that_iterates_a_stream_cancels_the_run() -> None:
                 break
             await asyncio.sleep(0)
         after = await finish_checks(hub, session)
-        del run
+        after["run_still_referenced"] = run is not None
         return after
 
     after = asyncio.run(main())
     check_clean_after_cancel(hub, session, after)
+
+
+def test_asyncio_timeout_around_an_awaited_run_cancels_it_cleanly() -> None:
+    hub = Hub()
+    session = gated_workflow(hub).session()
+
+    async def main() -> dict[str, Any]:
+        hub.gate(1)
+        loop = asyncio.get_running_loop()
+
+        async def expire_once_blocked(cm: asyncio.Timeout) -> None:
+            await wait(hub.entered[1])
+            cm.reschedule(loop.time())  # the deadline passes only once the handler blocks
+
+        async def run_with_timeout() -> None:
+            async with asyncio.timeout(None) as cm:
+                arm = asyncio.create_task(expire_once_blocked(cm))
+                try:
+                    await session.run(1)
+                finally:
+                    await arm
+
+        with pytest.raises(TimeoutError):
+            await run_with_timeout()
+        stopped_at_once = list(hub.cancelled)
+        after = await finish_checks(hub, session)
+        after["stopped_at_once"] = stopped_at_once
+        return after
+
+    after = asyncio.run(main())
+    check_clean_after_cancel(hub, session, after)
+    assert after["stopped_at_once"] == [1]
+
+
+def test_run_cancelled_before_it_starts_awaits_to_a_cancelled_result() -> None:
+    # Lead's decision: `await run` after `run.cancel()` returns a RunResult whose
+    # status is CANCELLED; a Run that never started does nothing.
+    hub = Hub()
+    session = gated_workflow(hub).session()
+
+    async def main() -> tuple[Any, Any]:
+        run = session.run(1)
+        run.cancel()
+        result = await run
+        return result, await session.run(2)
+
+    result, after = asyncio.run(main())
+    assert result.status is sg.RunStatus.CANCELLED
+    assert list(result.outputs) == []
+    assert after.outputs == ["in2", "out2"]
+    assert hub.calls == [2]
 
 
 # --------------------------------------------------------------------------- fan-in and snapshots

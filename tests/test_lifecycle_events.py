@@ -111,6 +111,7 @@ def test_awaited_result_events_match_the_streamed_events() -> None:
     assert result.status is sg.RunStatus.IDLE
     assert result.session_id == "same"
     assert result.checkpoint_id is None  # no store
+    assert not any(isinstance(e, sg.CheckpointSaved) for e in [*result.events, *streamed])
     assert not result.pending_requests
 
 
@@ -252,3 +253,69 @@ def test_events_are_frozen_dataclasses_and_event_declares_no_fields() -> None:
         field = dataclasses.fields(event)[0].name if dataclasses.fields(event) else "x"
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(event, field, None)
+
+
+# --------------------------------------------------------------------------- a paused consumer
+
+
+def three_step_chain(calls: list[tuple[str, int]]) -> sg.Workflow:
+    def step(name: str) -> sg.Executor:
+        @sg.executor(id=name)
+        async def handle(n: int, ctx: sg.Context[int, str]) -> None:
+            calls.append((name, ctx.superstep))
+            ctx.state.set(name, n)
+            await ctx.yield_output(name)
+            if name != "c":
+                await ctx.send(n)
+
+        return handle
+
+    a, b, c = step("a"), step("b"), step("c")
+    return sg.WorkflowBuilder(start=a).add_chain([a, b, c]).build()
+
+
+def test_consumer_that_stops_iterating_pauses_the_run_at_the_next_boundary() -> None:
+    calls: list[tuple[str, int]] = []
+    wf = three_step_chain(calls)
+
+    async def main() -> tuple[list[Any], list[Any], list[Any]]:
+        session = wf.session("p")
+        run = session.run(1)
+        first = [await anext(aiter(run))]  # RunStarted; superstep 1 is under way
+        for _ in range(50):  # a few iterations: plenty to run every superstep if unpaused
+            await asyncio.sleep(0)
+        calls_while_paused = list(calls)
+        rest = [event async for event in run]
+        return calls_while_paused, described(first), described(rest)
+
+    calls_while_paused, first, rest = asyncio.run(main())
+    assert calls_while_paused == [("a", 1)]  # superstep 2 waits for the consumer
+    assert first == [("RunStarted", "p")]
+    assert [e for e in rest if e[0] == "Output"] == [
+        ("Output", "a", "a"),
+        ("Output", "b", "b"),
+        ("Output", "c", "c"),
+    ]
+    assert rest[-1] == ("RunCompleted", sg.RunStatus.IDLE)
+    assert calls == [("a", 1), ("b", 2), ("c", 3)]
+
+
+def test_closing_a_paused_stream_cancels_it_at_the_last_committed_superstep() -> None:
+    calls: list[tuple[str, int]] = []
+    wf = three_step_chain(calls)
+
+    async def main() -> tuple[Any, Any, Any]:
+        session = wf.session("p")
+        run = session.run(1)
+        await anext(aiter(run))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        await run.aclose()
+        status, state = session.status, dict(session.state)
+        return status, state, await session.run(2)
+
+    status, state, after = asyncio.run(main())
+    assert status is sg.RunStatus.CANCELLED
+    assert state == {"a": 1}
+    assert after.outputs == ["a", "b", "c"]  # starts clean: nothing queued from run 1
+    assert calls == [("a", 1), ("a", 2), ("b", 3), ("c", 4)]

@@ -255,9 +255,13 @@ def test_requests_of_a_failed_superstep_are_not_kept() -> None:
         s = sg.WorkflowBuilder[str](start=AskThenFail(id="x")).build().session()
         run = s.run("q")
         seen: list[sg.Event] = []
-        with pytest.raises(sg.ExecutorFailedError):
+
+        async def consume() -> None:
             async for ev in run:
                 seen.append(ev)
+
+        with pytest.raises(sg.ExecutorFailedError):
+            await consume()
         assert any(isinstance(e, sg.RequestIssued) for e in seen)  # streamed live...
         assert s.pending_requests == ()  # ...but rolled back with its superstep
         assert s.status is sg.RunStatus.FAILED

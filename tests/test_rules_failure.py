@@ -294,9 +294,44 @@ def test_max_supersteps_bounds_each_run_not_the_session_life() -> None:
     assert asyncio.run(main()) == [[3]] * 5
 
 
-def test_convergence_error_is_a_workflow_error() -> None:
-    assert issubclass(sg.ConvergenceError, sg.WorkflowError)
-    assert issubclass(sg.NotIdleError, sg.WorkflowError)
-    assert issubclass(sg.ExecutorFailedError, sg.WorkflowError)
-    assert issubclass(sg.ConcurrentRunError, sg.WorkflowError)
-    assert issubclass(sg.RoutingError, sg.WorkflowError)
+def test_error_tree() -> None:
+    for error in (
+        sg.GraphError,
+        sg.RoutingError,
+        sg.ConcurrentRunError,
+        sg.NotIdleError,
+        sg.ExecutorFailedError,
+        sg.ConvergenceError,
+        sg.RequestError,
+        sg.SerializationError,
+        sg.CheckpointError,
+    ):
+        assert issubclass(error, sg.WorkflowError), error
+    for error in (sg.CheckpointNotFoundError, sg.CheckpointDecodeError, sg.GraphMismatchError):
+        assert issubclass(error, sg.CheckpointError), error
+    assert issubclass(sg.GraphError, TypeError)
+    assert issubclass(sg.GraphWarning, Warning)
+
+
+def test_sync_executor_failure_fails_the_run_like_an_async_one() -> None:
+    boom = ValueError("sync failure")
+
+    @sg.executor(id="sync_bad")
+    def sync_bad(n: int, ctx: sg.Context[None, int]) -> None:
+        ctx.state.set("written", n)
+        ctx.yield_output(n)
+        raise boom
+
+    wf = sg.WorkflowBuilder(start=sync_bad).build()
+
+    async def main() -> tuple[Any, Any, bool]:
+        session = wf.session()
+        with pytest.raises(sg.ExecutorFailedError) as info:
+            await session.run(1)
+        return info.value, session.status, "written" in session.state
+
+    err, status, written = asyncio.run(main())
+    assert err.__cause__ is boom
+    assert err.executor_id == "sync_bad"
+    assert status is sg.RunStatus.FAILED
+    assert written is False

@@ -251,6 +251,29 @@ def test_to_narrows_a_send_to_one_direct_successor() -> None:
     assert run_outputs(wf, 10) == [("left", 11), ("left", 12), ("right", 10), ("right", 12)]
 
 
+def test_to_narrowing_does_not_consult_the_conditions_of_other_edges() -> None:
+    # to= narrows the send to one direct successor: the edge to "guarded" is not taken,
+    # so its condition is not the sender's business for this message.
+    asked: list[int] = []
+
+    def explode(message: int) -> bool:
+        asked.append(message)
+        raise ZeroDivisionError("only for messages that travel this edge")
+
+    @sg.executor(id="src")
+    async def src(message: int, ctx: sg.Context[int]) -> None:
+        await ctx.send(message, to="plain")
+
+    wf = (
+        sg.WorkflowBuilder(start=src)
+        .add_edge(src, IntSink("guarded"), when=explode)
+        .add_edge(src, IntSink("plain"))
+        .build()
+    )
+    assert run_outputs(wf, 1) == [("plain", 1)]
+    assert asked == []
+
+
 @pytest.mark.parametrize("target", ["far", "nope", "src"])
 def test_to_an_executor_that_is_not_a_direct_successor_is_a_routing_error(target: str) -> None:
     @sg.executor(id="src")
@@ -324,6 +347,25 @@ def test_switch_predicate_exception_fails_the_run_instead_of_routing_to_default(
     err = run_failure(wf, 3)
     assert isinstance(err.__cause__, ZeroDivisionError)
     assert err.executor_id == "src"
+
+
+def test_switch_skips_messages_its_targets_do_not_accept() -> None:
+    # A str travels only the edge whose target accepts str; the int-only switch beside
+    # it (cases and default alike) is not an edge the str can travel, so it is no error.
+    @sg.executor(id="src")
+    async def src(message: int, ctx: sg.Context[int | str]) -> None:
+        await ctx.send(message)
+        await ctx.send(str(message))
+
+    big, small, strs = IntSink("big"), IntSink("small"), StrSink("strs")
+    wf = (
+        sg.WorkflowBuilder(start=src)
+        .add_switch(src, [sg.Case(when=lambda m: m > 10, target=big)], default=small)
+        .add_edge(src, strs)
+        .build()
+    )
+    assert run_outputs(wf, 20) == [("big", 20), ("strs", "20")]
+    assert run_outputs(wf, 1) == [("small", 1), ("strs", "1")]
 
 
 # --------------------------------------------------------------------------- multi-select

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import stepgraph as sg
 from stepgraph.stores import MemoryCheckpointStore
 
@@ -250,12 +252,9 @@ def test_failing_child_rolls_back_with_the_parent_superstep() -> None:
     async def main() -> Any:
         s = wf.session()
         assert (await s.run(1)).outputs == [1]
-        try:
+        with pytest.raises(sg.ExecutorFailedError) as info:
             await s.run(2)
-        except sg.ExecutorFailedError as exc:
-            assert exc.executor_id == "sub"
-        else:  # pragma: no cover
-            raise AssertionError("the child failure did not fail the parent")
+        assert info.value.executor_id == "sub"
         sub = s._executors[0]
         assert isinstance(sub, sg.SubWorkflow)
         child_session = sub.child(s._contexts[0])  # type: ignore[arg-type]
