@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+EXAMPLES = sorted(
+    p
+    for p in (Path(__file__).parent.parent / "examples").glob("*.py")
+    if not p.stem.startswith("_")
+)
 
 # Answers typed at the prompt, and text each example must print.
 STDIN = {"approval_prompt": "y\nn\n"}
@@ -16,13 +21,21 @@ EXPECT = {
     "demo": ["OUTPUT Report on solid-state batteries", "run completed: IDLE"],
     "approval_prompt": ["OUTPUT paid bo 980.00", "OUTPUT refused cy 310.50", "status: IDLE"],
     "subworkflow_approval": ["executor=review/editor", "OUTPUT published:", "status: IDLE"],
+    "agents_writer_reviewer": [
+        "[reviewer] Too long",
+        "OUTPUT Supersteps: predictable, durable, fast.",
+    ],
+    "agents_tool_approval": ["approval needed: refund", "OUTPUT Done: refunded 129.00", "['A-17']"],
+    "agents_workflow_as_agent": ["says: Summary: Notes on tidal power", "Notes on heat pumps"],
 }
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}  # offline
     proc = subprocess.run(
         [sys.executable, str(path)],
+        env=env,
         input=STDIN.get(path.stem, ""),
         capture_output=True,
         text=True,

@@ -30,6 +30,7 @@ from ._subworkflow import SubWorkflow
 __all__ = ["Workflow", "default_clock", "default_ids"]
 
 if TYPE_CHECKING:
+    from .agents import WorkflowAgent
     from .stores import CheckpointStore
 
 InT = TypeVar("InT", default=Any)
@@ -178,6 +179,23 @@ class Workflow(Generic[InT]):
     def stream(self, input: InT, store: CheckpointStore | None = None) -> Run:
         """Run `input` on a new one-shot session; iterate the `Run` for live events."""
         return self.session(store=store).run(input)
+
+    def as_agent(
+        self,
+        name: str | None = None,
+        *,
+        description: str = "",
+        store: CheckpointStore | None = None,
+    ) -> WorkflowAgent:
+        """This workflow behind the `Agent` interface (`stepgraph.agents`).
+
+        Each conversation maps to its own session (in `store`, or in memory);
+        outputs become the reply, requests become function calls answered
+        with function results.
+        """
+        from .agents import WorkflowAgent
+
+        return WorkflowAgent(self, name=name or self.name, description=description, store=store)
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart."""

@@ -1,0 +1,74 @@
+"""Agents in workflows: messages, chat clients, tools, `Agent`, `AgentExecutor`.
+
+Module map:
+
+* `_messages`: `ChatMessage` and its typed contents (text, function call and
+  result, approval request and response, usage)
+* `_client`: the `ChatClient` protocol, `ToolSpec`, `ChatOptions`, responses and updates
+* `_scripted`: `ScriptedChatClient`, deterministic replies for tests and demos
+* `_openai`: `OpenAIChatClient` on the official `openai` package (extra `openai`)
+* `_tools`: `Tool` and `@tool`, described from type hints and docstrings
+* `_agent`: `Agent` and its bounded tool loop; `AgentResponse`
+* `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
+* `_workflow_agent`: `Workflow.as_agent()`
+"""
+
+from ._agent import Agent, AgentLike, AgentResponse, UpdateSink
+from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, ToolSpec, collect
+from ._executor import AgentExecutor, AgentUpdate
+from ._messages import (
+    ApprovalRequest,
+    ApprovalResponse,
+    ChatMessage,
+    Content,
+    FunctionCall,
+    FunctionResult,
+    Role,
+    TextContent,
+    Usage,
+)
+from ._scripted import Reply, ScriptedChatClient, ScriptedRequest
+from ._tools import Tool, ToolError, json_schema, tool
+from ._workflow_agent import REQUEST_TOOL, WorkflowAgent
+
+__all__ = [
+    "REQUEST_TOOL",
+    "Agent",
+    "AgentExecutor",
+    "AgentLike",
+    "AgentResponse",
+    "AgentUpdate",
+    "ApprovalRequest",
+    "ApprovalResponse",
+    "ChatClient",
+    "ChatMessage",
+    "ChatOptions",
+    "ChatResponse",
+    "ChatUpdate",
+    "Content",
+    "FunctionCall",
+    "FunctionResult",
+    "Reply",
+    "Role",
+    "ScriptedChatClient",
+    "ScriptedRequest",
+    "TextContent",
+    "Tool",
+    "ToolError",
+    "ToolSpec",
+    "Usage",
+    "UpdateSink",
+    "WorkflowAgent",
+    "collect",
+    "json_schema",
+    "tool",
+]
+
+
+def __getattr__(name: str) -> object:
+    # OpenAIChatClient needs the optional `openai` package: import it only when asked for.
+    if name in ("OpenAIChatClient", "ChatClientError"):
+        from . import _openai
+
+        return getattr(_openai, name)
+    raise AttributeError(f"module 'stepgraph.agents' has no attribute {name!r}")

@@ -1,0 +1,94 @@
+"""The `ChatClient` protocol: what an agent needs from a model, full or streamed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ._messages import ChatMessage, Content, FunctionCall, TextContent, Usage
+
+__all__ = ["ChatClient", "ChatOptions", "ChatResponse", "ChatUpdate", "ToolSpec", "collect"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as a model sees it: a name, a description and a JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    """Per-request model options; None leaves the client's default.
+
+    Attributes:
+        model: the model name.
+        temperature: sampling temperature.
+        max_tokens: a cap on generated tokens.
+        response_format: a JSON schema dict (structured output), or None for text.
+        tool_choice: "auto", "none" or "required".
+    """
+
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    response_format: dict[str, Any] | None = None
+    tool_choice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    """A whole model reply."""
+
+    message: ChatMessage
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatUpdate:
+    """One streamed piece of a reply: a text delta, and/or whole function calls, usage."""
+
+    text: str = ""
+    function_calls: tuple[FunctionCall, ...] = ()
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+@runtime_checkable
+class ChatClient(Protocol):
+    """A model endpoint. Implementations: `ScriptedChatClient`, `OpenAIChatClient`."""
+
+    async def get_response(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        options: ChatOptions | None = None,
+    ) -> ChatResponse:
+        """The whole reply to `messages`."""
+        ...
+
+    def get_streaming_response(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        options: ChatOptions | None = None,
+    ) -> AsyncIterator[ChatUpdate]:
+        """The reply to `messages` as it is generated."""
+        ...
+
+
+def collect(updates: Sequence[ChatUpdate], author: str | None = None) -> ChatResponse:
+    """Merge streamed updates into one `ChatResponse`."""
+    text = "".join(u.text for u in updates)
+    contents: list[Content] = [TextContent(text)] if text else []
+    for u in updates:
+        contents.extend(u.function_calls)
+    usage = next((u.usage for u in reversed(updates) if u.usage is not None), None)
+    finish = next((u.finish_reason for u in reversed(updates) if u.finish_reason), None)
+    return ChatResponse(ChatMessage("assistant", tuple(contents), author), usage, finish)

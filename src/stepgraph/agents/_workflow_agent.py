@@ -1,0 +1,149 @@
+"""`Workflow.as_agent()`: a workflow behind the `Agent` interface.
+
+Each conversation id maps to its own workflow session. The new messages of a
+call become the workflow's input (a `list[ChatMessage]`, one `ChatMessage` or
+its text, whichever the start executor takes); workflow outputs become the
+reply; workflow requests become function calls (call id = request id) that
+the caller answers with function results in a later call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import serde
+from .._events import Output
+from .._requests import Request
+from ._agent import AgentResponse, UpdateSink
+from ._client import ChatUpdate
+from ._messages import (
+    ApprovalResponse,
+    ChatMessage,
+    Content,
+    FunctionCall,
+    FunctionResult,
+    TextContent,
+)
+
+if TYPE_CHECKING:
+    from .._session import Session
+    from .._workflow import Workflow
+    from ..stores import CheckpointStore
+
+__all__ = ["REQUEST_TOOL", "WorkflowAgent"]
+
+REQUEST_TOOL = "workflow_request"
+"""The function name under which workflow requests are surfaced."""
+
+
+class WorkflowAgent:
+    """A workflow used as an agent; see `Workflow.as_agent`."""
+
+    def __init__(
+        self,
+        workflow: Workflow[Any],
+        *,
+        name: str,
+        description: str = "",
+        store: CheckpointStore | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.name = name
+        self.description = description
+        self.store = store
+        self._sessions: dict[str, Session[Any]] = {}
+
+    def session_for(self, conversation_id: str) -> Session[Any]:
+        """The workflow session of one conversation (opened on first use)."""
+        session = self._sessions.get(conversation_id)
+        if session is None:
+            session = self._sessions[conversation_id] = self.workflow.session(
+                conversation_id, store=self.store
+            )
+        return session
+
+    async def run(
+        self,
+        conversation: Sequence[ChatMessage] | str,
+        *,
+        approvals: Mapping[str, ApprovalResponse] | None = None,
+        on_update: UpdateSink | None = None,
+        conversation_id: str | None = None,
+    ) -> AgentResponse:
+        """Feed the conversation's new messages (or function results) to the workflow."""
+        messages = (
+            [ChatMessage.user(conversation)]
+            if isinstance(conversation, str)
+            else list(conversation)
+        )
+        session = self.session_for(conversation_id or "default")
+        await session.load()
+        pending = {r.id for r in session.pending_requests}
+        answers = {
+            c.call_id: c.result
+            for m in _since_last_reply(messages)
+            for c in m.contents
+            if isinstance(c, FunctionResult) and c.call_id in pending
+        }
+        before = set(pending)
+        run = session.respond(answers) if answers else session.run(self._input(messages))
+        async for event in run:
+            if on_update is not None and isinstance(event, Output):
+                await on_update(ChatUpdate(text=_text(event.value)))
+        result = await run
+        reply: list[ChatMessage] = []
+        for value in result.outputs:
+            reply.extend(self._as_messages(value))
+        calls: list[Content] = [
+            FunctionCall(r.id, REQUEST_TOOL, _arguments(r))
+            for r in result.pending_requests
+            if r.id not in before
+        ]
+        if calls:
+            reply.append(ChatMessage("assistant", tuple(calls), self.name))
+        return AgentResponse(self.name, tuple(reply))
+
+    def _input(self, messages: list[ChatMessage]) -> Any:
+        new = _since_last_reply(messages) or messages[-1:]
+        plan = self.workflow._plan
+        start = self.workflow._start
+        if plan.accepts(start, new):
+            return new
+        if plan.accepts(start, new[-1]):
+            return new[-1]
+        return "\n".join(m.text for m in new)
+
+    def _as_messages(self, value: Any) -> list[ChatMessage]:
+        if isinstance(value, AgentResponse):
+            return [m for m in value.messages if m.role == "assistant"]
+        if isinstance(value, ChatMessage):
+            return [value]
+        return [ChatMessage("assistant", (TextContent(_text(value)),), self.name)]
+
+
+def _since_last_reply(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """Messages after the last assistant message (the new input of this call)."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].role == "assistant":
+            return list(messages[i + 1 :])
+    return list(messages)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return serde.encode(value).decode()
+    except Exception:
+        return repr(value)
+
+
+def _arguments(request: Request) -> dict[str, Any]:
+    try:
+        payload = json.loads(serde.encode(request.payload))
+    except Exception:
+        payload = repr(request.payload)
+    expected = getattr(request.response_type, "__qualname__", repr(request.response_type))
+    return {"executor": request.executor_id, "payload": payload, "response_type": expected}
