@@ -27,6 +27,15 @@ EXPECT = {
     ],
     "agents_tool_approval": ["approval needed: refund", "OUTPUT Done: refunded 129.00", "['A-17']"],
     "agents_workflow_as_agent": ["says: Summary: Notes on tidal power", "Notes on heat pumps"],
+    "orchestration_sequential": ["reviewer: Add a number.", "OUTPUT Edited: Heat pumps: 3x"],
+    "orchestration_concurrent": ["OUTPUT 2 of 3 say BUY (growth, value, risk)"],
+    "orchestration_handoff": ["handoff: triage -> billing", "OUTPUT Refund issued for order 1042"],
+    "orchestration_group_chat": ["round 3: designer", "OUTPUT design idea 1 / feasible"],
+    "orchestration_magentic": [
+        "stalled: re-planning",
+        "request satisfied",
+        "OUTPUT The mean is 42.",
+    ],
 }
 
 

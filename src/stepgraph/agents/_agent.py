@@ -139,7 +139,7 @@ class Agent:
             if not calls:
                 return AgentResponse(self.name, tuple(new), (), usage)
             waiting = await self._resolve(calls, {}, new)
-            if waiting:
+            if waiting or any(self._ends_turn(c) for c in calls):
                 return AgentResponse(self.name, tuple(new), tuple(waiting), usage)
         reply = await self._ask([*history, *new], on_update, with_tools=False)
         new.append(reply.message)
@@ -191,6 +191,21 @@ class Agent:
         if results:
             new.append(ChatMessage("tool", tuple(results), self.name))
         return waiting
+
+    def _ends_turn(self, call: FunctionCall) -> bool:
+        tool = self.tools.get(call.name)
+        return tool is not None and tool.ends_turn
+
+    def with_tools(self, extra: Sequence[Tool], *, name: str | None = None) -> Agent:
+        """A copy of this agent with more tools (the client and options are shared)."""
+        return Agent(
+            name or self.name,
+            self.client,
+            instructions=self.instructions,
+            tools=[*self.tools.values(), *extra],
+            options=self.options,
+            max_tool_iterations=self.max_tool_iterations,
+        )
 
     def __repr__(self) -> str:
         return f"<Agent {self.name!r} tools={list(self.tools)}>"

@@ -50,7 +50,6 @@ class ScriptedChatClient:
     ) -> None:
         self._script = script
         self._next = 0
-        self._calls = 0
         self.chunk_words = max(1, chunk_words)
         self.name = name
         self.requests: list[ScriptedRequest] = []
@@ -66,22 +65,19 @@ class ScriptedChatClient:
                 )
             reply = self._script[self._next]
             self._next += 1
-        return self._as_message(reply)
+        return self._as_message(reply, len(messages))
 
-    def _as_message(self, reply: Reply) -> ChatMessage:
+    def _as_message(self, reply: Reply, turn: int) -> ChatMessage:
         if isinstance(reply, ChatMessage):
             return reply
         if isinstance(reply, str):
             return ChatMessage("assistant", (TextContent(reply),), self.name)
         calls = [reply] if isinstance(reply, FunctionCall) else list(reply)
         contents: list[Content] = []
-        for call in calls:
-            self._calls += 1
-            contents.append(
-                call
-                if call.call_id
-                else FunctionCall(f"call_{self._calls}", call.name, call.arguments)
-            )
+        for n, call in enumerate(calls):
+            # Ids depend only on the conversation, so a resumed run makes the same ones.
+            call_id = call.call_id or f"call_{turn}_{n}"
+            contents.append(FunctionCall(call_id, call.name, call.arguments))
         return ChatMessage("assistant", tuple(contents), self.name)
 
     def _record(

@@ -31,6 +31,7 @@ class Tool:
         name: the name the model sees (the function name by default).
         description: what the tool does (the docstring's first paragraph by default).
         approval_required: a person must approve each call before it runs.
+        ends_turn: a call to it ends the agent's run right after its result (handoffs).
     """
 
     def __init__(
@@ -40,8 +41,10 @@ class Tool:
         name: str | None = None,
         description: str | None = None,
         approval_required: bool = False,
+        ends_turn: bool = False,
     ) -> None:
         self.func = func
+        self.ends_turn = ends_turn
         self.name = name or func.__name__
         doc = inspect.getdoc(func) or ""
         self.description = description or doc.split("\n\n", 1)[0].strip()
