@@ -19,6 +19,8 @@ from ._edges import Case, EdgeGroup, EdgeKind
 from ._errors import GraphError, GraphWarning
 from ._executor import Executor
 from ._handlers import HandlerTable
+from ._migrations import Migration
+from ._policies import NO_POLICY, CachePolicy, ExecutorPolicy, RetryPolicy
 from ._types import TypeSpec
 from ._workflow import Workflow
 
@@ -40,6 +42,8 @@ class WorkflowBuilder(Generic[InT]):
         self._problems: list[str] = []
         self._groups: list[tuple[EdgeKind, list[str], list[str], dict[str, Any]]] = []
         self._types: list[type] = []
+        self._policies: dict[str, ExecutorPolicy] = {}
+        self._migrations: dict[str, Migration] = {}
         self._start = self._ref(start)
 
     # -- registration ---------------------------------------------------------------------
@@ -133,10 +137,55 @@ class WorkflowBuilder(Generic[InT]):
             self._types.append(t)
         return self
 
+    def set_policy(
+        self,
+        executor: Ref,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        cache: CachePolicy | None = None,
+    ) -> Self:
+        """Give one executor a retry policy, a per-invocation timeout and/or a cache policy."""
+        if timeout is not None and timeout <= 0:
+            raise GraphError(f"timeout must be positive seconds, got {timeout!r}")
+        eid = self._ref(executor)
+        self._policies[eid] = ExecutorPolicy(retry, timeout, cache)
+        return self
+
+    def migrate(self, from_version: str | int, fn: Migration) -> Self:
+        """Register how checkpoints of graph version `from_version` become this version's.
+
+        `fn` receives a `MigrationData` (state, executor snapshots, queued messages,
+        pending requests) decoded from the old checkpoint and returns the new one.
+        """
+        if not callable(fn):
+            raise GraphError("migrate() takes a callable (MigrationData) -> MigrationData")
+        self._migrations[str(from_version)] = fn
+        return self
+
     # -- build ------------------------------------------------------------------------------
 
-    def build(self, name: str | None = None, max_supersteps: int = 100) -> Workflow[InT]:
+    def build(
+        self,
+        name: str | None = None,
+        max_supersteps: int = 100,
+        *,
+        version: str | int | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        cache: CachePolicy | None = None,
+        run_timeout: float | None = None,
+    ) -> Workflow[InT]:
         """Validate the graph and return an immutable `Workflow`.
+
+        Args:
+            name: the workflow name.
+            max_supersteps: supersteps per invocation before `ConvergenceError`.
+            version: the graph version recorded in checkpoints (see `migrate`).
+            retry: default retry policy of every executor.
+            timeout: default per-invocation handler timeout, in seconds.
+            cache: default cache policy of every executor.
+            run_timeout: default timeout of a whole run, in seconds.
 
         Raises:
             GraphError: the graph is invalid (the message names executors and types).
@@ -173,7 +222,11 @@ class WorkflowBuilder(Generic[InT]):
         problems.extend(_check_duplicates(groups))
         if problems:
             raise GraphError("invalid workflow: " + "; ".join(dict.fromkeys(problems)))
+        unknown = set(self._policies) - set(self._executors)
+        if unknown:
+            raise GraphError(f"set_policy names unknown executors {sorted(unknown)}")
         _warn_unreachable(self._start, list(self._executors), groups)
+        default = ExecutorPolicy(retry, timeout, cache)
         return Workflow(
             name=name or f"workflow-{self._start}",
             executors=list(self._executors.values()),
@@ -181,6 +234,10 @@ class WorkflowBuilder(Generic[InT]):
             start=self._start,
             max_supersteps=max_supersteps,
             types=self._types,
+            policies=[self._policies.get(e, NO_POLICY).merged(default) for e in self._executors],
+            run_timeout=run_timeout,
+            version=None if version is None else str(version),
+            migrations=dict(self._migrations),
         )
 
 

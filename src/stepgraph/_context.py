@@ -42,6 +42,7 @@ class Activation:
         "requests",
         "sends",
         "superstep",
+        "trace",
         "writes",
     )
 
@@ -62,6 +63,7 @@ class Activation:
         self.outputs: list[Any] = []
         self.writes: dict[str, Any] | None = None
         self.requests: list[Request] | None = None
+        self.trace: list[tuple[Any, str | None]] | None = None  # (message, to) for caching
         self.closed = False
 
 
@@ -92,6 +94,8 @@ class _Base:
     def _send(self, message: Any, to: str | None) -> None:
         act = self._live()
         targets = self._plan.route(self._index, message, to)
+        if act.trace is not None:
+            act.trace.append((message, to))
         if len(targets) == 1:
             act.sends.append((targets[0], message))
         else:

@@ -18,9 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import serde
 from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo, check_graph
-from ._errors import CheckpointDecodeError, CheckpointError, SerializationError
+from ._errors import (
+    CheckpointDecodeError,
+    CheckpointError,
+    GraphMismatchError,
+    SerializationError,
+)
 from ._events import RunStatus
 from ._executor import Executor
+from ._migrations import MigrationData
 from ._planner import FanInBuffers, Queue
 from ._requests import Request
 from ._state import DELETED
@@ -197,6 +203,8 @@ class Checkpointer:
         """
         s = self.session
         wf = s.workflow
+        if cp.graph_signature != wf.signature:
+            return await self._migrate(cp)
         check_graph(cp, wf.signature, wf._description)
         registry = wf._registry
         index = wf._plan.index
@@ -238,6 +246,67 @@ class Checkpointer:
             executors[i] = ex
         return Restored(
             state, executors, queue, fanin, pending, cp.info.superstep, _status(cp.status, queue)
+        )
+
+    async def _migrate(self, cp: Checkpoint) -> Restored:
+        """Decode a checkpoint of another graph version through a registered migration."""
+        wf = self.session.workflow
+        try:
+            saved: dict[str, Any] = json.loads(cp.graph) if cp.graph else {}
+        except ValueError:
+            saved = {}
+        old_version = saved.get("version")
+        fn = wf._migrations.get(str(old_version)) if old_version is not None else None
+        if fn is None:
+            try:
+                check_graph(cp, wf.signature, wf._description)
+            except GraphMismatchError as exc:
+                raise GraphMismatchError(
+                    f"{exc}. The checkpoint is of graph version {old_version!r}, this workflow is "
+                    f"{wf.version!r}: register a migration with WorkflowBuilder.migrate("
+                    f"{old_version!r}, fn) that rewrites MigrationData for the new graph"
+                ) from None
+        assert fn is not None
+        registry = wf._registry
+        data = MigrationData(old_version if old_version is None else str(old_version))
+        data.superstep = cp.info.superstep
+        for name, blob in cp.parts.items():
+            if name.startswith("s:"):
+                data.state[name[2:]] = serde.decode(blob, types=registry)
+            elif name.startswith("e:"):
+                data.executors[name[2:]] = serde.decode(blob, types=registry)
+        queue = serde.decode(cp.parts.get("q", _EMPTY_DICT), types=registry)
+        data.queue = {str(k): list(v) for k, v in typing_items(typing.cast(dict[Any, Any], queue))}
+        data.pending = list(
+            typing_list(serde.decode(cp.parts.get("r", _EMPTY_LIST), types=registry))
+        )
+        new = fn(data)
+        index = wf._plan.index
+        unknown = [e for e in (*new.executors, *new.queue) if e not in index]
+        unknown += [
+            r.executor_id for r in new.pending if r.executor_id.split("/", 1)[0] not in index
+        ]
+        if unknown:
+            raise GraphMismatchError(
+                f"the migration from version {old_version!r} left data for executors the new "
+                f"graph does not have: {sorted(set(unknown))}"
+            )
+        executors: list[Executor | None] = [None] * len(wf._prototypes)
+        for eid, snap in new.executors.items():
+            ex = wf._prototypes[index[eid]].fresh()
+            await ex.restore(snap)  # type: ignore[attr-defined]
+            executors[index[eid]] = ex
+        queue_new: Queue = {index[e]: list(m) for e, m in new.queue.items() if m}
+        pending = {r.id: r for r in new.pending}
+        self.forget()  # the next checkpoint is a full one of the new graph
+        return Restored(
+            dict(new.state),
+            executors,
+            queue_new,
+            {},
+            pending,
+            new.superstep,
+            _status(cp.status, queue_new),
         )
 
 

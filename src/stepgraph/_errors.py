@@ -7,6 +7,8 @@ WorkflowError
 ├── ConcurrentRunError                 a session already has a run in progress
 ├── NotIdleError                       the session holds undelivered messages
 ├── ExecutorFailedError                a handler raised; original as __cause__
+├── ExecutorTimeoutError (also TimeoutError) a handler ran past its timeout
+├── RunTimeoutError (also TimeoutError) a run ran past its timeout
 ├── ConvergenceError                   max_supersteps reached with messages queued
 ├── RequestError                       an answer to a pending request is invalid
 ├── SerializationError (also TypeError) a value cannot be stored
@@ -29,12 +31,14 @@ __all__ = [
     "ConcurrentRunError",
     "ConvergenceError",
     "ExecutorFailedError",
+    "ExecutorTimeoutError",
     "GraphError",
     "GraphMismatchError",
     "GraphWarning",
     "NotIdleError",
     "RequestError",
     "RoutingError",
+    "RunTimeoutError",
     "SerializationError",
     "WorkflowError",
 ]
@@ -80,6 +84,14 @@ class ExecutorFailedError(WorkflowError):
         super().__init__(message)
         self.executor_id = executor_id
         self.superstep = superstep
+
+
+class ExecutorTimeoutError(WorkflowError, TimeoutError):
+    """A handler invocation ran longer than its executor's timeout and was cancelled."""
+
+
+class RunTimeoutError(WorkflowError, TimeoutError):
+    """A run ran longer than its timeout; it ended FAILED at its last committed superstep."""
 
 
 class ConvergenceError(WorkflowError):

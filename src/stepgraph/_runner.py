@@ -19,8 +19,15 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _state
+from ._attempts import invoke_with_policy
 from ._context import Activation, Context, SyncContext
-from ._errors import CheckpointError, ConvergenceError, ExecutorFailedError, RoutingError
+from ._errors import (
+    CheckpointError,
+    ConvergenceError,
+    ExecutorFailedError,
+    RoutingError,
+    RunTimeoutError,
+)
 from ._events import (
     CheckpointSaved,
     Event,
@@ -35,6 +42,7 @@ from ._events import (
     SuperstepCompleted,
     SuperstepStarted,
 )
+from ._handlers import HandlerSpec
 from ._planner import FanInBuffers, Queue
 from ._requests import Answer, Request
 
@@ -70,7 +78,7 @@ class _HandlerFailure(Exception):
 class Runner:
     """Runs one invocation (`run`, `respond` or `resume`) of a session to its end."""
 
-    __slots__ = ("budget", "outputs", "plan", "prepare", "session", "sink")
+    __slots__ = ("budget", "outputs", "plan", "prepare", "session", "sink", "timeout")
 
     def __init__(
         self,
@@ -78,7 +86,9 @@ class Runner:
         sink: Sink,
         budget: int,
         prepare: Callable[[], Awaitable[bool]],
+        timeout: float | None = None,
     ) -> None:
+        self.timeout = timeout
         self.session = session
         self.sink = sink
         self.budget = budget
@@ -100,20 +110,21 @@ class Runner:
         sink.emit(RunStarted(s.id))
         steps = 0
         try:
-            if has_input and s._checkpointer is not None:
-                await self._save(s._superstep, RunStatus.RUNNING, {}, {}, s._queue, s._fanin)
-            while s._queue:
-                if steps == self.budget:
-                    raise ConvergenceError(
-                        f"session {s.id!r} still had messages queued after {self.budget} "
-                        f"supersteps (max_supersteps of workflow {s.workflow.name!r}); "
-                        "call session.resume() to grant another budget, raise max_supersteps "
-                        "in build(), or check the graph for an unintended cycle"
-                    )
-                steps += 1
-                await self._superstep()
-                if sink.pauses:
-                    await sink.barrier()
+            async with asyncio.timeout(self.timeout) if self.timeout else contextlib.nullcontext():
+                if has_input and s._checkpointer is not None:
+                    await self._save(s._superstep, RunStatus.RUNNING, {}, {}, s._queue, s._fanin)
+                while s._queue:
+                    if steps == self.budget:
+                        raise ConvergenceError(
+                            f"session {s.id!r} still had messages queued after {self.budget} "
+                            f"supersteps (max_supersteps of workflow {s.workflow.name!r}); "
+                            "call session.resume() to grant another budget, raise max_supersteps "
+                            "in build(), or check the graph for an unintended cycle"
+                        )
+                    steps += 1
+                    await self._superstep()
+                    if sink.pauses:
+                        await sink.barrier()
         except _HandlerFailure as failure:
             s._status = RunStatus.FAILED
             eid = self.plan.ids[failure.index]
@@ -132,6 +143,13 @@ class Runner:
             s._status = RunStatus.FAILED
             sink.emit(RunCompleted(RunStatus.FAILED))
             raise
+        except TimeoutError:  # the run's deadline (handler timeouts arrive wrapped)
+            s._status = RunStatus.FAILED
+            sink.emit(RunCompleted(RunStatus.FAILED))
+            raise RunTimeoutError(
+                f"run of session {s.id!r} exceeded its timeout of {self.timeout} s; it is FAILED "
+                f"at superstep {s._superstep} with its messages intact: resume() continues it"
+            ) from None
         except CheckpointError:
             s._status = RunStatus.FAILED
             sink.emit(RunCompleted(RunStatus.FAILED))
@@ -279,6 +297,7 @@ class Runner:
         table = self.plan.tables[i]
         eid = self.plan.ids[i]
         act.emit(ExecutorInvoked(eid, act.superstep))
+        policy = s.workflow._policies[i]
         try:
             ctx._act = act
             for message in act.messages:
@@ -288,18 +307,28 @@ class Runner:
                     h = table.resolve(message)
                 if h is None:
                     raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
-                if h.is_async:
-                    await h.invoke(ex, message, ctx)
+                if policy.active:
+                    await invoke_with_policy(self, policy, h, ex, message, ctx, act)
                 else:
-                    loop = asyncio.get_running_loop()
-                    sync_ctx = SyncContext(self.plan, i, s.id, loop, s._ids)
-                    sync_ctx._act = act
-                    await asyncio.to_thread(h.invoke, ex, message, sync_ctx)
+                    await self.call(h, ex, message, ctx, act)
         except Exception as exc:
             raise _HandlerFailure(i, exc) from exc
         finally:
             ctx._act = None
         act.emit(ExecutorCompleted(eid, act.superstep))
+
+    async def call(
+        self, h: HandlerSpec, ex: Any, message: Any, ctx: Context[Any, Any], act: Activation
+    ) -> None:
+        """One handler invocation: async on the loop, sync in a worker thread."""
+        if h.is_async:
+            await h.invoke(ex, message, ctx)
+        else:
+            s = self.session
+            loop = asyncio.get_running_loop()
+            sync_ctx = SyncContext(self.plan, act.index, s.id, loop, s._ids)
+            sync_ctx._act = act
+            await asyncio.to_thread(h.invoke, ex, message, sync_ctx)
 
     async def _ran(self, acts: list[Activation]) -> dict[str, Any]:
         """Snapshots, after the superstep, of the stateful executors that ran in it."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
+from ._cache import Cache, MemoryCache
 from ._checkpoint import Checkpoint, CheckpointInfo
 from ._coerce import coerce
 from ._context import Context
@@ -69,6 +70,7 @@ class Session(Generic[InT]):
         clock: Callable[[], datetime],
         ids: Callable[[], str],
         retention: Retention | None = None,
+        cache: Cache | None = None,
     ) -> None:
         self.id = session_id
         self.workflow = workflow
@@ -90,6 +92,9 @@ class Session(Generic[InT]):
         self._checkpointer = Checkpointer(self, store) if store is not None else None
         self._private: Checkpointer | None = None
         self._retention = retention
+        self._cache = cache
+        if cache is None and any(p.cache is not None for p in workflow._policies):
+            self._cache = MemoryCache()  # cached handlers reuse results within the session
 
     # -- reading between runs -----------------------------------------------------------
 
@@ -120,7 +125,7 @@ class Session(Generic[InT]):
 
     # -- starting runs -----------------------------------------------------------------
 
-    def run(self, input: InT) -> Run:
+    def run(self, input: InT, *, timeout: float | None = None) -> Run:
         """Start a run with `input` for the start executor; await it or iterate it.
 
         Raises:
@@ -128,6 +133,9 @@ class Session(Generic[InT]):
             NotIdleError: the session holds undelivered messages (resume or reset first);
                 for a session not loaded yet, raised when the run starts.
             RoutingError: the start executor has no handler for `input`.
+
+        `timeout` (or the workflow's `run_timeout`) bounds the run: past it the run
+        ends `FAILED` at its last committed superstep (`RunTimeoutError`).
         """
         self._check_idle("run")
         wf = self.workflow
@@ -144,9 +152,9 @@ class Session(Generic[InT]):
             self._queue = {start: [input]}
             return True
 
-        return self._begin(prepare)
+        return self._begin(prepare, timeout)
 
-    def respond(self, answers: Mapping[str, Any]) -> Run:
+    def respond(self, answers: Mapping[str, Any], *, timeout: float | None = None) -> Run:
         """Answer pending requests; each answer goes to its executor's `@response_handler`.
 
         The whole batch is validated first: an unknown id (one from before a
@@ -178,7 +186,7 @@ class Session(Generic[InT]):
             self._queue = queue
             return True
 
-        return self._begin(prepare)
+        return self._begin(prepare, timeout)
 
     def _validate(self, answers: Mapping[str, Any]) -> list[tuple[Request, Any]]:
         if not isinstance(answers, Mapping) or not answers:  # pyright: ignore[reportUnnecessaryIsInstance]
@@ -203,7 +211,9 @@ class Session(Generic[InT]):
             out.append((request, converted))
         return out
 
-    def resume(self, checkpoint_id: CheckpointRef | None = None) -> Run:
+    def resume(
+        self, checkpoint_id: CheckpointRef | None = None, *, timeout: float | None = None
+    ) -> Run:
         """Continue the session: from memory, or from any checkpoint (time travel).
 
         Without an id, delivers the undelivered messages of a failed or
@@ -224,7 +234,7 @@ class Session(Generic[InT]):
                 await self._apply(cp)
             return False
 
-        return self._begin(prepare)
+        return self._begin(prepare, timeout)
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -441,8 +451,9 @@ class Session(Generic[InT]):
         self._head = cp.info.id
         return cp
 
-    def _begin(self, prepare: Callable[[], Awaitable[bool]]) -> Run:
+    def _begin(self, prepare: Callable[[], Awaitable[bool]], timeout: float | None) -> Run:
         token = _Token()
+        limit = timeout if timeout is not None else self.workflow.run_timeout
         self._active = token
 
         def release() -> None:
@@ -450,7 +461,7 @@ class Session(Generic[InT]):
                 self._active = None
 
         def make_runner(sink: Sink) -> Runner:
-            return Runner(self, sink, self.workflow.max_supersteps, prepare)
+            return Runner(self, sink, self.workflow.max_supersteps, prepare, limit)
 
         return Run(_Execution(self, make_runner, release))
 

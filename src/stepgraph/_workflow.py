@@ -10,17 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
 from . import _types, _viz, serde
+from ._cache import Cache
 from ._edges import EdgeGroup
 from ._executor import Executor
 from ._handlers import HandlerTable
+from ._migrations import Migration
 from ._planner import Plan
+from ._policies import NO_POLICY, ExecutorPolicy
 from ._requests import Answer, Request
 from ._retention import Retention
 from ._run import Run
@@ -79,9 +82,17 @@ class Workflow(Generic[InT]):
         start: str,
         max_supersteps: int,
         types: Sequence[type],
+        policies: Sequence[ExecutorPolicy] = (),
+        run_timeout: float | None = None,
+        version: str | None = None,
+        migrations: Mapping[str, Migration] | None = None,
     ) -> None:
         self.name = name
         self.max_supersteps = max_supersteps
+        self.run_timeout = run_timeout
+        self.version = version
+        """The graph version recorded in checkpoints, or None."""
+        self._migrations = dict(migrations or {})
         self._prototypes = tuple(executors)
         self._groups = tuple(groups)
         ids = [e.id for e in self._prototypes]
@@ -101,12 +112,14 @@ class Workflow(Generic[InT]):
                 known.extend(ex.workflow._known)
         self._known: list[type] = list(dict.fromkeys(known))
         self._registry = serde.TypeRegistry(self._known)
+        self._policies = tuple(policies) or (NO_POLICY,) * len(self._prototypes)
+        self._any_policy = any(p.active for p in self._policies)
         self._description = self._describe()
-        self._description_json = json.dumps(
-            self._description, sort_keys=True, separators=(",", ":")
-        )
-        self.signature: str = hashlib.sha256(self._description_json.encode()).hexdigest()
+        digest_input = json.dumps(self._description, sort_keys=True, separators=(",", ":"))
+        self.signature: str = hashlib.sha256(digest_input.encode()).hexdigest()
         """Hex digest over executors, handler types, edges, edge kinds and predicate names."""
+        stored = self._description if version is None else {**self._description, "version": version}
+        self._description_json = json.dumps(stored, sort_keys=True, separators=(",", ":"))
 
     @property
     def start_id(self) -> str:
@@ -151,6 +164,7 @@ class Workflow(Generic[InT]):
         clock: Callable[[], datetime] | None = None,
         ids: Callable[[], str] | None = None,
         retention: Retention | None = None,
+        cache: Cache | None = None,
     ) -> Session[InT]:
         """Open a session: cheap and synchronous.
 
@@ -161,6 +175,8 @@ class Workflow(Generic[InT]):
             clock: returns the current time (inject a manual clock in tests).
             ids: returns new unique ids (inject a deterministic factory in tests).
             retention: prune old checkpoints after every run (see `Session.prune`).
+            cache: where `CachePolicy` executors keep results; share one (e.g. a
+                `SqliteCache`) to reuse results across sessions. In memory by default.
         """
         id_factory = ids or default_ids
         return Session(
@@ -170,6 +186,7 @@ class Workflow(Generic[InT]):
             clock=clock or default_clock,
             ids=id_factory,
             retention=retention,
+            cache=cache,
         )
 
     def run(self, input: InT, store: CheckpointStore | None = None) -> Run:
