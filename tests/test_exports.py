@@ -13,6 +13,8 @@ EXPECTED = {
     "SerializationError", "Session", "StateView", "SubWorkflow", "SubWorkflowEvent", "SuperstepCompleted",
     "SuperstepStarted", "SyncContext", "Workflow", "WorkflowBuilder", "WorkflowError",
     "executor", "handler", "response_handler",
+    "Cache", "MemoryCache", "SqliteCache", "ExecutorTimeoutError", "RunTimeoutError",
+    "MigrationData", "CachePolicy", "ExecutorRetrying", "RetryPolicy",
 }  # fmt: skip
 
 

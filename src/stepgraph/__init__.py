@@ -11,6 +11,7 @@ Module map (everything public is re-exported here):
 """
 
 from ._builder import WorkflowBuilder
+from ._cache import Cache, MemoryCache, SqliteCache
 from ._checkpoint import Checkpoint, CheckpointInfo
 from ._context import Context, SyncContext
 from ._edges import Case
@@ -21,12 +22,14 @@ from ._errors import (
     ConcurrentRunError,
     ConvergenceError,
     ExecutorFailedError,
+    ExecutorTimeoutError,
     GraphError,
     GraphMismatchError,
     GraphWarning,
     NotIdleError,
     RequestError,
     RoutingError,
+    RunTimeoutError,
     SerializationError,
     WorkflowError,
 )
@@ -46,6 +49,8 @@ from ._events import (
     SuperstepStarted,
 )
 from ._executor import Executor, FunctionExecutor, executor, handler, response_handler
+from ._migrations import MigrationData
+from ._policies import CachePolicy, ExecutorRetrying, RetryPolicy
 from ._requests import Request, RunResult
 from ._retention import Retention
 from ._run import Run
@@ -58,6 +63,8 @@ from .stores import CheckpointStore, MemoryCheckpointStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cache",
+    "CachePolicy",
     "Case",
     "Checkpoint",
     "CheckpointDecodeError",
@@ -75,25 +82,32 @@ __all__ = [
     "ExecutorFailed",
     "ExecutorFailedError",
     "ExecutorInvoked",
+    "ExecutorRetrying",
+    "ExecutorTimeoutError",
     "FunctionExecutor",
     "GraphError",
     "GraphMismatchError",
     "GraphWarning",
+    "MemoryCache",
     "MemoryCheckpointStore",
+    "MigrationData",
     "NotIdleError",
     "Output",
     "Request",
     "RequestError",
     "RequestIssued",
     "Retention",
+    "RetryPolicy",
     "RoutingError",
     "Run",
     "RunCompleted",
     "RunResult",
     "RunStarted",
     "RunStatus",
+    "RunTimeoutError",
     "SerializationError",
     "Session",
+    "SqliteCache",
     "StateView",
     "SubWorkflow",
     "SubWorkflowEvent",

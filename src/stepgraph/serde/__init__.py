@@ -6,9 +6,10 @@ Module map:
   the builtin type table, the nesting limit)
 * `_registry`: `TypeRegistry` (the classes a workflow knows, closed over their
   field types) and the per-class storage plans
-* `_encode`: `encode`, with a fast path for plain JSON values
-* `_decode`: `decode`, which rebuilds only builtin kinds and registered classes
-  and turns every malformed input into `CheckpointDecodeError`
+* `_encode`: `encode`, with the fast path for plain JSON values
+* `_tagger`: the tagged path of `encode` (tags, cycle and depth checks, error paths)
+* `_decode`: `decode`, which turns every malformed input into `CheckpointDecodeError`
+* `_rebuild`: rebuilds tagged values, only builtin kinds and registered classes
 
 ```python
 from stepgraph import serde
