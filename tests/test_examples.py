@@ -31,6 +31,11 @@ EXPECT = {
     "orchestration_concurrent": ["OUTPUT 2 of 3 say BUY (growth, value, risk)"],
     "orchestration_handoff": ["handoff: triage -> billing", "OUTPUT Refund issued for order 1042"],
     "orchestration_group_chat": ["round 3: designer", "OUTPUT design idea 1 / feasible"],
+    "tracing_spans": [
+        "stepgraph.executor report",
+        "links=['stepgraph.executor fetch']",
+        "OUTPUT weather Lisbon",
+    ],
     "orchestration_magentic": [
         "stalled: re-planning",
         "request satisfied",

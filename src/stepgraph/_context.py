@@ -41,6 +41,7 @@ class Activation:
         "outputs",
         "requests",
         "sends",
+        "span",
         "superstep",
         "trace",
         "writes",
@@ -64,6 +65,7 @@ class Activation:
         self.writes: dict[str, Any] | None = None
         self.requests: list[Request] | None = None
         self.trace: list[tuple[Any, str | None]] | None = None  # (message, to) for caching
+        self.span: Any = None  # the tracing span context of this invocation, when traced
         self.closed = False
 
 

@@ -97,6 +97,24 @@ class Runner:
         self.outputs: list[Any] = []
 
     async def execute(self) -> RunStatus:
+        """Run the invocation, inside a `stepgraph.run` span when the session is traced."""
+        s = self.session
+        tracer = s._tracer
+        if tracer is None:
+            return await self._execute()
+        attributes = {
+            "stepgraph.session_id": s.id,
+            "stepgraph.workflow": s.workflow.name,
+            "stepgraph.signature": s.workflow.signature,
+        }
+        with tracer.span("stepgraph.run", attributes) as span:
+            status = await self._execute()
+            span.set_attribute("stepgraph.status", status.name)
+            if s._head is not None:
+                span.set_attribute("stepgraph.checkpoint_id", s._head)
+            return status
+
+    async def _execute(self) -> RunStatus:
         """Run supersteps until no message is queued; return the final status.
 
         Raises:
@@ -220,6 +238,17 @@ class Runner:
 
     async def _superstep(self) -> None:
         s = self.session
+        tracer = s._tracer
+        if tracer is None:
+            return await self._superstep_body()
+        with tracer.span("stepgraph.superstep", {"stepgraph.superstep": s._superstep + 1}) as span:
+            await self._superstep_body()
+            if s._head is not None:
+                span.set_attribute("stepgraph.checkpoint_id", s._head)
+        return None
+
+    async def _superstep_body(self) -> None:
+        s = self.session
         sink = self.sink
         queue = s._queue
         k = s._superstep + 1
@@ -284,9 +313,40 @@ class Runner:
                     s._pending[request.id] = request
         s._queue = new_queue
         s._superstep = k
+        if s._tracer is not None:
+            self._link(acts)
         emit(SuperstepCompleted(k))
 
+    def _link(self, acts: list[Activation]) -> None:
+        """Remember which invocations sent to whom: receivers' spans link to them."""
+        links: dict[int, list[Any]] = {}
+        for act in acts:
+            for target, _ in act.sends:
+                index = target if isinstance(target, int) else target.target
+                bucket = links.setdefault(index, [])
+                if act.span is not None and act.span not in bucket:
+                    bucket.append(act.span)
+        self.session._links = links
+
     async def _invoke(self, act: Activation) -> None:
+        s = self.session
+        tracer = s._tracer
+        if tracer is None:
+            return await self._invoke_body(act)
+        eid = self.plan.ids[act.index]
+        attributes = {
+            "stepgraph.executor_id": eid,
+            "stepgraph.superstep": act.superstep,
+            "stepgraph.session_id": s.id,
+            "stepgraph.messages": len(act.messages),
+        }
+        links = s._links.get(act.index, ())
+        with tracer.span(f"stepgraph.executor {eid}", attributes, links) as span:
+            act.span = span.get_span_context()
+            await self._invoke_body(act)
+        return None
+
+    async def _invoke_body(self, act: Activation) -> None:
         s = self.session
         i = act.index
         ex = s._executors[i]

@@ -39,6 +39,7 @@ from .stores.memory import MemoryCheckpointStore
 if TYPE_CHECKING:
     from ._workflow import Workflow
     from .stores import CheckpointStore
+    from .tracing import Tracer
 
 __all__ = ["Session"]
 
@@ -71,6 +72,7 @@ class Session(Generic[InT]):
         ids: Callable[[], str],
         retention: Retention | None = None,
         cache: Cache | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.id = session_id
         self.workflow = workflow
@@ -92,6 +94,8 @@ class Session(Generic[InT]):
         self._checkpointer = Checkpointer(self, store) if store is not None else None
         self._private: Checkpointer | None = None
         self._retention = retention
+        self._tracer = tracer
+        self._links: dict[int, list[Any]] = {}  # tracing: span contexts of last superstep's senders
         self._cache = cache
         if cache is None and any(p.cache is not None for p in workflow._policies):
             self._cache = MemoryCache()  # cached handlers reuse results within the session

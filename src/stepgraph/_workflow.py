@@ -35,6 +35,7 @@ __all__ = ["Workflow", "default_clock", "default_ids"]
 if TYPE_CHECKING:
     from .agents import WorkflowAgent
     from .stores import CheckpointStore
+    from .tracing import Tracer
 
 InT = TypeVar("InT", default=Any)
 
@@ -165,6 +166,7 @@ class Workflow(Generic[InT]):
         ids: Callable[[], str] | None = None,
         retention: Retention | None = None,
         cache: Cache | None = None,
+        tracer: Tracer | None = None,
     ) -> Session[InT]:
         """Open a session: cheap and synchronous.
 
@@ -177,6 +179,7 @@ class Workflow(Generic[InT]):
             retention: prune old checkpoints after every run (see `Session.prune`).
             cache: where `CachePolicy` executors keep results; share one (e.g. a
                 `SqliteCache`) to reuse results across sessions. In memory by default.
+            tracer: traces runs, supersteps and handlers (`stepgraph.tracing`); off by default.
         """
         id_factory = ids or default_ids
         return Session(
@@ -187,6 +190,7 @@ class Workflow(Generic[InT]):
             ids=id_factory,
             retention=retention,
             cache=cache,
+            tracer=tracer,
         )
 
     def run(self, input: InT, store: CheckpointStore | None = None) -> Run:
