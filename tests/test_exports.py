@@ -3,7 +3,7 @@
 import stepgraph as sg
 
 EXPECTED = {
-    "Case", "Checkpoint", "CheckpointInfo", "CheckpointStore", "MemoryCheckpointStore",
+    "Case", "FileCheckpointStore", "SqliteCheckpointStore", "Checkpoint", "CheckpointInfo", "CheckpointStore", "MemoryCheckpointStore",
     "CheckpointDecodeError", "CheckpointError", "CheckpointNotFoundError",
     "CheckpointSaved", "ConcurrentRunError", "Context", "ConvergenceError", "Event",
     "Executor", "ExecutorCompleted", "ExecutorFailed", "ExecutorFailedError",

@@ -58,7 +58,12 @@ from ._session import Session
 from ._state import StateView
 from ._subworkflow import SubWorkflow
 from ._workflow import Workflow
-from .stores import CheckpointStore, MemoryCheckpointStore
+from .stores import (
+    CheckpointStore,
+    FileCheckpointStore,
+    MemoryCheckpointStore,
+    SqliteCheckpointStore,
+)
 
 __version__ = "0.1.0"
 
@@ -84,6 +89,7 @@ __all__ = [
     "ExecutorInvoked",
     "ExecutorRetrying",
     "ExecutorTimeoutError",
+    "FileCheckpointStore",
     "FunctionExecutor",
     "GraphError",
     "GraphMismatchError",
@@ -108,6 +114,7 @@ __all__ = [
     "SerializationError",
     "Session",
     "SqliteCache",
+    "SqliteCheckpointStore",
     "StateView",
     "SubWorkflow",
     "SubWorkflowEvent",

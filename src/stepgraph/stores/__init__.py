@@ -14,9 +14,18 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from .._checkpoint import Checkpoint, CheckpointInfo
+from .file import FileCheckpointStore
 from .memory import MemoryCheckpointStore
+from .sqlite import SqliteCheckpointStore
 
-__all__ = ["Checkpoint", "CheckpointInfo", "CheckpointStore", "MemoryCheckpointStore"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointInfo",
+    "CheckpointStore",
+    "FileCheckpointStore",
+    "MemoryCheckpointStore",
+    "SqliteCheckpointStore",
+]
 
 
 @runtime_checkable

@@ -30,8 +30,7 @@ class MemoryCheckpointStore:
         self._check()
         cid = checkpoint.info.id
         order = self._sessions.setdefault(checkpoint.info.session_id, {})
-        order.pop(cid, None)
-        order[cid] = None
+        order[cid] = None  # a re-saved id keeps its place in the save order
         self._by_id[cid] = checkpoint.as_full() if checkpoint.changed is not None else checkpoint
 
     async def load(self, checkpoint_id: str) -> Checkpoint:

@@ -1,0 +1,396 @@
+"""`FileCheckpointStore`: an append-only log per session, one `fdatasync` per save.
+
+Each session has `<directory>/<name>.log`, `<name>` being the session id with
+every character but `[a-z0-9_-]` percent-encoded as UTF-8 (reversible, and
+safe on case-insensitive file systems; past 200 characters, `~<sha256>`).
+A save appends one frame, `u32 length | u32 crc32 | record` (big-endian,
+record = `_record.pack(cp)`), with one `os.write` and `os.fdatasync`; the
+directory is fsynced when a log is created. Measured here, that costs ~175 us
+where temp file + fsync + rename + directory fsync costs ~525 us.
+
+Crashes can only tear the *last* frame (frames are appended whole, one writer
+at a time): readers ignore a torn tail and the next writer truncates it, so a
+completed save is never lost and a half-written one never read (a damaged last
+frame looks the same, and is dropped too). A bad frame followed by a valid one
+is corruption: `CheckpointDecodeError` naming the file.
+`delete`/`delete_session` (rare) rewrite the log atomically (temp file, fsync,
+rename, directory fsync) or unlink it.
+
+A log is scanned once into memory (id -> offset, in save order) and indexed
+with its descriptor held open, so its inode cannot be reused meanwhile. Each
+call stats the path: another inode means another process rewrote or deleted
+the log (rescan); a larger size means it appended (scan the new bytes).
+
+Writers `flock` the log, then check that the path still names the locked
+inode. All file I/O runs inline, start to finish without an `await`, so in a
+process the event loop itself serializes operations (no `asyncio.Lock` is
+needed). Inline was measured against a thread: ~185 us per save inline,
+~240-315 us through `run_in_executor`/`asyncio.to_thread` (the wake-up after
+a blocking fsync dominates); the target is 300 us. The price: the loop blocks
+for the fsync, and while another process holds the log's lock. POSIX only;
+a store object is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import secrets
+import struct
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, TypeVar
+
+from .._checkpoint import Checkpoint, CheckpointInfo
+from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
+from . import _record
+
+__all__ = ["FileCheckpointStore"]
+
+_T = TypeVar("_T")
+_FRAME = struct.Struct(">II")
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_SUFFIX = ".log"
+_MAX_NAME = 200
+_MAX_OPEN = 128  # open logs (descriptors) kept; the least recently used is closed
+_MAX_CHAIN = 10_000  # a longer parent walk means a cycle in the stored data
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+
+
+def log_name(session_id: str) -> str:
+    """The file name of a session's log (see the module docstring)."""
+    raw = "".join(
+        c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        for c in session_id
+    )
+    if len(raw) > _MAX_NAME:
+        raw = "~" + hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return raw + _SUFFIX
+
+
+class _Entry(NamedTuple):
+    offset: int  # of the record, just past its frame header
+    length: int
+    info: CheckpointInfo
+
+
+@dataclass(slots=True, eq=False)
+class _Log:
+    name: str
+    path: str
+    fd: int
+    ino: int
+    size: int = 0  # file size when last looked at
+    end: int = 0  # end of the last good frame; [end, size) is a torn tail
+    entries: dict[str, _Entry] = field(default_factory=dict[str, _Entry])  # in save order
+
+
+class FileCheckpointStore:
+    """Checkpoints in a directory, one append-only log per session (see the module docstring).
+
+    Args:
+        directory: where the logs live; created on the first save.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self._dir: str = os.path.abspath(os.fspath(directory))
+        self._logs: OrderedDict[str, _Log] = OrderedDict()  # by file name, least recent first
+        self._where: dict[str, str] = {}  # checkpoint id -> log name it was last seen in
+        self._closed = False
+
+    @property
+    def directory(self) -> str:
+        """The absolute path of the store's directory."""
+        return self._dir
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        """Append `checkpoint` to its session's log, fdatasynced (an existing id is replaced)."""
+        record = _record.pack(checkpoint)
+        frame = _FRAME.pack(len(record), zlib.crc32(record)) + record
+        info = checkpoint.info
+        self._io(f"save {info.id!r}", self._append, log_name(info.session_id), info, frame)
+
+    async def load(self, checkpoint_id: str) -> Checkpoint:
+        """The whole checkpoint; raises `CheckpointNotFoundError` for an unknown id."""
+        return self._io(f"load {checkpoint_id!r}", self._load, checkpoint_id, None)
+
+    async def list(self, session_id: str, limit: int | None = None) -> list[CheckpointInfo]:
+        """The session's checkpoints, newest first by save order, at most `limit`."""
+        log = self._io(f"read session {session_id!r}", self._current, log_name(session_id))
+        infos = [] if log is None else [e.info for e in reversed(log.entries.values())]
+        return infos if limit is None else infos[: max(limit, 0)]
+
+    async def latest(self, session_id: str) -> Checkpoint | None:
+        """The session's most recently saved checkpoint, or None."""
+
+        def latest() -> Checkpoint | None:
+            log = self._current(log_name(session_id))
+            if log is None or not log.entries:
+                return None
+            return self._load(next(reversed(log.entries)), log.name)
+
+        return self._io(f"read session {session_id!r}", latest)
+
+    async def delete(self, checkpoint_ids: Sequence[str]) -> None:
+        """Delete checkpoints by id (rewriting the logs that hold them); unknown ids are ignored."""
+
+        def delete() -> None:
+            doomed: dict[str, set[str]] = {}
+            for cid in checkpoint_ids:
+                if (found := self._find(cid, None)) is not None:
+                    doomed.setdefault(found[0].name, set()).add(cid)
+            for name, ids in doomed.items():
+                self._rewrite(name, ids)
+
+        self._io("delete checkpoints", delete)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete every checkpoint of the session (unlinking its log)."""
+        self._io(f"delete session {session_id!r}", self._rewrite, log_name(session_id), None)
+
+    async def aclose(self) -> None:
+        """Close every open log; the store refuses use afterwards."""
+        self._closed = True
+        for name in list(self._logs):
+            self._forget(name)
+
+    async def __aenter__(self) -> FileCheckpointStore:
+        self._io("open", lambda: None)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- plumbing: everything below is synchronous --------------------------------------
+
+    def _io(self, doing: str, fn: Callable[..., _T], *args: object) -> _T:
+        if self._closed:
+            raise CheckpointError(f"this FileCheckpointStore ({self._dir}) is closed")
+        try:
+            return fn(*args)
+        except OSError as exc:
+            raise CheckpointError(f"could not {doing} in {self._dir}: {exc}") from exc
+
+    def _forget(self, name: str) -> None:
+        log = self._logs.pop(name, None)
+        if log is not None:
+            os.close(log.fd)  # also drops our flock, if held
+
+    def _open(self, name: str, create: bool) -> _Log | None:
+        """The cached log, or a newly opened (with `create`, created) one; None if absent."""
+        if (log := self._logs.get(name)) is not None:
+            self._logs.move_to_end(name)
+            return log
+        path = os.path.join(self._dir, name)
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            if not create:
+                return None
+            if not os.path.isdir(self._dir):
+                os.makedirs(self._dir, exist_ok=True)
+                _fsync_dir(os.path.dirname(self._dir))
+            try:
+                fd = os.open(path, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                fd = os.open(path, _OPEN_FLAGS)
+            else:
+                _fsync_dir(self._dir)
+        self._logs[name] = log = _Log(name, path, fd, os.fstat(fd).st_ino)
+        while len(self._logs) > _MAX_OPEN:
+            self._forget(next(iter(self._logs)))
+        return log
+
+    def _current(self, name: str) -> _Log | None:
+        """The log with its index up to date; None when it does not exist."""
+        try:
+            ino = os.stat(os.path.join(self._dir, name)).st_ino
+        except FileNotFoundError:
+            self._forget(name)
+            return None
+        if (log := self._logs.get(name)) is not None and log.ino != ino:
+            self._forget(name)  # another process rewrote or deleted and re-created it
+        if (log := self._open(name, create=False)) is not None:
+            self._scan(log)
+        return log
+
+    def _locked(self, name: str, create: bool) -> _Log | None:
+        """`_current`, holding an exclusive flock on the very inode the path names."""
+        for _ in range(100):
+            if (log := self._open(name, create)) is None:
+                return None
+            fcntl.flock(log.fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(log.path).st_ino == log.ino:
+                    self._scan(log)
+                    return log
+            except FileNotFoundError:
+                pass
+            except BaseException:
+                self._forget(name)
+                raise
+            self._forget(name)  # replaced while we waited for the lock
+        raise CheckpointError(f"the log {name} in {self._dir} keeps being replaced")
+
+    def _scan(self, log: _Log) -> None:
+        """Index frames past `log.end`; stop at a torn tail, raise on corruption."""
+        size = os.fstat(log.fd).st_size
+        if size == log.size == log.end:
+            return
+        if size < log.end:  # impossible for an append-only inode: start over
+            log.entries.clear()
+            log.end = 0
+        base, data = log.end, _pread(log.fd, size - log.end, log.end)
+        view, pos = memoryview(data), 0
+        while pos < len(data):
+            if not _frame_ok(view, pos):
+                if _valid_frame_after(data, pos):
+                    raise CheckpointDecodeError(
+                        f"checkpoint log {log.path} is corrupt: bad frame at byte {base + pos} "
+                        "followed by valid ones"
+                    )
+                break  # a torn tail: a crash during the last append
+            length = _FRAME.unpack_from(view, pos)[0]
+            info = _unpack(log, base + pos, view[pos + 8 : pos + 8 + length]).info
+            log.entries[info.id] = _Entry(base + pos + 8, length, info)
+            self._where[info.id] = log.name
+            pos += 8 + length
+        log.end, log.size = base + pos, size
+
+    def _append(self, name: str, info: CheckpointInfo, frame: bytes) -> None:
+        log = self._locked(name, create=True)
+        assert log is not None
+        start = log.end
+        try:
+            if log.size > start:
+                os.ftruncate(log.fd, start)  # drop the torn tail a crash left
+            _write_all(log.fd, frame)
+            os.fdatasync(log.fd)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a failed save must never be read back
+                os.ftruncate(log.fd, start)
+            self._forget(name)
+            raise
+        log.entries[info.id] = _Entry(start + 8, len(frame) - 8, info)
+        log.end = log.size = start + len(frame)
+        self._where[info.id] = name
+        fcntl.flock(log.fd, fcntl.LOCK_UN)
+
+    def _find(self, cid: str, prefer: str | None) -> tuple[_Log, _Entry] | None:
+        """Locate a checkpoint: in `prefer`'s log, where it was last seen, else in every log."""
+        hints = [n for n in dict.fromkeys((prefer, self._where.get(cid))) if n is not None]
+        for pass_ in (hints, None):
+            if pass_ is None:
+                try:
+                    pass_ = sorted(n for n in os.listdir(self._dir) if n.endswith(_SUFFIX))
+                except FileNotFoundError:
+                    return None
+            for name in pass_:
+                if (log := self._current(name)) is not None and cid in log.entries:
+                    return log, log.entries[cid]
+        return None
+
+    def _load(self, checkpoint_id: str, prefer: str | None) -> Checkpoint:
+        chain: list[Checkpoint] = []
+        cid: str | None = checkpoint_id
+        found: tuple[_Log, _Entry] | None = None
+        while cid is not None and len(chain) < _MAX_CHAIN:
+            if found is None or (entry := found[0].entries.get(cid)) is None:
+                found = self._find(cid, prefer)  # stats and refreshes; parents share the snapshot
+            else:
+                found = found[0], entry
+            if found is None:
+                if not chain:
+                    raise CheckpointNotFoundError(f"no checkpoint {cid!r} in {self._dir}")
+                raise CheckpointDecodeError(
+                    f"checkpoint {chain[-1].id!r} is a delta of {cid!r}, missing from {self._dir}"
+                )
+            log, entry = found
+            data = _pread(log.fd, entry.length + 8, entry.offset - 8)
+            if not _frame_ok(memoryview(data), 0) or len(data) != entry.length + 8:
+                raise CheckpointDecodeError(f"checkpoint log {log.path}: {cid!r} changed on disk")
+            cp = _unpack(log, entry.offset - 8, memoryview(data)[8:])
+            if cp.id != cid:
+                raise CheckpointDecodeError(f"checkpoint log {log.path}: {cid!r} is misplaced")
+            chain.append(cp)
+            if cp.is_full:
+                return _record.resolve(chain)
+            cid, prefer = cp.info.parent_id, log.name
+        raise CheckpointDecodeError(f"checkpoint {checkpoint_id!r} has no full base")
+
+    def _rewrite(self, name: str, doomed: set[str] | None) -> None:
+        """Drop `doomed` ids (all, when None) from a log: atomic rewrite, or unlink when empty."""
+        if (log := self._locked(name, create=False)) is None:
+            return
+        try:
+            keep = [e for cid, e in log.entries.items() if doomed is not None and cid not in doomed]
+            if doomed is not None and len(keep) == len(log.entries):
+                return
+            if keep:
+                tmp = os.path.join(self._dir, f".{name}.{secrets.token_hex(8)}.tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                try:
+                    for e in keep:
+                        _write_all(fd, _pread(log.fd, e.length + 8, e.offset - 8))
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, log.path)
+            else:
+                os.unlink(log.path)
+            _fsync_dir(self._dir)
+            for cid in log.entries:
+                if self._where.get(cid) == name:
+                    del self._where[cid]
+        finally:
+            self._forget(name)  # unlocks; the next use reopens whatever the path names
+
+
+def _unpack(log: _Log, offset: int, record: memoryview) -> Checkpoint:
+    try:
+        return _record.unpack(bytes(record))
+    except CheckpointDecodeError as exc:
+        raise CheckpointDecodeError(f"checkpoint log {log.path}, byte {offset}: {exc}") from None
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    chunks: list[bytes] = []
+    while n > 0 and (chunk := os.pread(fd, n, offset)):
+        chunks.append(chunk)
+        n, offset = n - len(chunk), offset + len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _frame_ok(view: memoryview, pos: int) -> bool:
+    """True when a whole frame with a matching checksum starts at `pos`."""
+    if len(view) - pos < 8:
+        return False
+    length, crc = _FRAME.unpack_from(view, pos)
+    end = pos + 8 + length
+    return length >= 4 and end <= len(view) and zlib.crc32(view[pos + 8 : end]) == crc
+
+
+def _valid_frame_after(data: bytes, pos: int) -> bool:
+    """True when some valid frame starts after `pos` (so `pos` is not a torn tail)."""
+    at = data.find(_record.MAGIC, pos + 9)
+    while at != -1 and not _frame_ok(memoryview(data), at - 8):
+        at = data.find(_record.MAGIC, at + 1)
+    return at != -1

@@ -1,0 +1,259 @@
+"""FileCheckpointStore specifics: torn tails, corruption, file names, processes, bytes per save."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from stepgraph import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
+from stepgraph.stores import _record
+from stepgraph.stores.file import FileCheckpointStore, log_name
+from stepgraph.testing import _Lineage
+
+PAYLOAD = "x" * 10 * 1024
+
+
+def frame_size(cp: object) -> int:
+    return 8 + len(_record.pack(cp))  # type: ignore[arg-type]
+
+
+def save_chain(directory: Path, n: int, session: str = "s") -> tuple[_Lineage, list[int]]:
+    """Save n checkpoints (one full, then deltas); return the lineage and the log size after each."""
+    line = _Lineage(session)
+    sizes: list[int] = []
+
+    async def main() -> None:
+        async with FileCheckpointStore(directory) as store:
+            for i in range(n):
+                await store.save(
+                    line.next({"s:payload": PAYLOAD, "s:n": i} if i == 0 else {"s:n": i})
+                )
+                sizes.append((directory / log_name(session)).stat().st_size)
+
+    asyncio.run(main())
+    return line, sizes
+
+
+async def ids(store: FileCheckpointStore, session: str = "s") -> list[str]:
+    return [info.id for info in await store.list(session)]
+
+
+@pytest.mark.parametrize("tear", ["cut-record", "cut-header", "zeros", "garbage"])
+def test_a_torn_tail_is_ignored_then_truncated(tmp_path: Path, tear: str) -> None:
+    line, sizes = save_chain(tmp_path, 3)
+    log = tmp_path / log_name("s")
+    first, second, third = line.saved
+    if tear == "cut-record":  # a crash in the middle of the third append
+        os.truncate(log, sizes[2] - 10)
+    elif tear == "cut-header":  # a crash after 3 bytes of a fourth frame
+        with open(log, "ab") as f:
+            f.write(b"\x00\x00\x01")
+    else:  # a crash that left zero-filled or garbage blocks past the last frame
+        with open(log, "ab") as f:
+            f.write(b"\0" * 4096 if tear == "zeros" else b"\x00\x00\x01\x00junk")
+    kept = [second, first] if tear == "cut-record" else [third, second, first]
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            assert await ids(store) == kept
+            for cid in kept:
+                assert (await store.load(cid)).state == line.saved[cid].state
+            if tear == "cut-record":
+                with pytest.raises(CheckpointNotFoundError):
+                    await store.load(third)
+                line.head, line.depth = second, 1  # continue from the last completed save
+            await store.save(new := line.next({"s:n": 99}))
+            assert log.stat().st_size == sizes[len(kept) - 1] + frame_size(new)
+        async with FileCheckpointStore(tmp_path) as store:
+            assert await ids(store) == [new.id, *kept]
+            assert (await store.load(new.id)).state == {"payload": PAYLOAD, "n": 99}
+
+    asyncio.run(main())
+
+
+def test_a_torn_tail_left_by_another_process_while_open(tmp_path: Path) -> None:
+    line = _Lineage("s")
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            await store.save(a := line.next({"s:n": 1}))
+            log = tmp_path / log_name("s")
+            size = log.stat().st_size
+            with open(log, "ab") as f:
+                f.write(b"\x00\x00\x00\x40SGC1half")
+            assert await ids(store) == [a.id]
+            await store.save(b := line.next({"s:n": 2}))
+            assert log.stat().st_size == size + frame_size(b)
+            assert (await store.load(b.id)).state == {"n": 2}
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("where", [0, 5, 12, -1], ids=["length", "crc", "magic", "payload"])
+def test_a_damaged_middle_record_raises_naming_the_file(tmp_path: Path, where: int) -> None:
+    line, sizes = save_chain(tmp_path, 4)
+    log = tmp_path / log_name("s")
+    data = bytearray(log.read_bytes())
+    data[sizes[1] + where if where >= 0 else sizes[2] + where] ^= 0x40  # in the third frame
+    log.write_bytes(bytes(data))
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            with pytest.raises(CheckpointDecodeError, match=str(log)):
+                await store.list("s")
+            with pytest.raises(CheckpointDecodeError, match=str(log)):
+                await store.load(next(iter(line.saved)))
+            with pytest.raises(CheckpointDecodeError):  # nothing is appended to a corrupt log
+                await store.save(line.next({"s:n": 5}))
+        assert log.read_bytes() == bytes(data)
+
+    asyncio.run(main())
+
+
+def test_a_failed_save_is_never_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    line = _Lineage("s")
+
+    def broken_fdatasync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            await store.save(a := line.next({"s:n": 1}))
+            with monkeypatch.context() as m:
+                m.setattr(os, "fdatasync", broken_fdatasync)
+                with pytest.raises(CheckpointError, match="Input/output error"):
+                    await store.save(b := line.next({"s:n": 2}))
+            assert await ids(store) == [a.id]
+            with pytest.raises(CheckpointNotFoundError):
+                await store.load(b.id)
+        async with FileCheckpointStore(tmp_path) as store:
+            assert await ids(store) == [a.id]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("session", ["a", "A", "a/b", "..", "", "ü %", "x" * 300, "a%2Fb"])
+def test_session_file_names_are_safe_and_distinct(tmp_path: Path, session: str) -> None:
+    name = log_name(session)
+    assert name.endswith(".log")
+    assert "/" not in name
+    assert len(name.encode()) < 255
+    if not name.startswith("~"):
+        assert urllib.parse.unquote(name[:-4]) == session
+    line = _Lineage(session)
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            await store.save(cp := line.next({"s:n": 1}))
+            assert await ids(store, session) == [cp.id]
+        assert os.listdir(tmp_path) == [name]
+
+    asyncio.run(main())
+
+
+def test_the_directory_is_created_on_first_save_only(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path / "a" / "b") as store:
+            assert await store.list("s") == []
+            assert not (tmp_path / "a").exists()
+            await store.save(_Lineage("s").next({"s:n": 1}))
+        assert (tmp_path / "a" / "b" / "s.log").is_file()
+
+    asyncio.run(main())
+
+
+def test_delete_rewrites_the_log_for_other_open_stores(tmp_path: Path) -> None:
+    line = _Lineage("s")
+    cps = [line.next({"s:n": i}, full=True) for i in range(4)]
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as a, FileCheckpointStore(tmp_path) as b:
+            for cp in cps:
+                await a.save(cp)
+            assert len(await ids(b)) == 4  # b indexes the log
+            await a.delete([cps[1].id])
+            assert await ids(b) == [cps[3].id, cps[2].id, cps[0].id]
+            await b.save(new := line.next({"s:n": 9}))
+            assert await ids(a) == [new.id, cps[3].id, cps[2].id, cps[0].id]
+        assert sorted(os.listdir(tmp_path)) == ["s.log"]  # no temp file left behind
+
+    asyncio.run(main())
+
+
+def test_bytes_written_per_delta_save(tmp_path: Path) -> None:
+    _, sizes = save_chain(tmp_path, 16)
+    assert sizes[0] > 10 * 1024
+    per_delta = [b - a for a, b in itertools.pairwise(sizes)]
+    assert max(per_delta) < 1024, per_delta
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from stepgraph.stores.file import FileCheckpointStore
+    from stepgraph.testing import _Lineage
+
+    async def main(directory, me, n):
+        line = _Lineage("shared", me)
+        async with FileCheckpointStore(directory) as store:
+            print("ready", flush=True)
+            sys.stdin.readline()
+            for i in range(n):
+                await store.save(line.next({"s:n": i, "s:by": me}, full=i % 10 == 0))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    """
+)
+
+
+def run_together(commands: list[list[str]]) -> None:
+    """Start the children, wait until each has said ready, then let them all go at once."""
+    children = [
+        subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for cmd in commands
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        for child in children:
+            child.communicate(timeout=60)
+            assert child.returncode == 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            for stream in (child.stdin, child.stdout):
+                if stream is not None:
+                    stream.close()
+
+
+def test_two_processes_append_to_one_log_without_loss(tmp_path: Path) -> None:
+    n = 150
+    run_together([[sys.executable, "-c", CHILD, str(tmp_path), me, str(n)] for me in ("p1", "p2")])
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            got = await ids(store, "shared")
+            assert len(got) == 2 * n
+            for me in ("p1", "p2"):
+                mine = [cid for cid in got if cid.startswith(me)]
+                assert mine == [f"{me}-{i:06d}" for i in range(n, 0, -1)]
+            for cid in got:
+                cp = await store.load(cid)
+                assert cp.state["by"] == cid[:2]
+
+    asyncio.run(main())

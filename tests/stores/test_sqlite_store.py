@@ -1,0 +1,200 @@
+"""SqliteCheckpointStore specifics: damage, schema, locking, processes, bytes per save."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from stepgraph import CheckpointDecodeError, CheckpointError
+from stepgraph.stores.sqlite import SCHEMA_VERSION, SqliteCheckpointStore
+from stepgraph.testing import _Lineage
+
+PAYLOAD = "x" * 10 * 1024
+
+
+def raw(path: Path) -> closing[sqlite3.Connection]:
+    return closing(sqlite3.connect(path, isolation_level=None))
+
+
+async def ids(store: SqliteCheckpointStore, session: str = "s") -> list[str]:
+    return [info.id for info in await store.list(session)]
+
+
+def test_settings_and_schema(tmp_path: Path) -> None:
+    db = tmp_path / "cp.db"
+
+    async def main() -> None:
+        store = SqliteCheckpointStore(db)
+        assert not db.exists()  # nothing happens at construction
+        async with store:
+            await store.save(_Lineage("s").next({"s:n": 1}))
+            conn = store._conn
+            assert conn is not None
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+            assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        with raw(db) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            plan = conn.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM checkpoints WHERE session_id = 's' ORDER BY seq DESC"
+            ).fetchall()
+            assert "checkpoints_session" in str(plan)
+
+    asyncio.run(main())
+
+
+def test_a_damaged_record_raises_naming_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "cp.db"
+    line = _Lineage("s")
+
+    async def main() -> None:
+        async with SqliteCheckpointStore(db) as store:
+            for i in range(4):
+                await store.save(line.next({"s:n": i}, full=i == 2))
+        first, second, third, fourth = line.saved
+        with raw(db) as conn:
+            (blob,) = conn.execute(
+                "SELECT record FROM checkpoints WHERE id = ?", (second,)
+            ).fetchone()
+            damaged = bytearray(blob)
+            damaged[-1] ^= 0x01  # a bit flip inside a part: still well-formed, wrong bytes
+            conn.execute("UPDATE checkpoints SET record = ? WHERE id = ?", (bytes(damaged), second))
+        async with SqliteCheckpointStore(db) as store:
+            with pytest.raises(CheckpointDecodeError, match=f"{second}.*{db}.*checksum"):
+                await store.load(second)
+            assert (await store.load(fourth)).state == {"n": 3}  # its chain starts at `third`
+            assert await ids(store) == [fourth, third, second, first]  # list reads no records
+
+    asyncio.run(main())
+
+
+def test_a_file_that_is_not_a_checkpoint_database(tmp_path: Path) -> None:
+    garbage, foreign, newer = tmp_path / "garbage.db", tmp_path / "foreign.db", tmp_path / "new.db"
+    garbage.write_bytes(b"this is not sqlite" * 500)
+    with raw(foreign) as conn:
+        conn.execute("PRAGMA application_id = 42")
+    with raw(newer) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    async def main() -> None:
+        for path, error, message in [
+            (garbage, CheckpointDecodeError, "not a database"),
+            (foreign, CheckpointDecodeError, "not a stepgraph checkpoint database"),
+            (newer, CheckpointError, "schema version 2"),
+            (tmp_path, CheckpointError, "unable to open"),
+        ]:
+            async with SqliteCheckpointStore(path) as store:
+                with pytest.raises(error, match=message):
+                    await store.list("s")
+
+    asyncio.run(main())
+
+
+def test_a_locked_database_raises_checkpoint_error_then_recovers(tmp_path: Path) -> None:
+    db = tmp_path / "cp.db"
+    line = _Lineage("s")
+
+    async def main() -> None:
+        async with SqliteCheckpointStore(db, busy_timeout=0.05) as store:
+            await store.save(line.next({"s:n": 0}))
+            with raw(db) as other:
+                other.execute("BEGIN IMMEDIATE")
+                with pytest.raises(CheckpointError, match="locked") as info:
+                    await store.save(line.next({"s:n": 1}))
+                assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+                other.execute("ROLLBACK")
+            line.head, line.depth = next(iter(line.saved)), 0
+            await store.save(cp := line.next({"s:n": 2}))
+            assert (await store.load(cp.id)).state == {"n": 2}
+
+    asyncio.run(main())
+
+
+def test_bytes_stored_per_delta_save(tmp_path: Path) -> None:
+    db = tmp_path / "cp.db"
+    line = _Lineage("s")
+
+    async def main() -> None:
+        async with SqliteCheckpointStore(db) as store:
+            await store.save(line.next({"s:payload": PAYLOAD, "s:n": 0}))
+            for i in range(1, 16):
+                await store.save(line.next({"s:n": i}))
+            assert (await store.latest("s")) is not None
+        with raw(db) as conn:
+            sizes = [
+                n for (n,) in conn.execute("SELECT length(record) FROM checkpoints ORDER BY seq")
+            ]
+        assert sizes[0] > 10 * 1024
+        assert max(sizes[1:]) < 1024, sizes
+
+    asyncio.run(main())
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from stepgraph.stores.sqlite import SqliteCheckpointStore
+    from stepgraph.testing import _Lineage
+
+    async def main(path, me, n):
+        line = _Lineage("shared", me)
+        async with SqliteCheckpointStore(path) as store:
+            print("ready", flush=True)
+            sys.stdin.readline()
+            for i in range(n):
+                await store.save(line.next({"s:n": i, "s:by": me}, full=i % 10 == 0))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    """
+)
+
+
+def run_together(commands: list[list[str]]) -> None:
+    """Start the children, wait until each has said ready, then let them all go at once."""
+    children = [
+        subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for cmd in commands
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        for child in children:
+            child.communicate(timeout=60)
+            assert child.returncode == 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            for stream in (child.stdin, child.stdout):
+                if stream is not None:
+                    stream.close()
+
+
+def test_processes_share_one_file_without_loss(tmp_path: Path) -> None:
+    db, n, names = tmp_path / "cp.db", 100, ("p1", "p2", "p3")
+    run_together([[sys.executable, "-c", CHILD, str(db), me, str(n)] for me in names])
+
+    async def main() -> None:
+        async with SqliteCheckpointStore(db) as store:
+            got = await ids(store, "shared")
+            assert len(got) == len(names) * n
+            for me in names:
+                mine = [cid for cid in got if cid.startswith(me)]
+                assert mine == [f"{me}-{i:06d}" for i in range(n, 0, -1)]
+            for cid in got:
+                assert (await store.load(cid)).state["by"] == cid[:2]
+
+    asyncio.run(main())
