@@ -41,6 +41,45 @@ EXPECT = {
         "request satisfied",
         "OUTPUT The mean is 42.",
     ],
+    "basics_edges": ["OUTPUT [STEP 3] NUMBER 12", "n_describe --> n_stamp", "status: IDLE"],
+    "basics_streaming": ["progress 3/3", "OUTPUT downloaded 3 files", "run completed: IDLE"],
+    "basics_conditions": [
+        "OUTPUT order 1: ship by van | email sent",
+        "OUTPUT order 2: audit (large order) | ship by rail | email sent | sms sent",
+        "OUTPUT order 3: ship by air | sms sent",
+    ],
+    "basics_loops": [
+        "OUTPUT 6 reaches 1 after 8 steps",
+        "budget spent at superstep 80: FAILED",
+        "OUTPUT 27 reaches 1 after 111 steps",
+    ],
+    "basics_fan_out_fan_in": [
+        "cheapest got ['slow', 'fast', 'abroad+tax'] (superstep 4)",
+        "OUTPUT buy from slow at 9.50",
+    ],
+    "basics_state": [
+        "observer, same superstep: count = 1",
+        "OUTPUT after the barrier: count = 2, last_writer = observer",
+        "bob's count: 1",
+    ],
+    "basics_checkpoint_resume": [
+        "reopened: status INTERRUPTED, superstep 2",
+        "OUTPUT orders.csv > fetch > clean > enrich > load > report",
+        "superstep 2 clean: ran 1x",
+        "superstep 3 enrich: ran 2x",
+    ],
+    "basics_time_travel": [
+        "OUTPUT branch: Once upon. A dragon came. He fought back.",
+        "OUTPUT resumed: Once upon. A dragon came. He fled.",
+        "   cp-000013 step 6  He fought back",
+        "   cp-000014 step 6  He fled  <- head",
+    ],
+    "basics_policies": [
+        "retrying search (after attempt 2: connection reset)",
+        "OUTPUT retry: cats: 42 results",
+        "handler ran for: ['dogs', 'birds']",
+        "timeout: ExecutorTimeoutError",
+    ],
 }
 
 
