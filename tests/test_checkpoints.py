@@ -409,9 +409,10 @@ def test_unknown_type_fails_at_save_time() -> None:
 
     async def main() -> None:
         s = session(sg.WorkflowBuilder[int](start=w).build(), MemoryCheckpointStore())
-        with pytest.raises(sg.CheckpointError, match="state\\['x'\\]") as info:
+        with pytest.raises(sg.SerializationError, match="state\\['x'\\]") as info:
             await s.run(1)
-        assert isinstance(info.value.__cause__, sg.SerializationError)
+        assert "cannot be stored" in str(info.value)
+        assert s.status is sg.RunStatus.FAILED
         assert "x" not in s.state
 
     asyncio.run(main())

@@ -196,7 +196,11 @@ class WorkflowBuilder(Generic[InT]):
         for kind, srcs, dsts, _ in self._groups:
             for eid in [*srcs, *dsts]:
                 if eid not in self._executors:
-                    problems.append(f"{kind} edge refers to unknown executor {eid!r}")
+                    problems.append(
+                        f"{kind} edge refers to unknown executor {eid!r}: pass the executor "
+                        f"object itself at least once (for example add_edge(src, {eid}_executor)) "
+                        "before referring to it by id"
+                    )
         if self._start not in self._executors:
             problems.append(f"start executor {self._start!r} is not part of the graph")
         if problems:

@@ -83,7 +83,7 @@ class Checkpointer:
         try:
             return serde.encode(value, types=self.session.workflow._registry)
         except SerializationError as exc:
-            raise CheckpointError(
+            raise SerializationError(
                 f"cannot save a checkpoint of session {self.session.id!r}: {what} cannot be "
                 f"stored ({exc})"
             ) from exc

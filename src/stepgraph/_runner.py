@@ -27,6 +27,7 @@ from ._errors import (
     ExecutorFailedError,
     RoutingError,
     RunTimeoutError,
+    SerializationError,
 )
 from ._events import (
     CheckpointSaved,
@@ -168,7 +169,7 @@ class Runner:
                 f"run of session {s.id!r} exceeded its timeout of {self.timeout} s; it is FAILED "
                 f"at superstep {s._superstep} with its messages intact: resume() continues it"
             ) from None
-        except CheckpointError:
+        except (CheckpointError, SerializationError):  # nothing of the superstep was committed
             s._status = RunStatus.FAILED
             sink.emit(RunCompleted(RunStatus.FAILED))
             raise

@@ -128,6 +128,11 @@ class Workflow(Generic[InT]):
         return self._plan.ids[self._start]
 
     @property
+    def types(self) -> serde.TypeRegistry:
+        """The types this workflow can store: `checkpoint.with_types(wf.types).state`."""
+        return self._registry
+
+    @property
     def executor_ids(self) -> tuple[str, ...]:
         """Executor ids in declaration order."""
         return self._plan.ids

@@ -52,6 +52,10 @@ class ManualClock:
         """Move the clock by `seconds` (negative moves it back)."""
         self.now += timedelta(seconds=seconds)
 
+    async def sleep(self, seconds: float) -> None:
+        """Jump forward instead of waiting (retry delays use this)."""
+        self.advance(seconds)
+
 
 class SequentialIds:
     """Deterministic ids for tests: `f"{prefix}-{n:06d}"`, n counting from 1."""
