@@ -17,6 +17,7 @@ import asyncio
 import statistics as st
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,9 @@ class Aggregate(sg.Executor):
     @sg.handler
     async def on_results(self, vals: list[int], ctx: sg.Context[None, int]) -> None:
         # A join delivers all W values at once; anything else is a wrong result.
-        bc.check(len(vals) == self.width, f"W2 aggregator got {len(vals)} values, want {self.width}")
+        bc.check(
+            len(vals) == self.width, f"W2 aggregator got {len(vals)} values, want {self.width}"
+        )
         await ctx.yield_output(sum(vals))
 
 
@@ -262,9 +265,19 @@ async def w1(a: argparse.Namespace) -> None:
     t = await bc.measure(once, a.reps, bc.WARMUP["W1"])
     s = bc.summarize(t)
     cen = await bc.census(once, a.n)
-    bc.emit(ENGINE, VERSION, "W1", a.n, **cen, variant=a.variant, supersteps=a.n,
-            build_seconds=build_s, import_seconds=IMPORT_S,
-            per_superstep_us=bc.per_superstep_us(s["seconds"], a.n), **s)  # fmt: skip
+    bc.emit(
+        ENGINE,
+        VERSION,
+        "W1",
+        a.n,
+        **cen,
+        variant=a.variant,
+        supersteps=a.n,
+        build_seconds=build_s,
+        import_seconds=IMPORT_S,
+        per_superstep_us=bc.per_superstep_us(s["seconds"], a.n),
+        **s,
+    )
 
 
 async def w2(a: argparse.Namespace) -> None:
@@ -278,14 +291,25 @@ async def w2(a: argparse.Namespace) -> None:
         res = await wf.run(1)
         dt = time.perf_counter() - t0
         check_result(res, [expect], 3, "W2")
-        joins = sum(1 for e in res.events if isinstance(e, sg.ExecutorInvoked) and e.executor_id == "agg")
+        joins = sum(
+            1 for e in res.events if isinstance(e, sg.ExecutorInvoked) and e.executor_id == "agg"
+        )
         bc.check(joins == 1, f"W2 aggregator ran {joins} times, want exactly 1 (a join)")
         return dt
 
     t = await bc.measure(once, a.reps, bc.WARMUP["W2"])
     s = bc.summarize(t)
-    bc.emit(ENGINE, VERSION, "W2", a.n, variant=a.variant, supersteps=3, build_seconds=build_s,
-            per_worker_us=s["seconds"] / a.n * 1e6, **s)  # fmt: skip
+    bc.emit(
+        ENGINE,
+        VERSION,
+        "W2",
+        a.n,
+        variant=a.variant,
+        supersteps=3,
+        build_seconds=build_s,
+        per_worker_us=s["seconds"] / a.n * 1e6,
+        **s,
+    )
 
 
 async def w3(a: argparse.Namespace) -> None:
@@ -301,8 +325,17 @@ async def w3(a: argparse.Namespace) -> None:
     t = await bc.measure(once, a.reps, bc.WARMUP["W3"])
     s = bc.summarize(t)
     cen = await bc.census(once, a.n)
-    bc.emit(ENGINE, VERSION, "W3", a.n, **cen, variant=a.variant, supersteps=a.n,
-            per_superstep_us=bc.per_superstep_us(s["seconds"], a.n), **s)  # fmt: skip
+    bc.emit(
+        ENGINE,
+        VERSION,
+        "W3",
+        a.n,
+        **cen,
+        variant=a.variant,
+        supersteps=a.n,
+        per_superstep_us=bc.per_superstep_us(s["seconds"], a.n),
+        **s,
+    )
 
 
 async def w5(a: argparse.Namespace) -> None:
@@ -322,8 +355,17 @@ async def w5(a: argparse.Namespace) -> None:
 
     t = await bc.measure(once, a.reps, bc.WARMUP["W5"])
     s = bc.summarize(t)
-    bc.emit(ENGINE, VERSION, "W5", a.n, variant=a.variant, prebuilt=True,
-            runs_per_sec=a.n / s["seconds"], per_run_us=s["seconds"] / a.n * 1e6, **s)  # fmt: skip
+    bc.emit(
+        ENGINE,
+        VERSION,
+        "W5",
+        a.n,
+        variant=a.variant,
+        prebuilt=True,
+        runs_per_sec=a.n / s["seconds"],
+        per_run_us=s["seconds"] / a.n * 1e6,
+        **s,
+    )
 
 
 async def w6(a: argparse.Namespace) -> None:
@@ -357,7 +399,7 @@ async def w6(a: argparse.Namespace) -> None:
         bc.check(ticks == [Tick(0)], f"W6a expected one Tick(0), got {ticks}")
         bc.check(outs == [2], f"W6a expected outputs [2], got {outs}")
         bc.check(done == [sg.RunStatus.IDLE], f"W6a expected RunCompleted(IDLE), got {done}")
-        assert t_user is not None and t_any is not None
+        bc.check(t_user is not None and t_any is not None, "W6a: no Tick event was streamed")
         if rep:  # rep 0 is the warm-up
             first_user.append(t_user)
             first_any.append(t_any)
@@ -382,16 +424,23 @@ async def w6(a: argparse.Namespace) -> None:
 
     tb = await bc.measure(once_b, a.reps, 1)
     mb = st.median(tb)
-    bc.emit(ENGINE, VERSION, "W6", a.n, variant=a.variant,
-            first_user_event_ms=st.median(first_user) * 1e3,
-            first_any_event_ms=st.median(first_any) * 1e3,
-            w6a_total_ms=st.median(totals) * 1e3,
-            live=st.median(first_user) < bc.W6_HOLD_S / 2,
-            w6a_event_types=types,
-            w6b_seconds=mb,
-            w6b_events_per_run=n_events[-1],
-            w6b_overhead_per_superstep_us=(mb - a.n * bc.W6_SLEEP_S) / a.n * 1e6,
-            seconds=mb, reps=a.reps)  # fmt: skip
+    bc.emit(
+        ENGINE,
+        VERSION,
+        "W6",
+        a.n,
+        variant=a.variant,
+        first_user_event_ms=st.median(first_user) * 1e3,
+        first_any_event_ms=st.median(first_any) * 1e3,
+        w6a_total_ms=st.median(totals) * 1e3,
+        live=st.median(first_user) < bc.W6_HOLD_S / 2,
+        w6a_event_types=types,
+        w6b_seconds=mb,
+        w6b_events_per_run=n_events[-1],
+        w6b_overhead_per_superstep_us=(mb - a.n * bc.W6_SLEEP_S) / a.n * 1e6,
+        seconds=mb,
+        reps=a.reps,
+    )
 
 
 # ---------------------------------------------------------------- command line
@@ -403,15 +452,31 @@ def parse_args() -> argparse.Namespace:
         "issue, together with stepgraph's checkpoint stores. Defaults (n, reps, warm-up) are "
         "those of workloads.md.",
     )
-    p.add_argument("workload", choices=WORKLOADS, help="W1 chain, W2 fan-out/in, W3 loop, "
-                   "W5 concurrent runs, W6 streaming (W4: later issue, skipped)")  # fmt: skip
-    p.add_argument("n", nargs="?", type=int, default=None,
-                   help="size (W1 chain length, W2 width, W3 counter target, W5 number of runs, "
-                        "W6 chain length for part b)")  # fmt: skip
+    p.add_argument(
+        "workload",
+        choices=WORKLOADS,
+        help="W1 chain, W2 fan-out/in, W3 loop, "
+        "W5 concurrent runs, W6 streaming (W4: later issue, skipped)",
+    )
+    p.add_argument(
+        "n",
+        nargs="?",
+        type=int,
+        default=None,
+        help="size (W1 chain length, W2 width, W3 counter target, W5 number of runs, "
+        "W6 chain length for part b)",
+    )
     p.add_argument("--reps", type=int, default=None, help="timed reps (default per workload)")
-    p.add_argument("--variant", default="class", choices=VARIANTS,
-                   help="class: Executor subclasses with @sg.handler (default); "
-                        "fn: @sg.executor functions")  # fmt: skip
+    p.add_argument(
+        "--variant",
+        default="class",
+        choices=VARIANTS,
+        help="class: Executor subclasses with @sg.handler (default); fn: @sg.executor functions",
+    )
+    if "W4" in sys.argv[1:]:
+        p.exit(
+            2, "bench_stepgraph: W4 (checkpointed chain) is skipped: it is left for a later issue\n"
+        )
     a = p.parse_args()
     if a.n is None:
         a.n = bc.DEFAULT_N[a.workload]
@@ -427,7 +492,8 @@ def main() -> None:
         asyncio.run(fn(a))
     except bc.VerificationError as e:
         bc.fail(ENGINE, a.workload, e)
-    except sg.ExecutorFailedError as e:
+    except Exception as e:  # any engine error is a failed case, reported on stdout too
+        traceback.print_exc()
         cause = e.__cause__
         bc.fail(ENGINE, a.workload, cause if isinstance(cause, bc.VerificationError) else e)
 

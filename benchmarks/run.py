@@ -1,0 +1,556 @@
+"""Run stepgraph, the asyncio floor and the peer engines side by side (`make bench`).
+
+Every (engine, workload, variant) case runs in its own process, as
+shared/bench/workloads.md requires; engines are interleaved within each
+workload (and their order rotates from pass to pass), so every engine is
+measured seconds, not minutes, away from the floor it is compared with.
+Peers (agent-framework, langgraph) run from a separate virtual environment
+given by PEERS_PY=/path/to/python, else <repo>/.peers/bin/python if it exists;
+without one, only stepgraph and the floor run.
+
+Raw JSON lines go to benchmarks/results/run-<stamp>.jsonl (summarize.py of
+the shared folder reads them too), the markdown table to stdout and to
+run-<stamp>.md, progress to stderr. Targets are reported, never asserted; the
+exit status is non-zero only when a stepgraph case failed or gave a wrong
+result.
+
+    .venv/bin/python benchmarks/run.py                  # 3 passes, full reps
+    .venv/bin/python benchmarks/run.py --passes 1 --quick
+    PEERS_PY=/path/to/peers/bin/python .venv/bin/python benchmarks/run.py --passes 1
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics as st
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_BENCH = REPO.parent / "shared" / "bench"
+HERE = REPO / "benchmarks"
+RESULTS = HERE / "results"
+WORKLOADS = ("W1", "W2", "W3", "W5", "W6")  # W4 (checkpoints) is left for a later issue
+
+
+@dataclass(frozen=True)
+class Engine:
+    label: str  # column name in the table
+    script: Path
+    variant: str | None = None  # None: the script's default variant
+    peer: bool = False
+    module: str = ""  # what a peers environment must be able to import
+
+
+ENGINES = {
+    "stepgraph": Engine("stepgraph", HERE / "bench_stepgraph.py"),
+    "floor": Engine("floor", SHARED_BENCH / "bench_asyncio_floor.py", "direct"),
+    "floor-gather": Engine("floor-gather", SHARED_BENCH / "bench_asyncio_floor.py", "gather"),
+    "agent-framework": Engine(
+        "agent-framework", SHARED_BENCH / "bench_af.py", peer=True, module="agent_framework"
+    ),
+    "langgraph": Engine(
+        "langgraph", SHARED_BENCH / "bench_langgraph.py", peer=True, module="langgraph"
+    ),
+    "llama-index": Engine(
+        "llama-index", SHARED_BENCH / "bench_llamaindex.py", peer=True, module="workflows"
+    ),
+}
+DEFAULT_PEERS = "agent-framework,langgraph"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- environment
+def find_peers_python() -> Path | None:
+    env = os.environ.get("PEERS_PY")
+    if env:
+        py = Path(env)
+        if not py.exists():
+            log(f"warning: PEERS_PY={env} does not exist; running without peers")
+            return None
+        return py
+    default = REPO / ".peers" / "bin" / "python"
+    return default if default.exists() else None
+
+
+def peer_version(py: Path, engine: Engine) -> str | None:
+    """Import the peer's package in the peers environment; its version, or None if it fails."""
+    dist = {"agent_framework": "agent-framework-core", "workflows": "llama-index-workflows"}
+    code = (
+        f"import {engine.module}; from importlib.metadata import version; "
+        f"print(version({dist.get(engine.module, engine.module)!r}))"
+    )
+    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        log(f"warning: {py} cannot import {engine.module}: {r.stderr.strip()[-300:]}")
+        return None
+    return r.stdout.strip()
+
+
+def git(*args: str) -> str:
+    try:
+        r = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30)
+    except OSError:
+        return "unknown"
+    return r.stdout.strip() if r.returncode == 0 else "unknown"
+
+
+def stat_sample() -> tuple[int, int] | None:
+    """(total, idle + iowait) jiffies of all CPUs from /proc/stat; None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(v[:8]), v[3] + v[4]
+
+
+def children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def cpu_busy(interval: float = 0.25) -> float | None:
+    """CPU cores busy over `interval` seconds (every process; this one sleeps meanwhile)."""
+    a = stat_sample()
+    time.sleep(interval)
+    b = stat_sample()
+    if a is None or b is None or b[0] == a[0]:
+        return None
+    return (1 - (b[1] - a[1]) / (b[0] - a[0])) * (os.cpu_count() or 1)
+
+
+def disturbance(rec: dict[str, Any]) -> float:
+    """Cores other processes kept busy just before or during a case."""
+    return max(rec.get("busy_cores_before") or 0.0, rec.get("others_busy_cores") or 0.0)
+
+
+def wait_quiet(limit: float, busy_max: float) -> float | None:
+    """Wait up to `limit` seconds for other processes to leave the CPUs; the last reading."""
+    deadline = time.monotonic() + limit
+    busy = cpu_busy()
+    while busy is not None and busy > busy_max and time.monotonic() < deadline:
+        time.sleep(1.0)
+        busy = cpu_busy()
+    return busy
+
+
+# ---------------------------------------------------------------- running cases
+def run_case(
+    py: Path, engine: Engine, workload: str, reps: list[str], timeout: float
+) -> dict[str, Any]:
+    cmd = [str(py), str(engine.script), workload, *reps]
+    if engine.variant:
+        cmd += ["--variant", engine.variant]
+    st0, ch0 = stat_sample(), children_cpu()
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        rc, out, err = r.returncode, r.stdout, r.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = -1, "", f"timed out after {timeout:.0f} s: {e}"
+    wall = time.perf_counter() - t0
+    st1, ch1 = stat_sample(), children_cpu()
+    others = None
+    if st0 is not None and st1 is not None and st1[0] > st0[0]:
+        # CPU time of everything but the case itself, spread over the case's wall time.
+        busy_s = ((st1[0] - st0[0]) - (st1[1] - st0[1])) / os.sysconf("SC_CLK_TCK")
+        others = max(0.0, (busy_s - (ch1 - ch0)) / wall)
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    rec: dict[str, Any] | None = None
+    if lines:
+        try:
+            rec = json.loads(lines[-1])
+        except json.JSONDecodeError:
+            rec = None
+    if rc != 0 or rec is None or not rec.get("verified"):
+        reason = (rec or {}).get("error") or err.strip()[-600:] or f"exit status {rc}"
+        rec = {
+            "engine": engine.label,
+            "workload": workload,
+            "variant": engine.variant,
+            "verified": False,
+            "rc": rc,
+            "error": reason,
+        }
+    elif err.strip():  # warnings or other noise on stderr of a passing case
+        rec["stderr"] = err.strip()[-600:]
+    rec["case"] = engine.label
+    rec["cmd"] = " ".join(cmd)
+    rec["wall_seconds"] = round(wall, 3)
+    rec["others_busy_cores"] = None if others is None else round(others, 2)
+    return rec
+
+
+def headline(rec: dict[str, Any]) -> str:
+    if not rec.get("verified"):
+        return f"FAILED: {str(rec.get('error'))[:200]}"
+    w = rec["workload"]
+    if w in ("W1", "W3"):
+        return f"{rec['per_superstep_us']:.1f} µs/superstep"
+    if w == "W2":
+        return f"{rec['seconds'] * 1e3:.2f} ms/run"
+    if w == "W5":
+        return f"{rec['runs_per_sec']:,.0f} runs/s"
+    return (
+        f"first event {rec['first_user_event_ms']:.2f} ms, "
+        f"w6b {rec['w6b_overhead_per_superstep_us']:.0f} µs/superstep"
+    )
+
+
+# ---------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Row:
+    workload: str
+    name: str
+    get: Callable[[dict[str, Any]], float | None]
+    ratio: str | None  # "time": bigger is slower; "rate": bigger is faster; None: no ratio
+    fmt: Callable[[float], str]
+    target: str = ""
+    # (stepgraph, floor) -> met? (None: cannot tell)
+    meets: Callable[[float, float | None], bool | None] | None = None
+
+
+def f_num(x: float) -> str:
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def field(name: str, scale: float = 1.0) -> Callable[[dict[str, Any]], float | None]:
+    def get(r: dict[str, Any]) -> float | None:
+        v = r.get(name)
+        return None if v is None or isinstance(v, bool) else float(v) * scale
+
+    return get
+
+
+BUSY_MAX = 0.5  # cores busy with other processes above which a case counts as disturbed
+W6B_SLACK_US = 100.0  # "near the floor": at most this much more overhead per superstep
+
+ROWS = [
+    Row(
+        "W1",
+        "chain N=100: µs / superstep",
+        field("per_superstep_us"),
+        "time",
+        f_num,
+        "≤ 10 µs",
+        lambda sg, fl: sg <= 10,
+    ),
+    Row(
+        "W1", "chain: event-loop iterations / superstep", field("loop_iters_per_step"), None, f_num
+    ),
+    Row("W1", "chain: asyncio Tasks / superstep", field("tasks_per_step"), None, f_num),
+    Row(
+        "W1",
+        "chain: peak RSS of the process, MB",
+        field("peak_rss_mb"),
+        "time",
+        f_num,
+        "≤ 35 MB",
+        lambda sg, fl: sg <= 35,
+    ),
+    Row(
+        "W2",
+        "fan-out/in W=100: ms / run",
+        field("seconds", 1e3),
+        "time",
+        f_num,
+        "≤ 1 ms",
+        lambda sg, fl: sg <= 1.0,
+    ),
+    Row(
+        "W3",
+        "ping-pong N=1000: µs / superstep",
+        field("per_superstep_us"),
+        "time",
+        f_num,
+        "≤ 10 µs",
+        lambda sg, fl: sg <= 10,
+    ),
+    Row("W3", "loop: event-loop iterations / superstep", field("loop_iters_per_step"), None, f_num),
+    Row("W3", "loop: asyncio Tasks / superstep", field("tasks_per_step"), None, f_num),
+    Row(
+        "W5",
+        "1000 concurrent 3-node runs: runs / s",
+        field("runs_per_sec"),
+        "rate",
+        f_num,
+        "≥ 40,000",
+        lambda sg, fl: sg >= 40_000,
+    ),
+    Row(
+        "W6",
+        "a: first user event, ms",
+        field("first_user_event_ms"),
+        "time",
+        f_num,
+        "≤ 0.2 ms",
+        lambda sg, fl: sg <= 0.2,
+    ),
+    Row(
+        "W6",
+        "b: overhead above 5 ms sleep, µs / superstep",
+        field("w6b_overhead_per_superstep_us"),
+        "time",
+        f_num,
+        f"≤ floor + {W6B_SLACK_US:.0f} µs",
+        lambda sg, fl: None if fl is None else sg - fl <= W6B_SLACK_US,
+    ),
+]
+
+
+def med(xs: list[float]) -> float | None:
+    return st.median(xs) if xs else None
+
+
+def ratio(a: float | None, b: float | None, kind: str) -> float | None:
+    """Time ratio a/b (> 1: a is slower/bigger); for rates the inverse."""
+    if a is None or b is None or a <= 0 or b <= 0:
+        return None
+    return a / b if kind == "time" else b / a
+
+
+def build_table(
+    recs: list[dict[str, Any]], labels: list[str], passes: int, workloads: list[str]
+) -> tuple[list[str], list[str]]:
+    ok: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in recs:
+        if r.get("verified"):
+            ok[(r["workload"], r["case"], r["pass"])] = r
+    peers = [lb for lb in labels if ENGINES[lb].peer]
+    floors = [lb for lb in ("floor", "floor-gather") if lb in labels]
+
+    head = ["workload", "metric", *labels]
+    head += [f"stepgraph ÷ {f}" for f in floors] + [f"{p} ÷ stepgraph" for p in peers]
+    head += ["target", "stepgraph vs target"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * 2 + "---:|" * (len(head) - 4) + "---|---|",
+    ]
+    verdicts: list[str] = []
+
+    def vals(row: Row, label: str) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for p in range(1, passes + 1):
+            r = ok.get((row.workload, label, p))
+            v = row.get(r) if r is not None else None
+            if v is not None:
+                out[p] = v
+        return out
+
+    def per_pass_ratio(row: Row, num: str, den: str) -> float | None:
+        assert row.ratio is not None
+        a, b = vals(row, num), vals(row, den)
+        rs = [x for p in a if p in b and (x := ratio(a[p], b[p], row.ratio)) is not None]
+        return med(rs)
+
+    for row in ROWS:
+        if row.workload not in workloads:
+            continue
+        cells = [row.workload, row.name]
+        medians = {lb: med(list(vals(row, lb).values())) for lb in labels}
+        cells += [row.fmt(m) if m is not None else "n/a" for m in medians.values()]
+        for f in floors:
+            x = per_pass_ratio(row, "stepgraph", f) if row.ratio else None
+            cells.append(f"{x:.2f}\u00d7" if x is not None else "")
+        for p in peers:
+            x = per_pass_ratio(row, p, "stepgraph") if row.ratio else None
+            cells.append(f"{x:.1f}\u00d7" if x is not None else "")
+        verdict = ""
+        sg_v, fl_v = medians.get("stepgraph"), medians.get("floor")
+        if row.meets is not None:
+            met = None if sg_v is None else row.meets(sg_v, fl_v)
+            verdict = "n/a" if met is None else "met" if met else "**missed**"
+            verdicts.append(f"{row.workload} {row.name}: {verdict.strip('*').upper()}")
+        cells += [row.target, verdict]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines, verdicts
+
+
+# ---------------------------------------------------------------- main
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="stepgraph vs the asyncio floor vs peer engines, W1-W6 of "
+        "shared/bench/workloads.md (W4 is left for a later issue).",
+        epilog="Peers: PEERS_PY=/path/to/python, else <repo>/.peers/bin/python when it exists.",
+    )
+    p.add_argument("--passes", type=int, default=3, help="passes over all cases (default 3)")
+    p.add_argument(
+        "--quick", action="store_true", help="3 timed reps per case instead of the defaults"
+    )
+    p.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)}",
+    )
+    p.add_argument(
+        "--peers",
+        default=DEFAULT_PEERS,
+        help=f"comma-separated peer engines (default {DEFAULT_PEERS}; also llama-index)",
+    )
+    p.add_argument(
+        "--no-peers", action="store_true", help="skip peers even if an environment exists"
+    )
+    p.add_argument("--timeout", type=float, default=240, help="seconds per case (default 240)")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=10,
+        help="before each case wait up to this many seconds while other processes keep more "
+        f"than {BUSY_MAX} CPU cores busy (default 10; 0: never wait)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="results .jsonl path")
+    a = p.parse_args()
+    a.workloads = [w.strip().upper() for w in a.workloads.split(",") if w.strip()]
+    bad = [w for w in a.workloads if w not in WORKLOADS]
+    if bad:
+        p.error(f"unknown or unsupported workloads {bad} (W4 is left for a later issue)")
+    if a.passes < 1:
+        p.error("--passes must be >= 1")
+    a.peers = [] if a.no_peers else [x.strip() for x in a.peers.split(",") if x.strip()]
+    for x in a.peers:
+        if x not in ENGINES or not ENGINES[x].peer:
+            p.error(f"unknown peer {x!r}")
+    return a
+
+
+def main() -> int:
+    a = parse_args()
+    if not (SHARED_BENCH / "benchcommon.py").is_file():
+        log(f"error: the shared benchmarks are missing: {SHARED_BENCH} (expected beside the repo)")
+        return 2
+    own_py = Path(sys.executable)
+    labels = ["stepgraph", "floor", "floor-gather"]
+    pythons = dict.fromkeys(labels, own_py)
+    versions: dict[str, str] = {}
+    peers_py = find_peers_python() if a.peers else None
+    if a.peers and peers_py is None:
+        log("note: no peers environment (PEERS_PY or .peers/bin/python): stepgraph and floor only")
+    for name in a.peers:
+        if peers_py is None:
+            break
+        v = peer_version(peers_py, ENGINES[name])
+        if v is not None:
+            labels.append(name)
+            pythons[name] = peers_py
+            versions[name] = v
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = a.out or RESULTS / f"run-{stamp}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md_path = out.with_suffix(".md")
+    reps = ["--reps", "3"] if a.quick else []
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--", "src"))
+    meta = {
+        "stamp": stamp,
+        "commit": commit,
+        "src_dirty": dirty,
+        "passes": a.passes,
+        "quick": a.quick,
+        "workloads": a.workloads,
+        "engines": labels,
+        "peer_versions": versions,
+        "python": platform.python_version(),
+        "peers_python": str(peers_py) if peers_py else None,
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+    }
+    out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"results -> {out}")
+    log(
+        f"# python {meta['python']}, {os.cpu_count()} cpus, commit {commit}"
+        f"{' (src has uncommitted changes)' if dirty else ''}, engines: {', '.join(labels)}"
+    )
+    if os.getloadavg()[0] > 1.0:
+        log(f"warning: load average {os.getloadavg()[0]:.2f}: the machine is busy, expect noise")
+
+    recs: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    with out.open("w") as f:
+        for p in range(1, a.passes + 1):
+            for w in a.workloads:
+                k = (p - 1) % len(labels)
+                for label in labels[k:] + labels[:k]:  # rotate the order from pass to pass
+                    busy = wait_quiet(a.wait_quiet, BUSY_MAX)
+                    rec = run_case(pythons[label], ENGINES[label], w, reps, a.timeout)
+                    rec["pass"] = p
+                    rec["busy_cores_before"] = None if busy is None else round(busy, 2)
+                    recs.append(rec)
+                    f.write(json.dumps(rec) + "\n")
+                    f.flush()
+                    log(
+                        f"[pass {p}/{a.passes}] {w} {label:<16} {rec['wall_seconds']:6.1f}s  "
+                        f"{headline(rec)}"
+                        + (
+                            f"  (others busy: {disturbance(rec):.1f} cores)"
+                            if disturbance(rec) > BUSY_MAX
+                            else ""
+                        )
+                    )
+    log(f"total wall: {time.perf_counter() - t_start:.0f} s")
+
+    lines, verdicts = build_table(recs, labels, a.passes, a.workloads)
+    failures = [r for r in recs if not r.get("verified")]
+    peer_desc = ", ".join(f"{k} {v}" for k, v in versions.items()) or "none"
+    notes = [
+        "",
+        f"Medians over {a.passes} pass(es){' (--quick: 3 reps per case)' if a.quick else ''}, "
+        f"one process per case, engines interleaved per workload; commit {commit}"
+        f"{' + uncommitted src changes' if dirty else ''}; Python {meta['python']}, "
+        f"{os.cpu_count()} cpus; peers: {peer_desc}.",
+        "Ratios are medians of per-pass ratios of time (for W5 of 1/throughput): > 1 means "
+        "the numerator is slower (or bigger, for RSS). floor = plain-asyncio Pregel loop that "
+        "awaits a lone target inline; floor-gather = one Task per delivery. "
+        "W4 (checkpoints) is left for a later issue.",
+        f"Raw results: {out}",
+    ]
+    disturbed = [r for r in recs if disturbance(r) > BUSY_MAX]
+    if disturbed:
+        notes.append(
+            f"Noise: during {len(disturbed)} of {len(recs)} cases (or just before), other "
+            f"processes kept more than {BUSY_MAX} CPU cores busy ("
+            + ", ".join(f"{r['workload']} {r['case']}" for r in disturbed[:12])
+            + (", ..." if len(disturbed) > 12 else "")
+            + "); treat their numbers with care."
+        )
+    chatty = [r for r in recs if r.get("stderr")]
+    if chatty:
+        notes.append("")
+        notes.append("Passing cases that wrote to stderr (warnings?):")
+        notes += [
+            f"* pass {r['pass']} {r['workload']} {r['case']}: {r['stderr'][-300:]!r}"
+            for r in chatty
+        ]
+    if failures:
+        notes.append("")
+        notes.append("Failures:")
+        notes += [
+            f"* pass {r['pass']} {r['workload']} {r['case']}: {r.get('error')}" for r in failures
+        ]
+    text = "\n".join(lines + notes)
+    print(text, flush=True)
+    md_path.write_text(text + "\n")
+    for v in verdicts:
+        log(f"target {v}")
+    return 1 if any(r["case"] == "stepgraph" for r in failures) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
