@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import WorkflowError
 from ._events import Event, RunStatus
 from ._requests import RunResult
-from ._runner import Runner
+from ._runner import Runner, Sink
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -92,30 +92,48 @@ class _Channel:
 
 
 class _Execution:
-    """Everything a run's loop needs; shared by the inline and the driver path."""
+    """Everything a run's loop needs; shared by the inline and the driver path.
+
+    The execution is also the identity token of the session's run guard: the
+    session's `_active` is this object while the run holds the guard, and only
+    this object can clear it (a late finalizer of an old run never touches a newer one).
+    """
 
     __slots__ = (
         "cancel_requested",
         "error",
         "finished",
-        "make_runner",
-        "release",
+        "prepare",
         "result",
         "session",
+        "timeout",
         "waiters",
     )
 
     def __init__(
-        self, session: Session, make_runner: Callable[[Any], Runner], release: Callable[[], None]
+        self,
+        session: Session,
+        prepare: Callable[[], Awaitable[bool]],
+        timeout: float | None,
     ) -> None:
         self.session = session
-        self.make_runner = make_runner
-        self.release = release
+        self.prepare = prepare
+        self.timeout = timeout
         self.result: RunResult | None = None
         self.error: BaseException | None = None
         self.cancel_requested = False
         self.finished = False
         self.waiters: list[asyncio.Future[None]] = []
+        session._active = self
+
+    def release(self) -> None:
+        """Give the session's guard back, if this run still holds it."""
+        if self.session._active is self:
+            self.session._active = None
+
+    def make_runner(self, sink: Sink) -> Runner:
+        s = self.session
+        return Runner(s, sink, s.workflow.max_supersteps, self.prepare, self.timeout)
 
     def done(self) -> None:
         """The loop has stopped: release the guard and wake whoever waits in `aclose`."""

@@ -60,7 +60,7 @@ class Sink(Protocol):
     pauses: bool
     """True when `barrier()` may wait (a live stream); False skips the call."""
 
-    def emit(self, event: Event) -> None: ...
+    def emit(self, event: Event, /) -> None: ...
 
     async def barrier(self) -> None:
         """Called after each committed superstep; a live stream may pause here."""
@@ -127,6 +127,7 @@ class Runner:
         sink = self.sink
         has_input = await self.prepare()
         sink.emit(RunStarted(s.id))
+        superstep = self._superstep_body if s._tracer is None else self._superstep
         steps = 0
         try:
             async with asyncio.timeout(self.timeout) if self.timeout else contextlib.nullcontext():
@@ -141,7 +142,7 @@ class Runner:
                             "in build(), or check the graph for an unintended cycle"
                         )
                     steps += 1
-                    await self._superstep()
+                    await superstep()
                     if sink.pauses:
                         await sink.barrier()
         except _HandlerFailure as failure:
@@ -258,14 +259,14 @@ class Runner:
         committed = s._state
         emit = sink.emit
         acts = [Activation(i, queue[i], k, committed, emit) for i in sorted(queue)]
-        snapshots = await self._snapshots(acts)
+        snapshots = await self._snapshots(acts) if s.workflow._any_stateful else []
         try:
             if len(acts) == 1:
-                await self._invoke(acts[0])
+                await (self._invoke_body if s._tracer is None else self._invoke)(acts[0])
             else:
                 async with asyncio.TaskGroup() as tg:
                     for act in acts:
-                        tg.create_task(self._invoke(act))
+                        tg.create_task(self._invoke(act))  # one task per executor
         except BaseException as exc:
             for act in acts:
                 act.closed = True
@@ -359,6 +360,7 @@ class Runner:
         eid = self.plan.ids[i]
         act.emit(ExecutorInvoked(eid, act.superstep))
         policy = s.workflow._policies[i]
+        guarded = s.workflow._policy_active[i]
         try:
             ctx._act = act
             for message in act.messages:
@@ -368,7 +370,7 @@ class Runner:
                     h = table.resolve(message)
                 if h is None:
                     raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
-                if policy.active:
+                if guarded:
                     await invoke_with_policy(self, policy, h, ex, message, ctx, act)
                 else:
                     await self.call(h, ex, message, ctx, act)

@@ -33,7 +33,7 @@ from ._planner import FanInBuffers, Queue
 from ._requests import Answer, Request
 from ._retention import Retention, plan_prune
 from ._run import Run, _Execution
-from ._runner import Runner, Sink, new_context
+from ._runner import new_context
 from .stores.memory import MemoryCheckpointStore
 
 if TYPE_CHECKING:
@@ -45,12 +45,6 @@ __all__ = ["Session"]
 
 InT = TypeVar("InT", default=Any)
 CheckpointRef = str | CheckpointInfo | Checkpoint
-
-
-class _Token:
-    """Identity of one run holding the session's guard."""
-
-    __slots__ = ()
 
 
 class Session(Generic[InT]):
@@ -89,7 +83,7 @@ class Session(Generic[InT]):
         self._superstep = 0
         self._status = RunStatus.IDLE
         self._head: str | None = None
-        self._active: _Token | None = None
+        self._active: _Execution | None = None  # the run holding the guard
         self._loaded = store is None
         self._checkpointer = Checkpointer(self, store) if store is not None else None
         self._private: Checkpointer | None = None
@@ -97,7 +91,7 @@ class Session(Generic[InT]):
         self._tracer = tracer
         self._links: dict[int, list[Any]] = {}  # tracing: span contexts of last superstep's senders
         self._cache = cache
-        if cache is None and any(p.cache is not None for p in workflow._policies):
+        if cache is None and workflow._any_cache:
             self._cache = MemoryCache()  # cached handlers reuse results within the session
 
     # -- reading between runs -----------------------------------------------------------
@@ -456,18 +450,8 @@ class Session(Generic[InT]):
         return cp
 
     def _begin(self, prepare: Callable[[], Awaitable[bool]], timeout: float | None) -> Run:
-        token = _Token()
         limit = timeout if timeout is not None else self.workflow.run_timeout
-        self._active = token
-
-        def release() -> None:
-            if self._active is token:
-                self._active = None
-
-        def make_runner(sink: Sink) -> Runner:
-            return Runner(self, sink, self.workflow.max_supersteps, prepare, limit)
-
-        return Run(_Execution(self, make_runner, release))
+        return Run(_Execution(self, prepare, limit))  # takes the guard
 
     def _instantiate(self, index: int) -> Executor:
         ex = self.workflow._prototypes[index].fresh()
