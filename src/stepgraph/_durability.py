@@ -183,9 +183,14 @@ class Checkpointer:
         self.depth = cp.depth
 
     def adopt(self, cp: Checkpoint) -> None:
-        """Make `cp` (loaded, not saved by us) the base of the next delta."""
+        """Make `cp` (loaded, not saved by us) the base of the next delta.
+
+        `cp.depth` is how many deltas its stored record is from the last full
+        one, so reopening a session many times still writes a full checkpoint
+        at least every `FULL_EVERY` saves and loads never walk far.
+        """
         self.parts = cp.parts
-        self.depth = cp.depth if cp.changed is not None else 0
+        self.depth = cp.depth
 
     def forget(self) -> None:
         """The next checkpoint is a full one (after a reset)."""

@@ -124,6 +124,9 @@ def resolve(chain: Sequence[Checkpoint]) -> Checkpoint:
             graph=chain[-1].graph,
             status=whole.status,
             parts=whole.parts,
+            # The whole content, but still `depth` deltas from the last full record:
+            # a session that adopts it keeps counting towards the next full save.
+            depth=delta.depth,
             version=whole.version,
         )
     return whole
