@@ -1,0 +1,30 @@
+"""Serve a workflow over the OpenAI Responses API, with a browser dev UI (extra `hosting`).
+
+Module map:
+
+* `_app`: `create_app` (routes, bearer auth, error handlers, lifespan)
+* `_serve`: `serve` and `load_workflow` (what `stepgraph serve` runs)
+* `_stores`: `open_store` (store URLs) and where the hosting log lives
+* `_host`: sessions per conversation, the busy guard, driving runs, shutdown
+* `_responses`, `_conversations`: the `/v1/...` routes
+* `_wire`, `_sse`, `_plain`: request parsing, items and Response objects, SSE, plain JSON
+* `_log`: responses, conversations and sessions in a small SQLite log
+* `_events`: stepgraph events as JSON and the hub behind the dev UI stream
+* `_devui`, `_layout`, `static/`: the dev UI's API, its graph layout, the page
+* `_openapi`: the OpenAPI document at `/openapi.json`
+* `_errors`: errors in OpenAI's JSON shape
+"""
+
+from ._app import create_app
+from ._serve import load_workflow, serve
+from ._stores import DEFAULT_STORE_URL, open_store
+from ._wire import REQUEST_FUNCTION
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "REQUEST_FUNCTION",
+    "create_app",
+    "load_workflow",
+    "open_store",
+    "serve",
+]

@@ -1,0 +1,174 @@
+"""`create_app`: the Starlette app serving one workflow (Responses API, dev UI, OpenAPI).
+
+Authentication is a pure ASGI middleware (streaming responses pass through
+untouched): with an API key, every route but `/healthz`, `/openapi.json` and
+the dev UI's static files needs `Authorization: Bearer <key>`. Errors of any
+kind are answered in OpenAI's error shape; an unexpected exception becomes a
+generic 500 whose body says nothing about its cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import stepgraph as sg
+
+from . import _conversations as conv
+from . import _responses as resp
+from ._devui import ROUTES as UI_ROUTES
+from ._errors import ApiError, error_body, error_response
+from ._host import Host
+from ._log import ResponseLog
+from ._openapi import openapi_document
+from ._stores import log_path_for
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("stepgraph.hosting")
+STATIC = Path(__file__).parent / "static"
+_PUBLIC = ("/healthz", "/openapi.json", "/ui", "/ui/", "/favicon.ico")
+
+
+class _BearerAuth:
+    """Rejects requests without `Authorization: Bearer <key>` (401, OpenAI error shape)."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._public(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                given = value
+        if hmac.compare_digest(given, self._expected):
+            await self.app(scope, receive, send)
+            return
+        body = error_body(
+            401,
+            "missing or wrong API key: send Authorization: Bearer <key>",
+            code="invalid_api_key",
+        )
+        response = JSONResponse(body, status_code=401, headers={"www-authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _public(path: str) -> bool:
+        return path in _PUBLIC or path.startswith("/ui/static/")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    message = {404: f"no route {request.url.path}", 405: "method not allowed"}.get(
+        status, str(exc.detail)
+    )
+    return JSONResponse(error_body(status, message), status_code=status, headers=exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = error_body(500, "internal server error; see the server log", code="server_error")
+    return JSONResponse(body, status_code=500)
+
+
+def create_app(
+    workflow: sg.Workflow[Any],
+    *,
+    store: sg.CheckpointStore | None = None,
+    api_key: str | None = None,
+    log_path: str | None = None,
+    shutdown_grace: float = 10.0,
+) -> Starlette:
+    """An ASGI app serving `workflow` over the OpenAI Responses API, with a dev UI at `/ui`.
+
+    Args:
+        workflow: the workflow to serve; every conversation gets its own session.
+        store: where sessions save checkpoints (default: in memory, closed with the app).
+        api_key: when set, requests need `Authorization: Bearer <api_key>` (else 401).
+        log_path: the hosting log's SQLite file (default: beside the store's data,
+            in memory for a memory store).
+        shutdown_grace: seconds runs may take to finish at shutdown before they are
+            cancelled.
+
+    Returns:
+        A Starlette app. Its lifespan owns background runs started from the dev UI;
+        run it under uvicorn (or enter `app.router.lifespan_context(app)` in tests).
+    """
+    own_store = store is None
+    the_store: sg.CheckpointStore = store if store is not None else sg.MemoryCheckpointStore()
+    log = ResponseLog(log_path or log_path_for(the_store))
+    host = Host(workflow, the_store, log)
+    doc = openapi_document(workflow.name, api_key is not None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncGenerator[None]:
+        async with host.running(shutdown_grace):
+            yield
+        if own_store:
+            await the_store.aclose()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(doc)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "workflow": workflow.name})
+
+    async def ui_root(request: Request) -> Response:
+        return RedirectResponse(str(request.url_for("ui_index")))
+
+    async def ui_index(request: Request) -> Response:
+        html = (STATIC / "index.html").read_text(encoding="utf-8")
+        return Response(html, media_type="text/html; charset=utf-8")
+
+    routes = [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/v1/responses", resp.create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", resp.get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", resp.delete_response, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", resp.list_input_items, methods=["GET"]),
+        Route("/v1/conversations", conv.create_conversation, methods=["POST"]),
+        Route("/v1/conversations/{conversation_id}", conv.get_conversation, methods=["GET"]),
+        Route("/v1/conversations/{conversation_id}", conv.update_conversation, methods=["POST"]),
+        Route("/v1/conversations/{conversation_id}", conv.delete_conversation, methods=["DELETE"]),
+        Route("/v1/conversations/{conversation_id}/items", conv.list_items, methods=["GET"]),
+        Route("/ui", ui_root, methods=["GET"]),
+        Route("/ui/", ui_index, methods=["GET"], name="ui_index"),
+        Mount("/ui/static", StaticFiles(directory=STATIC), name="ui_static"),
+        *(Route(path, fn, methods=methods) for path, fn, methods in UI_ROUTES),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.host = host
+    if api_key is not None:
+        app.add_middleware(_BearerAuth, key=api_key)
+    return app

@@ -1,0 +1,262 @@
+"""The dev UI's JSON/SSE API under `/ui/api/`: graph, sessions, runs, checkpoints, events.
+
+Runs started here execute in the background, owned by the app's lifespan;
+the page follows them on the event stream (`/ui/api/events`), which carries
+every run the server drives, Responses API runs included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+import stepgraph as sg
+from stepgraph.agents import ChatMessage, json_schema
+
+from ._errors import ApiError
+from ._events import event_json, request_json
+from ._host import Host
+from ._http import host_of, read_json
+from ._layout import graph_layout
+from ._sse import EventStream, frame
+from ._turns import start_input
+from ._wire import new_id, obj
+
+__all__ = ["ROUTES"]
+
+_PING = 15.0
+
+
+def _schema(request: sg.Request) -> dict[str, Any]:
+    try:
+        return json_schema(request.response_type)
+    except Exception:
+        return {}
+
+
+async def workflow(request: Request) -> Response:
+    """`GET /ui/api/workflow`: name, signature, description, layout and Mermaid text."""
+    wf = host_of(request).workflow
+    desc = wf.describe()
+    return JSONResponse(
+        {
+            "name": wf.name,
+            "signature": wf.signature,
+            "description": desc,
+            "layout": graph_layout(desc),
+            "mermaid": wf.to_mermaid(),
+        }
+    )
+
+
+async def sessions(request: Request) -> Response:
+    """`GET /ui/api/sessions`: sessions the server knows, newest first."""
+    host = host_of(request)
+    data = host.log.sessions()
+    for s in data:
+        s["busy"] = host.is_busy(s["id"])
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def _known(host: Host, session_id: str) -> sg.Session[Any]:
+    if not host.log.has_session(session_id) and not await host.store.list(session_id, limit=1):
+        raise ApiError(404, f"no session with id {session_id!r}", code="session_not_found")
+    session = host.session(session_id)
+    if not host.is_busy(session_id):
+        await session.load()
+    return session
+
+
+async def session_detail(request: Request) -> Response:
+    """`GET /ui/api/sessions/{session_id}`: status, pending requests (with schemas), runs."""
+    host = host_of(request)
+    sid = str(request.path_params["session_id"])
+    session = await _known(host, sid)
+    pending = [{**request_json(r), "schema": _schema(r)} for r in session.pending_requests]
+    return JSONResponse(
+        {
+            "id": sid,
+            "status": session.status.value,
+            "busy": host.is_busy(sid),
+            "head": session.head,
+            "pending_requests": pending,
+            "runs": [r.summary() for r in host.runs_of(sid)],
+        }
+    )
+
+
+async def checkpoints(request: Request) -> Response:
+    """`GET /ui/api/sessions/{session_id}/checkpoints`: every checkpoint, newest first."""
+    host = host_of(request)
+    sid = str(request.path_params["session_id"])
+    session = await _known(host, sid)
+    infos = await session.history()
+    data = [
+        {
+            "id": i.id,
+            "parent_id": i.parent_id,
+            "superstep": i.superstep,
+            "created_at": i.created_at.isoformat(),
+        }
+        for i in infos
+    ]
+    return JSONResponse({"object": "list", "head": session.head, "data": data})
+
+
+async def _launch(
+    host: Host,
+    session_id: str,
+    kind: str,
+    start: Callable[[sg.Session[Any]], sg.Run],
+    *,
+    label: str,
+    known: bool = True,
+) -> Response:
+    host.claim(session_id, "session")
+    try:
+        if known:
+            session = await _known(host, session_id)
+        else:
+            session = host.session(session_id)
+        run = start(session)
+        host.log.add_session(session_id, "ui", label)
+        rec = host.new_run(session_id, kind, "ui")
+
+        async def work() -> None:
+            try:
+                async for _ in host.drive(session, run, rec, live=True):
+                    pass
+            finally:
+                host.release(session_id)
+
+        host.spawn(work)
+    except BaseException:
+        host.release(session_id)
+        raise
+    return JSONResponse({"session_id": session_id, "run_id": rec.id}, status_code=202)
+
+
+def _input_of(body: Any) -> Any:
+    b = obj(body)
+    if b is None or "input" not in b:
+        raise ApiError(400, "send a JSON object with input", param="input")
+    return b["input"]
+
+
+def _candidates(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [value, [ChatMessage.user(value)], ChatMessage.user(value)]
+    return [value]
+
+
+async def new_session(request: Request) -> Response:
+    """`POST /ui/api/sessions` `{input}`: a new session and its first run."""
+    value = _input_of(await read_json(request))
+    return await _launch(
+        host_of(request),
+        new_id("ui"),
+        "run",
+        lambda s: start_input(s, _candidates(value)),
+        label=str(value)[:200],
+        known=False,
+    )
+
+
+async def start_run(request: Request) -> Response:
+    """`POST /ui/api/sessions/{session_id}/runs` `{input}`: a run with new input."""
+    value = _input_of(await read_json(request))
+    sid = str(request.path_params["session_id"])
+    return await _launch(
+        host_of(request), sid, "run", lambda s: start_input(s, _candidates(value)), label=""
+    )
+
+
+async def respond(request: Request) -> Response:
+    """`POST /ui/api/sessions/{session_id}/respond` `{answers: {request_id: value}}`."""
+    body = await read_json(request)
+    b = obj(body) or {}
+    given = obj(b.get("answers"))
+    if not given:
+        raise ApiError(400, "send {answers: {request_id: value}} with at least one answer")
+
+    def start(s: sg.Session[Any]) -> sg.Run:
+        try:
+            return s.respond(given)
+        except sg.RequestError as exc:
+            raise ApiError(400, str(exc), code="invalid_answer") from None
+        except sg.NotIdleError as exc:
+            raise ApiError(409, str(exc), code="session_not_idle") from None
+
+    sid = str(request.path_params["session_id"])
+    return await _launch(host_of(request), sid, "respond", start, label="")
+
+
+async def resume(request: Request) -> Response:
+    """`POST /ui/api/sessions/{session_id}/resume` `{checkpoint_id}`: branch from a checkpoint."""
+    body = await read_json(request)
+    cid: Any = (obj(body) or {}).get("checkpoint_id")
+    if cid is not None and (not isinstance(cid, str) or not cid):
+        raise ApiError(400, "checkpoint_id must be a checkpoint id string", param="checkpoint_id")
+    sid = str(request.path_params["session_id"])
+    host = host_of(request)
+    if cid is not None:
+        infos = await host.store.list(sid)
+        if not any(i.id == cid for i in infos):
+            raise ApiError(404, f"session {sid!r} has no checkpoint {cid!r}", code="not_found")
+    return await _launch(host, sid, "resume", lambda s: s.resume(cid), label="")
+
+
+async def run_detail(request: Request) -> Response:
+    """`GET /ui/api/runs/{run_id}`: a recent run with its events."""
+    rid = str(request.path_params["run_id"])
+    rec = host_of(request).run_record(rid)
+    if rec is None:
+        raise ApiError(404, f"no recent run with id {rid!r}", code="run_not_found")
+    return JSONResponse({**rec.summary(), "events": [event_json(e) for e in rec.events]})
+
+
+async def events(request: Request) -> Response:
+    """`GET /ui/api/events[?session=id]`: live records of every run (SSE, replay after
+    `Last-Event-ID`).
+    """
+    host = host_of(request)
+    sid = request.query_params.get("session") or None
+    last = request.headers.get("last-event-id") or request.query_params.get("after")
+    after = int(last) if last is not None and last.isdigit() else None
+    sub = host.hub.subscribe(sid, after)
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"retry: 1000\n: connected\n\n"
+            while True:
+                try:
+                    async with asyncio.timeout(_PING):
+                        rec = await sub.queue.get()
+                except TimeoutError:
+                    yield b": ping\n\n"
+                    continue
+                if rec is None:
+                    return
+                yield frame(rec["type"], rec, rec["seq"])
+        finally:
+            host.hub.unsubscribe(sub)
+
+    return EventStream(body())
+
+
+ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
+    ("/ui/api/workflow", workflow, ["GET"]),
+    ("/ui/api/sessions", sessions, ["GET"]),
+    ("/ui/api/sessions", new_session, ["POST"]),
+    ("/ui/api/sessions/{session_id}", session_detail, ["GET"]),
+    ("/ui/api/sessions/{session_id}/checkpoints", checkpoints, ["GET"]),
+    ("/ui/api/sessions/{session_id}/runs", start_run, ["POST"]),
+    ("/ui/api/sessions/{session_id}/respond", respond, ["POST"]),
+    ("/ui/api/sessions/{session_id}/resume", resume, ["POST"]),
+    ("/ui/api/runs/{run_id}", run_detail, ["GET"]),
+    ("/ui/api/events", events, ["GET"]),
+]

@@ -1,0 +1,130 @@
+"""stepgraph events as plain JSON for the dev UI stream, and the hub that fans them out.
+
+Every run the server drives publishes its events here, tagged with the
+session and run ids. Subscribers (dev UI streams) get them live from a
+bounded queue each; a subscriber that falls too far behind is dropped (its
+stream ends and the page reconnects). A short ring buffer lets a reconnecting
+stream replay what it missed (`Last-Event-ID`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import re
+from typing import Any
+
+import stepgraph as sg
+
+from ._plain import output_text, to_jsonable
+
+__all__ = ["Hub", "Subscription", "event_json", "request_json"]
+
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def request_json(request: sg.Request) -> dict[str, Any]:
+    """A pending request as JSON (payload in plain JSON, response type by name)."""
+    rtype = request.response_type
+    return {
+        "id": request.id,
+        "executor_id": request.executor_id,
+        "payload": to_jsonable(request.payload),
+        "response_type": getattr(rtype, "__qualname__", None) or repr(rtype),
+    }
+
+
+def event_json(event: sg.Event) -> dict[str, Any]:
+    """One stepgraph event as `{"type": snake_case_name, ...fields}`."""
+    match event:
+        case sg.Output(executor_id=eid, value=value):
+            return {
+                "type": "output",
+                "executor_id": eid,
+                "value": to_jsonable(value),
+                "text": output_text(value),
+            }
+        case sg.RequestIssued(request=request):
+            return {"type": "request_issued", "request": request_json(request)}
+        case sg.ExecutorFailed(executor_id=eid, error=error):
+            return {
+                "type": "executor_failed",
+                "executor_id": eid,
+                "error": f"{type(error).__name__}: {error}",
+            }
+        case sg.RunCompleted(status=status):
+            return {"type": "run_completed", "status": status.value}
+        case sg.SubWorkflowEvent(executor_id=eid, event=inner):
+            return {"type": "subworkflow_event", "executor_id": eid, "event": event_json(inner)}
+        case _:
+            out: dict[str, Any] = {"type": _SNAKE.sub("_", type(event).__name__).lower()}
+            if dataclasses.is_dataclass(event):
+                for f in dataclasses.fields(event):
+                    out[f.name] = to_jsonable(getattr(event, f.name))
+            return out
+
+
+class Subscription:
+    """One dev UI stream: a bounded queue of records for one session or for all."""
+
+    def __init__(self, session_id: str | None, size: int = 1000) -> None:
+        self.session_id = session_id
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(size)
+        self.dropped = False
+
+
+class Hub:
+    """Fans published records out to subscriptions; keeps the last few for replays."""
+
+    def __init__(self, keep: int = 2000) -> None:
+        self._subs: list[Subscription] = []
+        self._recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=keep)
+        self._seq = 0
+
+    def wants(self, session_id: str) -> bool:
+        """Whether any subscription listens to this session (then runs stream live)."""
+        return any(s.session_id in (None, session_id) for s in self._subs)
+
+    def publish(self, session_id: str, run_id: str, event: dict[str, Any]) -> None:
+        """Send a record to every matching subscription."""
+        self._seq += 1
+        record = {"seq": self._seq, "session_id": session_id, "run_id": run_id, **event}
+        self._recent.append(record)
+        for sub in list(self._subs):
+            if sub.session_id not in (None, session_id):
+                continue
+            try:
+                sub.queue.put_nowait(record)
+            except asyncio.QueueFull:
+                self._drop(sub)
+
+    def subscribe(self, session_id: str | None, after: int | None = None) -> Subscription:
+        """A new subscription; with `after`, records after that sequence number come first."""
+        sub = Subscription(session_id)
+        if after is not None:
+            for rec in self._recent:
+                if rec["seq"] > after and session_id in (None, rec["session_id"]):
+                    sub.queue.put_nowait(rec)
+        self._subs.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Stop delivering to `sub`."""
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    def close(self) -> None:
+        """End every subscription (server shutdown)."""
+        for sub in list(self._subs):
+            self._drop(sub)
+
+    def _drop(self, sub: Subscription) -> None:
+        self.unsubscribe(sub)
+        sub.dropped = True
+        while True:  # make room for the end marker
+            try:
+                sub.queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                sub.queue.get_nowait()

@@ -1,0 +1,328 @@
+"""The host: sessions, the busy guard, driving runs, run records and graceful shutdown.
+
+One `Host` per app. It opens one stepgraph session per conversation (kept in
+a bounded cache), marks a session busy synchronously before any await (a
+second request for it gets 409 at once), moves the session to the checkpoint
+a request continues from, drives the run and records what the dev UI shows.
+Everything goes through stepgraph's public API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import stepgraph as sg
+
+from ._errors import ApiError
+from ._events import Hub, event_json
+from ._log import ResponseLog
+from ._wire import new_id
+
+__all__ = ["Host", "RunRecord"]
+
+logger = logging.getLogger("stepgraph.hosting")
+
+_KEEP_RUNS = 500
+_KEEP_EVENTS = 500
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """One run the server drove: what the dev UI lists, and how it ended.
+
+    `status`, `outputs`, `requests`, `error` and `checkpoint_id` are set when
+    the run ends; `checkpoint_id` is where a continuation of this run's
+    response starts (for a failed run, the checkpoint the run started from).
+    """
+
+    id: str
+    session_id: str
+    kind: str
+    origin: str
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    status: str = "running"
+    response_id: str | None = None
+    error: str | None = None
+    outputs: list[Any] = field(default_factory=list[Any])
+    requests: list[sg.Request] = field(default_factory=list[sg.Request])
+    start_checkpoint: str | None = None
+    checkpoint_id: str | None = None
+    events: list[sg.Event] = field(default_factory=list[sg.Event])
+
+    def summary(self) -> dict[str, Any]:
+        """The record as JSON, without its events."""
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "kind": self.kind,
+            "origin": self.origin,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "status": self.status,
+            "response_id": self.response_id,
+            "error": self.error,
+            "checkpoint_id": self.checkpoint_id,
+        }
+
+
+def _failure(exc: BaseException, events: list[sg.Event]) -> str:
+    for ev in reversed(events):
+        if isinstance(ev, sg.ExecutorFailed):
+            err = ev.error
+            return f"executor {ev.executor_id!r} raised {type(err).__name__}: {err}"
+    if isinstance(exc, sg.ConvergenceError | sg.ExecutorFailedError):
+        return str(exc).split(" (superstep", 1)[0]
+    if isinstance(exc, sg.CheckpointError):
+        return "the run could not save a checkpoint; see the server log"
+    return "the workflow failed with an internal error; see the server log"
+
+
+class Host:
+    """Sessions and runs of one hosted workflow (see the module docstring).
+
+    Args:
+        workflow: the workflow served.
+        store: where sessions save checkpoints.
+        log: the hosting log (responses, conversations, sessions).
+        cache_size: idle sessions kept open in memory.
+    """
+
+    def __init__(
+        self,
+        workflow: sg.Workflow[Any],
+        store: sg.CheckpointStore,
+        log: ResponseLog,
+        *,
+        cache_size: int = 1024,
+    ) -> None:
+        self.workflow = workflow
+        self.store = store
+        self.log = log
+        self.hub = Hub()
+        self.closing = False
+        self._cache_size = cache_size
+        self._sessions: collections.OrderedDict[str, sg.Session[Any]] = collections.OrderedDict()
+        self._busy: set[str] = set()
+        self._runs: collections.OrderedDict[str, RunRecord] = collections.OrderedDict()
+        self._active: dict[str, sg.Run] = {}
+        self._idle: asyncio.Event | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+
+    # -- the busy guard -----------------------------------------------------------------
+
+    def claim(self, session_id: str, what: str = "conversation") -> None:
+        """Mark a session busy, synchronously; 409 when it already is, 503 when closing."""
+        if self.closing:
+            raise ApiError(503, "the server is shutting down; retry later", code="shutting_down")
+        if session_id in self._busy:
+            raise ApiError(
+                409,
+                f"this {what} is busy with another request; wait for it to finish",
+                code="conversation_busy",
+            )
+        self._busy.add(session_id)
+
+    def release(self, session_id: str) -> None:
+        """Clear a session's busy mark."""
+        self._busy.discard(session_id)
+
+    def is_busy(self, session_id: str) -> bool:
+        """Whether a request holds the session."""
+        return session_id in self._busy
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def session(self, session_id: str) -> sg.Session[Any]:
+        """The session object of an id (opened and cached on first use)."""
+        s = self._sessions.get(session_id)
+        if s is None:
+            s = self.workflow.session(session_id, store=self.store)
+            self._sessions[session_id] = s
+            self._evict()
+        else:
+            self._sessions.move_to_end(session_id)
+        return s
+
+    def _evict(self) -> None:
+        while len(self._sessions) > self._cache_size:
+            for sid in self._sessions:
+                if sid not in self._busy:
+                    del self._sessions[sid]
+                    break
+            else:
+                return
+
+    async def session_at(
+        self, session_id: str, checkpoint_id: str | None, *, what: str = "response"
+    ) -> sg.Session[Any]:
+        """The session, moved to `checkpoint_id` (None: its clean initial state).
+
+        The caller holds the busy mark. A missing checkpoint is a 404, never a fresh start.
+        """
+        s = self.session(session_id)
+        try:
+            await s.load()
+            if checkpoint_id is None:
+                if s.head is not None:
+                    await s.reset()
+            elif s.head != checkpoint_id:
+                await s.restore(checkpoint_id)
+        except sg.CheckpointNotFoundError:
+            self._sessions.pop(session_id, None)
+            raise ApiError(
+                404,
+                f"the checkpoint this {what} continues from is gone (deleted or pruned); "
+                "start a new conversation",
+                code="checkpoint_not_found",
+            ) from None
+        except sg.GraphMismatchError as exc:
+            self._sessions.pop(session_id, None)
+            raise ApiError(
+                409,
+                f"this {what} was saved by a different version of the workflow: {exc}",
+                code="graph_mismatch",
+            ) from None
+        return s
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def new_run(self, session_id: str, kind: str, origin: str) -> RunRecord:
+        """A record for a run about to start (kept for the dev UI, bounded)."""
+        rec = RunRecord(new_id("run"), session_id, kind, origin)
+        self._runs[rec.id] = rec
+        while len(self._runs) > _KEEP_RUNS:
+            self._runs.popitem(last=False)
+        self.hub.publish(session_id, rec.id, {"type": "run_record", "run": rec.summary()})
+        return rec
+
+    def run_record(self, run_id: str) -> RunRecord | None:
+        """A recent run, or None."""
+        return self._runs.get(run_id)
+
+    def runs_of(self, session_id: str) -> list[RunRecord]:
+        """Recent runs of a session, oldest first."""
+        return [r for r in self._runs.values() if r.session_id == session_id]
+
+    async def drive(
+        self, session: sg.Session[Any], run: sg.Run, rec: RunRecord, *, live: bool = False
+    ) -> AsyncGenerator[sg.Event]:
+        """Run to the end, filling `rec`; when `live`, yield its events as they happen.
+
+        Runs stream live when asked to or when a dev UI stream listens to the
+        session; otherwise the run is awaited (cheaper) and nothing is yielded.
+
+        Workflow failures end the record `failed` with a message safe to show;
+        they are not raised.
+        """
+        rec.start_checkpoint = session.head
+        live = live or self.hub.wants(rec.session_id)
+        self._active[rec.id] = run
+        issued: set[str] = set()
+        result: sg.RunResult | None = None
+        try:
+            if live:
+                async for ev in run:
+                    self._note(rec, ev, issued)
+                    yield ev
+                result = await run
+            else:
+                result = await run
+                for ev in result.events:
+                    self._note(rec, ev, issued)
+        except sg.WorkflowError as exc:
+            rec.status, rec.error = "failed", _failure(exc, rec.events)
+        except Exception:
+            logger.exception("run %s of session %s failed", rec.id, rec.session_id)
+            rec.status, rec.error = "failed", _failure(RuntimeError(), rec.events)
+        finally:
+            if live and result is None and rec.status == "running":
+                await run.aclose()  # the consumer stopped early: stop the run too
+                result = run.result
+            self._finish(session, rec, result, issued)
+
+    def _finish(
+        self,
+        session: sg.Session[Any],
+        rec: RunRecord,
+        result: sg.RunResult | None,
+        issued: set[str],
+    ) -> None:
+        self._active.pop(rec.id, None)
+        if not self._active and self._idle is not None:
+            self._idle.set()
+        if result is not None:
+            rec.status = result.status.value
+            rec.outputs = list(result.outputs)
+            rec.requests = [r for r in result.pending_requests if r.id in issued]
+            if result.status is sg.RunStatus.FAILED:
+                rec.error = rec.error or _failure(RuntimeError(), rec.events)
+        elif rec.status == "running":
+            rec.status = "cancelled"
+        failed = rec.status == "failed"
+        rec.checkpoint_id = rec.start_checkpoint if failed else session.head
+        rec.ended_at = time.time()
+        self.hub.publish(rec.session_id, rec.id, {"type": "run_record", "run": rec.summary()})
+
+    def _note(self, rec: RunRecord, ev: sg.Event, issued: set[str]) -> None:
+        if isinstance(ev, sg.RequestIssued):
+            issued.add(ev.request.id)
+        if len(rec.events) < _KEEP_EVENTS:
+            rec.events.append(ev)
+        if self.hub.wants(rec.session_id):  # JSON only for someone listening
+            self.hub.publish(rec.session_id, rec.id, event_json(ev))
+
+    # -- background runs and shutdown -------------------------------------------------------
+
+    def spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `work()` in the background, owned by the app's lifespan."""
+        if self._tasks is None or self.closing:
+            raise ApiError(
+                503,
+                "background runs need the app's lifespan (run it under uvicorn)",
+                code="not_started",
+            )
+        self._tasks.create_task(self._guarded(work))
+
+    async def _guarded(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await work()
+        except Exception:
+            logger.exception("background run failed")
+
+    @contextlib.asynccontextmanager
+    async def running(self, grace: float) -> AsyncGenerator[None]:
+        """The app's lifespan: owns background runs; on exit lets runs finish for
+        `grace` seconds, then cancels the rest, and closes the log.
+        """
+        self.closing = False
+        self._idle = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                try:
+                    yield
+                finally:
+                    self.closing = True
+                    await self._drain(grace)
+        finally:
+            self._tasks = None
+            self.hub.close()
+            self.log.close()
+
+    async def _drain(self, grace: float) -> None:
+        idle = self._idle
+        if self._active and idle is not None:
+            idle.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await idle.wait()
+        for run in list(self._active.values()):
+            run.cancel()

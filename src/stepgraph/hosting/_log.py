@@ -1,0 +1,254 @@
+"""The hosting log: responses, conversations and sessions, in a small SQLite database.
+
+Checkpoints stay in the workflow's store; this log maps the ids clients hold
+(`resp_...`, `conv_...`) to a session and the checkpoint to continue from, and
+keeps each response's body and input items for `GET /v1/responses/{id}` and
+item listings. It uses WAL with `synchronous=NORMAL`: a process crash loses
+nothing; an OS crash may lose the last few records, in which case their ids
+answer 404 (never a silent fresh start). `":memory:"` keeps it in memory.
+Calls run inline on the event loop's thread, like the SQLite checkpoint store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ConversationRecord", "ResponseLog", "ResponseRecord"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, origin TEXT NOT NULL,
+    label TEXT NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, session_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+    metadata TEXT NOT NULL, head_response TEXT, head_checkpoint TEXT
+);
+CREATE TABLE IF NOT EXISTS responses (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, session_id TEXT NOT NULL,
+    conversation_id TEXT, checkpoint_id TEXT, body TEXT NOT NULL, input_items TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_conversation ON responses (conversation_id, seq);
+CREATE INDEX IF NOT EXISTS responses_session ON responses (session_id, seq);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRecord:
+    """One response: its session, the checkpoint it ended on, its body and input items.
+
+    Attributes:
+        id: the response id (`resp_...`).
+        session_id: the workflow session the response ran in.
+        conversation_id: the conversation it belongs to, or None.
+        checkpoint_id: the checkpoint a continuation restores (None: the session's
+            clean initial state).
+        body: the Response object as sent to the client.
+        input_items: the request's input items, each with an `id`.
+    """
+
+    id: str
+    session_id: str
+    conversation_id: str | None
+    checkpoint_id: str | None
+    body: dict[str, Any]
+    input_items: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    """A conversation: one session with a moving head.
+
+    Attributes:
+        id: the conversation id (`conv_...`), also its session id.
+        session_id: the workflow session.
+        created_at: Unix seconds.
+        metadata: the client's metadata.
+        head_response: the last response of the conversation, or None.
+        head_checkpoint: the checkpoint the next turn continues from, or None.
+    """
+
+    id: str
+    session_id: str
+    created_at: int
+    metadata: dict[str, str]
+    head_response: str | None
+    head_checkpoint: str | None
+
+
+class ResponseLog:
+    """Responses, conversations and known sessions (see the module docstring).
+
+    Args:
+        path: the database file, or ":memory:".
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        """Close the database connection (it reopens on next use)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def add_session(self, session_id: str, origin: str, label: str) -> None:
+        """Remember a session the server opened (ignored when already known)."""
+        self._db().execute(
+            "INSERT OR IGNORE INTO sessions (id, origin, label, created_at) VALUES (?, ?, ?, ?)",
+            (session_id, origin, label[:200], time.time()),
+        )
+
+    def sessions(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Known sessions, newest first."""
+        rows = self._db().execute(
+            "SELECT id, origin, label, created_at FROM sessions ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"id": sid, "origin": origin, "label": label, "created_at": at}
+            for sid, origin, label, at in rows
+        ]
+
+    def has_session(self, session_id: str) -> bool:
+        """Whether the server opened this session."""
+        row = self._db().execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return row is not None
+
+    # -- responses --------------------------------------------------------------------
+
+    def put_response(self, rec: ResponseRecord, *, origin: str, label: str) -> None:
+        """Record a finished response (and its session; and move its conversation's head)."""
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            db.execute(
+                "INSERT OR IGNORE INTO sessions (id, origin, label, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (rec.session_id, origin, label[:200], time.time()),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO responses (id, session_id, conversation_id, "
+                "checkpoint_id, body, input_items) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    rec.id,
+                    rec.session_id,
+                    rec.conversation_id,
+                    rec.checkpoint_id,
+                    json.dumps(rec.body, separators=(",", ":")),
+                    json.dumps(rec.input_items, separators=(",", ":")),
+                ),
+            )
+            if rec.conversation_id is not None:
+                db.execute(
+                    "UPDATE conversations SET head_response = ?, head_checkpoint = ? WHERE id = ?",
+                    (rec.id, rec.checkpoint_id, rec.conversation_id),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def get_response(self, response_id: str) -> ResponseRecord | None:
+        """The recorded response, or None."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT id, session_id, conversation_id, checkpoint_id, body, input_items "
+                "FROM responses WHERE id = ?",
+                (response_id,),
+            )
+            .fetchone()
+        )
+        return None if row is None else _response(row)
+
+    def responses_of(
+        self, *, session_id: str | None = None, conversation_id: str | None = None
+    ) -> list[ResponseRecord]:
+        """Responses of a session or a conversation, oldest first."""
+        column, value = (
+            ("conversation_id", conversation_id)
+            if conversation_id is not None
+            else ("session_id", session_id)
+        )
+        rows = self._db().execute(
+            "SELECT id, session_id, conversation_id, checkpoint_id, body, input_items "
+            f"FROM responses WHERE {column} = ? ORDER BY seq",
+            (value,),
+        )
+        return [_response(r) for r in rows]
+
+    def delete_response(self, response_id: str) -> bool:
+        """Forget a response; True when it existed."""
+        cur = self._db().execute("DELETE FROM responses WHERE id = ?", (response_id,))
+        return cur.rowcount > 0
+
+    # -- conversations ----------------------------------------------------------------
+
+    def put_conversation(self, conv: ConversationRecord) -> None:
+        """Create a conversation (and remember its session)."""
+        db = self._db()
+        db.execute(
+            "INSERT INTO conversations (id, session_id, created_at, metadata, head_response, "
+            "head_checkpoint) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                conv.id,
+                conv.session_id,
+                conv.created_at,
+                json.dumps(conv.metadata),
+                conv.head_response,
+                conv.head_checkpoint,
+            ),
+        )
+        self.add_session(conv.session_id, "conversation", conv.id)
+
+    def get_conversation(self, conversation_id: str) -> ConversationRecord | None:
+        """The conversation, or None."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT id, session_id, created_at, metadata, head_response, head_checkpoint "
+                "FROM conversations WHERE id = ?",
+                (conversation_id,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        cid, sid, at, meta, head_r, head_c = row
+        return ConversationRecord(cid, sid, at, json.loads(meta), head_r, head_c)
+
+    def set_conversation_metadata(self, conversation_id: str, metadata: dict[str, str]) -> None:
+        """Replace a conversation's metadata."""
+        self._db().execute(
+            "UPDATE conversations SET metadata = ? WHERE id = ?",
+            (json.dumps(metadata), conversation_id),
+        )
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        """Forget a conversation; True when it existed (its responses stay readable)."""
+        cur = self._db().execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        return cur.rowcount > 0
+
+
+def _response(row: Any) -> ResponseRecord:
+    rid, sid, conv, cp, body, items = row
+    return ResponseRecord(rid, sid, conv, cp, json.loads(body), json.loads(items))

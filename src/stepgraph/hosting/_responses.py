@@ -1,0 +1,239 @@
+"""`/v1/responses`: create (plain or streamed), retrieve, delete, input items.
+
+A request with `previous_response_id` continues that response's session from
+the checkpoint the response ended on (an older response id branches); one
+with `conversation` continues the conversation's head; one with neither gets
+a new, clean session. The session is marked busy before any await, so a
+concurrent request for it gets 409 with `x-should-retry: false`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+import stepgraph as sg
+
+from ._errors import ApiError
+from ._events import event_json
+from ._host import Host, RunRecord
+from ._http import host_of, int_query, read_json
+from ._log import ResponseRecord
+from ._plain import output_text
+from ._sse import EventStream, ResponseEvents
+from ._turns import start_answers, start_messages
+from ._wire import (
+    TurnRequest,
+    function_call_item,
+    message_item,
+    new_id,
+    now,
+    parse_turn,
+    response_object,
+)
+
+__all__ = [
+    "create_response",
+    "delete_response",
+    "get_response",
+    "list_input_items",
+    "page",
+]
+
+_STATUS = {
+    "idle": "completed",
+    "idle_with_pending_requests": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+@dataclass(slots=True)
+class _Turn:
+    host: Host
+    req: TurnRequest
+    session: sg.Session[Any]
+    run: sg.Run
+    rec: RunRecord
+    response_id: str
+    created_at: int
+    model: str
+
+    def body(self, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
+        error = None
+        if status == "failed":
+            error = {"code": "server_error", "message": self.rec.error or "the run failed"}
+        return response_object(
+            response_id=self.response_id,
+            created_at=self.created_at,
+            model=self.model,
+            status=status,
+            output=output,
+            previous_response_id=self.req.previous_response_id,
+            conversation_id=self.req.conversation_id,
+            metadata=self.req.metadata,
+            error=error,
+            workflow={"session_id": self.session.id, "status": self.rec.status},
+        )
+
+    def record(self, body: dict[str, Any]) -> None:
+        label = self.req.messages[0].text if self.req.messages else "answers"
+        self.host.log.put_response(
+            ResponseRecord(
+                id=self.response_id,
+                session_id=self.session.id,
+                conversation_id=self.req.conversation_id,
+                checkpoint_id=self.rec.checkpoint_id,
+                body=body,
+                input_items=self.req.input_items,
+            ),
+            origin="responses",
+            label=label,
+        )
+
+
+async def _begin(host: Host, req: TurnRequest) -> tuple[str, str | None]:
+    """The session id and the checkpoint to continue from (404 for unknown ids)."""
+    if req.previous_response_id is not None:
+        prev = host.log.get_response(req.previous_response_id)
+        if prev is None:
+            raise ApiError(
+                404,
+                f"no response with id {req.previous_response_id!r}",
+                code="response_not_found",
+                param="previous_response_id",
+            )
+        return prev.session_id, prev.checkpoint_id
+    if req.conversation_id is not None:
+        conv = host.log.get_conversation(req.conversation_id)
+        if conv is None:
+            raise ApiError(
+                404,
+                f"no conversation with id {req.conversation_id!r}; create it with "
+                "POST /v1/conversations",
+                code="conversation_not_found",
+                param="conversation",
+            )
+        return conv.session_id, conv.head_checkpoint
+    return new_id("sess"), None
+
+
+async def create_response(request: Request) -> Response:
+    """`POST /v1/responses`."""
+    host = host_of(request)
+    req = parse_turn(await read_json(request))
+    session_id, checkpoint = await _begin(host, req)
+    host.claim(session_id)
+    release = True
+    try:
+        session = await host.session_at(session_id, checkpoint)
+        if req.answers:
+            run, kind = start_answers(session, req.answers), "respond"
+        else:
+            run, kind = start_messages(session, req.messages), "run"
+        rec = host.new_run(session_id, kind, "responses")
+        turn = _Turn(
+            host,
+            req,
+            session,
+            run,
+            rec,
+            new_id("resp"),
+            now(),
+            req.model or host.workflow.name,
+        )
+        rec.response_id = turn.response_id
+        if req.stream:
+            release = False
+            return EventStream(_stream(turn), on_close=lambda: host.release(session_id))
+        async for _ in host.drive(session, run, rec):
+            pass
+        output = [message_item(new_id("msg"), output_text(v)) for v in rec.outputs]
+        output += [function_call_item(new_id("fc"), r) for r in rec.requests]
+        body = turn.body(_STATUS.get(rec.status, "incomplete"), output)
+        turn.record(body)
+        return JSONResponse(body)
+    finally:
+        if release:
+            host.release(session_id)
+
+
+async def _stream(turn: _Turn) -> AsyncIterator[bytes]:
+    events = ResponseEvents(lambda status: turn.body(status, list(events.output)))
+    driven = turn.host.drive(turn.session, turn.run, turn.rec, live=True)
+    finished = False
+    try:
+        for f in events.started():
+            yield f
+        async for ev in driven:
+            if turn.req.stepgraph_events:
+                yield events.custom("stepgraph.event", {"event": event_json(ev)})
+            frames: list[bytes] = []
+            if isinstance(ev, sg.Output):
+                frames = events.text(output_text(ev.value))
+            elif isinstance(ev, sg.RequestIssued):
+                frames = events.function_call(ev.request)
+            for f in frames:
+                yield f
+        body = turn.body(_STATUS.get(turn.rec.status, "incomplete"), events.output)
+        turn.record(body)
+        finished = True
+        yield events.finished(body)
+    finally:
+        await driven.aclose()  # the client went away: stop the run, release the session
+        if not finished:
+            turn.record(turn.body(_STATUS.get(turn.rec.status, "incomplete"), events.output))
+
+
+async def get_response(request: Request) -> Response:
+    """`GET /v1/responses/{response_id}`."""
+    rec = _lookup(request)
+    return JSONResponse(rec.body)
+
+
+async def delete_response(request: Request) -> Response:
+    """`DELETE /v1/responses/{response_id}`: forget it (its checkpoints stay)."""
+    rec = _lookup(request)
+    host_of(request).log.delete_response(rec.id)
+    return JSONResponse({"id": rec.id, "object": "response.deleted", "deleted": True})
+
+
+async def list_input_items(request: Request) -> Response:
+    """`GET /v1/responses/{response_id}/input_items`."""
+    rec = _lookup(request)
+    return JSONResponse(page(request, rec.input_items, default_order="asc"))
+
+
+def _lookup(request: Request) -> ResponseRecord:
+    rid = str(request.path_params["response_id"])
+    rec = host_of(request).log.get_response(rid)
+    if rec is None:
+        raise ApiError(404, f"no response with id {rid!r}", code="response_not_found")
+    return rec
+
+
+def page(request: Request, items: list[dict[str, Any]], *, default_order: str) -> dict[str, Any]:
+    """A list object of `items` by the `limit`, `order` and `after` query parameters."""
+    limit = int_query(request, "limit", 20, 1, 100)
+    order = request.query_params.get("order", default_order)
+    if order not in ("asc", "desc"):
+        raise ApiError(400, "order must be asc or desc", param="order")
+    seq = items if order == "asc" else list(reversed(items))
+    after = request.query_params.get("after")
+    if after is not None:
+        ids = [str(i.get("id")) for i in seq]
+        if after not in ids:
+            raise ApiError(404, f"no item with id {after!r}", param="after")
+        seq = seq[ids.index(after) + 1 :]
+    data = seq[:limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": len(seq) > limit,
+    }

@@ -1,0 +1,137 @@
+"""`serve`: load a workflow (`path/to/app.py:workflow` or an object) and run it under uvicorn.
+
+Shutdown on SIGINT/SIGTERM is graceful: new requests get 503, dev UI event
+streams end, runs in progress get `shutdown_grace` seconds to finish and are
+then cancelled (each ends `CANCELLED` at its last committed superstep, so a
+restart continues cleanly), and the store is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import signal
+import sys
+import threading
+from collections.abc import Generator
+from pathlib import Path
+from types import FrameType
+from typing import Any, cast
+
+import uvicorn
+
+import stepgraph as sg
+
+from ._app import create_app
+from ._host import Host
+from ._stores import DEFAULT_STORE_URL, open_store
+
+__all__ = ["load_workflow", "serve"]
+
+
+def load_workflow(target: str | sg.Workflow[Any]) -> sg.Workflow[Any]:
+    """The workflow named by `target`: `path/to/file.py:name`, `package.module:name`,
+    or a `Workflow` (returned as is). `name` may also be a function returning one.
+
+    Raises:
+        ValueError: the target is malformed or names no workflow.
+    """
+    if isinstance(target, sg.Workflow):
+        return target
+    where, sep, name = target.rpartition(":")
+    if not sep or not where or not name:
+        raise ValueError(f"{target!r}: expected path/to/app.py:workflow or module:workflow")
+    if where.endswith(".py") or Path(where).is_file():
+        path = Path(where).resolve()
+        if not path.is_file():
+            raise ValueError(f"{target!r}: no file {where}")
+        sys.path.insert(0, str(path.parent))
+        module_name = f"_stepgraph_app_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"{target!r}: cannot import {where}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    obj: Any = getattr(module, name, None)
+    if obj is not None and not isinstance(obj, sg.Workflow) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, sg.Workflow):
+        raise ValueError(f"{target!r}: {name!r} is not a stepgraph Workflow")
+    return cast(sg.Workflow[Any], obj)
+
+
+class _Server(uvicorn.Server):
+    """Tells the host to stop taking work as soon as a shutdown signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, host: Host) -> None:
+        super().__init__(config)
+        self._host = host
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._host.closing = True
+        self._host.hub.close()
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None]:
+        # Like uvicorn's, without raising the signal again afterwards: a graceful
+        # shutdown closes the store and exits with status 0.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def serve(
+    target: str | sg.Workflow[Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    store_url: str | None = None,
+    api_key: str | None = None,
+    shutdown_grace: float = 10.0,
+    log_level: str = "info",
+) -> None:
+    """Serve a workflow over HTTP until SIGINT/SIGTERM (what `stepgraph serve` runs).
+
+    Args:
+        target: `path/to/app.py:workflow`, `module:workflow`, or a `Workflow`.
+        host: the interface to bind.
+        port: the TCP port (0 picks a free one).
+        store_url: the checkpoint store (`open_store` URLs); default
+            `sqlite:///./.stepgraph/runs.db`.
+        api_key: require `Authorization: Bearer <api_key>`.
+        shutdown_grace: seconds runs may take to finish at shutdown.
+        log_level: uvicorn's log level.
+    """
+    workflow = load_workflow(target)
+    store = open_store(store_url or DEFAULT_STORE_URL)
+    app = create_app(workflow, store=store, api_key=api_key, shutdown_grace=shutdown_grace)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=max(1, round(shutdown_grace)),
+        lifespan="on",
+    )
+    server = _Server(config, app.state.host)
+
+    async def main() -> None:
+        try:
+            await server.serve()
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())

@@ -1,0 +1,181 @@
+"""Server-sent events: the frame encoder, the Responses event grammar, and the ASGI response.
+
+`ResponseEvents` produces the complete sequence the official client's
+`responses.stream()` helper checks: `response.created`, `response.in_progress`,
+then per item `output_item.added`, `content_part.added`,
+`output_text.delta`/`.done`, `content_part.done`, `output_item.done` (or the
+function-call variants), and `response.completed` or `response.failed`; each
+event carries a `sequence_number`, and every delta's item and part were
+announced before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from stepgraph import Request
+
+from ._wire import function_call_item, message_item, new_id
+
+__all__ = ["EventStream", "ResponseEvents", "frame"]
+
+SSE_HEADERS = {
+    "cache-control": "no-cache",
+    "connection": "keep-alive",
+    "x-accel-buffering": "no",
+}
+
+
+def frame(event: str | None, data: Any, event_id: int | None = None) -> bytes:
+    """One SSE frame: optional `id:` and `event:` lines, one `data:` line of JSON."""
+    head = ""
+    if event_id is not None:
+        head += f"id: {event_id}\n"
+    if event is not None:
+        head += f"event: {event}\n"
+    return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class ResponseEvents:
+    """Builds the Responses SSE events of one response, in order.
+
+    Args:
+        snapshot: returns the Response object as it stands (status, output so far).
+    """
+
+    def __init__(self, snapshot: Callable[[str], dict[str, Any]]) -> None:
+        self._snapshot = snapshot
+        self._seq = 0
+        self.output: list[dict[str, Any]] = []
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        data = {"type": kind, "sequence_number": self._seq, **fields}
+        self._seq += 1
+        return frame(kind, data)
+
+    def started(self) -> list[bytes]:
+        """`response.created` and `response.in_progress`."""
+        snap = self._snapshot("in_progress")
+        return [
+            self._event("response.created", response=snap),
+            self._event("response.in_progress", response=snap),
+        ]
+
+    def text(self, text: str) -> list[bytes]:
+        """One assistant message item holding `text`."""
+        idx, item_id = len(self.output), new_id("msg")
+        done = message_item(item_id, text)
+        self.output.append(done)
+        part: dict[str, Any] = {
+            "type": "output_text",
+            "text": "",
+            "annotations": [],
+            "logprobs": [],
+        }
+        where = {"item_id": item_id, "output_index": idx, "content_index": 0}
+        return [
+            self._event(
+                "response.output_item.added",
+                output_index=idx,
+                item={**message_item(item_id, "", "in_progress"), "content": []},
+            ),
+            self._event("response.content_part.added", **where, part=part),
+            self._event("response.output_text.delta", **where, delta=text, logprobs=[]),
+            self._event("response.output_text.done", **where, text=text, logprobs=[]),
+            self._event("response.content_part.done", **where, part=done["content"][0]),
+            self._event("response.output_item.done", output_index=idx, item=done),
+        ]
+
+    def function_call(self, request: Request) -> list[bytes]:
+        """One `function_call` item for a workflow request."""
+        idx, item_id = len(self.output), new_id("fc")
+        done = function_call_item(item_id, request)
+        self.output.append(done)
+        where = {"item_id": item_id, "output_index": idx}
+        return [
+            self._event(
+                "response.output_item.added",
+                output_index=idx,
+                item={**done, "arguments": "", "status": "in_progress"},
+            ),
+            self._event("response.function_call_arguments.delta", **where, delta=done["arguments"]),
+            self._event(
+                "response.function_call_arguments.done",
+                **where,
+                name=done["name"],
+                arguments=done["arguments"],
+            ),
+            self._event("response.output_item.done", output_index=idx, item=done),
+        ]
+
+    def custom(self, kind: str, payload: dict[str, Any]) -> bytes:
+        """A stepgraph event (`stepgraph.event`), which the client passes through."""
+        return self._event(kind, **payload)
+
+    def finished(self, body: dict[str, Any]) -> bytes:
+        """`response.completed`, `response.failed` or `response.incomplete` with `body`."""
+        kind = {"completed": "response.completed", "failed": "response.failed"}.get(
+            body["status"], "response.incomplete"
+        )
+        return self._event(kind, response=body)
+
+
+class EventStream(Response):
+    """A streaming `text/event-stream` response that always runs `on_close`.
+
+    `on_close` runs once the body is done, the client went away or the
+    request was cancelled, even when the body never started, so whatever
+    the stream holds (a conversation's busy mark, a run) is released.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        *,
+        on_close: Callable[[], None] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._body = body
+        self._on_close = on_close
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**SSE_HEADERS, **(headers or {})})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                pump = tg.create_task(self._pump(send))
+                watch = tg.create_task(_disconnected(receive))
+                pump.add_done_callback(lambda _: watch.cancel())
+                watch.add_done_callback(lambda t: t.cancelled() or pump.cancel())
+        finally:
+            try:
+                aclose = getattr(self._body, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            finally:
+                if self._on_close is not None:
+                    self._on_close()
+
+    async def _pump(self, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for chunk in self._body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client went away
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client disconnects (the body of the request was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,335 @@
+// stepgraph dev UI: vanilla JS, no build step. Talks to /ui/api/* (JSON) and follows
+// /ui/api/events (server-sent events, read with fetch so the API key header can be sent).
+const $ = (sel) => document.querySelector(sel);
+const SVG = "http://www.w3.org/2000/svg";
+const state = { selected: null, lastSeq: null, nodes: new Map(), recent: [] };
+
+function el(tag, attrs = {}, ...children) {
+  const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4))
+    : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+function headers(extra = {}) {
+  const key = localStorage.getItem("stepgraph-key");
+  return key ? { ...extra, authorization: `Bearer ${key}` } : extra;
+}
+
+async function api(path, body) {
+  const opts = body === undefined ? { headers: headers() }
+    : { method: "POST", headers: headers({ "content-type": "application/json" }), body: JSON.stringify(body) };
+  const res = await fetch(path, opts);
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(data?.error?.message || `${res.status} ${res.statusText}`);
+  return data;
+}
+
+// -- graph -------------------------------------------------------------------------------
+
+function drawGraph(wf) {
+  const { layout } = wf;
+  const svg = $("#graph");
+  svg.replaceChildren();
+  svg.setAttribute("viewBox", `0 0 ${layout.width} ${layout.height}`);
+  svg.setAttribute("width", layout.width);
+  svg.setAttribute("height", layout.height);
+  const defs = el("svg:defs", {}, el("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5",
+    markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" }, el("svg:path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a93a8" })));
+  svg.append(defs);
+  const byId = new Map(layout.nodes.map((n) => [n.id, n]));
+  for (const e of layout.edges) {
+    const a = byId.get(e.from), b = byId.get(e.to);
+    let d;
+    if (b.y > a.y) {
+      const x1 = a.x + a.w / 2, y1 = a.y + a.h, x2 = b.x + b.w / 2, y2 = b.y, my = (y1 + y2) / 2;
+      d = `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2}`;
+    } else { // back edge or same rank: loop around the right side
+      const x1 = a.x + a.w, y1 = a.y + a.h / 2, x2 = b.x + b.w, y2 = b.y + b.h / 2;
+      const bend = Math.max(x1, x2) + 40;
+      d = `M${x1},${y1} C${bend},${y1} ${bend},${y2} ${x2},${y2}`;
+    }
+    svg.append(el("svg:path", { class: `edge ${e.style}`, d, "marker-end": "url(#arrow)",
+      "data-edge": `${e.from}->${e.to}` }));
+    if (e.label) {
+      const lx = (a.x + a.w / 2 + b.x + b.w / 2) / 2 + 4, ly = (a.y + a.h + b.y) / 2;
+      svg.append(el("svg:text", { class: "edge-label", x: lx, y: ly, text: e.label }));
+    }
+  }
+  state.nodes.clear();
+  for (const n of layout.nodes) {
+    const g = el("svg:g", { class: `node ${n.kind}`, "data-node": n.id, transform: `translate(${n.x},${n.y})` },
+      el("svg:rect", { width: n.w, height: n.h, rx: n.kind === "join" ? n.w / 2 : 6 }),
+      n.kind === "join" ? null : el("svg:text", { x: n.w / 2, y: n.h / 2, text: n.id }),
+      el("svg:title", { text: n.kind === "join" ? "fan-in join" : n.id }));
+    svg.append(g);
+    state.nodes.set(n.id, g);
+  }
+}
+
+function paintNode(id, cls) {
+  const g = state.nodes.get(String(id).split("/")[0]);
+  if (!g) return;
+  g.classList.remove("running", "done", "failed", "waiting");
+  if (cls) g.classList.add(cls);
+}
+
+function resetNodes() { for (const id of state.nodes.keys()) paintNode(id, null); }
+
+// -- sessions ------------------------------------------------------------------------------
+
+async function loadSessions() {
+  const { data } = await api("/ui/api/sessions");
+  const ul = $("#sessions");
+  ul.replaceChildren(...data.map((s) => el("li", {
+    "data-session": s.id, class: s.id === state.selected ? "selected" : null,
+    onclick: () => selectSession(s.id),
+  }, el("code", { text: s.id }), el("span", { class: "muted", text: `${s.origin}${s.label ? " · " + s.label : ""}` }))));
+  if (!data.length) ul.append(el("li", { class: "muted", text: "no sessions yet" }));
+}
+
+async function selectSession(id) {
+  state.selected = id;
+  $("#run-here").disabled = false;
+  for (const li of document.querySelectorAll("#sessions li")) li.classList.toggle("selected", li.dataset.session === id);
+  $("#session").hidden = false;
+  $("#session-id").textContent = id;
+  resetNodes();
+  $("#events").replaceChildren();
+  for (const rec of state.recent) if (rec.session_id === id) show(rec); // what arrived before
+  await refreshSession();
+}
+
+async function refreshSession() {
+  const id = state.selected;
+  if (!id) return;
+  const [detail, cps] = await Promise.all([api(`/ui/api/sessions/${encodeURIComponent(id)}`),
+    api(`/ui/api/sessions/${encodeURIComponent(id)}/checkpoints`)]);
+  if (id !== state.selected) return;
+  $("#session-status").textContent = detail.busy ? "running" : detail.status;
+  $("#session-status").dataset.status = detail.busy ? "running" : detail.status;
+  renderPending(detail.pending_requests);
+  $("#runs").replaceChildren(...detail.runs.map((r) => el("li", { "data-run": r.id },
+    el("code", { text: r.kind }), ` ${r.origin} · ${r.status}${r.error ? " · " + r.error : ""}`)));
+  renderTree(cps.data, cps.head);
+}
+
+// -- pending requests: forms from the JSON schema of the expected answer --------------------
+
+function resolve(schema, root) {
+  if (schema && schema.$ref && root.$defs) return root.$defs[schema.$ref.split("/").pop()] || {};
+  return schema || {};
+}
+
+function field(name, schema, root) {
+  const s = resolve(schema, root);
+  const wrap = (input) => el("label", {}, `${name} `, input);
+  if (s.enum) return wrap(el("select", { name, "data-kind": "enum" }, ...s.enum.map((v) => el("option", { value: JSON.stringify(v), text: String(v) }))));
+  if (s.type === "boolean") return el("label", {}, el("input", { type: "checkbox", name, "data-kind": "boolean" }), ` ${name}`);
+  if (s.type === "integer" || s.type === "number") return wrap(el("input", { type: "number", name, step: s.type === "integer" ? "1" : "any", "data-kind": "number" }));
+  if (s.type === "string") return wrap(el("input", { type: "text", name, "data-kind": "string" }));
+  return wrap(el("textarea", { name, rows: "2", "data-kind": "json", placeholder: "JSON" }));
+}
+
+function readField(input) {
+  const kind = input.dataset.kind;
+  if (kind === "boolean") return input.checked;
+  if (kind === "number") return input.value === "" ? null : Number(input.value);
+  if (kind === "enum") return JSON.parse(input.value);
+  if (kind === "json") return input.value.trim() === "" ? null : JSON.parse(input.value);
+  return input.value;
+}
+
+function requestForm(req) {
+  const root = req.schema || {};
+  const schema = resolve(root, root);
+  const fields = el("fieldset");
+  const isObject = schema.type === "object" && schema.properties;
+  if (isObject) for (const [k, v] of Object.entries(schema.properties)) fields.append(field(k, v, root));
+  else fields.append(field("answer", schema, root));
+  const error = el("p", { class: "error", role: "alert" });
+  const form = el("form", { class: "request", "data-request": req.id },
+    el("div", {}, el("strong", { text: req.executor_id }), " asks ", el("code", { text: JSON.stringify(req.payload) }),
+      el("span", { class: "muted", text: ` → ${req.response_type}` })),
+    fields, el("button", { type: "submit", "data-testid": "answer" }, "Answer"), error);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      let value;
+      if (isObject) {
+        value = {};
+        for (const input of fields.querySelectorAll("[name]")) {
+          const v = readField(input);
+          if (v !== null && !(input.dataset.kind === "string" && v === "" && !(schema.required || []).includes(input.name))) value[input.name] = v;
+        }
+      } else value = readField(fields.querySelector("[name]"));
+      await api(`/ui/api/sessions/${encodeURIComponent(state.selected)}/respond`, { answers: { [req.id]: value } });
+      form.remove();
+    } catch (e) { error.textContent = e.message; }
+  });
+  return form;
+}
+
+function renderPending(requests) {
+  const box = $("#pending");
+  box.replaceChildren(...requests.map(requestForm));
+  if (!requests.length) box.append(el("p", { class: "muted", text: "none" }));
+  for (const r of requests) paintNode(r.executor_id, "waiting");
+}
+
+// -- checkpoint tree with "resume from here" ----------------------------------------------------
+
+function renderTree(infos, head) {
+  const kids = new Map();
+  const ids = new Set(infos.map((i) => i.id));
+  for (const i of [...infos].reverse()) {
+    const parent = ids.has(i.parent_id) ? i.parent_id : null;
+    if (!kids.has(parent)) kids.set(parent, []);
+    kids.get(parent).push(i);
+  }
+  const build = (parent) => {
+    const ul = el("ul", { class: parent === null ? "tree" : null });
+    // Follow single-child chains iteratively so long histories do not nest deeply.
+    for (const start of kids.get(parent) || []) {
+      let node = start;
+      while (node) {
+        const id = node.id;
+        const li = el("li", { "data-checkpoint": id, class: id === head ? "head" : null },
+          el("span", { class: "cp" }, el("code", { text: id.slice(0, 8) }), ` step ${node.superstep}`,
+            id === head ? el("span", { class: "badge", text: "head" }) : null,
+            el("button", { type: "button", class: "resume", "data-testid": "resume", onclick: () => resumeFrom(id) }, "resume from here")));
+        ul.append(li);
+        const children = kids.get(node.id) || [];
+        if (children.length === 1) { node = children[0]; continue; }
+        if (children.length > 1) li.append(build(node.id));
+        node = null;
+      }
+    }
+    return ul;
+  };
+  $("#checkpoints").replaceChildren(infos.length ? build(null) : el("p", { class: "muted", text: "none" }));
+}
+
+async function resumeFrom(id) {
+  try {
+    resetNodes();
+    await api(`/ui/api/sessions/${encodeURIComponent(state.selected)}/resume`, { checkpoint_id: id });
+  } catch (e) { $("#run-error").textContent = e.message; }
+}
+
+// -- starting runs ----------------------------------------------------------------------------
+
+function runInput() {
+  const text = $("#run-input").value;
+  return $("#run-json").checked ? JSON.parse(text) : text;
+}
+
+async function startRun(here) {
+  $("#run-error").textContent = "";
+  try {
+    const input = runInput();
+    resetNodes();
+    if (here && state.selected) {
+      await api(`/ui/api/sessions/${encodeURIComponent(state.selected)}/runs`, { input });
+    } else {
+      const { session_id } = await api("/ui/api/sessions", { input });
+      await loadSessions();
+      await selectSession(session_id);
+    }
+  } catch (e) { $("#run-error").textContent = e.message; }
+}
+
+// -- the live event stream ----------------------------------------------------------------------
+
+function describe(rec) {
+  switch (rec.type) {
+    case "superstep_started": return `superstep ${rec.superstep} started`;
+    case "superstep_completed": return `superstep ${rec.superstep} completed`;
+    case "executor_invoked": return `${rec.executor_id} invoked`;
+    case "executor_completed": return `${rec.executor_id} completed`;
+    case "executor_failed": return `${rec.executor_id} failed: ${rec.error}`;
+    case "output": return `output from ${rec.executor_id}: ${rec.text}`;
+    case "request_issued": return `request ${rec.request.id.slice(0, 8)} from ${rec.request.executor_id}: ${JSON.stringify(rec.request.payload)}`;
+    case "checkpoint_saved": return `checkpoint ${rec.checkpoint_id.slice(0, 8)} (superstep ${rec.superstep})`;
+    case "run_started": return "run started";
+    case "run_completed": return `run completed: ${rec.status}`;
+    case "subworkflow_event": return `${rec.executor_id} › ${describe(rec.event)}`;
+    default: return rec.type;
+  }
+}
+
+function onRecord(rec) {
+  state.lastSeq = rec.seq;
+  if (rec.type === "run_record") {
+    if (!document.querySelector(`#sessions li[data-session="${CSS.escape(rec.session_id)}"]`)) loadSessions();
+    if (rec.session_id === state.selected && rec.run.ended_at) refreshSession();
+    return;
+  }
+  state.recent.push(rec);
+  if (state.recent.length > 2000) state.recent.shift();
+  if (rec.session_id === state.selected) show(rec);
+}
+
+function show(rec) {
+  if (rec.type === "executor_invoked") paintNode(rec.executor_id, "running");
+  else if (rec.type === "executor_completed") paintNode(rec.executor_id, "done");
+  else if (rec.type === "executor_failed") paintNode(rec.executor_id, "failed");
+  else if (rec.type === "request_issued") paintNode(rec.request.executor_id, "waiting");
+  else if (rec.type === "run_started") { resetNodes(); $("#session-status").textContent = "running"; }
+  const list = $("#events");
+  list.append(el("li", { class: rec.type, "data-type": rec.type, "data-run": rec.run_id }, describe(rec)));
+  while (list.children.length > 500) list.firstChild.remove();
+  list.parentElement.scrollTop = list.parentElement.scrollHeight;
+}
+
+async function follow() {
+  for (;;) {
+    try {
+      const url = state.lastSeq === null ? "/ui/api/events" : `/ui/api/events?after=${state.lastSeq}`;
+      const res = await fetch(url, { headers: headers({ accept: "text/event-stream" }) });
+      if (!res.ok) throw new Error(`${res.status}`);
+      $("#conn").textContent = "live";
+      $("#conn").dataset.live = "true";
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let cut;
+        while ((cut = buf.indexOf("\n\n")) >= 0) {
+          const chunk = buf.slice(0, cut); buf = buf.slice(cut + 2);
+          const data = chunk.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+          if (data) onRecord(JSON.parse(data));
+        }
+      }
+    } catch (e) { /* reconnect below */ }
+    $("#conn").textContent = "reconnecting…";
+    $("#conn").dataset.live = "false";
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function init() {
+  $("#api-key").value = localStorage.getItem("stepgraph-key") || "";
+  $("#api-key").addEventListener("change", (e) => { localStorage.setItem("stepgraph-key", e.target.value); location.reload(); });
+  $("#run-form").addEventListener("submit", (e) => { e.preventDefault(); startRun(false); });
+  $("#run-here").addEventListener("click", () => startRun(true));
+  $("#refresh").addEventListener("click", () => { loadSessions(); refreshSession(); });
+  $("#clear-events").addEventListener("click", () => $("#events").replaceChildren());
+  try {
+    const wf = await api("/ui/api/workflow");
+    $("#wf-name").textContent = wf.name;
+    drawGraph(wf);
+    document.body.dataset.ready = "true";
+    await loadSessions();
+  } catch (e) { $("#run-error").textContent = e.message; }
+  follow();
+}
+
+init();
