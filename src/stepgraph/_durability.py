@@ -170,8 +170,12 @@ class Checkpointer:
         Raises:
             CheckpointError: the store failed (never swallowed: durability is not optional).
         """
+        lease = self.session._lease
         try:
-            await self.store.save(cp)
+            if lease is None:
+                await self.store.save(cp)
+            else:  # fenced: refused if another process took the session over
+                await self.store.save(cp, lease=lease)  # type: ignore[call-arg]
         except CheckpointError:
             raise
         except Exception as exc:
@@ -181,6 +185,7 @@ class Checkpointer:
             ) from exc
         self.parts = cp.parts
         self.depth = cp.depth
+        self.session._seen = cp.info.id
 
     def adopt(self, cp: Checkpoint) -> None:
         """Make `cp` (loaded, not saved by us) the base of the next delta.

@@ -44,6 +44,7 @@ from ._events import (
     SuperstepStarted,
 )
 from ._handlers import HandlerSpec
+from ._leasing import holding
 from ._planner import FanInBuffers, Queue
 from ._requests import Answer, Request
 
@@ -98,6 +99,19 @@ class Runner:
         self.outputs: list[Any] = []
 
     async def execute(self) -> RunStatus:
+        """Run the invocation: under the session's lease when its store arbitrates leases."""
+        s = self.session
+        if s._lease_policy is None:
+            return await self._traced()
+        async with holding(s, s._lease_policy) as lease:
+            s._lease = lease
+            try:
+                await s._refresh_head()  # another process may have moved the session
+                return await self._traced()
+            finally:
+                s._lease = None
+
+    async def _traced(self) -> RunStatus:
         """Run the invocation, inside a `stepgraph.run` span when the session is traced."""
         s = self.session
         tracer = s._tracer

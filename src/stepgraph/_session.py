@@ -29,6 +29,7 @@ from ._durability import Checkpointer, Restored
 from ._errors import ConcurrentRunError, NotIdleError, RequestError, RoutingError
 from ._events import RunStatus
 from ._executor import Executor
+from ._leasing import LeasePolicy, supports_leases
 from ._planner import FanInBuffers, Queue
 from ._requests import Answer, Request
 from ._retention import Retention, plan_prune
@@ -39,6 +40,7 @@ from .stores.memory import MemoryCheckpointStore
 if TYPE_CHECKING:
     from ._workflow import Workflow
     from .stores import CheckpointStore
+    from .stores._lease import Lease
     from .tracing import Tracer
 
 __all__ = ["Session"]
@@ -67,6 +69,7 @@ class Session(Generic[InT]):
         retention: Retention | None = None,
         cache: Cache | None = None,
         tracer: Tracer | None = None,
+        lease: LeasePolicy | bool = True,
     ) -> None:
         self.id = session_id
         self.workflow = workflow
@@ -88,6 +91,12 @@ class Session(Generic[InT]):
         self._checkpointer = Checkpointer(self, store) if store is not None else None
         self._private: Checkpointer | None = None
         self._retention = retention
+        # One runner per session across processes, when the store arbitrates leases.
+        self._lease_policy: LeasePolicy | None = None
+        if lease is not False and store is not None and supports_leases(store):
+            self._lease_policy = lease if isinstance(lease, LeasePolicy) else LeasePolicy()
+        self._lease: Lease | None = None
+        self._seen: str | None = None  # the store's newest checkpoint when we last looked
         self._tracer = tracer
         self._links: dict[int, list[Any]] = {}  # tracing: span contexts of last superstep's senders
         self._cache = cache
@@ -389,7 +398,24 @@ class Session(Generic[InT]):
         cp = await self._checkpointer.store.latest(self.id)
         if cp is not None:
             await self._apply(cp)
+            self._seen = cp.info.id
         self._loaded = True
+
+    async def _refresh_head(self) -> None:
+        """Under a fresh lease: adopt what another process saved since we last looked.
+
+        `_seen` is the store's newest checkpoint when this session last loaded or
+        saved. A newer one means another process ran the session meanwhile; a
+        session deliberately moved to an older checkpoint (time travel) is not
+        moved back as long as nobody else saved.
+        """
+        if self._checkpointer is None:
+            return
+        latest = await self._checkpointer.store.latest(self.id)
+        latest_id = latest.info.id if latest is not None else None
+        if latest is not None and self._seen is not None and latest_id != self._seen:
+            await self._apply(latest)
+        self._seen = latest_id
 
     async def _fetch(self, ref: CheckpointRef) -> Checkpoint:
         if isinstance(ref, Checkpoint):

@@ -21,6 +21,7 @@ from ._cache import Cache
 from ._edges import EdgeGroup
 from ._executor import Executor
 from ._handlers import HandlerTable
+from ._leasing import LeasePolicy
 from ._migrations import Migration
 from ._planner import Plan
 from ._policies import NO_POLICY, ExecutorPolicy
@@ -174,6 +175,7 @@ class Workflow(Generic[InT]):
         retention: Retention | None = None,
         cache: Cache | None = None,
         tracer: Tracer | None = None,
+        lease: LeasePolicy | bool = True,
     ) -> Session[InT]:
         """Open a session: cheap and synchronous.
 
@@ -187,6 +189,9 @@ class Workflow(Generic[InT]):
             cache: where `CachePolicy` executors keep results; share one (e.g. a
                 `SqliteCache`) to reuse results across sessions. In memory by default.
             tracer: traces runs, supersteps and handlers (`stepgraph.tracing`); off by default.
+            lease: with a store that arbitrates leases (SQLite, PostgreSQL), every run holds
+                the session's lease, so no two processes run it at once (`LeasePolicy` sets
+                ttl, wait and owner; False turns it off).
         """
         id_factory = ids or default_ids
         return Session(
@@ -198,6 +203,7 @@ class Workflow(Generic[InT]):
             retention=retention,
             cache=cache,
             tracer=tracer,
+            lease=lease,
         )
 
     def run(self, input: InT, store: CheckpointStore | None = None) -> Run:

@@ -18,7 +18,7 @@ Nothing here is imported, and nothing is paid, by a session without a tracer.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["OpenTelemetryTracer", "Span", "Tracer"]
@@ -68,7 +68,7 @@ class OpenTelemetryTracer:
     @contextlib.contextmanager
     def span(
         self, name: str, attributes: Mapping[str, Any], links: Sequence[Any] = ()
-    ) -> Iterator[Span]:
+    ) -> Generator[Span]:
         """Open `name` as the current span; exceptions are recorded and set the status."""
         from opentelemetry.trace import Link
 

@@ -87,7 +87,7 @@ def test_a_file_that_is_not_a_checkpoint_database(tmp_path: Path) -> None:
         for path, error, message in [
             (garbage, CheckpointDecodeError, "not a database"),
             (foreign, CheckpointDecodeError, "not a stepgraph checkpoint database"),
-            (newer, CheckpointError, "schema version 2"),
+            (newer, CheckpointError, f"schema version {SCHEMA_VERSION + 1}"),
             (tmp_path, CheckpointError, "unable to open"),
         ]:
             async with SqliteCheckpointStore(path) as store:

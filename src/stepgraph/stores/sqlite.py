@@ -31,8 +31,12 @@ use, never at construction. Every `sqlite3.Error` becomes a `CheckpointError`
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
+import socket
 import sqlite3
+import time
 import zlib
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
@@ -40,13 +44,19 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from .._checkpoint import Checkpoint, CheckpointInfo
-from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
+from .._errors import (
+    CheckpointDecodeError,
+    CheckpointError,
+    CheckpointNotFoundError,
+    ConcurrentRunError,
+)
 from . import _record
+from ._lease import Lease, LeaseLostError, check_ttl, held_message, pause
 
 __all__ = ["SqliteCheckpointStore"]
 
 _T = TypeVar("_T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The `user_version` of a database this store created; others are refused."""
 _APPLICATION_ID = 0x53474350  # "SGCP"
 _DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})  # the file, not the call, is wrong
@@ -64,6 +74,39 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     record BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS checkpoints_session ON checkpoints (session_id, seq);
+CREATE TABLE IF NOT EXISTS leases (
+    session_id TEXT PRIMARY KEY,
+    owner TEXT,
+    token INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+# Version 1 files get the leases table (tokens start at 1 for every session).
+_MIGRATE_1_TO_2 = """
+CREATE TABLE IF NOT EXISTS leases (
+    session_id TEXT PRIMARY KEY, owner TEXT, token INTEGER NOT NULL, expires_at REAL NOT NULL
+)
+"""
+
+# A fenced save: the row is inserted only while `lease` is the session's current one.
+_FENCED_SAVE = """
+INSERT INTO checkpoints
+    (id, session_id, parent_id, superstep, created_at, full, crc, record)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM leases WHERE session_id = ? AND token = ? AND owner = ?)
+ON CONFLICT (id) DO UPDATE SET
+    session_id = excluded.session_id, parent_id = excluded.parent_id,
+    superstep = excluded.superstep, created_at = excluded.created_at,
+    full = excluded.full, crc = excluded.crc, record = excluded.record
+"""
+
+_ACQUIRE = """
+INSERT INTO leases (session_id, owner, token, expires_at) VALUES (?, ?, 1, ?)
+ON CONFLICT (session_id) DO UPDATE SET
+    owner = excluded.owner, token = leases.token + 1, expires_at = excluded.expires_at
+WHERE leases.owner IS NULL OR leases.owner = excluded.owner OR leases.expires_at <= ?
+RETURNING token, expires_at
 """
 
 # An upsert keeps a re-saved id at its place in the save order (its rowid): prune
@@ -111,14 +154,21 @@ class SqliteCheckpointStore:
         self._busy_ms = int(busy_timeout * 1000)
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._batch: list[_Pending] | None = None
 
     @property
     def path(self) -> str:
         """The database file."""
         return self._path
 
-    async def save(self, checkpoint: Checkpoint) -> None:
-        """Insert `checkpoint` in one committed (fsynced) transaction, replacing a same id."""
+    async def save(self, checkpoint: Checkpoint, *, lease: Lease | None = None) -> None:
+        """Insert `checkpoint` durably (fsynced) before returning, replacing a same id.
+
+        Group commit: saves that other sessions make while this one waits one
+        turn of the event loop are committed in the same transaction, so many
+        concurrent sessions share one fsync. With `lease`, the save is fenced:
+        `LeaseLostError` unless the lease is still the session's current one.
+        """
         info = checkpoint.info
         record = _record.pack(checkpoint)
         row = (
@@ -131,7 +181,125 @@ class SqliteCheckpointStore:
             zlib.crc32(record),
             record,
         )
-        self._run(f"save checkpoint {info.id!r}", lambda c: c.execute(_SAVE, row))
+        item = _Pending(row, lease)
+        batch = self._batch
+        if batch is not None:  # a leader is collecting: ride on its commit
+            item.done = asyncio.get_running_loop().create_future()
+            batch.append(item)
+            await item.done
+            return
+        self._batch = batch = [item]
+        try:
+            await asyncio.sleep(0)  # let concurrent saves join this commit
+        finally:
+            self._batch = None
+            self._commit(batch)  # synchronous: even a cancelled leader commits its batch
+        if item.error is not None:
+            raise item.error
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                for item in batch:
+                    if item.lease is None:
+                        conn.execute(_SAVE, item.row)
+                        continue
+                    lease = item.lease
+                    cur = conn.execute(
+                        _FENCED_SAVE, (*item.row, lease.session_id, lease.token, lease.owner)
+                    )
+                    if cur.rowcount == 0:
+                        item.error = LeaseLostError(
+                            f"checkpoint {item.row[0]!r} was not saved: session "
+                            f"{lease.session_id!r} no longer holds lease token {lease.token}"
+                        )
+
+        try:
+            self._run(f"save {len(batch)} checkpoint(s)", write)
+        except CheckpointError as exc:
+            for item in batch:
+                item.error = exc
+        for item in batch:
+            if item.done is not None and not item.done.done():
+                if item.error is None:
+                    item.done.set_result(None)
+                else:
+                    item.done.set_exception(item.error)
+
+    # -- leases -------------------------------------------------------------------------
+
+    async def acquire(
+        self, session_id: str, owner: str, ttl: float, *, wait: float | None = None
+    ) -> Lease:
+        """Take the session's lease (see `stepgraph.stores._lease`)."""
+        check_ttl(ttl)
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            now = time.time()
+            args = (session_id, owner, now + ttl, now)
+            row = self._run(
+                f"lease session {session_id!r}",
+                lambda c, args=args: c.execute(_ACQUIRE, args).fetchone(),
+            )
+            if row is not None:
+                return Lease(session_id, owner, int(row[0]), float(row[1]))
+            holder = self._run(
+                f"read the lease of {session_id!r}",
+                lambda c: c.execute(
+                    "SELECT owner, token, expires_at FROM leases WHERE session_id = ?",
+                    (session_id,),
+                ).fetchone(),
+            )
+            if holder is not None and _dead_here(str(holder[0] or "")):
+                # The holder was a process on this machine that no longer exists (a
+                # crash): take the lease over now instead of waiting out its ttl.
+                args = (session_id, owner, now + ttl, math.inf)
+                row = self._run(
+                    f"take over the lease of {session_id!r}",
+                    lambda c, args=args: c.execute(_ACQUIRE, args).fetchone(),
+                )
+                if row is not None:
+                    return Lease(session_id, owner, int(row[0]), float(row[1]))
+            left = float(holder[2]) - time.time() if holder else 0.0
+            if deadline is None or time.monotonic() >= deadline:
+                raise ConcurrentRunError(
+                    held_message(
+                        session_id,
+                        str(holder[0]) if holder else "?",
+                        int(holder[1]) if holder else 0,
+                        left,
+                    )
+                )
+            await asyncio.sleep(pause(deadline - time.monotonic(), left))
+
+    async def renew(self, lease: Lease, ttl: float) -> Lease:
+        """Extend an unchanged lease; `LeaseLostError` when it was taken over or released."""
+        check_ttl(ttl)
+        expires = time.time() + ttl
+        changed = self._run(
+            f"renew the lease of {lease.session_id!r}",
+            lambda c: (
+                c.execute(
+                    "UPDATE leases SET expires_at = ? "
+                    "WHERE session_id = ? AND token = ? AND owner = ?",
+                    (expires, lease.session_id, lease.token, lease.owner),
+                ).rowcount
+            ),
+        )
+        if changed == 0:
+            raise LeaseLostError(f"the lease of session {lease.session_id!r} was taken over")
+        return Lease(lease.session_id, lease.owner, lease.token, expires)
+
+    async def release(self, lease: Lease) -> None:
+        """End the lease if it is still current (the token is kept for the next holder)."""
+        self._run(
+            f"release the lease of {lease.session_id!r}",
+            lambda c: c.execute(
+                "UPDATE leases SET owner = NULL, expires_at = 0 "
+                "WHERE session_id = ? AND token = ? AND owner = ?",
+                (lease.session_id, lease.token, lease.owner),
+            ),
+        )
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The whole checkpoint; raises `CheckpointNotFoundError` for an unknown id."""
@@ -226,6 +394,21 @@ class SqliteCheckpointStore:
             raise cls(f"could not {doing} in {self._path}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
+        # Several processes opening a new file at once race to switch it to WAL and
+        # create the schema; SQLite does not always apply the busy timeout there,
+        # so retry "database is locked" for up to the busy timeout.
+        deadline = time.monotonic() + self._busy_ms / 1000
+        delay = 0.005
+        while True:
+            try:
+                return self._open()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
+    def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
@@ -256,6 +439,11 @@ class SqliteCheckpointStore:
                     conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     version = SCHEMA_VERSION
+        if version == 1:
+            with _transaction(conn):
+                conn.execute(_MIGRATE_1_TO_2)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise CheckpointError(
                 f"{self._path} has checkpoint schema version {version}; this stepgraph "
@@ -280,6 +468,36 @@ class SqliteCheckpointStore:
                 f"from {self._path}"
             )
         return _record.resolve(chain)
+
+
+def _dead_here(owner: str) -> bool:
+    """True when `owner` ("host:pid:...") names a process of this host that is gone."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class _Pending:
+    """One save waiting for a group commit."""
+
+    __slots__ = ("done", "error", "lease", "row")
+
+    def __init__(self, row: tuple[Any, ...], lease: Lease | None) -> None:
+        self.row = row
+        self.lease = lease
+        self.done: asyncio.Future[None] | None = None
+        self.error: CheckpointError | None = None
 
 
 @contextmanager
