@@ -1,4 +1,4 @@
-"""stepgraph: anchor benchmark (W1, W2, W3, W5, W6 of shared/bench/workloads.md).
+"""stepgraph: anchor benchmark (W1-W6 of shared/bench/workloads.md).
 
 Same command line, workload sizes, reps, warm-up, verification and JSON line
 as the shared peer scripts (bench_af.py, bench_langgraph.py, ...), which it
@@ -6,7 +6,10 @@ reuses through benchcommon.py from the shared bench folder, so the numbers
 are directly comparable. Only stepgraph's public, idiomatic API is used:
 Executor subclasses with @sg.handler (variant `class`, the default) or
 @sg.executor functions (variant `fn`), WorkflowBuilder add_chain / add_edge /
-add_fan_out / add_fan_in, `await wf.run(x)` and `async for ev in wf.stream(x)`.
+add_fan_out / add_fan_in, `await wf.run(x)` and `async for ev in wf.stream(x)`; W4 uses
+`wf.session(id, store=store)` and `await session.run(0)` with
+`sg.MemoryCheckpointStore()` (variant `mem`), `sg.FileCheckpointStore(dir)`
+(`file`) or `sg.SqliteCheckpointStore(path)` (`sqlite`).
 
 Each timed rep measures the run alone; the result is verified right after,
 untimed, and a wrong result exits non-zero with `"verified": false`.
@@ -14,8 +17,13 @@ untimed, and a wrong result exits non-zero with `"verified": false`.
 
 import argparse
 import asyncio
+import os
+import shutil
+import sqlite3
 import statistics as st
+import struct
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -41,8 +49,9 @@ IMPORT_S = time.perf_counter() - T_IMPORT0
 
 ENGINE = "stepgraph"
 VERSION = bc.pkg_version("stepgraph")
-WORKLOADS = ("W1", "W2", "W3", "W5", "W6")
-VARIANTS = ("class", "fn")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+VARIANTS = ("class", "fn")  # W1, W2, W3, W5, W6
+W4_VARIANTS = ("mem", "file", "sqlite")  # W4: the checkpoint store
 
 
 # ---------------------------------------------------------------- events
@@ -130,6 +139,37 @@ class SleepyOut(sg.Executor):
     async def on_int(self, v: int, ctx: sg.Context[None, int]) -> None:
         await asyncio.sleep(bc.W6_SLEEP_S)
         await ctx.yield_output(v + 1)
+
+
+class StatefulStart(sg.Executor):
+    """W4 node 0: puts the 10 KiB payload (once) and the counter into the session's state."""
+
+    def __init__(self, id: str, payload: str) -> None:
+        super().__init__(id=id)
+        self.payload = payload
+
+    @sg.handler
+    async def on_int(self, v: int, ctx: sg.Context[int]) -> None:
+        ctx.state.set("payload", self.payload)
+        ctx.state.set("counter", v + 1)
+        await ctx.send(v + 1)
+
+
+class StatefulInc(sg.Executor):
+    """W4 nodes 1..N-1: counter = state counter + 1 (the value travels through the state)."""
+
+    def __init__(self, id: str, last: bool) -> None:
+        super().__init__(id=id)
+        self.last = last
+
+    @sg.handler
+    async def on_int(self, v: int, ctx: sg.Context[int, int]) -> None:
+        c = ctx.state["counter"] + 1
+        ctx.state.set("counter", c)
+        if self.last:
+            await ctx.yield_output(c)
+        else:
+            await ctx.send(c)
 
 
 # ---------------------------------------------------------------- functions (variant "fn")
@@ -338,6 +378,226 @@ async def w3(a: argparse.Namespace) -> None:
     )
 
 
+def build_ckpt_chain(n: int, payload: str) -> sg.Workflow[int]:
+    execs: list[sg.Executor] = [StatefulStart(id="n0", payload=payload)]
+    execs += [StatefulInc(id=f"n{i}", last=i == n - 1) for i in range(1, n)]
+    return sg.WorkflowBuilder(start=execs[0]).add_chain(execs).build(max_supersteps=n + 10)
+
+
+_FRAME = struct.Struct(">II")  # FileCheckpointStore frame header: u32 length | u32 crc32
+
+
+def log_records(path: str) -> list[int]:
+    """Record lengths of a FileCheckpointStore log (frames: u32 length | u32 crc | record)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    sizes: list[int] = []
+    pos = 0
+    while pos + _FRAME.size <= len(data):
+        n, _crc = _FRAME.unpack_from(data, pos)
+        sizes.append(n)
+        pos += _FRAME.size + n
+    bc.check(pos == len(data), f"W4 {path}: the log does not end at a frame boundary")
+    return sizes
+
+
+def wchar() -> int | None:
+    """Bytes this process has handed to write() and friends so far (Linux /proc/self/io)."""
+    try:
+        with open("/proc/self/io") as f:
+            return next(int(ln.split()[1]) for ln in f if ln.startswith("wchar:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def list_dir(path: str) -> set[str]:
+    """Names in `path`; empty when it does not exist yet (the store creates it on first save)."""
+    return set(os.listdir(path)) if os.path.isdir(path) else set()
+
+
+def file_size(path: str) -> int:
+    return os.stat(path).st_size
+
+
+def sqlite_ro(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def sqlite_records(path: str, session_id: str) -> tuple[int, int, int, int, int]:
+    """(rows, sum, min, max of length(record), full rows) of one session, read-only."""
+    conn = sqlite_ro(path)
+    try:
+        row = conn.execute(
+            "SELECT count(*), sum(length(record)), min(length(record)), max(length(record)), "
+            "sum(full) FROM checkpoints WHERE session_id = ?",
+            (session_id,),
+        ).fetchone()
+    finally:
+        conn.close()
+    return tuple(int(x or 0) for x in row)  # type: ignore[return-value]
+
+
+async def w4(a: argparse.Namespace) -> None:
+    """Checkpointed chain: a checkpoint after every superstep, to memory, a file log or SQLite.
+
+    The store object is shared by the reps (file, sqlite) and every rep runs a fresh
+    session id, so each run writes a fresh log (file) or fresh rows (sqlite), as the
+    peers do with a fresh thread id; `mem` gets a fresh store per rep. Timed: opening
+    the session and `await session.run(0)`. Untimed: verification and byte counts.
+    """
+    variant, n = a.variant, a.n
+    bc.check(n >= 2, "W4 needs n >= 2")
+    payload = bc.make_payload()
+    tb = time.perf_counter()
+    wf = build_ckpt_chain(n, payload)
+    build_s = time.perf_counter() - tb
+    want_state = {"payload": payload, "counter": n}
+    tmp = tempfile.mkdtemp(prefix="sg_w4_")
+    logs = os.path.join(tmp, "logs")
+    db = os.path.join(tmp, "cp.sqlite")
+    shared: sg.FileCheckpointStore | sg.SqliteCheckpointStore | None = None
+    if variant == "file":
+        shared = sg.FileCheckpointStore(logs)
+    elif variant == "sqlite":
+        shared = sg.SqliteCheckpointStore(db)
+    counter = [0]
+    ckpts: list[int] = []  # checkpoints per run (history)
+    stored: list[float] = []  # bytes stored per checkpoint: log growth / sum(length(record))
+    wrote: list[int] = []  # bytes handed to write() during the run (/proc/self/io wchar)
+    rec_min: list[int] = []
+    rec_max: list[int] = []
+    fulls: list[int] = []
+
+    async def run_once(record: bool = True) -> float:
+        counter[0] += 1
+        sid = f"run-{counter[0]}"
+        store = sg.MemoryCheckpointStore() if shared is None else shared
+        before = list_dir(logs) if variant == "file" else set()
+        w0 = wchar()
+        t0 = time.perf_counter()
+        session = wf.session(sid, store=store)
+        res = await session.run(0)
+        dt = time.perf_counter() - t0
+        w1 = wchar()
+        written = None if w0 is None or w1 is None else w1 - w0
+        check_result(res, [n], n, "W4")
+        hist = await session.history()
+        bc.check(len(hist) >= n, f"W4 expected >= {n} checkpoints, got {len(hist)}")
+        bc.check(
+            all(h.session_id == sid for h in hist), "W4 history lists another session's checkpoint"
+        )
+        head = session.head
+        bc.check(head is not None and hist[0].id == head, "W4 head is not the newest checkpoint")
+        bc.check(res.checkpoint_id == head, "W4 RunResult.checkpoint_id is not the head")
+        assert head is not None
+        cp = await store.load(head)
+        state = cp.with_types(wf.types).state
+        bc.check(state.get("counter") == n, f"W4 latest checkpoint counter {state.get('counter')}")
+        bc.check(state.get("payload") == payload, "W4 latest checkpoint lost the payload")
+        bc.check(state == want_state, f"W4 latest checkpoint state has keys {sorted(state)}")
+        bc.check(dict(session.state) == want_state, "W4 the session's state is wrong")
+        new = sorted(list_dir(logs) - before) if variant == "file" else []
+        bc.check(variant != "file" or len(new) == 1, f"W4 expected one new log, got {new}")
+        ckpts.append(len(hist))
+        if not record:
+            return dt
+        if variant == "file":
+            path = os.path.join(logs, new[0])
+            sizes = log_records(path)
+            bc.check(
+                len(sizes) == len(hist), f"W4 log holds {len(sizes)} frames, history {len(hist)}"
+            )
+            stored.append(file_size(path) / len(hist))
+            rec_min.append(min(sizes))
+            rec_max.append(max(sizes))
+        elif variant == "sqlite":
+            rows, total, lo, hi, full = sqlite_records(db, sid)
+            bc.check(rows == len(hist), f"W4 table holds {rows} rows, history {len(hist)}")
+            stored.append(total / rows)
+            rec_min.append(lo)
+            rec_max.append(hi)
+            fulls.append(full)
+        if written is not None:
+            wrote.append(written)
+        return dt
+
+    extra: dict[str, Any] = {}
+    try:
+        t = await bc.measure(run_once, a.reps, bc.WARMUP["W4"])
+        if variant == "sqlite":
+            # One more run, untimed, that starts with an empty WAL: the WAL's growth is
+            # what SQLite wrote for the run's commits (whole pages plus frame headers).
+            # The timed runs never truncate it: their auto-checkpoints count in the timing.
+            conn = sqlite3.connect(db)
+            try:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            finally:
+                conn.close()
+            wal = db + "-wal"
+            if busy == 0 and file_size(wal) == 0:
+                await run_once(record=False)
+                wal_size = file_size(wal)
+                frames = (wal_size - 32) / (page + 24) if wal_size else 0
+                extra.update(
+                    wal_bytes_per_checkpoint=wal_size / ckpts[-1],
+                    wal_pages_per_checkpoint=frames / ckpts[-1],
+                    page_size=page,
+                )
+            else:
+                print("bench_stepgraph: W4 could not empty the WAL; no WAL figure", file=sys.stderr)
+        if shared is not None:
+            # Durable means readable by a fresh store object: reopen and reload the head.
+            sid = f"run-{counter[0]}"
+            fresh = (
+                sg.FileCheckpointStore(logs) if variant == "file" else sg.SqliteCheckpointStore(db)
+            )
+            try:
+                latest = await fresh.latest(sid)
+                bc.check(latest is not None, "W4 a fresh store finds no checkpoint")
+                assert latest is not None
+                bc.check(
+                    latest.with_types(wf.types).state == want_state,
+                    "W4 a fresh store reads a wrong latest checkpoint",
+                )
+            finally:
+                await fresh.aclose()
+            await shared.aclose()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    s = bc.summarize(t)
+    bytes_fields: dict[str, Any] = {}
+    if variant == "file":
+        bytes_fields["log_bytes_per_checkpoint"] = st.median(stored)
+    elif variant == "sqlite":
+        bytes_fields["record_bytes_per_checkpoint"] = st.median(stored)
+        bytes_fields["full_records_per_run"] = st.median(fulls)
+    if stored:
+        bytes_fields["smallest_record_bytes"] = st.median(rec_min)
+        bytes_fields["largest_record_bytes"] = st.median(rec_max)
+    if wrote and variant != "mem":
+        bytes_fields["write_bytes_per_checkpoint"] = st.median(wrote) / st.median(ckpts)
+    bc.emit(
+        ENGINE,
+        VERSION,
+        "W4",
+        n,
+        variant=variant,
+        supersteps=n,
+        checkpoints_per_run=ckpts[-1],
+        durability={
+            "mem": "in memory, no I/O",
+            "file": "append + fdatasync per checkpoint, inline (the superstep waits)",
+            "sqlite": "WAL, synchronous=FULL (fsync per commit), inline (the superstep waits)",
+        }[variant],
+        build_seconds=build_s,
+        per_superstep_us=bc.per_superstep_us(s["seconds"], n),
+        **bytes_fields,
+        **extra,
+        **s,
+    )
+
+
 async def w5(a: argparse.Namespace) -> None:
     # One prebuilt workflow; every wf.run(i) is an independent one-shot session.
     wf = build_chain(3, a.variant)
@@ -448,36 +708,37 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="stepgraph anchor benchmark: one workload per process, one JSON line on "
         "stdout (see shared/bench/workloads.md).",
-        epilog="W4 (checkpointed chain) is not implemented here yet: it is left for a later "
-        "issue, together with stepgraph's checkpoint stores. Defaults (n, reps, warm-up) are "
-        "those of workloads.md.",
+        epilog="Defaults (n, reps, warm-up) are those of workloads.md.",
     )
     p.add_argument(
         "workload",
         choices=WORKLOADS,
-        help="W1 chain, W2 fan-out/in, W3 loop, "
-        "W5 concurrent runs, W6 streaming (W4: later issue, skipped)",
+        help="W1 chain, W2 fan-out/in, W3 loop, W4 checkpointed chain, "
+        "W5 concurrent runs, W6 streaming",
     )
     p.add_argument(
         "n",
         nargs="?",
         type=int,
         default=None,
-        help="size (W1 chain length, W2 width, W3 counter target, W5 number of runs, "
+        help="size (W1/W4 chain length, W2 width, W3 counter target, W5 number of runs, "
         "W6 chain length for part b)",
     )
     p.add_argument("--reps", type=int, default=None, help="timed reps (default per workload)")
     p.add_argument(
         "--variant",
-        default="class",
-        choices=VARIANTS,
-        help="class: Executor subclasses with @sg.handler (default); fn: @sg.executor functions",
+        default=None,
+        choices=VARIANTS + W4_VARIANTS,
+        help="W1/W2/W3/W5/W6: class (Executor subclasses with @sg.handler, default) or fn "
+        "(@sg.executor functions); W4: the checkpoint store, mem (MemoryCheckpointStore, "
+        "default), file (FileCheckpointStore) or sqlite (SqliteCheckpointStore)",
     )
-    if "W4" in sys.argv[1:]:
-        p.exit(
-            2, "bench_stepgraph: W4 (checkpointed chain) is skipped: it is left for a later issue\n"
-        )
     a = p.parse_args()
+    allowed = W4_VARIANTS if a.workload == "W4" else VARIANTS
+    if a.variant is None:
+        a.variant = allowed[0]
+    elif a.variant not in allowed:
+        p.error(f"{a.workload} variants: {', '.join(allowed)}")
     if a.n is None:
         a.n = bc.DEFAULT_N[a.workload]
     if a.reps is None:
@@ -487,7 +748,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     a = parse_args()
-    fn = {"W1": w1, "W2": w2, "W3": w3, "W5": w5, "W6": w6}[a.workload]
+    fn = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}[a.workload]
     try:
         asyncio.run(fn(a))
     except bc.VerificationError as e:

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_BENCH = REPO.parent / "shared" / "bench"
 HERE = REPO / "benchmarks"
 RESULTS = HERE / "results"
-WORKLOADS = ("W1", "W2", "W3", "W5", "W6")  # W4 (checkpoints) is left for a later issue
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,28 @@ ENGINES = {
     ),
 }
 DEFAULT_PEERS = "agent-framework,langgraph"
+
+# W4 runs several variants per engine, named as shared/bench/run_all.sh names them, grouped by
+# kind of storage so that each stepgraph store is measured next to its counterparts; the order
+# rotates within a group from pass to pass. (column, variant); None: the script's default.
+W4_GROUPS: tuple[tuple[tuple[str, str | None], ...], ...] = (
+    (
+        ("stepgraph", "mem"),
+        ("floor", "mem"),
+        ("agent-framework", "mem"),
+        ("langgraph", "mem"),
+        ("langgraph", "mem-sync"),
+        ("llama-index", None),  # reports n/a: no built-in per-step checkpoint storage
+    ),
+    (("stepgraph", "file"), ("floor", "disk"), ("agent-framework", "disk")),
+    (
+        ("stepgraph", "sqlite"),
+        ("floor", "sqlite"),
+        ("langgraph", "disk"),
+        ("langgraph", "disk-sync"),
+        ("langgraph", "disk-invoke"),
+    ),
+)
 
 
 def log(msg: str) -> None:
@@ -146,12 +168,25 @@ def wait_quiet(limit: float, busy_max: float) -> float | None:
 
 
 # ---------------------------------------------------------------- running cases
+def cases(workload: str, labels: list[str], p: int) -> list[tuple[str, str | None]]:
+    """(column, variant) of every case of `workload` in pass `p`, in the order they run."""
+    if workload != "W4":
+        k = (p - 1) % len(labels)
+        return [(lb, ENGINES[lb].variant) for lb in labels[k:] + labels[:k]]
+    out: list[tuple[str, str | None]] = []
+    for group in W4_GROUPS:
+        here = [c for c in group if c[0] in labels]
+        k = (p - 1) % len(here) if here else 0
+        out += here[k:] + here[:k]
+    return out
+
+
 def run_case(
-    py: Path, engine: Engine, workload: str, reps: list[str], timeout: float
+    py: Path, engine: Engine, workload: str, variant: str | None, reps: list[str], timeout: float
 ) -> dict[str, Any]:
     cmd = [str(py), str(engine.script), workload, *reps]
-    if engine.variant:
-        cmd += ["--variant", engine.variant]
+    if variant:
+        cmd += ["--variant", variant]
     st0, ch0 = stat_sample(), children_cpu()
     t0 = time.perf_counter()
     try:
@@ -178,7 +213,7 @@ def run_case(
         rec = {
             "engine": engine.label,
             "workload": workload,
-            "variant": engine.variant,
+            "variant": variant,
             "verified": False,
             "rc": rc,
             "error": reason,
@@ -186,10 +221,16 @@ def run_case(
     elif err.strip():  # warnings or other noise on stderr of a passing case
         rec["stderr"] = err.strip()[-600:]
     rec["case"] = engine.label
+    rec["case_variant"] = variant if workload == "W4" else None  # W4 runs several per engine
     rec["cmd"] = " ".join(cmd)
     rec["wall_seconds"] = round(wall, 3)
     rec["others_busy_cores"] = None if others is None else round(others, 2)
     return rec
+
+
+def case_name(rec: dict[str, Any]) -> str:
+    v = rec.get("case_variant")
+    return f"{rec['case']} {v}" if v else str(rec["case"])
 
 
 def headline(rec: dict[str, Any]) -> str:
@@ -198,6 +239,13 @@ def headline(rec: dict[str, Any]) -> str:
     w = rec["workload"]
     if w in ("W1", "W3"):
         return f"{rec['per_superstep_us']:.1f} µs/superstep"
+    if w == "W4":
+        if rec.get("per_superstep_us") is None:
+            return f"n/a: {rec.get('reason', 'no per-step checkpoints')}"
+        size = rec.get("log_bytes_per_checkpoint") or rec.get("record_bytes_per_checkpoint")
+        return f"{rec['per_superstep_us']:,.1f} µs/superstep" + (
+            f", {size:,.0f} B stored/checkpoint" if size else ""
+        )
     if w == "W2":
         return f"{rec['seconds'] * 1e3:.2f} ms/run"
     if w == "W5":
@@ -219,6 +267,9 @@ class Row:
     target: str = ""
     # (stepgraph, floor) -> met? (None: cannot tell)
     meets: Callable[[float, float | None], bool | None] | None = None
+    # W4: the variant each column shows (column -> variant); a column not listed stays blank.
+    variants: dict[str, str | None] | None = None
+    needs: str | None = None  # shown only when this column runs (rows about one peer's variant)
 
 
 def f_num(x: float) -> str:
@@ -231,16 +282,24 @@ def f_num(x: float) -> str:
     return f"{x:.2f}"
 
 
-def field(name: str, scale: float = 1.0) -> Callable[[dict[str, Any]], float | None]:
+def field(*names: str, scale: float = 1.0) -> Callable[[dict[str, Any]], float | None]:
+    """The first of `names` the record has (engines name the same figure differently)."""
+
     def get(r: dict[str, Any]) -> float | None:
-        v = r.get(name)
-        return None if v is None or isinstance(v, bool) else float(v) * scale
+        for name in names:
+            v = r.get(name)
+            if v is not None and not isinstance(v, bool):
+                return float(v) * scale
+        return None
 
     return get
 
 
 BUSY_MAX = 0.5  # cores busy with other processes above which a case counts as disturbed
 W6B_SLACK_US = 100.0  # "near the floor": at most this much more overhead per superstep
+KIB = 1024
+W4_MEM = {"stepgraph": "mem", "floor": "mem"}
+W4_SQLITE = {"stepgraph": "sqlite", "floor": "sqlite"}
 
 ROWS = [
     Row(
@@ -268,7 +327,7 @@ ROWS = [
     Row(
         "W2",
         "fan-out/in W=100: ms / run",
-        field("seconds", 1e3),
+        field("seconds", scale=1e3),
         "time",
         f_num,
         "≤ 1 ms",
@@ -285,6 +344,99 @@ ROWS = [
     ),
     Row("W3", "loop: event-loop iterations / superstep", field("loop_iters_per_step"), None, f_num),
     Row("W3", "loop: asyncio Tasks / superstep", field("tasks_per_step"), None, f_num),
+    Row(
+        "W4",
+        "in memory: µs / superstep",
+        field("per_superstep_us"),
+        "time",
+        f_num,
+        "≤ 30 µs",
+        lambda sg, fl: sg <= 30,
+        {**W4_MEM, "agent-framework": "mem", "langgraph": "mem", "llama-index": None},
+    ),
+    Row(
+        "W4",
+        "in memory, langgraph mem-sync: µs / superstep",
+        field("per_superstep_us"),
+        "time",
+        f_num,
+        variants={**W4_MEM, "langgraph": "mem-sync"},
+        needs="langgraph",
+    ),
+    Row(
+        "W4",
+        "file: µs / superstep (floor, agent-framework: disk, no fsync)",
+        field("per_superstep_us"),
+        "time",
+        f_num,
+        "≤ 300 µs",
+        lambda sg, fl: sg <= 300,
+        {"stepgraph": "file", "floor": "disk", "agent-framework": "disk"},
+    ),
+    Row(
+        "W4",
+        "SQLite, fsync per commit: µs / superstep (langgraph: disk)",
+        field("per_superstep_us"),
+        "time",
+        f_num,
+        "≤ 400 µs",
+        lambda sg, fl: sg <= 400,
+        {**W4_SQLITE, "langgraph": "disk"},
+    ),
+    Row(
+        "W4",
+        "SQLite, langgraph disk-sync: µs / superstep",
+        field("per_superstep_us"),
+        "time",
+        f_num,
+        variants={**W4_SQLITE, "langgraph": "disk-sync"},
+        needs="langgraph",
+    ),
+    Row(
+        "W4",
+        "SQLite, langgraph disk-invoke: µs / superstep",
+        field("per_superstep_us"),
+        "time",
+        f_num,
+        variants={**W4_SQLITE, "langgraph": "disk-invoke"},
+        needs="langgraph",
+    ),
+    Row(
+        "W4",
+        "checkpoints per run of 100 supersteps",
+        field("checkpoints_per_run"),
+        None,
+        f_num,
+        variants={**W4_MEM, "agent-framework": "mem", "langgraph": "mem"},
+    ),
+    Row(
+        "W4",
+        "file: bytes stored / checkpoint",
+        field("log_bytes_per_checkpoint", "avg_checkpoint_file_bytes"),
+        "time",
+        f_num,
+        "≤ 1 KiB",
+        lambda sg, fl: sg <= KIB,
+        {"stepgraph": "file", "agent-framework": "disk"},
+    ),
+    Row(
+        "W4",
+        "SQLite: record bytes / checkpoint",
+        field("record_bytes_per_checkpoint"),
+        "time",
+        f_num,
+        "≤ 1 KiB",
+        lambda sg, fl: sg <= KIB,
+        {"stepgraph": "sqlite"},
+    ),
+    Row(
+        "W4",
+        "SQLite: WAL bytes / checkpoint (whole pages)",
+        field("wal_bytes_per_checkpoint"),
+        None,
+        f_num,
+        variants={"stepgraph": "sqlite"},
+    ),
     Row(
         "W5",
         "1000 concurrent 3-node runs: runs / s",
@@ -314,6 +466,26 @@ ROWS = [
     ),
 ]
 
+W4_NOTES = [
+    "",
+    "W4 (a checkpoint after every superstep; 10 KiB payload set once, counter bumped by every "
+    "node): stepgraph mem = MemoryCheckpointStore; file = FileCheckpointStore, one append-only "
+    "log per session, fdatasync per checkpoint; sqlite = SqliteCheckpointStore, WAL, "
+    "synchronous=FULL (fsync per commit). stepgraph's saves run inline: the next superstep waits "
+    "for the fsync. floor disk = pickle to a temp file + rename per checkpoint, no fsync; floor "
+    "sqlite = INSERT + COMMIT per checkpoint, WAL, synchronous=FULL. agent-framework disk = one "
+    "JSON file per checkpoint, no fsync. langgraph disk = AsyncSqliteSaver (WAL, default "
+    "synchronous=FULL) with durability async (the write overlaps the next step), disk-sync = "
+    "durability sync, disk-invoke = sync SqliteSaver under graph.invoke.",
+    "W4 bytes: stepgraph file = growth of the session's log ÷ its checkpoints (frames of the "
+    "records: a delta with only the changed parts, a full record at least every 16); "
+    "agent-framework = mean size of its checkpoint files; SQLite record = "
+    "sum(length(record)) of the session's rows ÷ checkpoints; SQLite WAL = growth of the -wal "
+    "file in one extra untimed run started from an empty WAL ÷ checkpoints (SQLite writes "
+    "whole pages per commit, 4 KiB each plus a 24-byte frame header, whatever the record's "
+    "size). The 1 KiB target applies to the records, not to the WAL pages.",
+]
+
 
 def med(xs: list[float]) -> float | None:
     return st.median(xs) if xs else None
@@ -329,10 +501,10 @@ def ratio(a: float | None, b: float | None, kind: str) -> float | None:
 def build_table(
     recs: list[dict[str, Any]], labels: list[str], passes: int, workloads: list[str]
 ) -> tuple[list[str], list[str]]:
-    ok: dict[tuple[str, str, int], dict[str, Any]] = {}
+    ok: dict[tuple[str, str, str | None, int], dict[str, Any]] = {}
     for r in recs:
         if r.get("verified"):
-            ok[(r["workload"], r["case"], r["pass"])] = r
+            ok[(r["workload"], r["case"], r.get("case_variant"), r["pass"])] = r
     peers = [lb for lb in labels if ENGINES[lb].peer]
     floors = [lb for lb in ("floor", "floor-gather") if lb in labels]
 
@@ -345,10 +517,16 @@ def build_table(
     ]
     verdicts: list[str] = []
 
+    def shown(row: Row, label: str) -> bool:
+        return row.variants is None or label in row.variants
+
     def vals(row: Row, label: str) -> dict[int, float]:
         out: dict[int, float] = {}
+        if not shown(row, label):
+            return out
+        variant = row.variants[label] if row.variants is not None else None
         for p in range(1, passes + 1):
-            r = ok.get((row.workload, label, p))
+            r = ok.get((row.workload, label, variant, p))
             v = row.get(r) if r is not None else None
             if v is not None:
                 out[p] = v
@@ -361,11 +539,14 @@ def build_table(
         return med(rs)
 
     for row in ROWS:
-        if row.workload not in workloads:
+        if row.workload not in workloads or (row.needs and row.needs not in labels):
             continue
         cells = [row.workload, row.name]
         medians = {lb: med(list(vals(row, lb).values())) for lb in labels}
-        cells += [row.fmt(m) if m is not None else "n/a" for m in medians.values()]
+        cells += [
+            row.fmt(m) if m is not None else "n/a" if shown(row, lb) else ""
+            for lb, m in medians.items()
+        ]
         for f in floors:
             x = per_pass_ratio(row, "stepgraph", f) if row.ratio else None
             cells.append(f"{x:.2f}\u00d7" if x is not None else "")
@@ -387,7 +568,7 @@ def build_table(
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="stepgraph vs the asyncio floor vs peer engines, W1-W6 of "
-        "shared/bench/workloads.md (W4 is left for a later issue).",
+        "shared/bench/workloads.md.",
         epilog="Peers: PEERS_PY=/path/to/python, else <repo>/.peers/bin/python when it exists.",
     )
     p.add_argument("--passes", type=int, default=3, help="passes over all cases (default 3)")
@@ -420,7 +601,7 @@ def parse_args() -> argparse.Namespace:
     a.workloads = [w.strip().upper() for w in a.workloads.split(",") if w.strip()]
     bad = [w for w in a.workloads if w not in WORKLOADS]
     if bad:
-        p.error(f"unknown or unsupported workloads {bad} (W4 is left for a later issue)")
+        p.error(f"unknown workloads {bad}")
     if a.passes < 1:
         p.error("--passes must be >= 1")
     a.peers = [] if a.no_peers else [x.strip() for x in a.peers.split(",") if x.strip()]
@@ -458,6 +639,7 @@ def main() -> int:
     reps = ["--reps", "3"] if a.quick else []
     commit = git("rev-parse", "--short", "HEAD")
     dirty = bool(git("status", "--porcelain", "--", "src"))
+    load0 = os.getloadavg()
     meta = {
         "stamp": stamp,
         "commit": commit,
@@ -470,7 +652,7 @@ def main() -> int:
         "python": platform.python_version(),
         "peers_python": str(peers_py) if peers_py else None,
         "cpus": os.cpu_count(),
-        "loadavg_start": os.getloadavg(),
+        "loadavg_start": load0,
     }
     out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     log(f"results -> {out}")
@@ -486,17 +668,17 @@ def main() -> int:
     with out.open("w") as f:
         for p in range(1, a.passes + 1):
             for w in a.workloads:
-                k = (p - 1) % len(labels)
-                for label in labels[k:] + labels[:k]:  # rotate the order from pass to pass
+                for label, variant in cases(w, labels, p):  # the order rotates from pass to pass
                     busy = wait_quiet(a.wait_quiet, BUSY_MAX)
-                    rec = run_case(pythons[label], ENGINES[label], w, reps, a.timeout)
+                    rec = run_case(pythons[label], ENGINES[label], w, variant, reps, a.timeout)
                     rec["pass"] = p
                     rec["busy_cores_before"] = None if busy is None else round(busy, 2)
                     recs.append(rec)
                     f.write(json.dumps(rec) + "\n")
                     f.flush()
                     log(
-                        f"[pass {p}/{a.passes}] {w} {label:<16} {rec['wall_seconds']:6.1f}s  "
+                        f"[pass {p}/{a.passes}] {w} {case_name(rec):<28} "
+                        f"{rec['wall_seconds']:6.1f}s  "
                         f"{headline(rec)}"
                         + (
                             f"  (others busy: {disturbance(rec):.1f} cores)"
@@ -505,6 +687,9 @@ def main() -> int:
                         )
                     )
     log(f"total wall: {time.perf_counter() - t_start:.0f} s")
+    load1 = os.getloadavg()
+    meta["loadavg_end"] = load1
+    out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     lines, verdicts = build_table(recs, labels, a.passes, a.workloads)
     failures = [r for r in recs if not r.get("verified")]
@@ -517,16 +702,18 @@ def main() -> int:
         f"{os.cpu_count()} cpus; peers: {peer_desc}.",
         "Ratios are medians of per-pass ratios of time (for W5 of 1/throughput): > 1 means "
         "the numerator is slower (or bigger, for RSS). floor = plain-asyncio Pregel loop that "
-        "awaits a lone target inline; floor-gather = one Task per delivery. "
-        "W4 (checkpoints) is left for a later issue.",
+        "awaits a lone target inline; floor-gather = one Task per delivery.",
+        f"Load average (1 min) {load0[0]:.2f} at the start, {load1[0]:.2f} at the end.",
         f"Raw results: {out}",
     ]
+    if "W4" in a.workloads:
+        notes += W4_NOTES
     disturbed = [r for r in recs if disturbance(r) > BUSY_MAX]
     if disturbed:
         notes.append(
             f"Noise: during {len(disturbed)} of {len(recs)} cases (or just before), other "
             f"processes kept more than {BUSY_MAX} CPU cores busy ("
-            + ", ".join(f"{r['workload']} {r['case']}" for r in disturbed[:12])
+            + ", ".join(f"{r['workload']} {case_name(r)}" for r in disturbed[:12])
             + (", ..." if len(disturbed) > 12 else "")
             + "); treat their numbers with care."
         )
@@ -535,14 +722,14 @@ def main() -> int:
         notes.append("")
         notes.append("Passing cases that wrote to stderr (warnings?):")
         notes += [
-            f"* pass {r['pass']} {r['workload']} {r['case']}: {r['stderr'][-300:]!r}"
+            f"* pass {r['pass']} {r['workload']} {case_name(r)}: {r['stderr'][-300:]!r}"
             for r in chatty
         ]
     if failures:
         notes.append("")
         notes.append("Failures:")
         notes += [
-            f"* pass {r['pass']} {r['workload']} {r['case']}: {r.get('error')}" for r in failures
+            f"* pass {r['pass']} {r['workload']} {case_name(r)}: {r.get('error')}" for r in failures
         ]
     text = "\n".join(lines + notes)
     print(text, flush=True)
