@@ -36,7 +36,7 @@ __all__ = [
 FORMAT_VERSION = 1
 """Version of the checkpoint layout; bumped only with a migration and new golden files."""
 
-FULL_EVERY = 16
+FULL_EVERY = 32
 """A chain of deltas is cut by a full checkpoint at least this often."""
 
 _EMPTY: Mapping[str, bytes] = types.MappingProxyType({})

@@ -6,14 +6,17 @@ b"SGC1" | u32 header length | header JSON (UTF-8) | for each part: u32 length | 
 
 The header holds the `CheckpointInfo`, graph signature, status, the names of
 the stored parts (in order), and for a delta the deleted state keys and its
-depth. The graph description is written only in full records; a delta takes
-its base's. Any malformation raises `CheckpointDecodeError`.
+depth. The graph description is written only in full records (zlib-compressed,
+base64, key `graphz`; version-1 records had it plain under `graph`); a delta
+takes its base's. Any malformation raises `CheckpointDecodeError`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
+import zlib
 import types
 from collections.abc import Sequence
 from datetime import datetime
@@ -44,8 +47,8 @@ def pack(cp: Checkpoint) -> bytes:
         "status": cp.status,
         "parts": names,
     }
-    if cp.changed is None:
-        header["graph"] = cp.graph
+    if cp.changed is None:  # the graph description (often KiBs of JSON) rides compressed
+        header["graphz"] = base64.b64encode(zlib.compress(cp.graph.encode(), 6)).decode()
     else:
         header["deleted"] = sorted(cp.deleted)
         header["depth"] = cp.depth
@@ -97,7 +100,9 @@ def _unpack(blob: bytes) -> Checkpoint:
         superstep=int(h["superstep"]),
         created_at=datetime.fromisoformat(h["at"]),
     )
-    full = "graph" in h
+    full = "graph" in h or "graphz" in h
+    if "graphz" in h:
+        h["graph"] = zlib.decompress(base64.b64decode(h["graphz"])).decode()
     return Checkpoint(
         info=info,
         graph_signature=str(h["sig"]),
