@@ -136,9 +136,9 @@ def test_concurrent_sessions_share_commits(tmp_path: Path) -> None:
     class Counting(sg.SqliteCheckpointStore):
         commits = 0
 
-        def _commit(self, batch: Any) -> None:
+        def _commit(self, doing: str, batch: Any) -> None:
             Counting.commits += 1
-            super()._commit(batch)
+            super()._commit(doing, batch)
 
     @sg.executor(id="step")
     async def step(n: int, ctx: sg.Context[int, int]) -> None:

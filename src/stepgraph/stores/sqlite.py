@@ -181,50 +181,59 @@ class SqliteCheckpointStore:
             zlib.crc32(record),
             record,
         )
-        item = _Pending(row, lease)
+
+        def write(conn: sqlite3.Connection) -> None:
+            if lease is None:
+                conn.execute(_SAVE, row)
+                return
+            fence = (lease.session_id, lease.token, lease.owner)
+            if conn.execute(_FENCED_SAVE, (*row, *fence)).rowcount == 0:
+                raise LeaseLostError(
+                    f"checkpoint {info.id!r} was not saved: session {lease.session_id!r} no "
+                    f"longer holds lease token {lease.token}"
+                )
+
+        await self._write(f"save checkpoint {info.id!r}", write)
+
+    async def _write(self, doing: str, op: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a write in the next group commit: one transaction (one fsync) for all the
+        writes that sessions make while the first of them waits one turn of the loop.
+        """
+        item = _Pending(op)
         batch = self._batch
         if batch is not None:  # a leader is collecting: ride on its commit
             item.done = asyncio.get_running_loop().create_future()
             batch.append(item)
             await item.done
-            return
-        self._batch = batch = [item]
-        try:
-            await asyncio.sleep(0)  # let concurrent saves join this commit
-        finally:
-            self._batch = None
-            self._commit(batch)  # synchronous: even a cancelled leader commits its batch
+        else:
+            self._batch = batch = [item]
+            try:
+                await asyncio.sleep(0)  # let concurrent writes join this commit
+            finally:
+                self._batch = None
+                self._commit(doing, batch)  # synchronous: a cancelled leader still commits
         if item.error is not None:
             raise item.error
+        return item.result
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, doing: str, batch: list[_Pending]) -> None:
         def write(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 for item in batch:
-                    if item.lease is None:
-                        conn.execute(_SAVE, item.row)
-                        continue
-                    lease = item.lease
-                    cur = conn.execute(
-                        _FENCED_SAVE, (*item.row, lease.session_id, lease.token, lease.owner)
-                    )
-                    if cur.rowcount == 0:
-                        item.error = LeaseLostError(
-                            f"checkpoint {item.row[0]!r} was not saved: session "
-                            f"{lease.session_id!r} no longer holds lease token {lease.token}"
-                        )
+                    try:
+                        item.result = item.op(conn)
+                    except LeaseLostError as exc:  # refused alone; the others commit
+                        item.error = exc
 
+        what = doing if len(batch) == 1 else f"{doing} (with {len(batch) - 1} more writes)"
         try:
-            self._run(f"save {len(batch)} checkpoint(s)", write)
+            self._run(what, write)
         except CheckpointError as exc:
             for item in batch:
                 item.error = exc
         for item in batch:
             if item.done is not None and not item.done.done():
-                if item.error is None:
-                    item.done.set_result(None)
-                else:
-                    item.done.set_exception(item.error)
+                item.done.set_result(None)
 
     # -- leases -------------------------------------------------------------------------
 
@@ -237,7 +246,7 @@ class SqliteCheckpointStore:
         while True:
             now = time.time()
             args = (session_id, owner, now + ttl, now)
-            row = self._run(
+            row = await self._write(
                 f"lease session {session_id!r}",
                 lambda c, args=args: c.execute(_ACQUIRE, args).fetchone(),
             )
@@ -292,7 +301,7 @@ class SqliteCheckpointStore:
 
     async def release(self, lease: Lease) -> None:
         """End the lease if it is still current (the token is kept for the next holder)."""
-        self._run(
+        await self._write(
             f"release the lease of {lease.session_id!r}",
             lambda c: c.execute(
                 "UPDATE leases SET owner = NULL, expires_at = 0 "
@@ -489,13 +498,13 @@ def _dead_here(owner: str) -> bool:
 
 
 class _Pending:
-    """One save waiting for a group commit."""
+    """One write waiting for a group commit."""
 
-    __slots__ = ("done", "error", "lease", "row")
+    __slots__ = ("done", "error", "op", "result")
 
-    def __init__(self, row: tuple[Any, ...], lease: Lease | None) -> None:
-        self.row = row
-        self.lease = lease
+    def __init__(self, op: Callable[[sqlite3.Connection], Any]) -> None:
+        self.op = op
+        self.result: Any = None
         self.done: asyncio.Future[None] | None = None
         self.error: CheckpointError | None = None
 
