@@ -14,7 +14,7 @@ EXPECTED = {
     "SuperstepStarted", "SyncContext", "Workflow", "WorkflowBuilder", "WorkflowError",
     "executor", "handler", "response_handler",
     "Cache", "MemoryCache", "SqliteCache", "ExecutorTimeoutError", "RunTimeoutError",
-    "MigrationData", "CachePolicy", "ExecutorRetrying", "RetryPolicy",
+    "MigrationData", "LeasePolicy", "LeaseLostError", "CachePolicy", "ExecutorRetrying", "RetryPolicy",
 }  # fmt: skip
 
 

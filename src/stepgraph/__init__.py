@@ -49,6 +49,7 @@ from ._events import (
     SuperstepStarted,
 )
 from ._executor import Executor, FunctionExecutor, executor, handler, response_handler
+from ._leasing import LeasePolicy
 from ._migrations import MigrationData
 from ._policies import CachePolicy, ExecutorRetrying, RetryPolicy
 from ._requests import Request, RunResult
@@ -64,6 +65,7 @@ from .stores import (
     MemoryCheckpointStore,
     SqliteCheckpointStore,
 )
+from .stores._lease import LeaseLostError
 
 __version__ = "0.1.0"
 
@@ -94,6 +96,8 @@ __all__ = [
     "GraphError",
     "GraphMismatchError",
     "GraphWarning",
+    "LeaseLostError",
+    "LeasePolicy",
     "MemoryCache",
     "MemoryCheckpointStore",
     "MigrationData",

@@ -15,6 +15,7 @@ WorkflowError
 └── CheckpointError                    saving or loading a checkpoint failed
     ├── CheckpointNotFoundError
     ├── CheckpointDecodeError          stored bytes are malformed or unsafe
+    ├── LeaseLostError                 another process took the session over
     └── GraphMismatchError             checkpoint made by a different graph
 ```
 

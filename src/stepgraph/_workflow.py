@@ -235,6 +235,12 @@ class Workflow(Generic[InT]):
         """The graph as a Mermaid flowchart."""
         return _viz.to_mermaid(self.start_id, self._plan.ids, self._groups)
 
+    def to_svg(self) -> str:
+        """The graph as an SVG picture (a layered layout; no Graphviz needed)."""
+        from ._svg import to_svg
+
+        return to_svg(self.describe(), title=self.name)
+
     def to_dot(self) -> str:
         """The graph in Graphviz DOT."""
         return _viz.to_dot(self.name, self.start_id, self._plan.ids, self._groups)

@@ -1,0 +1,56 @@
+"""`stepgraph graph` (Mermaid, DOT or SVG) and `stepgraph serve` (the hosting package)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from pathlib import Path
+
+from .._svg import to_svg
+from ._exit import CliError, ExitCode
+from ._stores import parse_store_url
+from ._target import load_workflow
+from ._workspace import Terminal
+
+__all__ = ["cmd_graph", "cmd_serve"]
+
+
+def cmd_graph(args: argparse.Namespace, term: Terminal) -> ExitCode:
+    """`stepgraph graph path.py:workflow --format mermaid|dot|svg [-o FILE]`."""
+    workflow = load_workflow(args.target)
+    match args.format:
+        case "mermaid":
+            text = workflow.to_mermaid()
+        case "dot":
+            text = workflow.to_dot()
+        case _:
+            text = to_svg(workflow.describe(), title=workflow.name)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc
+        term.note(f"wrote {args.output}")
+    else:
+        term.out.write(text if text.endswith("\n") else text + "\n")
+    return ExitCode.OK
+
+
+def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
+    """`stepgraph serve path.py:workflow`: hand over to `stepgraph.hosting.serve`."""
+    workflow = load_workflow(args.target)
+    spec = parse_store_url(args.store)
+    try:
+        hosting = importlib.import_module("stepgraph.hosting")
+    except ImportError as exc:
+        missing = f" (missing module {exc.name})" if exc.name else ""
+        raise CliError(
+            f"stepgraph serve needs the hosting extra: pip install 'stepgraph[hosting]'{missing}"
+        ) from exc
+    serve = getattr(hosting, "serve", None)
+    if not callable(serve):
+        raise CliError("this install's stepgraph.hosting has no serve(); upgrade stepgraph")
+    api_key: str | None = args.api_key or os.environ.get("STEPGRAPH_API_KEY") or None
+    serve(workflow, host=args.host, port=args.port, store_url=spec.url, api_key=api_key)
+    return ExitCode.OK

@@ -1,0 +1,141 @@
+"""Load a workflow named `path/to/file.py:attribute` (the attribute may be omitted).
+
+The file is imported as a module named after its stem, with its directory put
+first on `sys.path` (as `python path/to/file.py` would), so it can import its
+siblings. The module name matters: executor classes and predicates are named
+by `module.qualname` in the graph signature, so every process that opens the
+same sessions (`stepgraph run`, `resume`, `serve`) must load a file under the
+same name, which a stem gives.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import stepgraph as sg
+
+from ._exit import CliError, one_line
+
+__all__ = ["load_workflow", "split_target", "target_key"]
+
+
+def split_target(target: str) -> tuple[Path, str | None]:
+    """`"dir/app.py:workflow"` -> `(Path("dir/app.py"), "workflow")`; the attribute is optional."""
+    path, sep, attr = target.rpartition(":")
+    if not sep or not path:
+        path, attr = target, ""
+    if sep and not attr:
+        raise CliError(f"bad target {target!r}: nothing after ':'; expected path.py:attribute")
+    if attr and not all(part.isidentifier() for part in attr.split(".")):
+        raise CliError(f"bad target {target!r}: {attr!r} is not an attribute name")
+    return Path(path), attr or None
+
+
+def _module_name(path: Path) -> str:
+    stem = path.stem if path.stem != "__init__" else path.parent.name
+    name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in stem) or "workflow"
+    if name[0].isdigit():
+        name = "_" + name
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) != str(path):
+        name = f"stepgraph_target_{name}"  # never shadow an imported module (json.py, ...)
+    return name
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    if isinstance(exc, SyntaxError) and exc.lineno is not None:
+        return f" (line {exc.lineno})"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return f" (line {frames[-1].lineno})" if frames else ""
+
+
+def _import(path: Path) -> ModuleType:
+    if not path.exists():
+        raise CliError(f"no such file: {path}")
+    if not path.is_file():
+        raise CliError(f"not a file: {path}")
+    path = path.resolve()
+    name = _module_name(path)
+    if (loaded := sys.modules.get(name)) is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CliError(f"cannot import {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        detail = one_line(str(exc))
+        raise CliError(
+            f"importing {path.name} failed{_where(exc, path)}: {type(exc).__name__}"
+            + (f": {detail}" if detail else "")
+        ) from exc
+    return module
+
+
+def _find_one(module: ModuleType, path: Path) -> tuple[str, object]:
+    found: list[tuple[str, object]] = [
+        (k, v) for k, v in vars(module).items() if isinstance(v, sg.Workflow)
+    ]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise CliError(f"{path.name} defines no Workflow; name one with {path}:attribute")
+    names = ", ".join(k for k, _ in found)
+    raise CliError(f"{path.name} defines several workflows ({names}); pick one with {path}:NAME")
+
+
+def load_workflow(target: str) -> sg.Workflow[Any]:
+    """Import the file and return its workflow (or call a zero-argument factory for it).
+
+    Raises:
+        CliError: missing file, import failure, unknown attribute, not a workflow.
+    """
+    path, attr = split_target(target)
+    module = _import(path)
+    if attr is None:
+        attr, value = _find_one(module, path)
+    else:
+        value: object = module
+        for part in attr.split("."):
+            if not hasattr(value, part):
+                candidates = [k for k, v in vars(module).items() if isinstance(v, sg.Workflow)]
+                hint = f" (workflows there: {', '.join(candidates)})" if candidates else ""
+                raise CliError(f"{path.name} has no attribute {attr!r}{hint}")
+            value = getattr(value, part)
+    if isinstance(value, sg.Workflow):
+        return value  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, sg.WorkflowBuilder):
+        raise CliError(f"{path.name}:{attr} is a WorkflowBuilder; expose builder.build() instead")
+    if not callable(value):
+        kind = type(value).__name__
+        raise CliError(f"{path.name}:{attr} is a {kind}, not a Workflow or a factory of one")
+    try:
+        made = value()
+    except Exception as exc:
+        if isinstance(exc, TypeError) and "argument" in str(exc):
+            raise CliError(
+                f"{path.name}:{attr} needs arguments; expose a Workflow or a zero-argument factory"
+            ) from exc
+        raise CliError(
+            f"{path.name}:{attr}() failed: {type(exc).__name__}: {one_line(str(exc))}"
+        ) from exc
+    if not isinstance(made, sg.Workflow):
+        raise CliError(f"{path.name}:{attr}() returned a {type(made).__name__}, not a Workflow")
+    return made  # pyright: ignore[reportUnknownVariableType]
+
+
+def target_key(target: str) -> str:
+    """The target with an absolute path, as remembered for a session."""
+    path, attr = split_target(target)
+    full = os.path.abspath(path)
+    return f"{full}:{attr}" if attr else full
