@@ -536,7 +536,7 @@ async def verify(
                     f"uninterrupted run's: {_diff(state, ref.states.get(info.superstep, {}))}"
                 )
         v.problems.extend(lineage(infos))
-        session = wf.session(session_id, store=store)
+        session = wf.session(session_id, store=store, lease=False)  # nothing else runs it now
         await session.load()
         if session.status is not sg.RunStatus.IDLE or session.superstep != FINAL_SUPERSTEP:
             v.problems.append(
