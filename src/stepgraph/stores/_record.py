@@ -16,8 +16,8 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import zlib
 import types
+import zlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
