@@ -56,3 +56,35 @@ class RunResult:
     status: RunStatus
     pending_requests: tuple[Request, ...] = ()
     checkpoint_id: str | None = field(default=None)
+
+
+def _fast_run_result_init() -> None:
+    """Build `RunResult` through its slot descriptors (one per run: about twice as fast).
+
+    The class stays a frozen dataclass: assignment after construction still raises.
+    """
+    names = ("session_id", "outputs", "events", "status", "pending_requests", "checkpoint_id")
+    setters = [getattr(RunResult, n).__set__ for n in names]
+    s_id, s_out, s_ev, s_st, s_pr, s_cp = setters
+
+    def __init__(
+        self: RunResult,
+        session_id: str,
+        outputs: list[Any],
+        events: list[Event],
+        status: RunStatus,
+        pending_requests: tuple[Request, ...] = (),
+        checkpoint_id: str | None = None,
+    ) -> None:
+        s_id(self, session_id)
+        s_out(self, outputs)
+        s_ev(self, events)
+        s_st(self, status)
+        s_pr(self, pending_requests)
+        s_cp(self, checkpoint_id)
+
+    __init__.__qualname__ = "RunResult.__init__"
+    RunResult.__init__ = __init__
+
+
+_fast_run_result_init()

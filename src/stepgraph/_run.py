@@ -123,7 +123,7 @@ class _Execution:
         self.error: BaseException | None = None
         self.cancel_requested = False
         self.finished = False
-        self.waiters: list[asyncio.Future[None]] = []
+        self.waiters: list[asyncio.Future[None]] | None = None  # made by wait_finished
         session._active = self
 
     def release(self) -> None:
@@ -139,10 +139,11 @@ class _Execution:
         """The loop has stopped: release the guard and wake whoever waits in `aclose`."""
         self.finished = True
         self.release()
-        for w in self.waiters:
-            if not w.done():
-                w.set_result(None)
-        self.waiters.clear()
+        if self.waiters:
+            for w in self.waiters:
+                if not w.done():
+                    w.set_result(None)
+            self.waiters = None
 
     def cancelled_before_start(self) -> None:
         """A run cancelled before it started: it did nothing and ends `CANCELLED`."""
@@ -160,6 +161,8 @@ class _Execution:
     async def wait_finished(self) -> None:
         if not self.finished:
             waiter = asyncio.get_running_loop().create_future()
+            if self.waiters is None:
+                self.waiters = []
             self.waiters.append(waiter)
             await waiter
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _state
@@ -98,11 +98,23 @@ class Runner:
         self.plan = session.workflow._plan
         self.outputs: list[Any] = []
 
-    async def execute(self) -> RunStatus:
-        """Run the invocation: under the session's lease when its store arbitrates leases."""
+    def execute(self) -> Coroutine[Any, Any, RunStatus]:
+        """Run the invocation (under a lease, in a span, when the session asks for them).
+
+        A plain function returning the innermost coroutine that is needed, so the
+        common case (no lease, no tracing) awaits one coroutine, not three.
+        """
         s = self.session
-        if s._lease_policy is None:
-            return await self._traced()
+        if s._lease_policy is not None:
+            return self._leased()
+        if s._tracer is not None:
+            return self._traced()
+        return self._execute()
+
+    async def _leased(self) -> RunStatus:
+        """Run the invocation holding the session's lease in its store."""
+        s = self.session
+        assert s._lease_policy is not None
         async with holding(s, s._lease_policy) as lease:
             s._lease = lease
             try:
@@ -272,7 +284,11 @@ class Runner:
         sink.emit(SuperstepStarted(k))
         committed = s._state
         emit = sink.emit
-        acts = [Activation(i, queue[i], k, committed, emit) for i in sorted(queue)]
+        if len(queue) == 1:  # the common case of chains and loops
+            ((only, messages),) = queue.items()
+            acts = [Activation(only, messages, k, committed, emit)]
+        else:
+            acts = [Activation(i, queue[i], k, committed, emit) for i in sorted(queue)]
         snapshots = await self._snapshots(acts) if s.workflow._any_stateful else []
         try:
             if len(acts) == 1:
@@ -386,6 +402,8 @@ class Runner:
                     raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
                 if guarded:
                     await invoke_with_policy(self, policy, h, ex, message, ctx, act)
+                elif h.is_async:  # the common case, without an extra coroutine
+                    await h.invoke(ex, message, ctx)
                 else:
                     await self.call(h, ex, message, ctx, act)
         except Exception as exc:
