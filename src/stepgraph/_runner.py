@@ -391,6 +391,7 @@ class Runner:
         act.emit(ExecutorInvoked(eid, act.superstep))
         policy = s.workflow._policies[i]
         guarded = s.workflow._policy_active[i]
+        remote = s._backend is not None
         try:
             ctx._act = act
             for message in act.messages:
@@ -400,7 +401,9 @@ class Runner:
                     h = table.resolve(message)
                 if h is None:
                     raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
-                if guarded:
+                if remote:  # the executor lives elsewhere (a backend's proxy)
+                    await ex.handle(message, ctx)  # type: ignore[attr-defined]
+                elif guarded:
                     await invoke_with_policy(self, policy, h, ex, message, ctx, act)
                 elif h.is_async:  # the common case, without an extra coroutine
                     await h.invoke(ex, message, ctx)

@@ -38,6 +38,7 @@ from ._runner import new_context
 from .stores.memory import MemoryCheckpointStore
 
 if TYPE_CHECKING:
+    from ._backend import Backend
     from ._workflow import Workflow
     from .stores import CheckpointStore
     from .stores._lease import Lease
@@ -70,6 +71,7 @@ class Session(Generic[InT]):
         cache: Cache | None = None,
         tracer: Tracer | None = None,
         lease: LeasePolicy | bool = True,
+        backend: Backend | None = None,
     ) -> None:
         self.id = session_id
         self.workflow = workflow
@@ -91,6 +93,7 @@ class Session(Generic[InT]):
         self._checkpointer = Checkpointer(self, store) if store is not None else None
         self._private: Checkpointer | None = None
         self._retention = retention
+        self._backend = backend
         # One runner per session across processes, when the store arbitrates leases.
         self._lease_policy: LeasePolicy | None = None
         if lease is not False and store is not None and supports_leases(store):
@@ -480,7 +483,11 @@ class Session(Generic[InT]):
         return Run(_Execution(self, prepare, limit))  # takes the guard
 
     def _instantiate(self, index: int) -> Executor:
-        ex = self.workflow._prototypes[index].fresh()
+        backend = self._backend
+        if backend is not None:
+            ex = backend.instantiate(self, index)
+        else:
+            ex = self.workflow._prototypes[index].fresh()
         self._executors[index] = ex
         self._contexts[index] = new_context(self, index)
         return ex

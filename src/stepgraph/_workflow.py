@@ -34,6 +34,7 @@ from ._subworkflow import SubWorkflow
 __all__ = ["Workflow", "default_clock", "default_ids"]
 
 if TYPE_CHECKING:
+    from ._backend import Backend
     from .agents import WorkflowAgent
     from .stores import CheckpointStore
     from .tracing import Tracer
@@ -176,6 +177,7 @@ class Workflow(Generic[InT]):
         cache: Cache | None = None,
         tracer: Tracer | None = None,
         lease: LeasePolicy | bool = True,
+        backend: Backend | None = None,
     ) -> Session[InT]:
         """Open a session: cheap and synchronous.
 
@@ -192,6 +194,7 @@ class Workflow(Generic[InT]):
             lease: with a store that arbitrates leases (SQLite, PostgreSQL), every run holds
                 the session's lease, so no two processes run it at once (`LeasePolicy` sets
                 ttl, wait and owner; False turns it off).
+            backend: where executors run (`stepgraph.distributed`); in this process by default.
         """
         id_factory = ids or default_ids
         return Session(
@@ -204,6 +207,7 @@ class Workflow(Generic[InT]):
             cache=cache,
             tracer=tracer,
             lease=lease,
+            backend=backend,
         )
 
     def run(self, input: InT, store: CheckpointStore | None = None) -> Run:
