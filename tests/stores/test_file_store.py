@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import subprocess
 import sys
 import textwrap
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from tests.stores.proc_support import run_together
 
 from stepgraph import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
 from stepgraph.stores import _record
@@ -212,33 +212,6 @@ CHILD = textwrap.dedent(
     asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
     """
 )
-
-
-def run_together(commands: list[list[str]]) -> None:
-    """Start the children, wait until each has said ready, then let them all go at once."""
-    children = [
-        subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for cmd in commands
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == "ready"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        for child in children:
-            child.communicate(timeout=60)
-            assert child.returncode == 0
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            for stream in (child.stdin, child.stdout):
-                if stream is not None:
-                    stream.close()
 
 
 def test_two_processes_append_to_one_log_without_loss(tmp_path: Path) -> None:

@@ -32,9 +32,7 @@ use, never at construction. Every `sqlite3.Error` becomes a `CheckpointError`
 from __future__ import annotations
 
 import asyncio
-import math
 import os
-import socket
 import sqlite3
 import time
 import zlib
@@ -44,14 +42,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from .._checkpoint import Checkpoint, CheckpointInfo
-from .._errors import (
-    CheckpointDecodeError,
-    CheckpointError,
-    CheckpointNotFoundError,
-    ConcurrentRunError,
-)
+from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
 from . import _record
-from ._lease import Lease, LeaseLostError, check_ttl, held_message, pause
+from ._lease import Lease, LeaseLostError
+from ._sqlite_leases import SqliteLeases
 
 __all__ = ["SqliteCheckpointStore"]
 
@@ -101,13 +95,6 @@ ON CONFLICT (id) DO UPDATE SET
     full = excluded.full, crc = excluded.crc, record = excluded.record
 """
 
-_ACQUIRE = """
-INSERT INTO leases (session_id, owner, token, expires_at) VALUES (?, ?, 1, ?)
-ON CONFLICT (session_id) DO UPDATE SET
-    owner = excluded.owner, token = leases.token + 1, expires_at = excluded.expires_at
-WHERE leases.owner IS NULL OR leases.owner = excluded.owner OR leases.expires_at <= ?
-RETURNING token, expires_at
-"""
 
 # An upsert keeps a re-saved id at its place in the save order (its rowid): prune
 # re-saves kept deltas whole, and the head must stay the newest checkpoint.
@@ -141,7 +128,7 @@ WHERE session_id = ? ORDER BY seq DESC LIMIT ?
 """
 
 
-class SqliteCheckpointStore:
+class SqliteCheckpointStore(SqliteLeases):
     """Checkpoints in one SQLite database file (see the module docstring).
 
     Args:
@@ -234,81 +221,6 @@ class SqliteCheckpointStore:
         for item in batch:
             if item.done is not None and not item.done.done():
                 item.done.set_result(None)
-
-    # -- leases -------------------------------------------------------------------------
-
-    async def acquire(
-        self, session_id: str, owner: str, ttl: float, *, wait: float | None = None
-    ) -> Lease:
-        """Take the session's lease (see `stepgraph.stores._lease`)."""
-        check_ttl(ttl)
-        deadline = None if wait is None else time.monotonic() + wait
-        while True:
-            now = time.time()
-            args = (session_id, owner, now + ttl, now)
-            row = await self._write(
-                f"lease session {session_id!r}",
-                lambda c, args=args: c.execute(_ACQUIRE, args).fetchone(),
-            )
-            if row is not None:
-                return Lease(session_id, owner, int(row[0]), float(row[1]))
-            holder = self._run(
-                f"read the lease of {session_id!r}",
-                lambda c: c.execute(
-                    "SELECT owner, token, expires_at FROM leases WHERE session_id = ?",
-                    (session_id,),
-                ).fetchone(),
-            )
-            if holder is not None and _dead_here(str(holder[0] or "")):
-                # The holder was a process on this machine that no longer exists (a
-                # crash): take the lease over now instead of waiting out its ttl.
-                args = (session_id, owner, now + ttl, math.inf)
-                row = self._run(
-                    f"take over the lease of {session_id!r}",
-                    lambda c, args=args: c.execute(_ACQUIRE, args).fetchone(),
-                )
-                if row is not None:
-                    return Lease(session_id, owner, int(row[0]), float(row[1]))
-            left = float(holder[2]) - time.time() if holder else 0.0
-            if deadline is None or time.monotonic() >= deadline:
-                raise ConcurrentRunError(
-                    held_message(
-                        session_id,
-                        str(holder[0]) if holder else "?",
-                        int(holder[1]) if holder else 0,
-                        left,
-                    )
-                )
-            await asyncio.sleep(pause(deadline - time.monotonic(), left))
-
-    async def renew(self, lease: Lease, ttl: float) -> Lease:
-        """Extend an unchanged lease; `LeaseLostError` when it was taken over or released."""
-        check_ttl(ttl)
-        expires = time.time() + ttl
-        changed = self._run(
-            f"renew the lease of {lease.session_id!r}",
-            lambda c: (
-                c.execute(
-                    "UPDATE leases SET expires_at = ? "
-                    "WHERE session_id = ? AND token = ? AND owner = ?",
-                    (expires, lease.session_id, lease.token, lease.owner),
-                ).rowcount
-            ),
-        )
-        if changed == 0:
-            raise LeaseLostError(f"the lease of session {lease.session_id!r} was taken over")
-        return Lease(lease.session_id, lease.owner, lease.token, expires)
-
-    async def release(self, lease: Lease) -> None:
-        """End the lease if it is still current (the token is kept for the next holder)."""
-        await self._write(
-            f"release the lease of {lease.session_id!r}",
-            lambda c: c.execute(
-                "UPDATE leases SET owner = NULL, expires_at = 0 "
-                "WHERE session_id = ? AND token = ? AND owner = ?",
-                (lease.session_id, lease.token, lease.owner),
-            ),
-        )
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The whole checkpoint; raises `CheckpointNotFoundError` for an unknown id."""
@@ -477,24 +389,6 @@ class SqliteCheckpointStore:
                 f"from {self._path}"
             )
         return _record.resolve(chain)
-
-
-def _dead_here(owner: str) -> bool:
-    """True when `owner` ("host:pid:...") names a process of this host that is gone."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class _Pending:
