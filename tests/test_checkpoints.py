@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -525,5 +526,30 @@ def test_awaiting_a_finished_run_again_gives_the_same_result() -> None:
         run = ping_pong().session().run(5)
         first = await run
         assert (await run) is first
+
+    asyncio.run(main())
+
+
+def test_task_cancelled_before_its_first_step_releases_the_guard() -> None:
+    async def main() -> None:
+        s = ping_pong().session()
+        task = asyncio.ensure_future(s.run(1))  # wrapped in a task, not started yet
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert s.status is not sg.RunStatus.RUNNING
+        assert (await s.run(5)).outputs == [[6, 11]]
+
+    asyncio.run(main())
+
+
+def test_dropping_an_awaited_but_unstarted_run_releases_the_guard() -> None:
+    async def main() -> None:
+        s = ping_pong().session()
+        run = s.run(1)
+        iterator = run.__await__()  # awaited, never advanced
+        del run, iterator
+        gc.collect()  # the unstarted coroutine and its Run refer to each other
+        assert (await s.run(5)).outputs == [[6, 11]]
 
     asyncio.run(main())

@@ -69,11 +69,19 @@ class _Select:
 
 
 class _FanIn:
-    __slots__ = ("items", "slot")
+    __slots__ = ("classes", "items", "slot")
 
     def __init__(self, slot: FanInSlot, items: tuple[TypeSpec, ...]) -> None:
         self.slot = slot
         self.items = items
+        # Plain classes (no item or literal constraints) are checked with one isinstance.
+        plain = all(s.args is None and s.literals is None for s in items)
+        self.classes: tuple[type, ...] | None = tuple(s.origin for s in items) if plain else None
+
+    def takes(self, message: object) -> bool:
+        if self.classes is not None:
+            return isinstance(message, self.classes)
+        return any(_types.matches(message, s) for s in self.items)
 
 
 _Route = _Direct | _Switch | _Select | _FanIn
@@ -196,7 +204,7 @@ class Plan:
                 self._take(r.dsts[eid], message, out, skipped, "multi-select target")
             if not chosen:
                 skipped.append("the multi-select selector chose no target")
-        elif any(_types.matches(message, s) for s in r.items):
+        elif r.takes(message):
             out.append(r.slot)
         else:
             skipped.append(

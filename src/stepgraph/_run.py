@@ -103,6 +103,7 @@ class _Execution:
         "cancel_requested",
         "error",
         "finished",
+        "owner",
         "prepare",
         "result",
         "session",
@@ -123,6 +124,7 @@ class _Execution:
         self.error: BaseException | None = None
         self.cancel_requested = False
         self.finished = False
+        self.owner: asyncio.Task[Any] | None = None  # the task awaiting an inline run
         self.waiters: list[asyncio.Future[None]] | None = None  # made by wait_finished
         session._active = self
 
@@ -178,7 +180,10 @@ class _Execution:
         )
         return self.result
 
-    async def inline(self) -> RunResult:
+    async def inline(self, run: Run) -> RunResult:
+        # `run` stays referenced by this frame: the Run lives as long as its loop does,
+        # so its finalizer never sees an awaited run that is still going.
+        self.owner = asyncio.current_task()
         runner = self.make_runner(_ListSink())
         try:
             status = await runner.execute()
@@ -189,6 +194,7 @@ class _Execution:
             raise
         finally:
             self.done()
+            del run  # the Run may be collected now
         return self.finish(runner, status)
 
     async def drive(self, channel: _Channel) -> None:
@@ -222,22 +228,20 @@ class Run(Coroutine[Any, Any, RunResult]):
         self._coro: Coroutine[Any, Any, RunResult] | None = None
         self._channel: _Channel | None = None
         self._task: asyncio.Task[None] | None = None
-        self._owner: asyncio.Task[Any] | None = None
         self._raised = False
 
     # -- awaiting -----------------------------------------------------------------
 
     def _coroutine(self) -> Coroutine[Any, Any, RunResult]:
         if self._coro is None:
-            self._coro = self._await_impl()
+            if self._mode == _NEW:  # awaited first: the loop runs inline, in one coroutine
+                self._mode = _AWAITED
+                self._coro = self._exec.inline(self)
+            else:
+                self._coro = self._await_impl()
         return self._coro
 
     async def _await_impl(self) -> RunResult:
-        ex = self._exec
-        if self._mode == _NEW:
-            self._mode = _AWAITED
-            self._owner = asyncio.current_task()
-            return await ex.inline()
         if self._mode == _STREAMING:
             assert self._channel is not None
             assert self._task is not None
@@ -267,9 +271,12 @@ class Run(Coroutine[Any, Any, RunResult]):
 
     def throw(self, typ: Any, val: Any = None, tb: TracebackType | None = None, /) -> Any:
         """Coroutine protocol: raise an exception inside the run."""
+        coro = self._coroutine()
+        if self._exec.owner is None:  # thrown in before its first step (a task cancelled early)
+            self._exec.release()
         if val is None:
-            return self._coroutine().throw(typ)
-        return self._coroutine().throw(val)
+            return coro.throw(typ)
+        return coro.throw(val)
 
     def close(self) -> None:
         """Coroutine protocol: close an awaited run, or stop a run that never started."""
@@ -327,9 +334,9 @@ class Run(Coroutine[Any, Any, RunResult]):
             self._exec.cancelled_before_start()
         elif self._task is not None:
             self._task.cancel()
-        elif self._mode == _AWAITED and self._owner is not None and self._exec.result is None:
+        elif self._mode == _AWAITED and self._exec.owner is not None and self._exec.result is None:
             self._exec.cancel_requested = True
-            self._owner.cancel()
+            self._exec.owner.cancel()
 
     async def aclose(self) -> None:
         """Stop the run and wait until its handlers have stopped and the guard is released."""
@@ -358,7 +365,10 @@ class Run(Coroutine[Any, Any, RunResult]):
             self._exec.release()
         elif mode == _STREAMING and self._task is not None and not self._task.done():
             self._task.cancel()
-        elif mode == _AWAITED and self._coro is not None:
+        elif mode == _AWAITED and self._exec.owner is None and self._coro is not None:
+            # Awaited but never started, and now dropped with its coroutine: give the
+            # guard back (a started run releases it in its own finally).
+            self._exec.release()
             self._coro.close()
 
     @property

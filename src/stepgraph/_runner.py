@@ -294,9 +294,10 @@ class Runner:
             if len(acts) == 1:
                 await (self._invoke_body if s._tracer is None else self._invoke)(acts[0])
             else:
+                invoke = self._invoke_body if s._tracer is None else self._invoke
                 async with asyncio.TaskGroup() as tg:
                     for act in acts:
-                        tg.create_task(self._invoke(act))  # one task per executor
+                        tg.create_task(invoke(act))  # one task per executor
         except BaseException as exc:
             for act in acts:
                 act.closed = True
