@@ -414,10 +414,11 @@ class Session(Generic[InT]):
         """
         if self._checkpointer is None:
             return
-        latest = await self._checkpointer.store.latest(self.id)
-        latest_id = latest.info.id if latest is not None else None
-        if latest is not None and self._seen is not None and latest_id != self._seen:
-            await self._apply(latest)
+        store = self._checkpointer.store
+        newest = await store.list(self.id, limit=1)  # an id is enough unless it moved
+        latest_id = newest[0].id if newest else None
+        if latest_id is not None and self._seen is not None and latest_id != self._seen:
+            await self._apply(await store.load(latest_id))
         self._seen = latest_id
 
     async def _fetch(self, ref: CheckpointRef) -> Checkpoint:
