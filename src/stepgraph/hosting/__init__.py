@@ -4,11 +4,13 @@ Module map:
 
 * `_app`: `create_app` (routes, bearer auth, error handlers, lifespan)
 * `_serve`: `serve` and `load_workflow` (what `stepgraph serve` runs)
-* `_stores`: `open_store` (store URLs) and where the hosting log lives
+* `_stores`: `open_store` (store URLs) and the hosting log of a store
 * `_host`: sessions per conversation, the busy guard, driving runs, shutdown
+* `_replicas`: request locks across replicas sharing a PostgreSQL store
 * `_responses`, `_conversations`: the `/v1/...` routes
 * `_wire`, `_sse`, `_plain`: request parsing, items and Response objects, SSE, plain JSON
-* `_log`: responses, conversations and sessions in a small SQLite log
+* `_log`, `_pglog`: responses, conversations and sessions in a small SQLite log,
+  or in PostgreSQL tables shared by every replica
 * `_events`: stepgraph events as JSON and the hub behind the dev UI stream
 * `_devui`, `_layout`, `static/`: the dev UI's API, its graph layout, the page
 * `_openapi`: the OpenAPI document at `/openapi.json`

@@ -31,9 +31,8 @@ from . import _responses as resp
 from ._devui import ROUTES as UI_ROUTES
 from ._errors import ApiError, error_body, error_response
 from ._host import Host
-from ._log import ResponseLog
 from ._openapi import openapi_document
-from ._stores import log_path_for
+from ._stores import open_log
 
 __all__ = ["create_app"]
 
@@ -108,7 +107,8 @@ def create_app(
         store: where sessions save checkpoints (default: in memory, closed with the app).
         api_key: when set, requests need `Authorization: Bearer <api_key>` (else 401).
         log_path: the hosting log's SQLite file (default: beside the store's data,
-            in memory for a memory store).
+            in memory for a memory store; for a PostgreSQL store, tables in its
+            database and schema, shared by every replica serving it).
         shutdown_grace: seconds runs may take to finish at shutdown before they are
             cancelled.
 
@@ -118,7 +118,7 @@ def create_app(
     """
     own_store = store is None
     the_store: sg.CheckpointStore = store if store is not None else sg.MemoryCheckpointStore()
-    log = ResponseLog(log_path or log_path_for(the_store))
+    log = open_log(the_store, log_path)
     host = Host(workflow, the_store, log)
     doc = openapi_document(workflow.name, api_key is not None)
 

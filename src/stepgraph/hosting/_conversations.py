@@ -87,7 +87,12 @@ async def delete_conversation(request: Request) -> Response:
     host = host_of(request)
     if host.is_busy(conv.session_id):
         raise ApiError(409, "this conversation is busy; delete it when its run has ended")
-    host.log.delete_conversation(conv.id)
+    host.claim(conv.session_id)
+    try:
+        await host.lock(conv.session_id)  # 409 while another replica runs it
+        host.log.delete_conversation(conv.id)
+    finally:
+        await host.release(conv.session_id)
     return JSONResponse({"id": conv.id, "object": "conversation.deleted", "deleted": True})
 
 

@@ -62,13 +62,16 @@ async def sessions(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": data})
 
 
-async def _known(host: Host, session_id: str) -> sg.Session[Any]:
+async def _known(host: Host, session_id: str, *, claimed: bool = False) -> sg.Session[Any]:
+    """The session (404 when unknown); loaded and fresh unless a request here holds it."""
     if not host.log.has_session(session_id) and not await host.store.list(session_id, limit=1):
         raise ApiError(404, f"no session with id {session_id!r}", code="session_not_found")
-    session = host.session(session_id)
-    if not host.is_busy(session_id):
-        await session.load()
-    return session
+    if claimed or not host.is_busy(session_id):
+        try:
+            return await host.fresh(session_id)
+        except sg.ConcurrentRunError:  # a request here started a run meanwhile
+            pass
+    return host.session(session_id)
 
 
 async def session_detail(request: Request) -> Response:
@@ -118,8 +121,9 @@ async def _launch(
 ) -> Response:
     host.claim(session_id, "session")
     try:
+        await host.lock(session_id, "session")
         if known:
-            session = await _known(host, session_id)
+            session = await _known(host, session_id, claimed=True)
         else:
             session = host.session(session_id)
         run = start(session)
@@ -131,11 +135,11 @@ async def _launch(
                 async for _ in host.drive(session, run, rec, live=True):
                     pass
             finally:
-                host.release(session_id)
+                await host.release(session_id)
 
         host.spawn(work)
     except BaseException:
-        host.release(session_id)
+        await host.release(session_id)
         raise
     return JSONResponse({"session_id": session_id, "run_id": rec.id}, status_code=202)
 

@@ -5,6 +5,13 @@ a bounded cache), marks a session busy synchronously before any await (a
 second request for it gets 409 at once), moves the session to the checkpoint
 a request continues from, drives the run and records what the dev UI shows.
 Everything goes through stepgraph's public API.
+
+With a log shared by several replicas (PostgreSQL), the host is `shared`: a
+request also takes the session's request lock across processes (`_replicas`;
+409 when another replica serves it), and a cached session is checked against
+the store's newest checkpoint under that lock and reopened when another
+replica moved it, so no request continues from stale state, and the run's
+`_refresh_head` finds nothing to adopt.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ import stepgraph as sg
 
 from ._errors import ApiError
 from ._events import Hub, event_json
-from ._log import ResponseLog
+from ._log import HostingLog
+from ._replicas import RequestLocks, busy
 from ._wire import new_id
 
 __all__ = ["Host", "RunRecord"]
@@ -93,19 +101,27 @@ class Host:
         store: where sessions save checkpoints.
         log: the hosting log (responses, conversations, sessions).
         cache_size: idle sessions kept open in memory.
+
+    Attributes:
+        shared: other replicas serve the same log and store (a shared log over a
+            store with leases): requests take request locks, cached sessions are
+            checked against the store.
     """
 
     def __init__(
         self,
         workflow: sg.Workflow[Any],
         store: sg.CheckpointStore,
-        log: ResponseLog,
+        log: HostingLog,
         *,
         cache_size: int = 1024,
     ) -> None:
         self.workflow = workflow
         self.store = store
         self.log = log
+        leases = all(callable(getattr(store, m, None)) for m in ("acquire", "renew", "release"))
+        self.shared = log.shared and leases
+        self._locks = RequestLocks(store) if self.shared else None
         self.hub = Hub()
         self.closing = False
         self._cache_size = cache_size
@@ -119,20 +135,30 @@ class Host:
     # -- the busy guard -----------------------------------------------------------------
 
     def claim(self, session_id: str, what: str = "conversation") -> None:
-        """Mark a session busy, synchronously; 409 when it already is, 503 when closing."""
+        """Mark a session busy, synchronously; 409 when it already is, 503 when closing.
+
+        When `shared`, follow with `await lock(...)` before reading where the session stands.
+        """
         if self.closing:
             raise ApiError(503, "the server is shutting down; retry later", code="shutting_down")
         if session_id in self._busy:
-            raise ApiError(
-                409,
-                f"this {what} is busy with another request; wait for it to finish",
-                code="conversation_busy",
-            )
+            raise busy(what)
         self._busy.add(session_id)
 
-    def release(self, session_id: str) -> None:
-        """Clear a session's busy mark."""
-        self._busy.discard(session_id)
+    async def lock(self, session_id: str, what: str = "conversation") -> None:
+        """When `shared`: take the session's request lock across replicas (the caller
+        holds the busy mark); 409 when another replica serves the session.
+        """
+        if self._locks is not None:
+            await self._locks.acquire(session_id, what)
+
+    async def release(self, session_id: str) -> None:
+        """Give back the session's request lock (if any) and clear its busy mark."""
+        try:
+            if self._locks is not None:
+                await self._locks.release(session_id)
+        finally:
+            self._busy.discard(session_id)
 
     def is_busy(self, session_id: str) -> bool:
         """Whether a request holds the session."""
@@ -151,6 +177,23 @@ class Host:
             self._sessions.move_to_end(session_id)
         return s
 
+    async def fresh(self, session_id: str) -> sg.Session[Any]:
+        """The session, loaded; when `shared`, reopened from the store if another replica
+        saved since this one looked (its head is not the store's newest checkpoint).
+
+        Call it holding the busy mark and the request lock, or for a session that is
+        not busy here (a read-only view).
+        """
+        s = self.session(session_id)
+        await s.load()
+        if self.shared:
+            newest = await self.store.list(session_id, limit=1)
+            if s.head != (newest[0].id if newest else None):
+                s = self.workflow.session(session_id, store=self.store)
+                self._sessions[session_id] = s
+                await s.load()
+        return s
+
     def _evict(self) -> None:
         while len(self._sessions) > self._cache_size:
             for sid in self._sessions:
@@ -167,9 +210,8 @@ class Host:
 
         The caller holds the busy mark. A missing checkpoint is a 404, never a fresh start.
         """
-        s = self.session(session_id)
         try:
-            await s.load()
+            s = await self.fresh(session_id)
             if checkpoint_id is None:
                 if s.head is not None:
                     await s.reset()
@@ -237,6 +279,9 @@ class Host:
                 result = await run
                 for ev in result.events:
                     self._note(rec, ev, issued)
+        except sg.ConcurrentRunError:  # another process holds the session's lease
+            rec.status, rec.error = "failed", "another process runs this session"
+            raise busy("conversation" if rec.origin == "responses" else "session") from None
         except sg.WorkflowError as exc:
             rec.status, rec.error = "failed", _failure(exc, rec.events)
         except Exception:
@@ -307,14 +352,20 @@ class Host:
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
+                locks = self._locks
+                renewer = None if locks is None else tasks.create_task(locks.keep_alive())
                 try:
                     yield
                 finally:
                     self.closing = True
                     await self._drain(grace)
+                    if renewer is not None:
+                        renewer.cancel()
         finally:
             self._tasks = None
             self.hub.close()
+            if self._locks is not None:
+                await self._locks.close()
             self.log.close()
 
     async def _drain(self, grace: float) -> None:

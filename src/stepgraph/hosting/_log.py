@@ -15,9 +15,9 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["ConversationRecord", "ResponseLog", "ResponseRecord"]
+__all__ = ["ConversationRecord", "HostingLog", "ResponseLog", "ResponseRecord"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -80,12 +80,38 @@ class ConversationRecord:
     head_checkpoint: str | None
 
 
+class HostingLog(Protocol):
+    """What the host needs of a hosting log: `ResponseLog` (SQLite, one process) or
+    `PostgresResponseLog` (shared by every replica; `shared` is True).
+    """
+
+    shared: bool
+
+    def close(self) -> None: ...
+    def add_session(self, session_id: str, origin: str, label: str) -> None: ...
+    def sessions(self, limit: int = 200) -> list[dict[str, Any]]: ...
+    def has_session(self, session_id: str) -> bool: ...
+    def put_response(self, rec: ResponseRecord, *, origin: str, label: str) -> None: ...
+    def get_response(self, response_id: str) -> ResponseRecord | None: ...
+    def responses_of(
+        self, *, session_id: str | None = None, conversation_id: str | None = None
+    ) -> list[ResponseRecord]: ...
+    def delete_response(self, response_id: str) -> bool: ...
+    def put_conversation(self, conv: ConversationRecord) -> None: ...
+    def get_conversation(self, conversation_id: str) -> ConversationRecord | None: ...
+    def set_conversation_metadata(self, conversation_id: str, metadata: dict[str, str]) -> None: ...
+    def delete_conversation(self, conversation_id: str) -> bool: ...
+
+
 class ResponseLog:
     """Responses, conversations and known sessions (see the module docstring).
 
     Args:
         path: the database file, or ":memory:".
     """
+
+    shared = False
+    """One process uses the file (see `HostingLog`)."""
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -4,12 +4,16 @@ A request with `previous_response_id` continues that response's session from
 the checkpoint the response ended on (an older response id branches); one
 with `conversation` continues the conversation's head; one with neither gets
 a new, clean session. The session is marked busy before any await, so a
-concurrent request for it gets 409 with `x-should-retry: false`.
+concurrent request for it gets 409 with `x-should-retry: false`; with several
+replicas the request then takes the session's request lock (409 when another
+replica serves it) and reads the conversation's head under it. A streamed
+request starts its run before the first SSE byte, so a run refused at its
+start (another process holds the session) is a plain 409 too.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,7 +101,10 @@ class _Turn:
 
 
 async def _begin(host: Host, req: TurnRequest) -> tuple[str, str | None]:
-    """The session id and the checkpoint to continue from (404 for unknown ids)."""
+    """The session id and the checkpoint to continue from (404 for unknown ids).
+
+    A conversation's head moves; with several replicas, read it again holding the lock.
+    """
     if req.previous_response_id is not None:
         prev = host.log.get_response(req.previous_response_id)
         if prev is None:
@@ -130,6 +137,9 @@ async def create_response(request: Request) -> Response:
     host.claim(session_id)
     release = True
     try:
+        await host.lock(session_id)
+        if host.shared and req.conversation_id is not None:
+            session_id, checkpoint = await _begin(host, req)  # the head, as of now
         session = await host.session_at(session_id, checkpoint)
         if req.answers:
             run, kind = start_answers(session, req.answers), "respond"
@@ -148,8 +158,17 @@ async def create_response(request: Request) -> Response:
         )
         rec.response_id = turn.response_id
         if req.stream:
+            driven = host.drive(session, run, rec, live=True)
+            first = await anext(driven, None)  # the run starts: 409 while no byte is sent
+
+            async def close() -> None:
+                try:
+                    await driven.aclose()  # the stream never started: stop the run
+                finally:
+                    await host.release(session_id)
+
             release = False
-            return EventStream(_stream(turn), on_close=lambda: host.release(session_id))
+            return EventStream(_stream(turn, driven, first), on_close=close)
         async for _ in host.drive(session, run, rec):
             pass
         output = [message_item(new_id("msg"), output_text(v)) for v in rec.outputs]
@@ -159,25 +178,34 @@ async def create_response(request: Request) -> Response:
         return JSONResponse(body)
     finally:
         if release:
-            host.release(session_id)
+            await host.release(session_id)
 
 
-async def _stream(turn: _Turn) -> AsyncIterator[bytes]:
+def _frames(turn: _Turn, events: ResponseEvents, ev: sg.Event) -> list[bytes]:
+    frames: list[bytes] = []
+    if turn.req.stepgraph_events:
+        frames.append(events.custom("stepgraph.event", {"event": event_json(ev)}))
+    if isinstance(ev, sg.Output):
+        frames += events.text(output_text(ev.value))
+    elif isinstance(ev, sg.RequestIssued):
+        frames += events.function_call(ev.request)
+    return frames
+
+
+async def _stream(
+    turn: _Turn, driven: AsyncGenerator[sg.Event], first: sg.Event | None
+) -> AsyncIterator[bytes]:
+    """The SSE body; `driven` was started already and gave `first` (None: it ended)."""
     events = ResponseEvents(lambda status: turn.body(status, list(events.output)))
-    driven = turn.host.drive(turn.session, turn.run, turn.rec, live=True)
     finished = False
     try:
         for f in events.started():
             yield f
-        async for ev in driven:
-            if turn.req.stepgraph_events:
-                yield events.custom("stepgraph.event", {"event": event_json(ev)})
-            frames: list[bytes] = []
-            if isinstance(ev, sg.Output):
-                frames = events.text(output_text(ev.value))
-            elif isinstance(ev, sg.RequestIssued):
-                frames = events.function_call(ev.request)
-            for f in frames:
+        if first is not None:
+            for f in _frames(turn, events, first):
+                yield f
+        async for ev in driven:  # an ended generator yields nothing
+            for f in _frames(turn, events, ev):
                 yield f
         body = turn.body(_STATUS.get(turn.rec.status, "incomplete"), events.output)
         turn.record(body)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.responses import Response
@@ -129,9 +129,9 @@ class ResponseEvents:
 class EventStream(Response):
     """A streaming `text/event-stream` response that always runs `on_close`.
 
-    `on_close` runs once the body is done, the client went away or the
-    request was cancelled, even when the body never started, so whatever
-    the stream holds (a conversation's busy mark, a run) is released.
+    `on_close` (awaited) runs once the body is done, the client went away or
+    the request was cancelled, even when the body never started, so whatever
+    the stream holds (a conversation's busy mark and lock, a run) is released.
     """
 
     media_type = "text/event-stream"
@@ -140,7 +140,7 @@ class EventStream(Response):
         self,
         body: AsyncIterator[bytes],
         *,
-        on_close: Callable[[], None] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         self._body = body
@@ -163,7 +163,7 @@ class EventStream(Response):
                     await aclose()
             finally:
                 if self._on_close is not None:
-                    self._on_close()
+                    await self._on_close()
 
     async def _pump(self, send: Send) -> None:
         try:

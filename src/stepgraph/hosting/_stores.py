@@ -1,13 +1,16 @@
-"""Store URLs: `sqlite:///path`, `file:///dir`, `memory:`, and where the server's log lives.
+"""Store URLs: `sqlite:///path`, `file:///dir`, `memory:`, `postgresql://...`, and the log.
 
 `open_store` is shared with the CLI. The hosting log (responses,
 conversations, sessions the server knows) sits beside the checkpoints: in
 `<name>.hosting.db` next to a SQLite file, in `hosting.sqlite3` inside a file
-store's directory, and in memory for a memory store.
+store's directory, in memory for a memory store, and in tables of the same
+database and schema for a PostgreSQL store (shared by every replica).
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -15,7 +18,9 @@ import stepgraph as sg
 from stepgraph.stores.file import FileCheckpointStore
 from stepgraph.stores.sqlite import SqliteCheckpointStore
 
-__all__ = ["DEFAULT_STORE_URL", "log_path_for", "open_store"]
+from ._log import HostingLog, ResponseLog
+
+__all__ = ["DEFAULT_STORE_URL", "log_path_for", "open_log", "open_store", "postgres_dsn"]
 
 DEFAULT_STORE_URL = "sqlite:///./.stepgraph/runs.db"
 """The embedded default: a SQLite file under `./.stepgraph/`."""
@@ -33,16 +38,54 @@ def _path(rest: str, url: str) -> str:
     return path
 
 
+def postgres_dsn(url: str) -> tuple[str, str]:
+    """A `postgresql://` URL's DSN without the `schema` query parameter, and that schema
+    (default `public`); every other parameter goes to libpq as it is.
+
+    Raises:
+        ValueError: `schema` is given empty or more than once.
+    """
+    base, _, query = url.partition("?")
+    kept: list[str] = []
+    schemas: list[str] = []
+    for item in query.split("&") if query else []:
+        key, _, value = item.partition("=")
+        if unquote(key) == "schema":
+            schemas.append(unquote(value))
+        else:
+            kept.append(item)  # verbatim: libpq decodes it
+    if len(schemas) > 1 or (schemas and not schemas[0]):
+        raise ValueError(f"store URL {url!r}: give one non-empty schema=name")
+    dsn = (base + ("?" + "&".join(kept) if kept else "")) if schemas else url
+    return dsn, schemas[0] if schemas else "public"
+
+
+def _postgres(url: str) -> sg.CheckpointStore:
+    try:
+        module = importlib.import_module("stepgraph.stores.postgres")
+    except ImportError as exc:
+        raise ValueError(
+            f"{url.split('://', 1)[0]}:// needs the PostgreSQL store: "
+            f"pip install 'stepgraph[postgres]' ({exc})"
+        ) from exc
+    dsn, schema = postgres_dsn(url)
+    store: sg.CheckpointStore = module.PostgresCheckpointStore(dsn, schema=schema)
+    return store
+
+
 def open_store(url: str) -> sg.CheckpointStore:
     """A checkpoint store from a URL.
 
     Accepted forms: `sqlite:///abs/path.db`, `sqlite:///./relative.db` (or
     `sqlite://relative.db`), `file:///abs/dir` (or `file://relative/dir`),
-    `memory:`; a string without a scheme is a SQLite file path. Parent
-    directories of a SQLite file are created.
+    `memory:`, `postgresql://user@host:5432/db?schema=name` (or `postgres://`;
+    `schema` defaults to `public`, other parameters go to libpq); a string
+    without a scheme is a SQLite file path. Parent directories of a SQLite file
+    are created.
 
     Raises:
-        ValueError: an unknown scheme or a URL without a path.
+        ValueError: an unknown scheme, a URL without a path, or `postgresql://`
+            without the `postgres` extra.
     """
     text = url.strip()
     if not text:
@@ -61,9 +104,11 @@ def open_store(url: str) -> sg.CheckpointStore:
         path = _path(rest, url)
         Path(path).mkdir(parents=True, exist_ok=True)
         return FileCheckpointStore(path)
+    if scheme in ("postgresql", "postgres"):
+        return _postgres(text)
     raise ValueError(
         f"unknown store URL scheme {scheme!r} in {url!r}: use sqlite:///path.db, "
-        "file:///dir or memory:"
+        "file:///dir, memory: or postgresql://..."
     )
 
 
@@ -75,3 +120,18 @@ def log_path_for(store: sg.CheckpointStore) -> str:
     if isinstance(store, FileCheckpointStore):
         return str(Path(store.directory) / "hosting.sqlite3")
     return ":memory:"
+
+
+def open_log(store: sg.CheckpointStore, path: str | None = None) -> HostingLog:
+    """The hosting log of `store`: a SQLite file at `path` when given; else in the
+    database and schema of a PostgreSQL store (shared by every replica); else the
+    SQLite file of `log_path_for(store)`.
+    """
+    pg = sys.modules.get("stepgraph.stores.postgres")  # imported when such a store exists
+    if path is None and pg is not None and isinstance(store, pg.PostgresCheckpointStore):
+        from ._pglog import PostgresResponseLog
+
+        dsn: str = getattr(store, "_dsn")  # noqa: B009 (the store keeps its DSN private)
+        schema: str = getattr(store, "schema")  # noqa: B009
+        return PostgresResponseLog(dsn, schema=schema)
+    return ResponseLog(path or log_path_for(store))

@@ -19,7 +19,9 @@ changed parts); `load` and `latest` rebuild the whole with ONE recursive query
 and check each record's CRC-32; `list` reads columns only. A save first locks
 its session (an advisory lock; a fenced save: the lease row), so a session's
 `seq` order is its commit order; a re-saved id keeps its `seq` (its place).
-Lease expiry is judged by the server's clock, never the clients'.
+Lease expiry is judged by the server's clock, never the clients'. A lease whose
+owner (`host:pid:...`) is a process of this host that no longer exists is taken
+over at once, as in the SQLite store; a holder on another host blocks for its ttl.
 
 Connections come from a `psycopg_pool.AsyncConnectionPool` (autocommit), made
 on first use. A connection that dropped while idle (a server restart, a proxy
@@ -34,6 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -115,6 +119,9 @@ _STATEMENTS: dict[str, LiteralString] = {
     "ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, "
     "token = l.token + 1, expires_at = excluded.expires_at "
     f"WHERE l.owner IS NULL OR l.owner = excluded.owner OR l.expires_at <= {_NOW} "
+    "RETURNING token, expires_at",
+    "takeover": "UPDATE {s}.stepgraph_leases SET owner = %(owner)s, token = token + 1, "
+    f"expires_at = {_NOW} + %(ttl)s WHERE session_id = %(sid)s AND owner = %(dead)s "
     "RETURNING token, expires_at",
     "holder": f"SELECT owner, token, expires_at - {_NOW} FROM {{s}}.stepgraph_leases "
     "WHERE session_id = %s",
@@ -263,6 +270,7 @@ class PostgresCheckpointStore:
 
         Raises `ConcurrentRunError` while another owner holds it; with `wait`, only
         after trying that long, woken by the holder's release (LISTEN/NOTIFY) or expiry.
+        A holder that was a process of this host and is gone (a crash) is taken over.
         """
         ttl = check_ttl(ttl)
         deadline = None if wait is None else self._clock() + max(wait, 0.0)
@@ -281,6 +289,14 @@ class PostgresCheckpointStore:
                     held = await (await conn.execute(self._sql["holder"], (session_id,))).fetchone()
                     if held is None or held[0] is None:
                         continue  # released between the two statements: try again
+                    if _dead_here(str(held[0])):
+                        # The holder was a process of this host that no longer exists (a
+                        # crash): take its lease over now instead of waiting out its ttl.
+                        dead = {"sid": session_id, "owner": owner, "ttl": ttl, "dead": held[0]}
+                        cur = await conn.execute(self._sql["takeover"], dead)
+                        if (got := await cur.fetchone()) is not None:
+                            return Lease(session_id, owner, int(got[0]), float(got[1]))
+                        continue  # someone else took it meanwhile: look again
                     left = 0.0 if deadline is None else deadline - self._clock()
                     if left <= 0:
                         message = held_message(session_id, held[0], held[1], held[2])
@@ -436,6 +452,21 @@ class PostgresCheckpointStore:
 
 def _fence(lease: Lease) -> dict[str, Any]:
     return {"sid": lease.session_id, "token": lease.token, "owner": lease.owner}
+
+
+def _dead_here(owner: str) -> bool:
+    """True when `owner` ("host:pid:...") names a process of this host that is gone."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 def _describe(dsn: str) -> str:

@@ -1,0 +1,361 @@
+"""Two `stepgraph serve` replicas over one PostgreSQL schema, driven by the official client.
+
+Each replica is a `stepgraph serve path.py:desk --store postgresql://...?schema=...`
+process (the CLI, which hands over to `stepgraph.hosting.serve`); `desk` is
+defined below and imported by path in the server processes.
+PostgreSQL as in `tests/stores/pg_support.py`: skipped when unreachable,
+failed under `CI=true`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import openai
+import pytest
+from tests.hosting.support import ROOT, ServerProcess
+from tests.stores.pg_support import RUN, drop_schemas, require_dsn
+
+import stepgraph as sg
+
+HERE = Path(__file__).resolve()
+
+
+# -- the workflow the replicas serve ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+
+
+class Desk(sg.Executor):
+    """Counts turns in the session's state and answers `turn N: text`; `ask X` asks a
+    question (answered with a string); `hold /path` touches `/path.started` and waits
+    (at most 30 s) until `/path.go` exists."""
+
+    @sg.handler
+    async def on_text(self, text: str, ctx: sg.Context[None, str]) -> None:
+        turns = int(ctx.state.get("turns", 0)) + 1
+        ctx.state.set("turns", turns)
+        if text.startswith("ask "):
+            await ctx.request(Question(text[4:]), response_type=str)
+            return
+        if text.startswith("hold "):
+            flag = Path(text[5:])
+            Path(f"{flag}.started").touch()
+            deadline = time.monotonic() + 30
+            while not Path(f"{flag}.go").exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        await ctx.yield_output(f"turn {turns}: {text}")
+
+    @sg.response_handler
+    async def on_answer(self, q: Question, answer: str, ctx: sg.Context[None, str]) -> None:
+        await ctx.yield_output(f"{q.text}: {answer}")
+
+
+desk = sg.WorkflowBuilder[str](start=Desk(id="desk")).build(name="desk")
+
+
+# -- replicas -----------------------------------------------------------------------------
+
+
+class CliReplica(ServerProcess):
+    """`stepgraph serve path.py:desk --store URL --port 0` in a subprocess."""
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        cli = [sys.executable, "-m", "stepgraph.cli", "serve", self.target]
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*cli, "--store", self.store_url, "--port", "0"],
+                cwd=ROOT,
+                stdout=out,
+                stderr=out,
+                env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_bytes()[offset:].decode(errors="replace")
+            if found := re.findall(r"running on http://127\.0\.0\.1:(\d+)", text):
+                self.port = int(found[-1])
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{text}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not start in time")
+
+
+def _url(dsn: str, schema: str) -> str:
+    """The key=value DSN of the tests as a `postgresql://` store URL with `?schema=`."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    p = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    auth = quote(p.pop("user", "postgres")) + (
+        ":" + quote(p.pop("password"), safe="") if "password" in p else ""
+    )
+    where = f"{p.pop('host', '127.0.0.1')}:{p.pop('port', '5432')}/{quote(p.pop('dbname'))}"
+    return f"postgresql://{auth}@{where}?{urlencode({**p, 'schema': schema}, quote_via=quote)}"
+
+
+@dataclass
+class Pair:
+    a: ServerProcess
+    b: ServerProcess
+    dsn: str
+    schema: str
+    flags: Path
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    dsn = require_dsn()
+    schema = f"{RUN}_replicas"
+    tmp = tmp_path_factory.mktemp("replicas")
+    url = _url(dsn, schema)
+    a = CliReplica(f"{HERE}:desk", url, tmp / "a.log")
+    b = CliReplica(f"{HERE}:desk", url, tmp / "b.log")
+    try:
+        a.start()
+        b.start()
+        yield Pair(a, b, dsn, schema, tmp)
+    finally:
+        for server in (a, b):
+            with contextlib.suppress(Exception):
+                server.stop()
+        drop_schemas(dsn, schema)
+
+
+@contextlib.asynccontextmanager
+async def clients(p: Pair) -> AsyncIterator[tuple[openai.AsyncOpenAI, openai.AsyncOpenAI]]:
+    async with p.a.client() as a, p.b.client() as b:
+        yield a, b
+
+
+async def _flag(path: Path, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def _checkpoints(server: ServerProcess, session_id: str) -> list[dict[str, Any]]:
+    async with server.http() as http:
+        r = await http.get(f"/ui/api/sessions/{session_id}/checkpoints")
+        assert r.status_code == 200, r.text
+        data: list[dict[str, Any]] = r.json()["data"]
+        return data
+
+
+def _busy(exc: openai.ConflictError) -> None:
+    assert exc.response.headers.get("x-should-retry") == "false"
+    assert exc.code == "conversation_busy"
+
+
+async def _streamed(client: openai.AsyncOpenAI, **kw: Any) -> str:
+    stream = await client.responses.create(model="desk", stream=True, **kw)
+    async for event in stream:
+        if event.type == "response.completed":
+            return event.response.output_text
+    raise AssertionError("no response.completed")
+
+
+# -- the tests ----------------------------------------------------------------------------
+
+
+def test_open_store_takes_postgresql_urls() -> None:
+    from stepgraph.hosting import open_store
+    from stepgraph.hosting._stores import postgres_dsn
+    from stepgraph.stores.postgres import PostgresCheckpointStore
+
+    url = "postgresql://u:p%40ss@db:5433/app?connect_timeout=3&schema=desk&sslmode=disable"
+    assert postgres_dsn(url) == (
+        "postgresql://u:p%40ss@db:5433/app?connect_timeout=3&sslmode=disable",
+        "desk",
+    )
+    assert postgres_dsn("postgres://db/app") == ("postgres://db/app", "public")
+    opts = "postgresql:///app?host=%2Ftmp&options=-c%20x%3D1&schema=s%20p"
+    assert postgres_dsn(opts) == ("postgresql:///app?host=%2Ftmp&options=-c%20x%3D1", "s p")
+    store = open_store("postgres://db/app?schema=x")
+    assert isinstance(store, PostgresCheckpointStore)
+    assert store.schema == "x"
+    with pytest.raises(ValueError, match="schema"):
+        open_store("postgresql://db/app?schema=")
+
+
+def test_conversation_continues_on_either_replica(pair: Pair) -> None:
+    async def main() -> None:
+        async with clients(pair) as (a, b):
+            conv = await a.conversations.create()
+            r1 = await a.responses.create(model="desk", input="one", conversation=conv.id)
+            r2 = await b.responses.create(model="desk", input="two", conversation=conv.id)
+            r3 = await a.responses.create(model="desk", input="three", conversation=conv.id)
+            assert [r.output_text for r in (r1, r2, r3)] == [
+                "turn 1: one",
+                "turn 2: two",
+                "turn 3: three",
+            ]
+            assert (await b.responses.retrieve(r1.id)).output_text == "turn 1: one"
+            items = await b.conversations.items.list(conv.id, order="asc")
+            assert len(items.data) == 6
+            # B's cached session stands where r2 ended, A moved on: a branch from r2
+            # on B continues from r2's checkpoint, not from A's newer one.
+            branch = await b.responses.create(model="desk", input="alt", previous_response_id=r2.id)
+            assert branch.output_text == "turn 3: alt"
+            # A question asked on one replica is answered on the other.
+            ask = await b.responses.create(model="desk", input="ask colour?", conversation=conv.id)
+            call = ask.output[0]
+            assert call.type == "function_call"
+            answer = {"type": "function_call_output", "call_id": call.call_id, "output": "blue"}
+            done = await a.responses.create(model="desk", input=[answer], conversation=conv.id)
+            assert done.output_text == "colour?: blue"
+            nxt = await b.responses.create(model="desk", input="five", conversation=conv.id)
+            assert nxt.output_text == "turn 5: five"
+
+    asyncio.run(main())
+
+
+def test_concurrent_requests_on_two_replicas_one_run_one_409(pair: Pair) -> None:
+    async def main() -> None:
+        async with clients(pair) as (a, b):
+            conv = await a.conversations.create()
+            await b.responses.create(model="desk", input="one", conversation=conv.id)
+            before = {c["id"] for c in await _checkpoints(pair.b, conv.id)}
+            flag = pair.flags / "race"
+            hold = f"hold {flag}"
+            on_a = asyncio.ensure_future(
+                a.responses.create(model="desk", input=hold, conversation=conv.id)
+            )
+            on_b = asyncio.ensure_future(_streamed(b, input=hold, conversation=conv.id))
+            done, _ = await asyncio.wait([on_a, on_b], return_when=asyncio.FIRST_COMPLETED)
+            loser = done.pop()
+            winner = on_b if loser is on_a else on_a
+            with pytest.raises(openai.ConflictError) as refused:
+                await loser
+            _busy(refused.value)
+            await _flag(Path(f"{flag}.started"), "the winner's run")
+            Path(f"{flag}.go").touch()
+            result = await winner
+            text = result if isinstance(result, str) else result.output_text
+            assert text == f"turn 2: {hold}"
+
+            items = await a.conversations.items.list(conv.id, order="asc")
+            inputs = [i for i in items.data if i.type == "message" and i.role == "user"]
+            assert len(inputs) == 2
+            assert len(items.data) == 4
+            # Every checkpoint written since is one chain: one run, nothing from the loser.
+            new = [c for c in await _checkpoints(pair.a, conv.id) if c["id"] not in before]
+            assert new
+            for newer, older in itertools.pairwise(new):
+                assert newer["parent_id"] == older["id"]
+            assert new[-1]["parent_id"] in before
+
+            # While B runs a turn, A refuses at once: plain, streamed, and deleting.
+            flag = pair.flags / "busy"
+            slow = asyncio.ensure_future(
+                b.responses.create(model="desk", input=f"hold {flag}", conversation=conv.id)
+            )
+            await _flag(Path(f"{flag}.started"), "B's run")
+            for create in (
+                a.responses.create(model="desk", input="x", conversation=conv.id),
+                _streamed(a, input="x", conversation=conv.id),
+                a.conversations.delete(conv.id),
+            ):
+                with pytest.raises(openai.ConflictError) as refused:
+                    await create
+                assert refused.value.response.headers.get("x-should-retry") == "false"
+            Path(f"{flag}.go").touch()
+            assert (await slow).output_text == f"turn 3: hold {flag}"
+
+    asyncio.run(main())
+
+
+def test_run_refused_at_its_start_is_a_409(pair: Pair) -> None:
+    """Another program holds the session's lease: the run fails as it starts, and the
+    request (streamed ones before any byte) gets 409."""
+    from stepgraph.stores.postgres import PostgresCheckpointStore
+
+    async def main() -> None:
+        async with (
+            clients(pair) as (a, _),
+            PostgresCheckpointStore(pair.dsn, schema=pair.schema) as store,
+        ):
+            conv = await a.conversations.create()
+            await a.responses.create(model="desk", input="one", conversation=conv.id)
+            lease = await store.acquire(conv.id, "elsewhere:1:tool", 30.0)
+            for create in (
+                a.responses.create(model="desk", input="x", conversation=conv.id),
+                _streamed(a, input="x", conversation=conv.id),
+            ):
+                with pytest.raises(openai.ConflictError) as refused:
+                    await create
+                _busy(refused.value)
+            await store.release(lease)
+            r = await a.responses.create(model="desk", input="two", conversation=conv.id)
+            assert r.output_text == "turn 2: two"
+
+    asyncio.run(main())
+
+
+def test_request_lock_is_renewed_while_held(pair: Pair) -> None:
+    from stepgraph.hosting._replicas import RequestLocks, lock_key
+    from stepgraph.stores.postgres import PostgresCheckpointStore
+
+    async def main() -> None:
+        async with PostgresCheckpointStore(pair.dsn, schema=pair.schema) as store:
+            locks = RequestLocks(store, ttl=0.3)
+            async with asyncio.TaskGroup() as tg:
+                renewer = tg.create_task(locks.keep_alive())
+                await locks.acquire("renewed", "conversation")
+                await asyncio.sleep(1.0)  # over three ttls
+                with pytest.raises(sg.ConcurrentRunError):
+                    await store.acquire(lock_key("renewed"), "elsewhere:1:tool", 1.0)
+                await locks.release("renewed")
+                lease = await store.acquire(lock_key("renewed"), "elsewhere:1:tool", 1.0)
+                await store.release(lease)
+                renewer.cancel()
+
+    asyncio.run(main())
+
+
+def test_killed_replica_leaves_the_conversation_to_the_other(pair: Pair) -> None:
+    async def main() -> None:
+        async with clients(pair) as (a, b):
+            conv = await b.conversations.create()
+            await b.responses.create(model="desk", input="one", conversation=conv.id)
+            flag = pair.flags / "killed"
+            doomed = asyncio.ensure_future(
+                a.responses.create(model="desk", input=f"hold {flag}", conversation=conv.id)
+            )
+            await _flag(Path(f"{flag}.started"), "A's run")
+            proc = pair.a.proc
+            assert proc is not None
+            proc.kill()  # SIGKILL mid-run: A's request lock and session lease stay behind
+            proc.wait()
+            with pytest.raises(openai.APIConnectionError):
+                await doomed
+            started = time.monotonic()
+            r = await b.responses.create(model="desk", input="two", conversation=conv.id)
+            assert time.monotonic() - started < 5  # not the leases' 30 s ttl
+            assert r.output_text == "turn 2: two"  # A's turn was never committed
+            items = await b.conversations.items.list(conv.id, order="asc")
+            assert [i.type for i in items.data] == ["message"] * 4
+
+    try:
+        asyncio.run(main())
+    finally:
+        pair.a.stop()
+        pair.a.start()  # the module's pair stays whole for whatever runs next
