@@ -30,6 +30,7 @@ from typing import Any, Literal, cast
 from urllib.parse import unquote
 
 import stepgraph as sg
+from stepgraph.stores._urls import postgres_dsn
 
 from ._exit import CliError, ExitCode
 
@@ -142,7 +143,11 @@ def open_store(spec: StoreSpec) -> sg.CheckpointStore:
                 raise CliError(
                     f"postgresql:// needs the PostgreSQL store, which this install lacks ({exc})"
                 ) from exc
-            store: sg.CheckpointStore = module.PostgresCheckpointStore(spec.location)
+            try:
+                dsn, schema = postgres_dsn(spec.location)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+            store: sg.CheckpointStore = module.PostgresCheckpointStore(dsn, schema=schema)
             return store
 
 

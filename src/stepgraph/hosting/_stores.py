@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import stepgraph as sg
+from stepgraph.stores._urls import postgres_dsn
 from stepgraph.stores.file import FileCheckpointStore
 from stepgraph.stores.sqlite import SqliteCheckpointStore
 
@@ -36,28 +37,6 @@ def _path(rest: str, url: str) -> str:
     if not path or path == "/":
         raise ValueError(f"store URL {url!r} names no path")
     return path
-
-
-def postgres_dsn(url: str) -> tuple[str, str]:
-    """A `postgresql://` URL's DSN without the `schema` query parameter, and that schema
-    (default `public`); every other parameter goes to libpq as it is.
-
-    Raises:
-        ValueError: `schema` is given empty or more than once.
-    """
-    base, _, query = url.partition("?")
-    kept: list[str] = []
-    schemas: list[str] = []
-    for item in query.split("&") if query else []:
-        key, _, value = item.partition("=")
-        if unquote(key) == "schema":
-            schemas.append(unquote(value))
-        else:
-            kept.append(item)  # verbatim: libpq decodes it
-    if len(schemas) > 1 or (schemas and not schemas[0]):
-        raise ValueError(f"store URL {url!r}: give one non-empty schema=name")
-    dsn = (base + ("?" + "&".join(kept) if kept else "")) if schemas else url
-    return dsn, schemas[0] if schemas else "public"
 
 
 def _postgres(url: str) -> sg.CheckpointStore:
