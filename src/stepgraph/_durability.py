@@ -251,7 +251,7 @@ class Checkpointer:
             pending[req.id] = req
         executors: list[Executor | None] = [None] * len(wf._prototypes)
         for i, data in snapshots.items():
-            ex = wf._prototypes[i].fresh()
+            ex = self.session._new_executor(i)
             await ex.restore(data)  # type: ignore[attr-defined]
             executors[i] = ex
         return Restored(
@@ -303,7 +303,7 @@ class Checkpointer:
             )
         executors: list[Executor | None] = [None] * len(wf._prototypes)
         for eid, snap in new.executors.items():
-            ex = wf._prototypes[index[eid]].fresh()
+            ex = self.session._new_executor(index[eid])
             await ex.restore(snap)  # type: ignore[attr-defined]
             executors[index[eid]] = ex
         queue_new: Queue = {index[e]: list(m) for e, m in new.queue.items() if m}

@@ -402,10 +402,10 @@ class Runner:
                     h = table.resolve(message)
                 if h is None:
                     raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
-                if remote:  # the executor lives elsewhere (a backend's proxy)
-                    await ex.handle(message, ctx)  # type: ignore[attr-defined]
-                elif guarded:
+                if guarded:  # policies apply to a backend's proxies too (through call)
                     await invoke_with_policy(self, policy, h, ex, message, ctx, act)
+                elif remote:  # the executor lives elsewhere (a backend's proxy)
+                    await ex.handle(message, ctx)  # type: ignore[attr-defined]
                 elif h.is_async:  # the common case, without an extra coroutine
                     await h.invoke(ex, message, ctx)
                 else:
@@ -419,8 +419,13 @@ class Runner:
     async def call(
         self, h: HandlerSpec, ex: Any, message: Any, ctx: Context[Any, Any], act: Activation
     ) -> None:
-        """One handler invocation: async on the loop, sync in a worker thread."""
-        if h.is_async:
+        """One handler invocation: async on the loop, sync in a worker thread.
+
+        With a backend, `ex` is its proxy, which runs the handler where it lives.
+        """
+        if self.session._backend is not None:
+            await ex.handle(message, ctx)
+        elif h.is_async:
             await h.invoke(ex, message, ctx)
         else:
             s = self.session

@@ -317,7 +317,7 @@ class Session(Generic[InT]):
         """
         self._check_guard("reset")
         self._loaded = True
-        fresh = [p.fresh() for p in self.workflow._prototypes]
+        fresh = [self._new_executor(i) for i in range(len(self.workflow._prototypes))]
         restored = Restored({}, list(fresh), {}, {}, {}, self._superstep, RunStatus.IDLE)
         if self._checkpointer is not None:
             old = (self._checkpointer.parts, self._checkpointer.depth)
@@ -483,12 +483,15 @@ class Session(Generic[InT]):
         limit = timeout if timeout is not None else self.workflow.run_timeout
         return Run(_Execution(self, prepare, limit))  # takes the guard
 
-    def _instantiate(self, index: int) -> Executor:
+    def _new_executor(self, index: int) -> Executor:
+        """A new executor for slot `index`: the backend's proxy, or a fresh local copy."""
         backend = self._backend
         if backend is not None:
-            ex = backend.instantiate(self, index)
-        else:
-            ex = self.workflow._prototypes[index].fresh()
+            return backend.instantiate(self, index)
+        return self.workflow._prototypes[index].fresh()
+
+    def _instantiate(self, index: int) -> Executor:
+        ex = self._new_executor(index)
         self._executors[index] = ex
         self._contexts[index] = new_context(self, index)
         return ex
