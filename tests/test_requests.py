@@ -321,3 +321,24 @@ def test_cancelled_answer_leaves_the_request_pending() -> None:
         assert s.pending_requests == (req,)
 
     asyncio.run(main())
+
+
+@dataclass(frozen=True)
+class Order:
+    item: str
+    quantity: int = 1
+
+
+class Shop(sg.Executor):
+    @sg.handler
+    async def on_order(self, order: Order, ctx: sg.Context[None, str]) -> None:
+        await ctx.yield_output(f"{order.quantity} x {order.item}")
+
+
+def test_json_like_input_is_converted_to_the_start_type() -> None:
+    wf = sg.WorkflowBuilder[Order](start=Shop(id="shop")).build()
+    assert asyncio.run(wf.run({"item": "tea", "quantity": 2})).outputs == ["2 x tea"]  # type: ignore[arg-type]
+    with pytest.raises(sg.RoutingError, match="has no fields"):
+        wf.run({"item": "tea", "colour": "red"})  # type: ignore[arg-type]
+    with pytest.raises(sg.RoutingError, match="accepts"):
+        wf.run(42)  # type: ignore[arg-type]

@@ -23,12 +23,12 @@ from typing_extensions import TypeVar
 
 from ._cache import Cache, MemoryCache
 from ._checkpoint import Checkpoint, CheckpointInfo
-from ._coerce import coerce
 from ._context import Context
 from ._durability import Checkpointer, Restored
-from ._errors import ConcurrentRunError, NotIdleError, RequestError, RoutingError
+from ._errors import ConcurrentRunError, NotIdleError
 from ._events import RunStatus
 from ._executor import Executor
+from ._inputs import convert_input, validate_answers
 from ._leasing import LeasePolicy, supports_leases
 from ._planner import FanInBuffers, Queue
 from ._requests import Answer, Request
@@ -151,10 +151,7 @@ class Session(Generic[InT]):
         wf = self.workflow
         start = wf._start
         if not wf._plan.accepts(start, input):
-            raise RoutingError(
-                f"start executor {wf._plan.ids[start]!r} has no handler for input of type "
-                f"{type(input).__name__}; it accepts {wf._plan.tables[start].describe_accepts()}"
-            )
+            input = convert_input(self.workflow, input)
 
         async def prepare() -> bool:
             await self._ensure_loaded()
@@ -180,14 +177,14 @@ class Session(Generic[InT]):
         """
         self._check_idle("respond")
         if self._loaded:
-            self._validate(answers)
+            validate_answers(self, answers)
 
         async def prepare() -> bool:
             await self._ensure_loaded()
             self._check_queue("respond")
             queue: Queue = {}
             index = self.workflow._plan.index
-            for request, value in self._validate(answers):
+            for request, value in validate_answers(self, answers):
                 queue.setdefault(index[request.executor_id.split("/", 1)[0]], []).append(
                     Answer(request, value)
                 )
@@ -197,29 +194,6 @@ class Session(Generic[InT]):
             return True
 
         return self._begin(prepare, timeout)
-
-    def _validate(self, answers: Mapping[str, Any]) -> list[tuple[Request, Any]]:
-        if not isinstance(answers, Mapping) or not answers:  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise RequestError("respond() takes a non-empty mapping {request_id: answer}")
-        out: list[tuple[Request, Any]] = []
-        for request_id, value in answers.items():
-            request = self._pending.get(request_id)
-            if request is None:
-                pending = list(self._pending) or "none"
-                raise RequestError(
-                    f"session {self.id!r} has no pending request {request_id!r} (never issued, "
-                    f"already answered, or from before a reset/restore); pending: {pending}"
-                )
-            try:
-                converted = coerce(value, request.response_type)
-            except TypeError as exc:
-                expected = getattr(request.response_type, "__qualname__", request.response_type)
-                raise RequestError(
-                    f"answer to request {request_id!r} of {request.executor_id!r} must be a "
-                    f"{expected}: {exc}"
-                ) from None
-            out.append((request, converted))
-        return out
 
     def resume(
         self, checkpoint_id: CheckpointRef | None = None, *, timeout: float | None = None
