@@ -8,6 +8,17 @@ Module map (everything public is re-exported here):
 * `_workflow`, `_session`, `_run`, `_runner`: the immutable graph, sessions, the
   `Run` handle and the superstep loop
 * `_events`, `_requests`, `_errors`: events, `Request`/`RunResult`, the error tree
+* `_inputs`, `_coerce`: run input and answers checked and converted to their types
+* `_checkpoint`, `_durability`, `_retention`, `_migrations`: checkpoints (delta parts),
+  saving and restoring sessions, pruning, graph versions
+* `_subworkflow`: `SubWorkflow`
+* `_policies`, `_attempts`, `_cache`: retry, timeout and cache policies
+* `_leasing`, `_backend`: one runner per session across processes; executor backends
+* `_viz`, `_svg`: Mermaid, DOT and SVG pictures
+
+Packages: `serde` (tagged JSON), `stores` (memory, file, SQLite, PostgreSQL),
+`agents`, `orchestrations`, `hosting`, `cli`, `distributed` (Ray); modules
+`tracing` (OpenTelemetry) and `testing` (conformance suite, manual clock, ids).
 """
 
 from ._builder import WorkflowBuilder
