@@ -119,6 +119,8 @@ def test_checkpoint_after_run_start_and_every_superstep(reopen: StoreFactory) ->
         saved = [e for e in result.events if isinstance(e, sg.CheckpointSaved)]
         assert [e.superstep for e in saved] == [0, 1, 2, 3, 4, 5, 6]
         assert result.checkpoint_id == saved[-1].checkpoint_id == s.head
+        assert (await store.load(s.head)).status == "IDLE"  # the last one says how the run ended
+        assert (await store.load(saved[-2].checkpoint_id)).status == "RUNNING"
         history = await s.history()
         assert [h.id for h in history] == [e.checkpoint_id for e in reversed(saved)]
         # a chain: each parent is the previous head

@@ -329,7 +329,15 @@ class Runner:
                     pending = {**pending, **{r.id: r for r in act.requests}}
             try:
                 snaps = await self._ran(acts)
-                await self._save(k, RunStatus.RUNNING, written, snaps, new_queue, fanin, pending)
+                # With nothing queued the run ends here: the checkpoint says how it ends.
+                status = (
+                    RunStatus.RUNNING
+                    if new_queue
+                    else RunStatus.IDLE_WITH_PENDING_REQUESTS
+                    if pending
+                    else RunStatus.IDLE
+                )
+                await self._save(k, status, written, snaps, new_queue, fanin, pending)
             except BaseException:
                 self._forget_rolled_back(mark)
                 await self._restore(snapshots)
