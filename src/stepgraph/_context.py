@@ -21,6 +21,7 @@ from ._state import StateView
 
 if TYPE_CHECKING:
     from ._planner import Plan, Target
+    from ._runner import Sink
 
 __all__ = ["Activation", "Context", "SyncContext"]
 
@@ -35,12 +36,12 @@ class Activation:
     __slots__ = (
         "closed",
         "committed",
-        "emit",
         "index",
         "messages",
         "outputs",
         "requests",
         "sends",
+        "sink",
         "span",
         "superstep",
         "trace",
@@ -53,13 +54,13 @@ class Activation:
         messages: list[Any],
         superstep: int,
         committed: dict[str, Any],
-        emit: Callable[[Event], None],
+        sink: Sink,
     ) -> None:
         self.index = index
         self.messages = messages
         self.superstep = superstep
         self.committed = committed
-        self.emit = emit
+        self.sink = sink
         self.sends: list[tuple[Target, Any]] = []
         self.outputs: list[Any] = []
         self.writes: dict[str, Any] | None = None
@@ -67,6 +68,11 @@ class Activation:
         self.trace: list[tuple[Any, str | None]] | None = None  # (message, to) for caching
         self.span: Any = None  # the tracing span context of this invocation, when traced
         self.closed = False
+
+    @property
+    def emit(self) -> Callable[[Event], None]:
+        """Stream an event (through the run's sink)."""
+        return self.sink.emit
 
 
 class _Base:
@@ -106,7 +112,7 @@ class _Base:
     def _output(self, value: Any) -> None:
         act = self._live()
         act.outputs.append(value)
-        act.emit(Output(self.executor_id, value))
+        act.sink.emit2(Output, self.executor_id, value)
 
     def _emit(self, event: Event) -> None:
         if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]

@@ -122,6 +122,12 @@ class Executor:
 
     id: str
     _sg_init_args: tuple[tuple[Any, ...], dict[str, Any]]
+    _sg_plain_new: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # `fresh()` may skip `__new__` when it only records the arguments (the usual case).
+        cls._sg_plain_new = cls.__new__ is Executor.__new__ and super().__new__ is object.__new__
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         self = super().__new__(cls)
@@ -139,8 +145,14 @@ class Executor:
         The default passes the argument objects recorded when this prototype
         was made. Override it when re-construction is wrong or too costly.
         """
-        args, kwargs = self._sg_init_args
-        return type(self)(*args, **kwargs)
+        recorded = self._sg_init_args
+        cls = type(self)
+        if not cls._sg_plain_new:  # a custom __new__ gets its call
+            return cls(*recorded[0], **recorded[1])
+        new = object.__new__(cls)  # what `Executor.__new__` does, without its frame
+        new._sg_init_args = recorded
+        new.__init__(*recorded[0], **recorded[1])
+        return new
 
     def handler_table(self) -> HandlerTable:
         """The handlers of this executor (shared by every instance of the class)."""

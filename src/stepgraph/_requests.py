@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass
 from typing import Any
 
 from ._events import Event, RunStatus
+from ._tape import decode
 
 __all__ = ["Answer", "Request", "RunResult"]
 
@@ -35,9 +36,10 @@ class Answer:
     response: Any
 
 
-@dataclass(frozen=True, slots=True)
 class RunResult:
     """What `await run` gives: outputs, events and the status the run ended with.
+
+    Immutable (assigning an attribute raises `dataclasses.FrozenInstanceError`).
 
     Attributes:
         session_id: the session that ran.
@@ -50,25 +52,26 @@ class RunResult:
         checkpoint_id: the last checkpoint saved, or None.
     """
 
+    __slots__ = (
+        "_events",
+        "_tape",
+        "checkpoint_id",
+        "outputs",
+        "pending_requests",
+        "session_id",
+        "status",
+    )
+
     session_id: str
     outputs: list[Any]
-    events: list[Event]
     status: RunStatus
-    pending_requests: tuple[Request, ...] = ()
-    checkpoint_id: str | None = field(default=None)
-
-
-def _fast_run_result_init() -> None:
-    """Build `RunResult` through its slot descriptors (one per run: about twice as fast).
-
-    The class stays a frozen dataclass: assignment after construction still raises.
-    """
-    names = ("session_id", "outputs", "events", "status", "pending_requests", "checkpoint_id")
-    setters = [getattr(RunResult, n).__set__ for n in names]
-    s_id, s_out, s_ev, s_st, s_pr, s_cp = setters
+    pending_requests: tuple[Request, ...]
+    checkpoint_id: str | None
+    _events: list[Event] | None
+    _tape: list[Any] | None
 
     def __init__(
-        self: RunResult,
+        self,
         session_id: str,
         outputs: list[Any],
         events: list[Event],
@@ -76,15 +79,90 @@ def _fast_run_result_init() -> None:
         pending_requests: tuple[Request, ...] = (),
         checkpoint_id: str | None = None,
     ) -> None:
-        s_id(self, session_id)
-        s_out(self, outputs)
-        s_ev(self, events)
-        s_st(self, status)
-        s_pr(self, pending_requests)
-        s_cp(self, checkpoint_id)
+        _fill(self, session_id, outputs, events, None, status, pending_requests, checkpoint_id)
 
-    __init__.__qualname__ = "RunResult.__init__"
-    RunResult.__init__ = __init__
+    @property
+    def events(self) -> list[Event]:
+        """Every event of the run in order (rolled-back outputs and requests excluded)."""
+        events = self._events
+        if events is None:
+            tape = self._tape
+            events = decode(tape) if tape is not None else []
+            _set_events(self, events)
+            _set_tape(self, None)
+        return events
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.session_id,
+            self.outputs,
+            self.events,
+            self.status,
+            self.pending_requests,
+            self.checkpoint_id,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not RunResult:
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # holds lists, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return (
+            f"RunResult(session_id={self.session_id!r}, outputs={self.outputs!r}, "
+            f"events={self.events!r}, status={self.status!r}, "
+            f"pending_requests={self.pending_requests!r}, checkpoint_id={self.checkpoint_id!r})"
+        )
 
 
-_fast_run_result_init()
+_set_events = RunResult._events.__set__  # type: ignore[attr-defined]
+_set_tape = RunResult._tape.__set__  # type: ignore[attr-defined]
+_set_session_id, _set_outputs, _set_status, _set_pending, _set_checkpoint_id = (
+    getattr(RunResult, n).__set__
+    for n in ("session_id", "outputs", "status", "pending_requests", "checkpoint_id")
+)
+
+
+def _fill(
+    result: RunResult,
+    session_id: str,
+    outputs: list[Any],
+    events: list[Event] | None,
+    tape: list[Any] | None,
+    status: RunStatus,
+    pending_requests: tuple[Request, ...],
+    checkpoint_id: str | None,
+) -> None:
+    _set_session_id(result, session_id)
+    _set_outputs(result, outputs)
+    _set_status(result, status)
+    _set_pending(result, pending_requests)
+    _set_checkpoint_id(result, checkpoint_id)
+    _set_events(result, events)
+    _set_tape(result, tape)
+
+
+def recorded_result(
+    session_id: str,
+    outputs: list[Any],
+    events: list[Event] | list[Any],
+    taped: bool,
+    status: RunStatus,
+    pending_requests: tuple[Request, ...],
+    checkpoint_id: str | None,
+) -> RunResult:
+    """A `RunResult` whose events are a list, or a tape (`stepgraph._tape`) when `taped`."""
+    result = object.__new__(RunResult)
+    if taped:
+        _fill(result, session_id, outputs, None, events, status, pending_requests, checkpoint_id)
+    else:
+        _fill(result, session_id, outputs, events, None, status, pending_requests, checkpoint_id)
+    return result

@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import WorkflowError
-from ._events import Event, RunStatus
-from ._requests import RunResult
+from ._events import Event, Output, RequestIssued, RunStatus
+from ._requests import RunResult, recorded_result
 from ._runner import Runner, Sink
+from ._tape import forget_since
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -33,12 +34,42 @@ __all__ = ["Run"]
 
 
 class _ListSink:
-    __slots__ = ("emit", "events", "pauses")
+    """Awaited runs: events are recorded on a tape (`_tape`), made into objects on demand."""
+
+    __slots__ = ("emit", "pauses", "tape")
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.emit = self.events.append
+        self.tape: list[Any] = []
+        self.emit = self.tape.append
         self.pauses = False
+
+    def emit1(self, kind: Callable[..., Event], value: Any) -> None:
+        self.tape += (kind, value)
+
+    def emit2(self, kind: Callable[..., Event], first: Any, second: Any) -> None:
+        self.tape += (kind, first, second)
+
+    def mark(self) -> int:
+        return len(self.tape)
+
+    def forget_since(self, mark: int) -> None:
+        forget_since(self.tape, mark)
+
+    def result(
+        self,
+        session: Session,
+        outputs: list[Any],
+        status: RunStatus,
+    ) -> RunResult:
+        return recorded_result(
+            session.id,
+            outputs,
+            self.tape,
+            True,
+            status,
+            tuple(session._pending.values()),
+            session._head,
+        )
 
     async def barrier(self) -> None:
         return None
@@ -63,6 +94,32 @@ class _Channel:
         if self.live:
             self.buffer.append(event)
             self._wake_consumer()
+
+    def emit1(self, kind: Callable[..., Event], value: Any) -> None:
+        self.emit(kind(value))
+
+    def emit2(self, kind: Callable[..., Event], first: Any, second: Any) -> None:
+        self.emit(kind(first, second))
+
+    def mark(self) -> int:
+        return len(self.events)
+
+    def forget_since(self, mark: int) -> None:
+        events = self.events
+        tail = [e for e in events[mark:] if not isinstance(e, Output | RequestIssued)]
+        del events[mark:]
+        events.extend(tail)
+
+    def result(self, session: Session, outputs: list[Any], status: RunStatus) -> RunResult:
+        return recorded_result(
+            session.id,
+            outputs,
+            self.events,
+            False,
+            status,
+            tuple(session._pending.values()),
+            session._head,
+        )
 
     def _wake_consumer(self) -> None:
         w = self.waiter
@@ -97,6 +154,11 @@ class _Execution:
     The execution is also the identity token of the session's run guard: the
     session's `_active` is this object while the run holds the guard, and only
     this object can clear it (a late finalizer of an old run never touches a newer one).
+
+    Once the run has ended, the execution lets go of the session and of the
+    task that awaited it: a finished `Run` keeps only its result alive, so a
+    one-shot session is freed as soon as its run ends (and no cycle through
+    the awaiting task is left for the garbage collector).
     """
 
     __slots__ = (
@@ -107,6 +169,8 @@ class _Execution:
         "prepare",
         "result",
         "session",
+        "session_id",
+        "started",
         "timeout",
         "waiters",
     )
@@ -117,12 +181,14 @@ class _Execution:
         prepare: Callable[[], Awaitable[bool]],
         timeout: float | None,
     ) -> None:
-        self.session = session
+        self.session: Session | None = session
+        self.session_id = session.id
         self.prepare = prepare
         self.timeout = timeout
         self.result: RunResult | None = None
         self.error: BaseException | None = None
         self.cancel_requested = False
+        self.started = False
         self.finished = False
         self.owner: asyncio.Task[Any] | None = None  # the task awaiting an inline run
         self.waiters: list[asyncio.Future[None]] | None = None  # made by wait_finished
@@ -130,17 +196,23 @@ class _Execution:
 
     def release(self) -> None:
         """Give the session's guard back, if this run still holds it."""
-        if self.session._active is self:
-            self.session._active = None
+        s = self.session
+        if s is not None and s._active is self:
+            s._active = None
 
     def make_runner(self, sink: Sink) -> Runner:
         s = self.session
+        assert s is not None, "a run starts once"
+        self.started = True
         return Runner(s, sink, s.workflow.max_supersteps, self.prepare, self.timeout)
 
     def done(self) -> None:
         """The loop has stopped: release the guard and wake whoever waits in `aclose`."""
         self.finished = True
         self.release()
+        self.session = None
+        self.owner = None
+        self.prepare = _spent
         if self.waiters:
             for w in self.waiters:
                 if not w.done():
@@ -150,6 +222,7 @@ class _Execution:
     def cancelled_before_start(self) -> None:
         """A run cancelled before it started: it did nothing and ends `CANCELLED`."""
         s = self.session
+        assert s is not None
         self.result = RunResult(
             session_id=s.id,
             outputs=[],
@@ -169,16 +242,8 @@ class _Execution:
             await waiter
 
     def finish(self, runner: Runner, status: RunStatus) -> RunResult:
-        s = self.session
-        self.result = RunResult(
-            session_id=s.id,
-            outputs=runner.outputs,
-            events=runner.sink.events,
-            status=status,
-            pending_requests=tuple(s._pending.values()),
-            checkpoint_id=s._head,
-        )
-        return self.result
+        self.result = result = runner.sink.result(runner.session, runner.outputs, status)
+        return result
 
     async def inline(self, run: Run) -> RunResult:
         # `run` stays referenced by this frame: the Run lives as long as its loop does,
@@ -187,6 +252,7 @@ class _Execution:
         runner = self.make_runner(_ListSink())
         try:
             status = await runner.execute()
+            result = self.finish(runner, status)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self.cancel_requested and task is not None and task.uncancel() == 0:
@@ -195,7 +261,7 @@ class _Execution:
         finally:
             self.done()
             del run  # the Run may be collected now
-        return self.finish(runner, status)
+        return result
 
     async def drive(self, channel: _Channel) -> None:
         runner = self.make_runner(channel)
@@ -209,6 +275,10 @@ class _Execution:
         finally:
             self.done()
             channel.close()
+
+
+async def _spent() -> bool:
+    raise AssertionError("a finished run does not start again")
 
 
 _NEW, _AWAITED, _STREAMING, _CLOSED = range(4)
@@ -272,7 +342,7 @@ class Run(Coroutine[Any, Any, RunResult]):
     def throw(self, typ: Any, val: Any = None, tb: TracebackType | None = None, /) -> Any:
         """Coroutine protocol: raise an exception inside the run."""
         coro = self._coroutine()
-        if self._exec.owner is None:  # thrown in before its first step (a task cancelled early)
+        if not self._exec.started:  # thrown in before its first step (a task cancelled early)
             self._exec.release()
         if val is None:
             return coro.throw(typ)
@@ -365,7 +435,7 @@ class Run(Coroutine[Any, Any, RunResult]):
             self._exec.release()
         elif mode == _STREAMING and self._task is not None and not self._task.done():
             self._task.cancel()
-        elif mode == _AWAITED and self._exec.owner is None and self._coro is not None:
+        elif mode == _AWAITED and not self._exec.started and self._coro is not None:
             # Awaited but never started, and now dropped with its coroutine: give the
             # guard back (a started run releases it in its own finally).
             self._exec.release()
@@ -378,4 +448,4 @@ class Run(Coroutine[Any, Any, RunResult]):
 
     def __repr__(self) -> str:
         state = ("new", "awaited", "streaming", "closed")[self._mode]
-        return f"<Run session={self._exec.session.id!r} {state}>"
+        return f"<Run session={self._exec.session_id!r} {state}>"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import typing
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,18 +34,17 @@ from ._events import (
     ExecutorCompleted,
     ExecutorFailed,
     ExecutorInvoked,
-    Output,
-    RequestIssued,
     RunCompleted,
     RunStarted,
     RunStatus,
     SuperstepCompleted,
     SuperstepStarted,
 )
+from ._group import Group, run_group
 from ._handlers import HandlerSpec
 from ._leasing import holding
 from ._planner import FanInBuffers, Queue
-from ._requests import Answer, Request
+from ._requests import Answer, Request, RunResult
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -55,13 +53,32 @@ __all__ = ["Runner", "Sink"]
 
 
 class Sink(Protocol):
-    """Where a run's events go. `events` keeps them all for the `RunResult`."""
+    """Where a run's events go, kept for the `RunResult` too."""
 
-    events: list[Event]
     pauses: bool
     """True when `barrier()` may wait (a live stream); False skips the call."""
 
     def emit(self, event: Event, /) -> None: ...
+
+    def emit1(self, kind: Callable[..., Event], value: Any, /) -> None:
+        """`emit(kind(value))`, which a sink may record without making the event yet."""
+        ...
+
+    def emit2(self, kind: Callable[..., Event], first: Any, second: Any, /) -> None:
+        """`emit(kind(first, second))`, likewise."""
+        ...
+
+    def mark(self) -> int:
+        """A position in the record, for `forget_since`."""
+        ...
+
+    def forget_since(self, mark: int, /) -> None:
+        """Drop the outputs and requests recorded since `mark` (a rolled-back superstep)."""
+        ...
+
+    def result(self, session: Session, outputs: list[Any], status: RunStatus, /) -> RunResult:
+        """The `RunResult` of the run, with every event recorded."""
+        ...
 
     async def barrier(self) -> None:
         """Called after each committed superstep; a live stream may pause here."""
@@ -152,30 +169,18 @@ class Runner:
         s = self.session
         sink = self.sink
         has_input = await self.prepare()
-        sink.emit(RunStarted(s.id))
-        superstep = self._superstep_body if s._tracer is None else self._superstep
-        steps = 0
+        sink.emit1(RunStarted, s.id)
         try:
-            async with asyncio.timeout(self.timeout) if self.timeout else contextlib.nullcontext():
-                if has_input and s._checkpointer is not None:
-                    await self._save(s._superstep, RunStatus.RUNNING, {}, {}, s._queue, s._fanin)
-                while s._queue:
-                    if steps == self.budget:
-                        raise ConvergenceError(
-                            f"session {s.id!r} still had messages queued after {self.budget} "
-                            f"supersteps (max_supersteps of workflow {s.workflow.name!r}); "
-                            "call session.resume() to grant another budget, raise max_supersteps "
-                            "in build(), or check the graph for an unintended cycle"
-                        )
-                    steps += 1
-                    await superstep()
-                    if sink.pauses:
-                        await sink.barrier()
+            if self.timeout:
+                async with asyncio.timeout(self.timeout):
+                    await self._supersteps(has_input)
+            else:
+                await self._supersteps(has_input)
         except _HandlerFailure as failure:
             s._status = RunStatus.FAILED
             eid = self.plan.ids[failure.index]
             sink.emit(ExecutorFailed(eid, failure.error))
-            sink.emit(RunCompleted(RunStatus.FAILED))
+            sink.emit1(RunCompleted, RunStatus.FAILED)
             k = s._superstep + 1
             err = failure.error
             raise ExecutorFailedError(
@@ -187,18 +192,18 @@ class Runner:
             ) from err
         except ConvergenceError:
             s._status = RunStatus.FAILED
-            sink.emit(RunCompleted(RunStatus.FAILED))
+            sink.emit1(RunCompleted, RunStatus.FAILED)
             raise
         except TimeoutError:  # the run's deadline (handler timeouts arrive wrapped)
             s._status = RunStatus.FAILED
-            sink.emit(RunCompleted(RunStatus.FAILED))
+            sink.emit1(RunCompleted, RunStatus.FAILED)
             raise RunTimeoutError(
                 f"run of session {s.id!r} exceeded its timeout of {self.timeout} s; it is FAILED "
                 f"at superstep {s._superstep} with its messages intact: resume() continues it"
             ) from None
         except (CheckpointError, SerializationError):  # nothing of the superstep was committed
             s._status = RunStatus.FAILED
-            sink.emit(RunCompleted(RunStatus.FAILED))
+            sink.emit1(RunCompleted, RunStatus.FAILED)
             raise
         except GeneratorExit:  # closed without a loop to await on: nothing more can be saved
             self._drop_queued(RunStatus.CANCELLED)
@@ -212,8 +217,28 @@ class Runner:
         s._status = status
         if s._retention is not None and s._checkpointer is not None:
             await s._prune(s._retention)
-        sink.emit(RunCompleted(status))
+        sink.emit1(RunCompleted, status)
         return status
+
+    async def _supersteps(self, has_input: bool) -> None:
+        s = self.session
+        sink = self.sink
+        superstep = self._superstep_body if s._tracer is None else self._superstep
+        steps = 0
+        if has_input and s._checkpointer is not None:
+            await self._save(s._superstep, RunStatus.RUNNING, {}, {}, s._queue, s._fanin)
+        while s._queue:
+            if steps == self.budget:
+                raise ConvergenceError(
+                    f"session {s.id!r} still had messages queued after {self.budget} "
+                    f"supersteps (max_supersteps of workflow {s.workflow.name!r}); "
+                    "call session.resume() to grant another budget, raise max_supersteps "
+                    "in build(), or check the graph for an unintended cycle"
+                )
+            steps += 1
+            await superstep()
+            if sink.pauses:
+                await sink.barrier()
 
     def _drop_queued(self, status: RunStatus) -> None:
         s = self.session
@@ -224,7 +249,7 @@ class Runner:
         s._queue = {}
         s._fanin = {}
         s._status = status
-        self.sink.emit(RunCompleted(status))
+        self.sink.emit1(RunCompleted, status)
 
     async def _save_cancellation(self) -> None:
         """Save the cancelled session (its dropped messages gone) as the new head.
@@ -280,32 +305,26 @@ class Runner:
         sink = self.sink
         queue = s._queue
         k = s._superstep + 1
-        mark = len(sink.events)
-        sink.emit(SuperstepStarted(k))
+        mark = sink.mark()
+        sink.emit1(SuperstepStarted, k)
         committed = s._state
-        emit = sink.emit
         if len(queue) == 1:  # the common case of chains and loops
             ((only, messages),) = queue.items()
-            acts = [Activation(only, messages, k, committed, emit)]
+            acts = [Activation(only, messages, k, committed, sink)]
         else:
-            acts = [Activation(i, queue[i], k, committed, emit) for i in sorted(queue)]
+            acts = [Activation(i, queue[i], k, committed, sink) for i in sorted(queue)]
         snapshots = await self._snapshots(acts) if s.workflow._any_stateful else []
         try:
+            invoke = self._invoke_body if s._tracer is None else self._invoke
             if len(acts) == 1:
-                await (self._invoke_body if s._tracer is None else self._invoke)(acts[0])
+                await invoke(acts[0], None)
             else:
-                invoke = self._invoke_body if s._tracer is None else self._invoke
-                async with asyncio.TaskGroup() as tg:
-                    for act in acts:
-                        tg.create_task(invoke(act))  # one task per executor
-        except BaseException as exc:
+                await run_group(invoke, acts)  # one task per executor
+        except BaseException:
             for act in acts:
                 act.closed = True
-            self._forget_rolled_back(mark)
+            self.sink.forget_since(mark)
             await self._restore(snapshots)
-            if isinstance(exc, BaseExceptionGroup):
-                group = typing.cast(BaseExceptionGroup[BaseException], exc)
-                raise _first_failure(group) from None
             raise
         # The barrier: commit executor by executor in declaration order.
         plan = self.plan
@@ -339,7 +358,7 @@ class Runner:
                 )
                 await self._save(k, status, written, snaps, new_queue, fanin, pending)
             except BaseException:
-                self._forget_rolled_back(mark)
+                self.sink.forget_since(mark)
                 await self._restore(snapshots)
                 raise
             s._fanin = fanin
@@ -356,7 +375,7 @@ class Runner:
         s._superstep = k
         if s._tracer is not None:
             self._link(acts)
-        emit(SuperstepCompleted(k))
+        sink.emit1(SuperstepCompleted, k)
 
     def _link(self, acts: list[Activation]) -> None:
         """Remember which invocations sent to whom: receivers' spans link to them."""
@@ -369,11 +388,11 @@ class Runner:
                     bucket.append(act.span)
         self.session._links = links
 
-    async def _invoke(self, act: Activation) -> None:
+    async def _invoke(self, act: Activation, group: Group | None) -> None:
         s = self.session
         tracer = s._tracer
         if tracer is None:
-            return await self._invoke_body(act)
+            return await self._invoke_body(act, group)
         eid = self.plan.ids[act.index]
         attributes = {
             "stepgraph.executor_id": eid,
@@ -384,10 +403,10 @@ class Runner:
         links = s._links.get(act.index, ())
         with tracer.span(f"stepgraph.executor {eid}", attributes, links) as span:
             act.span = span.get_span_context()
-            await self._invoke_body(act)
+            await self._invoke_body(act, group)
         return None
 
-    async def _invoke_body(self, act: Activation) -> None:
+    async def _invoke_body(self, act: Activation, group: Group | None) -> None:
         s = self.session
         i = act.index
         ex = s._executors[i]
@@ -397,7 +416,8 @@ class Runner:
         assert ctx is not None
         table = self.plan.tables[i]
         eid = self.plan.ids[i]
-        act.emit(ExecutorInvoked(eid, act.superstep))
+        sink = self.sink
+        sink.emit2(ExecutorInvoked, eid, act.superstep)
         policy = s.workflow._policies[i]
         guarded = s.workflow._policy_active[i]
         remote = s._backend is not None
@@ -419,10 +439,13 @@ class Runner:
                 else:
                     await self.call(h, ex, message, ctx, act)
         except Exception as exc:
-            raise _HandlerFailure(i, exc) from exc
+            failure = _HandlerFailure(i, exc)
+            if group is not None:
+                group.fail(failure)  # siblings are cancelled at once
+            raise failure from exc
         finally:
             ctx._act = None
-        act.emit(ExecutorCompleted(eid, act.superstep))
+        sink.emit2(ExecutorCompleted, eid, act.superstep)
 
     async def call(
         self, h: HandlerSpec, ex: Any, message: Any, ctx: Context[Any, Any], act: Activation
@@ -470,21 +493,6 @@ class Runner:
     async def _restore(self, snapshots: list[tuple[Any, Any]]) -> None:
         for ex, data in snapshots:
             await ex.restore(data)
-
-    def _forget_rolled_back(self, mark: int) -> None:
-        """Outputs and requests of a rolled-back superstep never reach the RunResult."""
-        events = self.sink.events
-        tail = [e for e in events[mark:] if not isinstance(e, Output | RequestIssued)]
-        del events[mark:]
-        events.extend(tail)
-
-
-def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            return _first_failure(typing.cast(BaseExceptionGroup[BaseException], exc))
-        return exc
-    return group
 
 
 def new_context(session: Session, index: int) -> Context[Any, Any]:

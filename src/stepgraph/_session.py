@@ -85,26 +85,40 @@ class Session(Generic[InT]):
         self._queue: Queue = {}
         self._fanin: FanInBuffers = {}
         self._pending: dict[str, Request] = {}
-        self._superstep = 0
-        self._status = RunStatus.IDLE
-        self._head: str | None = None
-        self._active: _Execution | None = None  # the run holding the guard
         self._loaded = store is None
-        self._checkpointer = Checkpointer(self, store) if store is not None else None
-        self._private: Checkpointer | None = None
-        self._retention = retention
-        self._backend = backend
-        # One runner per session across processes, when the store arbitrates leases.
-        self._lease_policy: LeasePolicy | None = None
-        if lease is not False and store is not None and supports_leases(store):
-            self._lease_policy = lease if isinstance(lease, LeasePolicy) else LeasePolicy()
-        self._lease: Lease | None = None
-        self._seen: str | None = None  # the store's newest checkpoint when we last looked
-        self._tracer = tracer
-        self._links: dict[int, list[Any]] = {}  # tracing: span contexts of last superstep's senders
-        self._cache = cache
+        if store is not None:
+            self._checkpointer = Checkpointer(self, store)
+            # One runner per session across processes, when the store arbitrates leases.
+            if lease is not False and supports_leases(store):
+                self._lease_policy = lease if isinstance(lease, LeasePolicy) else LeasePolicy()
+        if retention is not None:
+            self._retention = retention
+        if backend is not None:
+            self._backend = backend
+        if tracer is not None:
+            self._tracer = tracer
+            self._links = {}
         if cache is None and workflow._any_cache:
-            self._cache = MemoryCache()  # cached handlers reuse results within the session
+            cache = MemoryCache()  # cached handlers reuse results within the session
+        if cache is not None:
+            self._cache = cache
+
+    # Defaults shared by every session until it sets its own (most sessions never do).
+    _superstep = 0
+    _status = RunStatus.IDLE
+    _head: str | None = None
+    _active: _Execution | None = None  # the run holding the guard
+    _checkpointer: Checkpointer | None = None
+    _private: Checkpointer | None = None
+    _retention: Retention | None = None
+    _backend: Backend | None = None
+    _lease_policy: LeasePolicy | None = None
+    _lease: Lease | None = None
+    _seen: str | None = None  # the store's newest checkpoint when we last looked
+    _tracer: Tracer | None = None
+    # tracing: span contexts of the last superstep's senders, by receiver
+    _links: Mapping[int, list[Any]] = types.MappingProxyType({})
+    _cache: Cache | None = None
 
     # -- reading between runs -----------------------------------------------------------
 
@@ -154,7 +168,8 @@ class Session(Generic[InT]):
             input = convert_input(self.workflow, input)
 
         async def prepare() -> bool:
-            await self._ensure_loaded()
+            if not self._loaded:
+                await self._ensure_loaded()
             self._check_queue("run")
             self._queue = {start: [input]}
             return True
