@@ -100,7 +100,9 @@ class _Base:
         return act
 
     def _send(self, message: Any, to: str | None) -> None:
-        act = self._live()
+        act = self._act
+        if act is None or act.closed:
+            act = self._live()  # raises
         targets = self._plan.route(self._index, message, to)
         if act.trace is not None:
             act.trace.append((message, to))
@@ -110,9 +112,11 @@ class _Base:
             act.sends.extend((t, message) for t in targets)
 
     def _output(self, value: Any) -> None:
-        act = self._live()
+        act = self._act
+        if act is None or act.closed:
+            act = self._live()  # raises
         act.outputs.append(value)
-        act.sink.emit2(Output, self.executor_id, value)
+        act.sink.record((Output, self.executor_id, value))
 
     def _emit(self, event: Event) -> None:
         if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]

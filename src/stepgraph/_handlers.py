@@ -182,7 +182,7 @@ _MISSING: Any = object()
 class HandlerTable:
     """The handlers of one executor, with cached most-specific-type dispatch."""
 
-    __slots__ = ("_cache", "accepts", "handlers", "owner", "responses", "sends")
+    __slots__ = ("_cache", "accepts", "cached", "handlers", "owner", "responses", "sends")
 
     def __init__(self, owner: str, handlers: list[HandlerSpec]) -> None:
         self.owner = owner
@@ -213,6 +213,8 @@ class HandlerTable:
             sends.extend(h.sends)
         self.sends: tuple[TypeSpec, ...] = tuple(dict.fromkeys(sends))
         self._cache: dict[type, HandlerSpec | None] = {}
+        self.cached: Callable[[type], HandlerSpec | None] = self._cache.get
+        """The handler already resolved for messages of a class, or None (then `resolve`)."""
 
     def list_items(self) -> tuple[TypeSpec, ...]:
         """Item types this executor takes through a `list[T]` (or wider) handler: fan-in."""

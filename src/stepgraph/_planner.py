@@ -142,8 +142,10 @@ class Plan:
             Exception: whatever a condition or selector raises.
         """
         fast = self.fast[src]
-        if fast is not None and to is None and self.tables[fast].resolve(message) is not None:
-            return [fast]
+        if fast is not None and to is None:
+            table = self.tables[fast]
+            if table.cached(type(message)) is not None or table.resolve(message) is not None:
+                return [fast]
         out: list[Target] = []
         skipped: list[str] = []
         routes = self.routes[src]

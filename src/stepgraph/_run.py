@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import WorkflowError
 from ._events import Event, Output, RequestIssued, RunStatus
@@ -36,21 +36,14 @@ __all__ = ["Run"]
 class _ListSink:
     """Awaited runs: events are recorded on a tape (`_tape`), made into objects on demand."""
 
-    __slots__ = ("emit", "pauses", "tape")
+    __slots__ = ("emit", "mark", "pauses", "record", "tape")
 
     def __init__(self) -> None:
         self.tape: list[Any] = []
-        self.emit = self.tape.append
+        self.emit: Callable[[Event], None] = self.tape.append
+        self.record: Callable[[tuple[Any, ...]], None] = self.tape.extend
+        self.mark: Callable[[], int] = self.tape.__len__
         self.pauses = False
-
-    def emit1(self, kind: Callable[..., Event], value: Any) -> None:
-        self.tape += (kind, value)
-
-    def emit2(self, kind: Callable[..., Event], first: Any, second: Any) -> None:
-        self.tape += (kind, first, second)
-
-    def mark(self) -> int:
-        return len(self.tape)
 
     def forget_since(self, mark: int) -> None:
         forget_since(self.tape, mark)
@@ -95,11 +88,8 @@ class _Channel:
             self.buffer.append(event)
             self._wake_consumer()
 
-    def emit1(self, kind: Callable[..., Event], value: Any) -> None:
-        self.emit(kind(value))
-
-    def emit2(self, kind: Callable[..., Event], first: Any, second: Any) -> None:
-        self.emit(kind(first, second))
+    def record(self, fields: tuple[Any, ...]) -> None:
+        self.emit(fields[0](*fields[1:]))
 
     def mark(self) -> int:
         return len(self.events)
@@ -249,7 +239,9 @@ class _Execution:
         # `run` stays referenced by this frame: the Run lives as long as its loop does,
         # so its finalizer never sees an awaited run that is still going.
         self.owner = asyncio.current_task()
-        runner = self.make_runner(_ListSink())
+        # Its emit/record/mark are the tape's own bound methods, which pyright cannot
+        # match against the protocol's callables.
+        runner = self.make_runner(cast(Sink, _ListSink()))
         try:
             status = await runner.execute()
             result = self.finish(runner, status)

@@ -6,8 +6,8 @@ Invariants:
   buffers, outputs), executor by executor in declaration order. If any handler
   raises, or the run is cancelled, nothing of it is committed, its sibling
   handlers are cancelled and stateful executors get their snapshots back.
-* Every handler task is owned by a `TaskGroup`; a superstep with a single
-  executor runs it inline, with no task at all.
+* Every handler task is owned by the superstep (`_group`, with TaskGroup's
+  rules); a superstep with a single executor runs it inline, with no task.
 """
 
 from __future__ import annotations
@@ -58,17 +58,21 @@ class Sink(Protocol):
     pauses: bool
     """True when `barrier()` may wait (a live stream); False skips the call."""
 
-    def emit(self, event: Event, /) -> None: ...
-
-    def emit1(self, kind: Callable[..., Event], value: Any, /) -> None:
-        """`emit(kind(value))`, which a sink may record without making the event yet."""
+    @property
+    def emit(self) -> Callable[[Event], None]:
+        """Emit one event."""
         ...
 
-    def emit2(self, kind: Callable[..., Event], first: Any, second: Any, /) -> None:
-        """`emit(kind(first, second))`, likewise."""
+    @property
+    def record(self) -> Callable[[tuple[Any, ...]], None]:
+        """Emit `fields[0](*fields[1:])`: an event kind and its one or two field values.
+
+        A sink may keep the fields and make the event only when it is read.
+        """
         ...
 
-    def mark(self) -> int:
+    @property
+    def mark(self) -> Callable[[], int]:
         """A position in the record, for `forget_since`."""
         ...
 
@@ -169,7 +173,7 @@ class Runner:
         s = self.session
         sink = self.sink
         has_input = await self.prepare()
-        sink.emit1(RunStarted, s.id)
+        sink.record((RunStarted, s.id))
         try:
             if self.timeout:
                 async with asyncio.timeout(self.timeout):
@@ -180,7 +184,7 @@ class Runner:
             s._status = RunStatus.FAILED
             eid = self.plan.ids[failure.index]
             sink.emit(ExecutorFailed(eid, failure.error))
-            sink.emit1(RunCompleted, RunStatus.FAILED)
+            sink.record((RunCompleted, RunStatus.FAILED))
             k = s._superstep + 1
             err = failure.error
             raise ExecutorFailedError(
@@ -192,18 +196,18 @@ class Runner:
             ) from err
         except ConvergenceError:
             s._status = RunStatus.FAILED
-            sink.emit1(RunCompleted, RunStatus.FAILED)
+            sink.record((RunCompleted, RunStatus.FAILED))
             raise
         except TimeoutError:  # the run's deadline (handler timeouts arrive wrapped)
             s._status = RunStatus.FAILED
-            sink.emit1(RunCompleted, RunStatus.FAILED)
+            sink.record((RunCompleted, RunStatus.FAILED))
             raise RunTimeoutError(
                 f"run of session {s.id!r} exceeded its timeout of {self.timeout} s; it is FAILED "
                 f"at superstep {s._superstep} with its messages intact: resume() continues it"
             ) from None
         except (CheckpointError, SerializationError):  # nothing of the superstep was committed
             s._status = RunStatus.FAILED
-            sink.emit1(RunCompleted, RunStatus.FAILED)
+            sink.record((RunCompleted, RunStatus.FAILED))
             raise
         except GeneratorExit:  # closed without a loop to await on: nothing more can be saved
             self._drop_queued(RunStatus.CANCELLED)
@@ -217,7 +221,7 @@ class Runner:
         s._status = status
         if s._retention is not None and s._checkpointer is not None:
             await s._prune(s._retention)
-        sink.emit1(RunCompleted, status)
+        sink.record((RunCompleted, status))
         return status
 
     async def _supersteps(self, has_input: bool) -> None:
@@ -249,7 +253,7 @@ class Runner:
         s._queue = {}
         s._fanin = {}
         s._status = status
-        self.sink.emit1(RunCompleted, status)
+        self.sink.record((RunCompleted, status))
 
     async def _save_cancellation(self) -> None:
         """Save the cancelled session (its dropped messages gone) as the new head.
@@ -306,7 +310,7 @@ class Runner:
         queue = s._queue
         k = s._superstep + 1
         mark = sink.mark()
-        sink.emit1(SuperstepStarted, k)
+        sink.record((SuperstepStarted, k))
         committed = s._state
         if len(queue) == 1:  # the common case of chains and loops
             ((only, messages),) = queue.items()
@@ -375,7 +379,7 @@ class Runner:
         s._superstep = k
         if s._tracer is not None:
             self._link(acts)
-        sink.emit1(SuperstepCompleted, k)
+        sink.record((SuperstepCompleted, k))
 
     def _link(self, acts: list[Activation]) -> None:
         """Remember which invocations sent to whom: receivers' spans link to them."""
@@ -417,17 +421,20 @@ class Runner:
         table = self.plan.tables[i]
         eid = self.plan.ids[i]
         sink = self.sink
-        sink.emit2(ExecutorInvoked, eid, act.superstep)
+        sink.record((ExecutorInvoked, eid, act.superstep))
         policy = s.workflow._policies[i]
         guarded = s.workflow._policy_active[i]
         remote = s._backend is not None
         try:
             ctx._act = act
             for message in act.messages:
-                if type(message) is Answer:
+                cls: type[Any] = type(message)  # pyright: ignore[reportUnknownVariableType]
+                if cls is Answer:
                     h = table.resolve_answer(message.request.payload, message.response)
                 else:
-                    h = table.resolve(message)
+                    h = table.cached(cls)  # the usual case: a class seen before
+                    if h is None:
+                        h = table.resolve(message)
                 if h is None:
                     raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
                 if guarded:  # policies apply to a backend's proxies too (through call)
@@ -445,7 +452,7 @@ class Runner:
             raise failure from exc
         finally:
             ctx._act = None
-        sink.emit2(ExecutorCompleted, eid, act.superstep)
+        sink.record((ExecutorCompleted, eid, act.superstep))
 
     async def call(
         self, h: HandlerSpec, ex: Any, message: Any, ctx: Context[Any, Any], act: Activation

@@ -161,7 +161,8 @@ class Session(Generic[InT]):
         `timeout` (or the workflow's `run_timeout`) bounds the run: past it the run
         ends `FAILED` at its last committed superstep (`RunTimeoutError`).
         """
-        self._check_idle("run")
+        if self._active is not None or self._queue:
+            self._check_idle("run")  # raises
         wf = self.workflow
         start = wf._start
         if not wf._plan.accepts(start, input):
@@ -482,7 +483,7 @@ class Session(Generic[InT]):
     def _instantiate(self, index: int) -> Executor:
         ex = self._new_executor(index)
         self._executors[index] = ex
-        self._contexts[index] = new_context(self, index)
+        self._contexts[index] = Context(self.workflow._plan, index, self.id, self._ids)
         return ex
 
     def __repr__(self) -> str:

@@ -212,7 +212,8 @@ class Workflow(Generic[InT]):
 
     def run(self, input: InT, store: CheckpointStore | None = None) -> Run:
         """Run `input` on a new one-shot session; await the `Run` for a `RunResult`."""
-        return self.session(store=store).run(input)
+        session = Session(self, default_ids(), store=store, clock=default_clock, ids=default_ids)
+        return session.run(input)
 
     def stream(self, input: InT, store: CheckpointStore | None = None) -> Run:
         """Run `input` on a new one-shot session; iterate the `Run` for live events."""
