@@ -71,17 +71,17 @@ async def run_group(
     loop = asyncio.get_running_loop()
     group = Group()
     tasks = group.tasks
-    if loop.get_task_factory() is None:  # the loop's own tasks: skip create_task's wrapper
-        for item in items:
-            tasks.append(asyncio.Task(start(item, group), loop=loop))
-    else:
-        for item in items:
-            tasks.append(loop.create_task(start(item, group)))
     try:
+        if loop.get_task_factory() is None:  # the loop's own tasks: skip create_task's wrapper
+            for item in items:
+                tasks.append(asyncio.Task(start(item, group), loop=loop))
+        else:
+            for item in items:
+                tasks.append(loop.create_task(start(item, group)))
         for task in tasks:
             if not task.done():
                 await _wait(task)
-    except BaseException:  # the runner was cancelled (or interrupted): stop every member
+    except BaseException:  # cancelled, or a task could not be made: stop every member
         for task in tasks:
             task.cancel()
         await _settle(tasks)

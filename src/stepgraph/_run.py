@@ -284,6 +284,8 @@ class Run(Coroutine[Any, Any, RunResult]):
     it on exit; `aclose()` and `cancel()` stop it.
     """
 
+    __slots__ = ("__weakref__", "_channel", "_coro", "_exec", "_mode", "_raised", "_task")
+
     def __init__(self, execution: _Execution) -> None:
         self._exec = execution
         self._mode = _NEW
