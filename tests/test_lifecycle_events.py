@@ -300,6 +300,27 @@ def test_consumer_that_stops_iterating_pauses_the_run_at_the_next_boundary() -> 
     assert calls == [("a", 1), ("b", 2), ("c", 3)]
 
 
+def test_a_slow_consumer_holds_the_run_at_each_boundary_until_it_has_taken_the_events() -> None:
+    """Backpressure: a consumer that awaits between events is never a superstep behind."""
+    calls: list[tuple[str, int]] = []
+    wf = three_step_chain(calls)
+
+    async def main() -> list[tuple[int, int]]:
+        seen: list[tuple[int, int]] = []  # (superstep of the event, newest superstep run)
+        async for event in wf.stream(1):
+            step = getattr(event, "superstep", None)
+            if isinstance(step, int):
+                seen.append((step, max(s for _, s in calls)))
+            for _ in range(20):  # slow: plenty of loop turns for a producer to run ahead
+                await asyncio.sleep(0)
+        return seen
+
+    seen = asyncio.run(main())
+    assert {step for step, _ in seen} == {1, 2, 3}
+    # While the consumer takes events of superstep k, no handler of k + 1 has run.
+    assert all(newest == step for step, newest in seen)
+
+
 def test_closing_a_paused_stream_cancels_it_at_the_last_committed_superstep() -> None:
     calls: list[tuple[str, int]] = []
     wf = three_step_chain(calls)

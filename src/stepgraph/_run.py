@@ -123,6 +123,12 @@ class _Channel:
 
     async def barrier(self) -> None:
         if self.live and self.buffer:
+            if self.waiter is not None:
+                # The consumer waits for events and is woken already: one loop turn lets it
+                # take them (a consumer that does not await between events takes them all).
+                await asyncio.sleep(0)
+                if not (self.live and self.buffer):
+                    return
             self.resume = asyncio.get_running_loop().create_future()
             await self.resume
             self.resume = None
