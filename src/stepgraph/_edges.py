@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._names import module_of
+
 if TYPE_CHECKING:
     from ._executor import Executor
 
@@ -72,6 +74,6 @@ def qualname(obj: object) -> str | None:
     """`module.qualname` of a function, stable across processes (no `hash()`)."""
     if obj is None:
         return None
-    module = getattr(obj, "__module__", None) or "?"
+    module = module_of(obj)
     name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     return f"{module}.{name}"

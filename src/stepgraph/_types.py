@@ -17,6 +17,8 @@ from typing import Any, Literal, NewType, TypeVar, Union, get_args, get_origin
 
 import typing_extensions
 
+from ._names import module_of
+
 __all__ = ["ANY", "TypeSpec", "compatible", "describe", "distance", "matches", "specs_of"]
 
 _ITEM_ORIGINS = (list, set, frozenset, collections.abc.Sequence, collections.abc.Set)
@@ -158,4 +160,4 @@ def describe(spec: TypeSpec) -> str:
 def _qualname(cls: type) -> str:
     if cls.__module__ == "builtins":
         return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
+    return f"{module_of(cls)}.{cls.__qualname__}"

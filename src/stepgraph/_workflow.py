@@ -23,6 +23,7 @@ from ._executor import Executor
 from ._handlers import HandlerTable
 from ._leasing import LeasePolicy
 from ._migrations import Migration
+from ._names import module_of
 from ._planner import Plan
 from ._policies import NO_POLICY, ExecutorPolicy
 from ._requests import Answer, Request
@@ -156,7 +157,7 @@ class Workflow(Generic[InT]):
             executors.append(
                 {
                     "id": ex.id,
-                    "type": f"{type(ex).__module__}.{type(ex).__qualname__}",
+                    "type": f"{module_of(type(ex))}.{type(ex).__qualname__}",
                     "accepts": sorted(_types.describe(s) for s in table.accepts),
                 }
             )

@@ -2,10 +2,11 @@
 
 The file is imported as a module named after its stem, with its directory put
 first on `sys.path` (as `python path/to/file.py` would), so it can import its
-siblings. The module name matters: executor classes and predicates are named
-by `module.qualname` in the graph signature, so every process that opens the
-same sessions (`stepgraph run`, `resume`, `serve`) must load a file under the
-same name, which a stem gives.
+siblings. The module name matters: executor classes, predicates and stored
+types are named by module in graph signatures and checkpoints, so every
+process that opens the same sessions (`python app.py`, `stepgraph run`,
+`resume`, `serve`, `hosting.serve("app.py:workflow")`) must agree on it:
+`stepgraph._names.module_of` gives them all the stem.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import stepgraph as sg
+from stepgraph._names import LOADER_PREFIX, stem_module_name
 
 from ._exit import CliError, one_line
 
@@ -38,13 +40,10 @@ def split_target(target: str) -> tuple[Path, str | None]:
 
 
 def _module_name(path: Path) -> str:
-    stem = path.stem if path.stem != "__init__" else path.parent.name
-    name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in stem) or "workflow"
-    if name[0].isdigit():
-        name = "_" + name
+    name = stem_module_name(path)
     existing = sys.modules.get(name)
     if existing is not None and getattr(existing, "__file__", None) != str(path):
-        name = f"stepgraph_target_{name}"  # never shadow an imported module (json.py, ...)
+        name = LOADER_PREFIX + name  # never shadow an imported module (json.py, ...)
     return name
 
 

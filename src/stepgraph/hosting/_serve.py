@@ -23,6 +23,7 @@ from typing import Any, cast
 import uvicorn
 
 import stepgraph as sg
+from stepgraph._names import LOADER_PREFIX, stem_module_name
 
 from ._app import create_app
 from ._host import Host
@@ -48,7 +49,9 @@ def load_workflow(target: str | sg.Workflow[Any]) -> sg.Workflow[Any]:
         if not path.is_file():
             raise ValueError(f"{target!r}: no file {where}")
         sys.path.insert(0, str(path.parent))
-        module_name = f"_stepgraph_app_{path.stem}"
+        # Named apart (never shadowing a module), yet its classes are named by the file's
+        # stem in signatures and stored types, as `python app.py` and `stepgraph` name them.
+        module_name = LOADER_PREFIX + stem_module_name(path)
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise ValueError(f"{target!r}: cannot import {where}")

@@ -24,6 +24,8 @@ import typing
 import uuid
 from typing import Any, Final
 
+from .._names import module_of
+
 __all__ = [
     "BUILTIN_TYPES",
     "BUILTIN_TYPE_NAMES",
@@ -84,7 +86,7 @@ LITERAL: Final = "literal"  # v: [values], e.g. Literal["yes", "no"]
 
 def class_name(cls: type) -> str:
     """The stable ``module:qualname`` name a class is tagged with."""
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return f"{module_of(cls)}:{cls.__qualname__}"
 
 
 def short_repr(obj: object, limit: int = 60) -> str:
