@@ -7,6 +7,7 @@ running when the run reports its end.
 """
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -196,3 +197,40 @@ def test_handler_tasks_come_from_the_loops_task_factory() -> None:
 
     made = asyncio.run(main())
     assert len(made) == 2  # one task per executor of the fan-out superstep
+
+
+def test_a_long_run_whose_handlers_never_await_still_lets_other_tasks_run() -> None:
+    """Fairness: between supersteps a run yields the loop at least every TIME_SLICE_S."""
+
+    async def main() -> list[int]:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        seen: list[int] = []
+
+        @sg.executor(id="spin")
+        async def spin(n: int, ctx: sg.Context[int]) -> None:
+            seen.append(ticks)
+            end = time.perf_counter() + 0.0005
+            while time.perf_counter() < end:  # CPU work without an await
+                pass
+            if n:
+                await ctx.send(n - 1)
+
+        wf = sg.WorkflowBuilder(start=spin).add_edge(spin, spin).build(max_supersteps=1000)
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)  # the ticker has started
+        await wf.run(200)  # 201 supersteps of 0.5 ms: about 100 ms holding the loop
+        stop.set()
+        await task
+        return seen
+
+    seen = asyncio.run(main())
+    assert len(seen) == 201
+    assert seen[-1] > seen[0]  # the ticker ran while the run was going

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,7 +50,10 @@ from ._requests import Answer, Request, RunResult
 if TYPE_CHECKING:
     from ._session import Session
 
-__all__ = ["Runner", "Sink"]
+__all__ = ["TIME_SLICE_S", "Runner", "Sink"]
+
+TIME_SLICE_S = 0.01
+"""A run yields the event loop between supersteps at least this often (seconds)."""
 
 
 class Sink(Protocol):
@@ -231,6 +235,8 @@ class Runner:
         steps = 0
         if has_input and s._checkpointer is not None:
             await self._save(s._superstep, RunStatus.RUNNING, {}, {}, s._queue, s._fanin)
+        clock = time.monotonic
+        held_since = clock()
         while s._queue:
             if steps == self.budget:
                 raise ConvergenceError(
@@ -243,6 +249,11 @@ class Runner:
             await superstep()
             if sink.pauses:
                 await sink.barrier()
+            if clock() - held_since > TIME_SLICE_S:
+                # Supersteps whose handlers never await would hold the event loop for the
+                # whole run: between supersteps, give other tasks a turn now and then.
+                await asyncio.sleep(0)
+                held_since = clock()
 
     def _drop_queued(self, status: RunStatus) -> None:
         s = self.session
