@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import serde
 from ._context import Activation, Context
-from ._errors import ExecutorTimeoutError
+from ._errors import ExecutorTimeoutError, SerializationError
 from ._events import Output
 from ._handlers import HandlerSpec
 from ._policies import CachePolicy, ExecutorPolicy, ExecutorRetrying
@@ -128,10 +128,20 @@ async def _sleep(clock: Any, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
+def _encoded(message: Any, types: serde.TypeRegistry) -> str:
+    """The message's encoding: through the workflow's types (their plans are ready), or
+    without them for a class they do not list (a subclass, say). Both give the same text.
+    """
+    try:
+        return serde.encode(message, types=types).decode()
+    except SerializationError:
+        return serde.encode(message).decode()
+
+
 def _key(runner: Runner, act: Activation, message: Any, cache: CachePolicy) -> str:
     wf = runner.session.workflow
     eid = wf._plan.ids[act.index]
-    raw = cache.key(message) if cache.key is not None else serde.encode(message).decode()
+    raw = cache.key(message) if cache.key is not None else _encoded(message, wf.types)
     digest = hashlib.sha256(f"{wf.signature}\0{eid}\0{raw}".encode()).hexdigest()
     return f"{eid}:{digest}"
 

@@ -55,17 +55,6 @@ def _ray() -> Any:
         raise ImportError("RayBackend needs Ray: pip install 'stepgraph[ray]'") from exc
 
 
-_host_classes: dict[str, Any] = {}
-
-
-def _host_class() -> Any:
-    """`ExecutorHost` as a Ray actor class (made once per process)."""
-    cls = _host_classes.get("host")
-    if cls is None:
-        cls = _host_classes["host"] = _ray().remote(ExecutorHost)
-    return cls
-
-
 class _Tracked:
     """The proxies a backend made for one session, and the executor list it last swept."""
 
@@ -118,6 +107,7 @@ class RayBackend:
             weakref.WeakKeyDictionary()
         )
         self._prototypes: weakref.WeakKeyDictionary[Executor, Any] = weakref.WeakKeyDictionary()
+        self._host_class: Any = None  # `ExecutorHost` as a Ray actor class, made on first use
         self._closed = False
 
     def instantiate(self, session: Session[Any], index: int) -> Executor:
@@ -215,7 +205,9 @@ class RayBackend:
                 ) from exc
             self._prototypes[prototype] = ref
         options = {"max_restarts": 0, "max_task_retries": 0, **self.actor_options}
-        return _host_class().options(**options).remote(ref, executor_id, session_id, routed)
+        if self._host_class is None:
+            self._host_class = ray.remote(ExecutorHost)
+        return self._host_class.options(**options).remote(ref, executor_id, session_id, routed)
 
 
 def _surely_routed(session: Session[Any], index: int) -> tuple[type, ...]:

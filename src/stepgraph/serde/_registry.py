@@ -13,7 +13,6 @@ import enum
 import inspect
 import sys
 import typing
-import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Final, cast
 
@@ -60,9 +59,6 @@ class ClassPlan:
     problem: str | None = None
 
 
-_PLANS: weakref.WeakKeyDictionary[type, ClassPlan] = weakref.WeakKeyDictionary()
-
-
 def pydantic_base() -> type | None:
     """`pydantic.BaseModel` if pydantic is already imported, else None.
 
@@ -75,14 +71,7 @@ def pydantic_base() -> type | None:
 
 
 def plan_for(cls: type) -> ClassPlan:
-    """The (cached) plan for `cls`."""
-    plan = _PLANS.get(cls)
-    if plan is None:
-        plan = _PLANS[cls] = _make_plan(cls)
-    return plan
-
-
-def _make_plan(cls: type) -> ClassPlan:
+    """How values of `cls` are encoded (made anew: registries keep theirs, no global cache)."""
     name = class_name(cls)
     if _subclass(cls, enum.Enum):
         return ClassPlan(name, Kind.FLAG if _subclass(cls, enum.Flag) else Kind.ENUM)

@@ -182,12 +182,13 @@ def _unsupported(kind: type) -> str:
 
 
 class Tagger:
-    __slots__ = ("_active", "_registry", "_shortcuts")
+    __slots__ = ("_active", "_plans", "_registry", "_shortcuts")
 
     def __init__(self, registry: TypeRegistry | None, *, shortcuts: bool) -> None:
         self._registry = registry
         self._shortcuts = shortcuts  # reuse plain sub-lists/dicts without a per-item walk
         self._active: set[int] = set()  # ids of the containers being encoded (cycles)
+        self._plans: dict[type, ClassPlan] | None = None  # plans of unregistered classes
 
     def tree(self, value: Any, depth: int) -> Any:
         kind = cast("type[object]", type(value))
@@ -286,7 +287,12 @@ class Tagger:
         registry = self._registry
         plan = registry._plans.get(kind) if registry is not None else None
         if plan is None:
-            plan = plan_for(kind)
+            plans = self._plans
+            if plans is None:
+                plans = self._plans = {}
+            plan = plans.get(kind)
+            if plan is None:
+                plan = plans[kind] = plan_for(kind)
             if plan.kind is not Kind.CLASS and registry is not None:
                 raise EncodeFailure(_unregistered(kind))
         if plan.kind is Kind.CLASS:
