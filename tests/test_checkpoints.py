@@ -555,3 +555,55 @@ def test_dropping_an_awaited_but_unstarted_run_releases_the_guard() -> None:
         assert (await s.run(5)).outputs == [[6, 11]]
 
     asyncio.run(main())
+
+
+@dataclass(frozen=True)
+class Order:
+    item: str
+    qty: int
+
+
+class TakeOrder(sg.Executor):
+    @sg.handler
+    async def on_text(self, text: str, ctx: sg.Context[None, str]) -> None:
+        item, qty = text.split()
+        ctx.state.set("order", Order(item, int(qty)))
+        await ctx.yield_output("noted")
+
+
+def test_session_checkpoint_decodes_the_workflows_own_types(reopen: StoreFactory) -> None:
+    wf = sg.WorkflowBuilder[str](start=TakeOrder("take")).register_types(Order).build(name="orders")
+
+    async def main() -> None:
+        await session(wf, reopen(), "o").run("tea 2")
+        again = session(wf, reopen(), "o")  # a new process: nothing in memory
+        head = await again.checkpoint()
+        assert head.info.id == again.head
+        assert head.state == {"order": Order("tea", 2)}
+        history = await again.history()
+        root = await again.checkpoint(history[-1])  # a CheckpointInfo works as a reference
+        assert root.info.parent_id is None
+        assert root.state == {}
+        raw = await reopen().load(head.info.id)
+        if not isinstance(reopen(), MemoryCheckpointStore):  # a durable store knows no classes
+            with pytest.raises(sg.CheckpointDecodeError):
+                _ = raw.state
+        with pytest.raises(sg.CheckpointNotFoundError):
+            await again.checkpoint("no-such-checkpoint")
+
+    asyncio.run(main())
+
+
+def test_session_checkpoint_without_a_store() -> None:
+    wf = sg.WorkflowBuilder[str](start=TakeOrder("take")).register_types(Order).build(name="orders")
+
+    async def main() -> None:
+        s = session(wf, None)
+        with pytest.raises(sg.CheckpointNotFoundError, match="has no checkpoint yet"):
+            await s.checkpoint()
+        await s.run("jam 1")
+        cid = await s.create_checkpoint()
+        assert (await s.checkpoint(cid)).state == {"order": Order("jam", 1)}
+        assert (await s.checkpoint()).info.id == cid
+
+    asyncio.run(main())

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._checkpoint import CheckpointInfo
 
-__all__ = ["PrunePlan", "Retention", "plan_prune"]
+if TYPE_CHECKING:
+    from .stores import CheckpointStore
+
+__all__ = ["PrunePlan", "Retention", "plan_prune", "prune"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +67,24 @@ def plan_prune(
     gone = set(delete)
     rebase = [i.id for i in infos if i.id in keep and i.parent_id in gone]
     return PrunePlan(tuple(delete), tuple(rebase))
+
+
+async def prune(
+    store: CheckpointStore, session_id: str, head: str | None, keep_last: int
+) -> list[str]:
+    """Apply a retention policy to one session of `store`; returns the deleted ids.
+
+    Checkpoints holding pending requests are kept; a kept delta whose base goes is
+    re-saved whole first.
+    """
+    infos = await store.list(session_id)
+    pinned: list[str] = []
+    for cid in plan_prune(infos, keep_last, head=head).delete:
+        cp = await store.load(cid)
+        if cp.parts.get("r", b"[]") != b"[]":
+            pinned.append(cid)
+    plan = plan_prune(infos, keep_last, head=head, pinned=pinned)
+    for cid in plan.rebase:
+        await store.save((await store.load(cid)).as_full())
+    await store.delete(plan.delete)
+    return list(plan.delete)

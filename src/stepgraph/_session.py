@@ -25,14 +25,14 @@ from ._cache import Cache, MemoryCache
 from ._checkpoint import Checkpoint, CheckpointInfo
 from ._context import Context
 from ._durability import Checkpointer, Restored
-from ._errors import ConcurrentRunError, NotIdleError
+from ._errors import CheckpointNotFoundError, ConcurrentRunError, NotIdleError
 from ._events import RunStatus
 from ._executor import Executor
 from ._inputs import convert_input, validate_answers
 from ._leasing import LeasePolicy, supports_leases
 from ._planner import FanInBuffers, Queue
 from ._requests import Answer, Request
-from ._retention import Retention, plan_prune
+from ._retention import Retention, prune
 from ._run import Run, _Execution
 from ._runner import new_context
 from .stores.memory import MemoryCheckpointStore
@@ -350,19 +350,24 @@ class Session(Generic[InT]):
         cpr = self._checkpointer or self._private
         if cpr is None:
             return []
-        store = cpr.store
-        infos = await store.list(self.id)
-        pinned: list[str] = []
-        candidates = plan_prune(infos, policy.keep_last, head=self._head)
-        for cid in candidates.delete:
-            cp = await store.load(cid)
-            if cp.parts.get("r", b"[]") != b"[]":
-                pinned.append(cid)
-        plan = plan_prune(infos, policy.keep_last, head=self._head, pinned=pinned)
-        for cid in plan.rebase:
-            await store.save((await store.load(cid)).as_full())
-        await store.delete(plan.delete)
-        return list(plan.delete)
+        return await prune(cpr.store, self.id, self._head, policy.keep_last)
+
+    async def checkpoint(self, checkpoint_id: CheckpointRef | None = None) -> Checkpoint:
+        """The checkpoint `checkpoint_id` (the head when None), decoding this workflow's types.
+
+        `.state` then gives your own classes back, not only builtin values.
+
+        Raises:
+            CheckpointNotFoundError: no such checkpoint, or the session has none yet.
+        """
+        await self._ensure_loaded()
+        ref = checkpoint_id if checkpoint_id is not None else self._head
+        if ref is None:
+            raise CheckpointNotFoundError(
+                f"session {self.id!r} has no checkpoint yet: it has a store only when opened "
+                "with one, and saves one when a run starts (or use create_checkpoint())"
+            )
+        return (await self._fetch(ref)).with_types(self.workflow.types)
 
     # -- internals ------------------------------------------------------------------------
 
