@@ -29,14 +29,14 @@ async def tell(line: str, ctx: sg.Context[None, str]) -> None:
     await ctx.yield_output(". ".join(story) + ".")
 
 
-async def draw(session: sg.Session[str], store: sg.CheckpointStore) -> None:
+async def draw(session: sg.Session[str]) -> None:
     history = list(reversed(await session.history()))  # oldest first
     children: dict[str | None, list[sg.CheckpointInfo]] = defaultdict(list)
     for info in history:
         children[info.parent_id].append(info)
 
     async def show(info: sg.CheckpointInfo, depth: int) -> None:
-        story = (await store.load(info.id)).state.get("story", ())
+        story = (await session.checkpoint(info)).state.get("story", ())
         head = "  <- head" if info.id == session.head else ""
         last = story[-1] if story else "-"
         print(f"{'   ' * depth}{info.id} step {info.superstep:<2} {last}{head}")
@@ -72,7 +72,7 @@ async def main() -> None:
     print("OUTPUT resumed:", result.outputs[0])
 
     print("checkpoint tree (indented lines are branches):")
-    await draw(session, store)
+    await draw(session)
 
 
 if __name__ == "__main__":
