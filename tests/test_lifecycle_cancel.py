@@ -214,6 +214,32 @@ def test_run_cancel_makes_await_return_a_cancelled_result_without_rolled_back_ou
     assert Entered(1) in events  # user events are kept, only Output/RequestIssued dropped
 
 
+def test_streamed_then_cancelled_run_awaits_to_a_result_without_rolled_back_outputs() -> None:
+    """The live sink drops a rolled-back superstep's outputs from the result, as the tape does."""
+    hub = Hub()
+    session = gated_workflow(hub).session()
+
+    async def main() -> dict[str, Any]:
+        hub.gate(1)
+        run = session.run(1)
+        seen = await iterate_until_entered(run, 1)  # the blocked superstep yielded "partial1"
+        run.cancel()
+        result = await run
+        after = await finish_checks(hub, session)
+        after["seen"] = seen
+        after["cancelled_result"] = result
+        return after
+
+    after = asyncio.run(main())
+    check_clean_after_cancel(hub, session, after)
+    assert "partial1" in [e.value for e in after["seen"] if isinstance(e, sg.Output)]
+    result = after["cancelled_result"]
+    assert result.status is sg.RunStatus.CANCELLED
+    assert result.outputs == ["in1"]
+    assert [e.value for e in result.events if isinstance(e, sg.Output)] == ["in1"]
+    assert Entered(1) in result.events
+
+
 def test_aclose_of_a_run_awaited_elsewhere_stops_it() -> None:
     hub = Hub()
     session = gated_workflow(hub).session()

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import WorkflowError
-from ._events import Event, Output, RequestIssued, RunStatus
+from ._events import Event, RunStatus
 from ._requests import RunResult, recorded_result
 from ._runner import Runner, Sink
 from ._tape import forget_since
@@ -95,10 +95,7 @@ class _Channel:
         return len(self.events)
 
     def forget_since(self, mark: int) -> None:
-        events = self.events
-        tail = [e for e in events[mark:] if not isinstance(e, Output | RequestIssued)]
-        del events[mark:]
-        events.extend(tail)
+        forget_since(self.events, mark)
 
     def result(self, session: Session, outputs: list[Any], status: RunStatus) -> RunResult:
         return recorded_result(

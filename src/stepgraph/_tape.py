@@ -56,7 +56,10 @@ def decode(tape: list[Any]) -> list[Event]:
 
 
 def forget_since(tape: list[Any], mark: int) -> None:
-    """Drop the outputs and requests recorded from position `mark` on (a rollback)."""
+    """Drop the outputs and requests recorded from position `mark` on (a rollback).
+
+    Works on a tape and on a plain list of events alike (events decode to themselves).
+    """
     tail = [e for e in decode(tape[mark:]) if not isinstance(e, Output | RequestIssued)]
     del tape[mark:]
     tape.extend(tail)
