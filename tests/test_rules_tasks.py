@@ -234,3 +234,50 @@ def test_a_long_run_whose_handlers_never_await_still_lets_other_tasks_run() -> N
     seen = asyncio.run(main())
     assert len(seen) == 201
     assert seen[-1] > seen[0]  # the ticker ran while the run was going
+
+
+def test_an_eager_task_factory_failure_stops_the_remaining_members_from_starting() -> None:
+    """With an eager factory (Python 3.12's `eager_task_factory`, emulated here), a member
+    runs inside `create_task`; once one has failed, the others must not start."""
+
+    async def main() -> tuple[list[str], str]:
+        started: list[str] = []
+        loop = asyncio.get_running_loop()
+
+        async def finished(error: BaseException | None) -> None:
+            if error is not None:
+                raise error
+
+        def eager(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            try:
+                coro.send(None)  # the members below never suspend
+            except StopIteration:
+                return asyncio.Task(finished(None), loop=loop)
+            except BaseException as exc:  # handed to the task, as eager start does
+                return asyncio.Task(finished(exc), loop=loop)
+            raise AssertionError("a member suspended in this test")
+
+        @sg.executor(id="bad")
+        async def bad(n: int, ctx: sg.Context[None, int]) -> None:
+            started.append("bad")
+            raise ValueError("at once")
+
+        def sibling(eid: str) -> sg.Executor:
+            @sg.executor(id=eid)
+            async def run(n: int, ctx: sg.Context[None, int]) -> None:
+                started.append(eid)
+
+            return run
+
+        session = fan(bad, sibling("a"), sibling("b")).session()
+        loop.set_task_factory(eager)
+        try:
+            with pytest.raises(sg.ExecutorFailedError) as info:
+                await session.run(1)
+        finally:
+            loop.set_task_factory(None)
+        return started, info.value.executor_id
+
+    started, eid = asyncio.run(main())
+    assert eid == "bad"
+    assert started == ["bad"]

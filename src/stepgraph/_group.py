@@ -77,6 +77,8 @@ async def run_group(
                 tasks.append(asyncio.Task(start(item, group), loop=loop))
         else:
             for item in items:
+                if group.failure is not None:  # an eager factory ran a member that failed
+                    break
                 tasks.append(loop.create_task(start(item, group)))
         for task in tasks:
             if not task.done():
