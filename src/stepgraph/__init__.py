@@ -7,6 +7,9 @@ Module map (everything public is re-exported here):
 * `_edges`, `_builder`, `_planner`: edge kinds, `WorkflowBuilder`, pure routing
 * `_workflow`, `_session`, `_run`, `_runner`: the immutable graph, sessions, the
   `Run` handle and the superstep loop
+* `_group`, `_sinks`, `_tape`: a superstep's handler tasks, where a run's events go
+  (awaited: a compact tape; streamed: a channel to the consumer)
+* `_names`: one module name for a workflow file however it is loaded
 * `_events`, `_requests`, `_errors`: events, `Request`/`RunResult`, the error tree
 * `_inputs`, `_coerce`: run input and answers checked and converted to their types
 * `_checkpoint`, `_durability`, `_retention`, `_migrations`: checkpoints (delta parts),

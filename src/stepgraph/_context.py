@@ -21,7 +21,7 @@ from ._state import StateView
 
 if TYPE_CHECKING:
     from ._planner import Plan, Target
-    from ._runner import Sink
+    from ._sinks import Sink
 
 __all__ = ["Activation", "Context", "SyncContext"]
 

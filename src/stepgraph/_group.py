@@ -88,9 +88,7 @@ async def run_group(
             task.cancel()
         await _settle(tasks)
         raise
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()  # retrieved: a member's error is reported once, through `failure`
+    _retrieve(tasks)
     if group.failure is not None:
         raise group.failure
 
@@ -104,8 +102,13 @@ async def _settle(tasks: list[asyncio.Task[None]]) -> None:
                 await _wait(task)
             except asyncio.CancelledError:
                 cancelled = True
+    _retrieve(tasks)
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+def _retrieve(tasks: list[asyncio.Task[None]]) -> None:
+    """Mark ended members' errors as seen: a failure is reported once, by the runner."""
     for task in tasks:
         if not task.cancelled():
             task.exception()
-    if cancelled:
-        raise asyncio.CancelledError

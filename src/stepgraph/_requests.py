@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._events import Event, RunStatus
 from ._tape import decode
+
+if TYPE_CHECKING:
+    from ._session import Session
 
 __all__ = ["Answer", "Request", "RunResult"]
 
@@ -151,18 +154,18 @@ def _fill(
 
 
 def recorded_result(
-    session_id: str,
+    session: Session,
     outputs: list[Any],
     events: list[Event] | list[Any],
     taped: bool,
     status: RunStatus,
-    pending_requests: tuple[Request, ...],
-    checkpoint_id: str | None,
 ) -> RunResult:
-    """A `RunResult` whose events are a list, or a tape (`stepgraph._tape`) when `taped`."""
+    """A run's `RunResult`; `events` is a list of events, or a tape (`_tape`) when `taped`."""
     result = object.__new__(RunResult)
+    pending = tuple(session._pending.values())
+    head = session._head
     if taped:
-        _fill(result, session_id, outputs, None, events, status, pending_requests, checkpoint_id)
+        _fill(result, session.id, outputs, None, events, status, pending, head)
     else:
-        _fill(result, session_id, outputs, events, None, status, pending_requests, checkpoint_id)
+        _fill(result, session.id, outputs, events, None, status, pending, head)
     return result

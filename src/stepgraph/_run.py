@@ -3,7 +3,7 @@
 A `Run` starts when it is first awaited or iterated; one that never is does
 nothing. Awaited, the superstep loop runs inline in the awaiting task (no
 extra task). Iterated, a driver task owned by the `Run` executes the loop and
-hands events to the consumer through a `_Channel` as they happen; the driver
+hands events to the consumer through a `Channel` (`_sinks`) as they happen; the driver
 pauses at a superstep barrier while the consumer has not taken the events of
 the previous superstep.
 
@@ -15,15 +15,14 @@ once and its `__del__` cancels the driver.
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import WorkflowError
 from ._events import Event, RunStatus
-from ._requests import RunResult, recorded_result
-from ._runner import Runner, Sink
-from ._tape import forget_since
+from ._requests import RunResult
+from ._runner import Runner
+from ._sinks import Channel, ListSink, Sink
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -31,114 +30,6 @@ if TYPE_CHECKING:
     from ._session import Session
 
 __all__ = ["Run"]
-
-
-class _ListSink:
-    """Awaited runs: events are recorded on a tape (`_tape`), made into objects on demand."""
-
-    __slots__ = ("emit", "mark", "pauses", "record", "tape")
-
-    def __init__(self) -> None:
-        self.tape: list[Any] = []
-        self.emit: Callable[[Event], None] = self.tape.append
-        self.record: Callable[[tuple[Any, ...]], None] = self.tape.extend
-        self.mark: Callable[[], int] = self.tape.__len__
-        self.pauses = False
-
-    def forget_since(self, mark: int) -> None:
-        forget_since(self.tape, mark)
-
-    def result(
-        self,
-        session: Session,
-        outputs: list[Any],
-        status: RunStatus,
-    ) -> RunResult:
-        return recorded_result(
-            session.id,
-            outputs,
-            self.tape,
-            True,
-            status,
-            tuple(session._pending.values()),
-            session._head,
-        )
-
-    async def barrier(self) -> None:
-        return None
-
-
-class _Channel:
-    """Live sink: events go to a consumer; the producer pauses at barriers."""
-
-    __slots__ = ("buffer", "done", "events", "live", "pauses", "resume", "waiter")
-
-    def __init__(self) -> None:
-        self.pauses = True
-        self.events: list[Event] = []
-        self.buffer: collections.deque[Event] = collections.deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.resume: asyncio.Future[None] | None = None
-        self.live = True
-        self.done = False
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-        if self.live:
-            self.buffer.append(event)
-            self._wake_consumer()
-
-    def record(self, fields: tuple[Any, ...]) -> None:
-        self.emit(fields[0](*fields[1:]))
-
-    def mark(self) -> int:
-        return len(self.events)
-
-    def forget_since(self, mark: int) -> None:
-        forget_since(self.events, mark)
-
-    def result(self, session: Session, outputs: list[Any], status: RunStatus) -> RunResult:
-        return recorded_result(
-            session.id,
-            outputs,
-            self.events,
-            False,
-            status,
-            tuple(session._pending.values()),
-            session._head,
-        )
-
-    def _wake_consumer(self) -> None:
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def wake_producer(self) -> None:
-        r = self.resume
-        if r is not None and not r.done():
-            r.set_result(None)
-
-    async def barrier(self) -> None:
-        if self.live and self.buffer:
-            if self.waiter is not None:
-                # The consumer waits for events and is woken already: one loop turn lets it
-                # take them (a consumer that does not await between events takes them all).
-                await asyncio.sleep(0)
-                if not (self.live and self.buffer):
-                    return
-            self.resume = asyncio.get_running_loop().create_future()
-            await self.resume
-            self.resume = None
-
-    def close(self) -> None:
-        self.done = True
-        self._wake_consumer()
-
-    def stop_streaming(self) -> None:
-        """The consumer stopped listening (it awaits the result instead)."""
-        self.live = False
-        self.buffer.clear()
-        self.wake_producer()
 
 
 class _Execution:
@@ -244,7 +135,7 @@ class _Execution:
         self.owner = asyncio.current_task()
         # Its emit/record/mark are the tape's own bound methods, which pyright cannot
         # match against the protocol's callables.
-        runner = self.make_runner(cast(Sink, _ListSink()))
+        runner = self.make_runner(cast(Sink, ListSink()))
         try:
             status = await runner.execute()
             result = self.finish(runner, status)
@@ -258,7 +149,7 @@ class _Execution:
             del run  # the Run may be collected now
         return result
 
-    async def drive(self, channel: _Channel) -> None:
+    async def drive(self, channel: Channel) -> None:
         runner = self.make_runner(channel)
         try:
             status = await runner.execute()
@@ -293,7 +184,7 @@ class Run(Coroutine[Any, Any, RunResult]):
         self._exec = execution
         self._mode = _NEW
         self._coro: Coroutine[Any, Any, RunResult] | None = None
-        self._channel: _Channel | None = None
+        self._channel: Channel | None = None
         self._task: asyncio.Task[None] | None = None
         self._raised = False
 
@@ -361,7 +252,7 @@ class Run(Coroutine[Any, Any, RunResult]):
     async def __anext__(self) -> Event:
         if self._mode == _NEW:
             self._mode = _STREAMING
-            self._channel = channel = _Channel()
+            self._channel = channel = Channel()
             self._task = asyncio.get_running_loop().create_task(self._exec.drive(channel))
         elif self._mode != _STREAMING:
             raise StopAsyncIteration

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from . import _state
 from ._attempts import invoke_with_policy
@@ -31,7 +31,6 @@ from ._errors import (
 )
 from ._events import (
     CheckpointSaved,
-    Event,
     ExecutorCompleted,
     ExecutorFailed,
     ExecutorInvoked,
@@ -45,52 +44,16 @@ from ._group import Group, run_group
 from ._handlers import HandlerSpec
 from ._leasing import holding
 from ._planner import FanInBuffers, Queue
-from ._requests import Answer, Request, RunResult
+from ._requests import Answer, Request
 
 if TYPE_CHECKING:
     from ._session import Session
+    from ._sinks import Sink
 
-__all__ = ["TIME_SLICE_S", "Runner", "Sink"]
+__all__ = ["TIME_SLICE_S", "Runner"]
 
 TIME_SLICE_S = 0.01
 """A run yields the event loop between supersteps at least this often (seconds)."""
-
-
-class Sink(Protocol):
-    """Where a run's events go, kept for the `RunResult` too."""
-
-    pauses: bool
-    """True when `barrier()` may wait (a live stream); False skips the call."""
-
-    @property
-    def emit(self) -> Callable[[Event], None]:
-        """Emit one event."""
-        ...
-
-    @property
-    def record(self) -> Callable[[tuple[Any, ...]], None]:
-        """Emit `fields[0](*fields[1:])`: an event kind and its one or two field values.
-
-        A sink may keep the fields and make the event only when it is read.
-        """
-        ...
-
-    @property
-    def mark(self) -> Callable[[], int]:
-        """A position in the record, for `forget_since`."""
-        ...
-
-    def forget_since(self, mark: int, /) -> None:
-        """Drop the outputs and requests recorded since `mark` (a rolled-back superstep)."""
-        ...
-
-    def result(self, session: Session, outputs: list[Any], status: RunStatus, /) -> RunResult:
-        """The `RunResult` of the run, with every event recorded."""
-        ...
-
-    async def barrier(self) -> None:
-        """Called after each committed superstep; a live stream may pause here."""
-        ...
 
 
 class _HandlerFailure(Exception):

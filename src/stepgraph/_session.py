@@ -488,7 +488,7 @@ class Session(Generic[InT]):
     def _instantiate(self, index: int) -> Executor:
         ex = self._new_executor(index)
         self._executors[index] = ex
-        self._contexts[index] = Context(self.workflow._plan, index, self.id, self._ids)
+        self._contexts[index] = new_context(self, index)
         return ex
 
     def __repr__(self) -> str:

@@ -213,12 +213,15 @@ class Workflow(Generic[InT]):
 
     def run(self, input: InT, store: CheckpointStore | None = None) -> Run:
         """Run `input` on a new one-shot session; await the `Run` for a `RunResult`."""
-        session = Session(self, default_ids(), store=store, clock=default_clock, ids=default_ids)
-        return session.run(input)
+        return self._one_shot(store).run(input)
 
     def stream(self, input: InT, store: CheckpointStore | None = None) -> Run:
         """Run `input` on a new one-shot session; iterate the `Run` for live events."""
-        return self.session(store=store).run(input)
+        return self._one_shot(store).run(input)
+
+    def _one_shot(self, store: CheckpointStore | None) -> Session[InT]:
+        """`session(store=store)` with every default, without its keyword plumbing."""
+        return Session(self, default_ids(), store=store, clock=default_clock, ids=default_ids)
 
     def as_agent(
         self,
