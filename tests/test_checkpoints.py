@@ -344,11 +344,11 @@ def test_reset_that_fails_leaves_the_session_unchanged() -> None:
         wf = sg.WorkflowBuilder[int](start=a).add_edge(a, Counter("b")).add_edge("b", a).build()
         s = session(wf, MemoryCheckpointStore())
         await s.run(1)
-        before = (dict(s.state), s.head, s.status, list(s._executors))
+        before = (dict(s.state), s.head, s.status, list(s.core.content.executors))
         Fragile.breaks = True
         with pytest.raises(RuntimeError, match="cannot rebuild"):
             await s.reset()
-        assert (dict(s.state), s.head, s.status, list(s._executors)) == before
+        assert (dict(s.state), s.head, s.status, list(s.core.content.executors)) == before
         Fragile.breaks = False
         await s.reset()
         assert dict(s.state) == {}
@@ -396,7 +396,7 @@ def test_failed_save_fails_the_run_and_commits_nothing() -> None:
         assert s.status is sg.RunStatus.FAILED
         assert s.superstep == 1
         assert dict(s.state) == {"total": 1}
-        b = s._executors[1]
+        b = s.core.content.executors[1]
         assert isinstance(b, Counter)
         assert b.seen == []  # its snapshot from before the failed superstep came back
         store.fail_at = None
@@ -456,7 +456,7 @@ def test_cancellation_saves_a_head_without_the_dropped_messages(reopen: StoreFac
         restarted = session(build(), reopen())
         await restarted.load()
         assert restarted.status is sg.RunStatus.CANCELLED  # the same idle session
-        assert restarted._queue == {}
+        assert restarted.core.content.queue == {}
         gate.set()
         assert before_cancel is not None
         resumed = await restarted.resume(before_cancel)  # continues the cancelled run

@@ -66,5 +66,5 @@ def test_golden_state_decodes(path: Path) -> None:
     cp = unpack(path.read_bytes())
     wf = build()
     if cp.is_full:
-        state = cp.with_types(wf._registry).state
+        state = cp.with_types(wf.types).state
         assert set(state) <= {"source", "seen"}

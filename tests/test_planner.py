@@ -40,7 +40,7 @@ def pick_none(m: object, ids: Sequence[str]) -> list[str]:
 
 
 def _plan(build: Any) -> Plan:
-    return build(sg.WorkflowBuilder(start=relay("src"))).build()._plan
+    return build(sg.WorkflowBuilder(start=relay("src"))).build().blueprint.plan
 
 
 def _ids(plan: Plan, targets: list[Any]) -> list[str]:
@@ -119,7 +119,7 @@ def test_commit_joins_fan_in_in_source_order_and_keeps_extras() -> None:
         .add_fan_out("src", [relay("a"), relay("b")])
         .add_fan_in(["a", "b"], Lists(id="l"))
         .build()
-    )._plan
+    ).blueprint.plan
     group = 0
     a, b, lst = plan.index["a"], plan.index["b"], plan.index["l"]
     slot_a, slot_b = FanInSlot(group, 0, lst), FanInSlot(group, 1, lst)

@@ -465,5 +465,5 @@ def test_migrations_carry_paused_sessions_across_two_versions() -> None:
 
 def test_no_policy_means_no_policy_path() -> None:
     wf = sg.WorkflowBuilder[int](start=sink).build()
-    assert not wf._any_policy
+    assert not wf.blueprint.any_policy
     assert asyncio.run(wf.run(5)).outputs == [5]

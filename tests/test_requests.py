@@ -122,7 +122,14 @@ def test_two_requests_answered_one_at_a_time() -> None:
 
 
 def _snapshot(s: sg.Session[Any]) -> tuple[Any, ...]:
-    return (s.status, s.pending_requests, dict(s.state), s.head, s.superstep, dict(s._queue))
+    return (
+        s.status,
+        s.pending_requests,
+        dict(s.state),
+        s.head,
+        s.superstep,
+        dict(s.core.content.queue),
+    )
 
 
 def test_wrong_type_and_unknown_id_change_nothing() -> None:

@@ -118,7 +118,7 @@ def test_a_finished_run_lets_its_one_shot_session_go() -> None:
         result = await run
         assert result.status is sg.RunStatus.IDLE_WITH_PENDING_REQUESTS
         gone = weakref.ref(session)
-        executor = weakref.ref(session._executors[0])  # pyright: ignore[reportPrivateUsage, reportArgumentType]
+        executor = weakref.ref(session.core.content.executors[0])  # pyright: ignore[reportPrivateUsage, reportArgumentType]
         del session
         task = asyncio.ensure_future(wf.run(2))
         await task

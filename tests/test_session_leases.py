@@ -44,7 +44,7 @@ def test_second_process_gets_concurrent_run_error_then_continues(tmp_path: Path)
         a = workflow().session("s", store=sg.SqliteCheckpointStore(db))
         b = workflow().session("s", store=sg.SqliteCheckpointStore(db))  # "another process"
         task = asyncio.ensure_future(a.run("hold"))
-        while a.superstep == 0 and not a._queue:
+        while a.superstep == 0 and not a.core.content.queue:
             await asyncio.sleep(0)
         for _ in range(50):
             await asyncio.sleep(0)

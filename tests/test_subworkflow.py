@@ -103,7 +103,7 @@ def test_each_session_has_its_own_child() -> None:
     async def main() -> None:
         a, b = wf.session("a"), wf.session("b")
         await asyncio.gather(a.run(1), b.run(2))
-        sub_a, sub_b = a._executors[0], b._executors[0]
+        sub_a, sub_b = a.core.content.executors[0], b.core.content.executors[0]
         assert isinstance(sub_a, sg.SubWorkflow)
         assert isinstance(sub_b, sg.SubWorkflow)
         assert sub_a is not sub_b
@@ -186,7 +186,7 @@ def test_parent_reset_clears_child_pending_requests() -> None:
         (fresh,) = result.pending_requests
         assert fresh.payload == Approval("Y")
         assert fresh.id != req.id
-        outer = s._executors[0]
+        outer = s.core.content.executors[0]
         assert isinstance(outer, sg.SubWorkflow)
         assert outer._child is not None
         assert [r.payload for r in outer._child.pending_requests] == [Approval("Y")]
@@ -223,11 +223,11 @@ def test_child_state_is_checkpointed_incrementally() -> None:
         first_end = next(cp for cp in store.saved if cp.info.superstep == 1)
         t = wf.session("s", store=store)
         await t.restore(first_end.info.id)
-        sub = t._executors[0]
+        sub = t.core.content.executors[0]
         assert isinstance(sub, sg.SubWorkflow)
         await t.run(7)
         assert sub._child is None or sub._child.state.get("last") in (1, 7)
-        sub_now = t._executors[0]
+        sub_now = t.core.content.executors[0]
         assert isinstance(sub_now, sg.SubWorkflow)
         assert sub_now._child is not None
         assert sub_now._child.state["last"] == 7
@@ -255,9 +255,9 @@ def test_failing_child_rolls_back_with_the_parent_superstep() -> None:
         with pytest.raises(sg.ExecutorFailedError) as info:
             await s.run(2)
         assert info.value.executor_id == "sub"
-        sub = s._executors[0]
+        sub = s.core.content.executors[0]
         assert isinstance(sub, sg.SubWorkflow)
-        child_session = sub.child(s._contexts[0])  # type: ignore[arg-type]
+        child_session = sub.child(s.core.content.contexts[0])  # type: ignore[arg-type]
         await child_session.load()
         assert child_session.state["seen"] == 1  # the failed child superstep is gone
         result = await s.resume()

@@ -49,7 +49,11 @@ def coerce(value: Any, annotation: Any, path: str = "answer") -> Any:
         return _container(value, typing.cast(type, origin), get_args(annotation), path)
     if not isinstance(annotation, type):
         return value  # a TypeVar or another typing construct: accept as is
-    cls: Any = annotation  # dynamic by nature: any class a request may name
+    return _to_class(value, annotation, path)
+
+
+def _to_class(value: Any, cls: Any, path: str) -> Any:
+    """`value` as an instance of the plain class `cls` (dynamic by nature: any class)."""
     if isinstance(value, cls) and not (cls is int and isinstance(value, bool)):
         return value
     if cls is float and isinstance(value, int) and not isinstance(value, bool):

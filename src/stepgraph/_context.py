@@ -20,10 +20,11 @@ from ._requests import Request
 from ._state import StateView
 
 if TYPE_CHECKING:
+    from ._handlers import HandlerSpec
     from ._planner import Plan, Target
     from ._sinks import Sink
 
-__all__ = ["Activation", "Context", "SyncContext"]
+__all__ = ["Activation", "Context", "Replay", "SyncContext"]
 
 SendT = TypeVar("SendT", default=Any)
 OutT = TypeVar("OutT", default=Never)
@@ -31,12 +32,21 @@ R = TypeVar("R")
 
 
 class Activation:
-    """One executor's work in one superstep: what it sent, output and wrote."""
+    """One executor's work in one superstep: what it sent, output and wrote.
+
+    It is also the input object of the `activation` and `handle` interceptors:
+    while a handler runs, `message` is the message it handles and `handler` the
+    handler chosen for it.
+    """
 
     __slots__ = (
         "closed",
         "committed",
+        "context",
+        "executor",
+        "handler",
         "index",
+        "message",
         "messages",
         "outputs",
         "requests",
@@ -55,12 +65,18 @@ class Activation:
         superstep: int,
         committed: dict[str, Any],
         sink: Sink,
+        executor: Any,
+        context: Context[Any, Any],
     ) -> None:
         self.index = index
         self.messages = messages
         self.superstep = superstep
         self.committed = committed
         self.sink = sink
+        self.executor = executor
+        self.context = context
+        self.message: Any = None
+        self.handler: HandlerSpec | None = None
         self.sends: list[tuple[Target, Any]] = []
         self.outputs: list[Any] = []
         self.writes: dict[str, Any] | None = None
@@ -76,7 +92,7 @@ class Activation:
 
 
 class _Base:
-    __slots__ = ("_act", "_ids", "_index", "_plan", "executor_id", "session_id")
+    __slots__ = ("_ids", "_index", "_plan", "activation", "executor_id", "session_id")
 
     def __init__(
         self, plan: Plan, index: int, session_id: str, ids: Callable[[], str] = lambda: ""
@@ -84,14 +100,15 @@ class _Base:
         self._plan = plan
         self._index = index
         self._ids = ids
-        self._act: Activation | None = None
+        self.activation: Activation | None = None
+        """The activation this context serves while its handler runs, else None (engine use)."""
         self.executor_id: str = plan.ids[index]
         """Id of the executor this context belongs to."""
         self.session_id: str = session_id
         """Id of the session running the executor."""
 
     def _live(self) -> Activation:
-        act = self._act
+        act = self.activation
         if act is None or act.closed:
             raise WorkflowError(
                 f"the context of {self.executor_id!r} was used outside its handler; a context "
@@ -100,7 +117,7 @@ class _Base:
         return act
 
     def _send(self, message: Any, to: str | None) -> None:
-        act = self._act
+        act = self.activation
         if act is None or act.closed:
             act = self._live()  # raises
         targets = self._plan.route(self._index, message, to)
@@ -112,7 +129,7 @@ class _Base:
             act.sends.extend((t, message) for t in targets)
 
     def _output(self, value: Any) -> None:
-        act = self._act
+        act = self.activation
         if act is None or act.closed:
             act = self._live()  # raises
         act.outputs.append(value)
@@ -135,6 +152,23 @@ class _Base:
                 "(that payload, that answer); add one so the answer has somewhere to go"
             )
         return self._surface(Request(self._ids(), self.executor_id, payload, response_type))
+
+    def forward_request(self, request: Request) -> str:
+        """Make a request raised elsewhere (a child workflow) pending here, keeping its id.
+
+        Committed with the superstep like `request()`; `RequestIssued` is emitted at once.
+        For executors that compose others (`SubWorkflow`); handlers use `request()`.
+        """
+        return self._surface(request)
+
+    def new_id(self) -> str:
+        """A new unique id from the session's id factory (deterministic when injected)."""
+        return self._ids()
+
+    @property
+    def successors(self) -> tuple[str, ...]:
+        """Ids of the executors this one has outgoing edges to, in declaration order."""
+        return self._plan.successors(self._index)
 
     def _surface(self, request: Request) -> str:
         """Record a pending request (committed with the superstep) and announce it."""
@@ -220,6 +254,13 @@ class SyncContext(_Base, Generic[SendT, OutT]):
         super().__init__(plan, index, session_id, ids)
         self._loop = loop
 
+    @classmethod
+    def serving(cls, ctx: _Base, loop: asyncio.AbstractEventLoop) -> SyncContext[Any, Any]:
+        """A sync context for a worker thread, serving `ctx`'s current activation."""
+        sync: SyncContext[Any, Any] = cls(ctx._plan, ctx._index, ctx.session_id, loop, ctx._ids)
+        sync.activation = ctx.activation
+        return sync
+
     def send(self, message: SendT, to: str | None = None) -> None:
         """Send `message`; see `Context.send`."""
         self._send(message, to)
@@ -237,3 +278,33 @@ class SyncContext(_Base, Generic[SendT, OutT]):
                 f"ctx.emit takes an sg.Event subclass instance, got {type(event).__name__}"
             )
         self._loop.call_soon_threadsafe(self._live().emit, event)
+
+
+class Replay(_Base):
+    """Applies effects made elsewhere to a context, synchronously on the loop's thread.
+
+    For backends whose handlers run in another process and stream back what
+    they did (sends, outputs, events, requests); never instantiated.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def send(ctx: _Base, message: Any, to: str | None) -> None:
+        """As `Context.send`."""
+        ctx._send(message, to)
+
+    @staticmethod
+    def output(ctx: _Base, value: Any) -> None:
+        """As `Context.yield_output`."""
+        ctx._output(value)
+
+    @staticmethod
+    def emit(ctx: _Base, event: Event) -> None:
+        """As `Context.emit`."""
+        ctx._emit(event)
+
+    @staticmethod
+    def request(ctx: _Base, payload: Any, response_type: Any) -> str:
+        """As `Context.request`."""
+        return ctx._request(payload, response_type)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import serde
 from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo, check_graph
+from ._content import SessionContent
 from ._errors import (
     CheckpointDecodeError,
     CheckpointError,
@@ -33,58 +34,37 @@ from ._state import DELETED
 from ._subworkflow import ChildParts
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._core import SessionCore
     from .stores import CheckpointStore
+    from .stores._lease import Lease
 
-__all__ = ["Checkpointer", "Restored"]
+__all__ = ["Checkpointer"]
 
 _EMPTY_LIST = serde.encode([])
 _EMPTY_DICT = serde.encode({})
 
 
-class Restored:
-    """A session's content decoded from a checkpoint, ready to be swapped in."""
-
-    __slots__ = ("executors", "fanin", "pending", "queue", "state", "status", "superstep")
-
-    def __init__(
-        self,
-        state: dict[str, Any],
-        executors: list[Executor | None],
-        queue: Queue,
-        fanin: FanInBuffers,
-        pending: dict[str, Request],
-        superstep: int,
-        status: RunStatus,
-    ) -> None:
-        self.state = state
-        self.executors = executors
-        self.queue = queue
-        self.fanin = fanin
-        self.pending = pending
-        self.superstep = superstep
-        self.status = status
-
-
 class Checkpointer:
     """Builds, saves and restores the checkpoints of one session."""
 
-    __slots__ = ("depth", "parts", "session", "store")
+    __slots__ = ("core", "depth", "lease", "parts", "seen", "store")
 
-    def __init__(self, session: Session, store: CheckpointStore) -> None:
-        self.session = session
+    def __init__(self, core: SessionCore, store: CheckpointStore) -> None:
+        self.core = core
         self.store = store
         self.parts: Mapping[str, bytes] = types.MappingProxyType({})
         self.depth = -1  # -1: no head yet, the next checkpoint is full
+        self.lease: Lease | None = None  # while a run holds the session's lease: fences saves
+        self.seen: str | None = None  # the store's newest checkpoint when we last looked
 
     # -- building ---------------------------------------------------------------------
 
     def _encode(self, value: object, what: str) -> bytes:
         try:
-            return serde.encode(value, types=self.session.workflow._registry)
+            return serde.encode(value, types=self.core.workflow.blueprint.registry)
         except SerializationError as exc:
             raise SerializationError(
-                f"cannot save a checkpoint of session {self.session.id!r}: {what} cannot be "
+                f"cannot save a checkpoint of session {self.core.id!r}: {what} cannot be "
                 f"stored ({exc})"
             ) from exc
 
@@ -102,9 +82,9 @@ class Checkpointer:
         full: bool = False,
     ) -> Checkpoint:
         """A checkpoint of the head plus `written` state keys and executor `snapshots`."""
-        s = self.session
-        wf = s.workflow
-        ids = wf._plan.ids
+        core = self.core
+        bp = core.workflow.blueprint
+        ids = bp.plan.ids
         old = self.parts
         parts = dict(old)
         deleted: set[str] = set()
@@ -117,7 +97,7 @@ class Checkpointer:
                 parts[name] = self._encode(value, f"state[{key!r}]")
                 deleted.discard(key)
         for eid, snap in snapshots.items():
-            if isinstance(snap, ChildParts) or (snap is None and eid in wf._children):
+            if isinstance(snap, ChildParts) or (snap is None and eid in bp.children):
                 _put_child(parts, eid, snap)
             else:
                 parts["e:" + eid] = self._encode(snap, f"the snapshot of executor {eid!r}")
@@ -131,7 +111,7 @@ class Checkpointer:
             if fanin
             else _EMPTY_LIST
         )
-        pending = s._pending if pending is None else pending
+        pending = core.content.pending if pending is None else pending
         parts["r"] = (
             self._encode(list(pending.values()), "a pending request") if pending else _EMPTY_LIST
         )
@@ -146,22 +126,22 @@ class Checkpointer:
             )
         )
         info = CheckpointInfo(
-            id=s._ids(),
+            id=core.ids(),
             parent_id=parent,
-            session_id=s.id,
+            session_id=core.id,
             superstep=superstep,
-            created_at=s._clock(),
+            created_at=core.clock(),
         )
         return Checkpoint(
             info=info,
-            graph_signature=wf.signature,
-            graph=wf._description_json,
+            graph_signature=bp.signature,
+            graph=bp.description_json,
             status=status.name,
             parts=types.MappingProxyType(parts),
             changed=changed,
             deleted=frozenset(deleted) if not is_full else frozenset(),
             depth=0 if is_full else depth,
-            types=wf._registry,
+            types=bp.registry,
         )
 
     async def save(self, cp: Checkpoint) -> None:
@@ -170,12 +150,12 @@ class Checkpointer:
         Raises:
             CheckpointError: the store failed (never swallowed: durability is not optional).
         """
-        lease = self.session._lease
+        lease = self.lease
         try:
             if lease is None:
                 await self.store.save(cp)
             else:  # fenced: refused if another process took the session over
-                await self.store.save(cp, lease=lease)  # type: ignore[call-arg]
+                await self.store.save(cp, lease=lease)  # type: ignore[call-arg]  # a LeaseStore
         except CheckpointError:
             raise
         except Exception as exc:
@@ -185,7 +165,7 @@ class Checkpointer:
             ) from exc
         self.parts = cp.parts
         self.depth = cp.depth
-        self.session._seen = cp.info.id
+        self.seen = cp.info.id
 
     def adopt(self, cp: Checkpoint) -> None:
         """Make `cp` (loaded, not saved by us) the base of the next delta.
@@ -204,20 +184,19 @@ class Checkpointer:
 
     # -- restoring ------------------------------------------------------------------------
 
-    async def decode(self, cp: Checkpoint) -> Restored:
+    async def decode(self, cp: Checkpoint) -> SessionContent:
         """Decode `cp` into fresh session content without touching the session.
 
         Raises:
             GraphMismatchError: `cp` was made by a different graph.
             CheckpointDecodeError: `cp` cannot be read back.
         """
-        s = self.session
-        wf = s.workflow
-        if cp.graph_signature != wf.signature:
+        bp = self.core.workflow.blueprint
+        if cp.graph_signature != bp.signature:
             return await self._migrate(cp)
-        check_graph(cp, wf.signature, wf._description)
-        registry = wf._registry
-        index = wf._plan.index
+        check_graph(cp, bp.signature, bp.description)
+        registry = bp.registry
+        index = bp.plan.index
 
         def dec(name: str, default: bytes) -> Any:
             return serde.decode(cp.parts.get(name, default), types=registry)
@@ -234,7 +213,7 @@ class Checkpointer:
                 snapshots[index[name[2:]]] = serde.decode(data, types=registry)
             elif name.startswith("c:"):
                 eid, _, rest = name[2:].partition("/")
-                if eid not in wf._children:
+                if eid not in bp.children:
                     raise CheckpointDecodeError(f"checkpoint names unknown sub-workflow {eid!r}")
                 children.setdefault(eid, {})[rest] = data
         for eid, child in children.items():
@@ -243,33 +222,41 @@ class Checkpointer:
                 raise CheckpointDecodeError(f"sub-workflow {eid!r} parts lack their meta part")
             snapshots[index[eid]] = ChildParts(types.MappingProxyType(child), meta)
         queue = _decode_queue(dec("q", _EMPTY_DICT), index)
-        fanin = _decode_fanin(dec("f", _EMPTY_LIST), wf._plan.fanin_sizes)
+        fanin = _decode_fanin(dec("f", _EMPTY_LIST), bp.plan.fanin_sizes)
         pending: dict[str, Request] = {}
         for req in dec("r", _EMPTY_LIST):
             if not isinstance(req, Request):
                 raise CheckpointDecodeError("pending requests part holds a non-Request value")
             pending[req.id] = req
-        executors: list[Executor | None] = [None] * len(wf._prototypes)
+        executors: list[Executor | None] = [None] * len(bp.prototypes)
         for i, data in snapshots.items():
-            ex = self.session._new_executor(i)
+            ex = self.core.new_executor(i)
             await ex.restore(data)  # type: ignore[attr-defined]
             executors[i] = ex
-        return Restored(
-            state, executors, queue, fanin, pending, cp.info.superstep, _status(cp.status, queue)
+        return SessionContent(
+            len(bp.prototypes),
+            state=state,
+            executors=executors,
+            queue=queue,
+            fanin=fanin,
+            pending=pending,
+            superstep=cp.info.superstep,
+            status=_status(cp.status, queue),
         )
 
-    async def _migrate(self, cp: Checkpoint) -> Restored:
+    async def _migrate(self, cp: Checkpoint) -> SessionContent:
         """Decode a checkpoint of another graph version through a registered migration."""
-        wf = self.session.workflow
+        wf = self.core.workflow
+        bp = wf.blueprint
         try:
             saved: dict[str, Any] = json.loads(cp.graph) if cp.graph else {}
         except ValueError:
             saved = {}
         old_version = saved.get("version")
-        fn = wf._migrations.get(str(old_version)) if old_version is not None else None
+        fn = bp.migrations.get(str(old_version)) if old_version is not None else None
         if fn is None:
             try:
-                check_graph(cp, wf.signature, wf._description)
+                check_graph(cp, bp.signature, bp.description)
             except GraphMismatchError as exc:
                 raise GraphMismatchError(
                     f"{exc}. The checkpoint is of graph version {old_version!r}, this workflow is "
@@ -277,7 +264,7 @@ class Checkpointer:
                     f"{old_version!r}, fn) that rewrites MigrationData for the new graph"
                 ) from None
         assert fn is not None
-        registry = wf._registry
+        registry = bp.registry
         data = MigrationData(old_version if old_version is None else str(old_version))
         data.superstep = cp.info.superstep
         for name, blob in cp.parts.items():
@@ -291,7 +278,7 @@ class Checkpointer:
             typing_list(serde.decode(cp.parts.get("r", _EMPTY_LIST), types=registry))
         )
         new = fn(data)
-        index = wf._plan.index
+        index = bp.plan.index
         unknown = [e for e in (*new.executors, *new.queue) if e not in index]
         unknown += [
             r.executor_id for r in new.pending if r.executor_id.split("/", 1)[0] not in index
@@ -301,22 +288,21 @@ class Checkpointer:
                 f"the migration from version {old_version!r} left data for executors the new "
                 f"graph does not have: {sorted(set(unknown))}"
             )
-        executors: list[Executor | None] = [None] * len(wf._prototypes)
+        executors: list[Executor | None] = [None] * len(bp.prototypes)
         for eid, snap in new.executors.items():
-            ex = self.session._new_executor(index[eid])
+            ex = self.core.new_executor(index[eid])
             await ex.restore(snap)  # type: ignore[attr-defined]
             executors[index[eid]] = ex
         queue_new: Queue = {index[e]: list(m) for e, m in new.queue.items() if m}
-        pending = {r.id: r for r in new.pending}
         self.forget()  # the next checkpoint is a full one of the new graph
-        return Restored(
-            dict(new.state),
-            executors,
-            queue_new,
-            {},
-            pending,
-            new.superstep,
-            _status(cp.status, queue_new),
+        return SessionContent(
+            len(bp.prototypes),
+            state=dict(new.state),
+            executors=executors,
+            queue=queue_new,
+            pending={r.id: r for r in new.pending},
+            superstep=new.superstep,
+            status=_status(cp.status, queue_new),
         )
 
 

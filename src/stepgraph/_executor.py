@@ -12,16 +12,23 @@ own copies made by `Executor.fresh()`.
 from __future__ import annotations
 
 import inspect
-import sys
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import Any, Generic, Protocol, Self, TypeVar, overload, runtime_checkable
 
 from ._errors import GraphError
 from ._handlers import HandlerSpec, HandlerTable, inspect_handler, inspect_response_handler
 
-__all__ = ["Executor", "FunctionExecutor", "executor", "handler", "response_handler"]
+__all__ = [
+    "Executor",
+    "FunctionExecutor",
+    "StatefulExecutor",
+    "executor",
+    "handler",
+    "is_stateful",
+    "response_handler",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +57,9 @@ def caller_namespace(func: Callable[..., Any], depth: int) -> dict[str, Any] | N
     if not any(isinstance(a, str) for a in getattr(func, "__annotations__", {}).values()):
         return None
     ns: dict[str, Any] = {}
-    frame = sys._getframe(depth + 1)
+    frame = inspect.currentframe()
+    for _ in range(depth + 1):
+        frame = frame.f_back if frame is not None else None
     scopes: list[Mapping[str, Any]] = []
     while frame is not None and len(scopes) < 3 and frame.f_globals is func.__globals__:
         scopes.append(frame.f_locals)
@@ -165,6 +174,29 @@ class Executor:
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} id={getattr(self, 'id', '?')!r}>"
+
+
+@runtime_checkable
+class StatefulExecutor(Protocol):
+    """An executor that keeps state across supersteps: checkpoints store its snapshot.
+
+    A failed or cancelled superstep restores the snapshot taken before it.
+    """
+
+    id: str
+
+    async def snapshot(self) -> Any:
+        """The executor's state, as a value `serde` can store."""
+        ...
+
+    async def restore(self, data: Any) -> None:
+        """Bring the executor back to a state `snapshot()` returned."""
+        ...
+
+
+def is_stateful(executor: object) -> bool:
+    """True when `executor`'s class defines `snapshot()` and `restore()`."""
+    return isinstance(executor, StatefulExecutor)
 
 
 def _collect_methods(cls: type) -> list[HandlerSpec]:

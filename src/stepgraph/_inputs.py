@@ -14,7 +14,7 @@ from ._errors import RequestError, RoutingError
 from ._requests import Request
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._core import SessionCore
     from ._workflow import Workflow
 
 __all__ = ["convert_input", "validate_answers"]
@@ -29,8 +29,9 @@ def convert_input(wf: Workflow[Any], value: Any) -> Any:
     Raises:
         RoutingError: no handler takes the value, converted or not.
     """
-    start = wf._start
-    table = wf._plan.tables[start]
+    plan = wf.blueprint.plan
+    start = wf.blueprint.start
+    table = plan.tables[start]
     problems: list[str] = []
     for spec in table.accepts:
         if spec.args is not None or spec.literals is not None or spec.origin is object:
@@ -40,18 +41,16 @@ def convert_input(wf: Workflow[Any], value: Any) -> Any:
         except TypeError as exc:
             problems.append(str(exc))
             continue
-        if wf._plan.accepts(start, converted):
+        if plan.accepts(start, converted):
             return converted
     detail = f" ({'; '.join(problems)})" if problems else ""
     raise RoutingError(
-        f"start executor {wf._plan.ids[start]!r} has no handler for input of type "
+        f"start executor {plan.ids[start]!r} has no handler for input of type "
         f"{type(value).__name__}; it accepts {table.describe_accepts()}{detail}"
     )
 
 
-def validate_answers(
-    session: Session[Any], answers: Mapping[str, Any]
-) -> list[tuple[Request, Any]]:
+def validate_answers(session: SessionCore, answers: Mapping[str, Any]) -> list[tuple[Request, Any]]:
     """Check a batch of answers before anything changes; each converted to its type.
 
     Raises:
@@ -62,9 +61,9 @@ def validate_answers(
         raise RequestError("respond() takes a non-empty mapping {request_id: answer}")
     out: list[tuple[Request, Any]] = []
     for request_id, value in answers.items():
-        request = session._pending.get(request_id)
+        request = session.content.pending.get(request_id)
         if request is None:
-            pending = list(session._pending) or "none"
+            pending = list(session.content.pending) or "none"
             raise RequestError(
                 f"session {session.id!r} has no pending request {request_id!r} (never issued, "
                 f"already answered, or from before a reset/restore); pending: {pending}"

@@ -17,14 +17,16 @@ import os
 import socket
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .stores._lease import Lease, LeaseLostError
+from ._interceptors import Interceptor, Next, RunCall
+from .stores._lease import Lease, LeaseLostError, LeaseStore
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._core import SessionCore
+    from ._events import RunStatus
 
-__all__ = ["LeasePolicy", "holding"]
+__all__ = ["LeasePolicy", "Leasing", "holding"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +49,36 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
-def supports_leases(store: Any) -> bool:
-    """True when the store can arbitrate leases."""
-    return all(callable(getattr(store, m, None)) for m in ("acquire", "renew", "release"))
+class Leasing(Interceptor):
+    """Every run of the session holds its lease, re-reads the head, and fences its saves."""
+
+    def __init__(self, core: SessionCore, store: LeaseStore, policy: LeasePolicy) -> None:
+        self.core = core
+        self.store = store
+        self.policy = policy
+
+    async def run(self, call: RunCall, next: Next[RunCall, RunStatus]) -> RunStatus:
+        checkpointer = self.core.checkpointer
+        assert checkpointer is not None, "a session leases only with a store"
+        async with holding(self.store, call.session_id, self.policy) as lease:
+            checkpointer.lease = lease
+            try:
+                await self.core.refresh_head()  # another process may have moved the session
+                return await next(call)
+            finally:
+                checkpointer.lease = None
 
 
 @contextlib.asynccontextmanager
-async def holding(session: Session[Any], policy: LeasePolicy) -> AsyncGenerator[Lease]:
+async def holding(store: LeaseStore, session_id: str, policy: LeasePolicy) -> AsyncGenerator[Lease]:
     """Hold the session's lease for the duration of a run, renewing it meanwhile.
 
     Raises:
         ConcurrentRunError: another process runs the session.
         LeaseLostError: the lease was taken over during the run (the run is stopped).
     """
-    store: Any = session.store
     owner = policy.owner or default_owner()
-    lease: Lease = await store.acquire(session.id, owner, policy.ttl, wait=policy.wait)
+    lease = await store.acquire(session_id, owner, policy.ttl, wait=policy.wait)
     holder: list[Lease] = [lease]
 
     async def renew() -> None:

@@ -130,6 +130,22 @@ class Plan:
             for r in self.routes
         )
 
+    def successors(self, src: int) -> tuple[str, ...]:
+        """Ids of the executors `src` has edges to, in declaration order, each once."""
+        out: dict[int, None] = {}
+        for r in self.routes[src]:
+            if isinstance(r, _Direct):
+                out[r.dst] = None
+            elif isinstance(r, _Switch):
+                out.update((dst, None) for _, dst in r.cases)
+                if r.default is not None:
+                    out[r.default] = None
+            elif isinstance(r, _Select):
+                out.update((dst, None) for dst in r.dsts.values())
+            else:
+                out[r.slot.target] = None
+        return tuple(self.ids[i] for i in out)
+
     def accepts(self, dst: int, message: object) -> bool:
         """True when some handler of executor `dst` takes `message`."""
         return self.tables[dst].resolve(message) is not None

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._events import Event, RunStatus
 from ._tape import decode
-
-if TYPE_CHECKING:
-    from ._session import Session
 
 __all__ = ["Answer", "Request", "RunResult"]
 
@@ -154,7 +151,9 @@ def _fill(
 
 
 def recorded_result(
-    session: Session,
+    session_id: str,
+    pending: tuple[Request, ...],
+    head: str | None,
     outputs: list[Any],
     events: list[Event] | list[Any],
     taped: bool,
@@ -162,10 +161,8 @@ def recorded_result(
 ) -> RunResult:
     """A run's `RunResult`; `events` is a list of events, or a tape (`_tape`) when `taped`."""
     result = object.__new__(RunResult)
-    pending = tuple(session._pending.values())
-    head = session._head
     if taped:
-        _fill(result, session.id, outputs, None, events, status, pending, head)
+        _fill(result, session_id, outputs, None, events, status, pending, head)
     else:
-        _fill(result, session.id, outputs, events, None, status, pending, head)
+        _fill(result, session_id, outputs, events, None, status, pending, head)
     return result

@@ -27,16 +27,16 @@ from ._sinks import Channel, ListSink, Sink
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._session import Session
+    from ._core import SessionCore
 
 __all__ = ["Run"]
 
 
-class _Execution:
+class RunExecution:
     """Everything a run's loop needs; shared by the inline and the driver path.
 
     The execution is also the identity token of the session's run guard: the
-    session's `_active` is this object while the run holds the guard, and only
+    session's `active` is this object while the run holds the guard, and only
     this object can clear it (a late finalizer of an old run never touches a newer one).
 
     Once the run has ended, the execution lets go of the session and of the
@@ -61,11 +61,11 @@ class _Execution:
 
     def __init__(
         self,
-        session: Session,
+        session: SessionCore,
         prepare: Callable[[], Awaitable[bool]],
         timeout: float | None,
     ) -> None:
-        self.session: Session | None = session
+        self.session: SessionCore | None = session
         self.session_id = session.id
         self.prepare = prepare
         self.timeout = timeout
@@ -76,13 +76,13 @@ class _Execution:
         self.finished = False
         self.owner: asyncio.Task[Any] | None = None  # the task awaiting an inline run
         self.waiters: list[asyncio.Future[None]] | None = None  # made by wait_finished
-        session._active = self
+        session.active = self
 
     def release(self) -> None:
         """Give the session's guard back, if this run still holds it."""
         s = self.session
-        if s is not None and s._active is self:
-            s._active = None
+        if s is not None and s.active is self:
+            s.active = None
 
     def make_runner(self, sink: Sink) -> Runner:
         s = self.session
@@ -112,8 +112,8 @@ class _Execution:
             outputs=[],
             events=[],
             status=RunStatus.CANCELLED,
-            pending_requests=tuple(s._pending.values()),
-            checkpoint_id=s._head,
+            pending_requests=tuple(s.content.pending.values()),
+            checkpoint_id=s.content.head,
         )
         self.finished = True
 
@@ -126,7 +126,11 @@ class _Execution:
             await waiter
 
     def finish(self, runner: Runner, status: RunStatus) -> RunResult:
-        self.result = result = runner.sink.result(runner.session, runner.outputs, status)
+        content = runner.content
+        pending = tuple(content.pending.values())
+        self.result = result = runner.sink.result(
+            runner.session_id, pending, content.head, runner.outputs, status
+        )
         return result
 
     async def inline(self, run: Run) -> RunResult:
@@ -180,7 +184,7 @@ class Run(Coroutine[Any, Any, RunResult]):
 
     __slots__ = ("__weakref__", "_channel", "_coro", "_exec", "_mode", "_raised", "_task")
 
-    def __init__(self, execution: _Execution) -> None:
+    def __init__(self, execution: RunExecution) -> None:
         self._exec = execution
         self._mode = _NEW
         self._coro: Coroutine[Any, Any, RunResult] | None = None

@@ -8,6 +8,11 @@ Invariants:
   handlers are cancelled and stateful executors get their snapshots back.
 * Every handler task is owned by the superstep (`_group`, with TaskGroup's
   rules); a superstep with a single executor runs it inline, with no task.
+
+The runner works on the session's `SessionContent` and calls its work through
+the session's interceptor chains (`_interceptors`): leasing, tracing and
+policies wrap the run, superstep, activation and handler calls; the runner
+never branches on them.
 """
 
 from __future__ import annotations
@@ -15,12 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _state
-from ._attempts import invoke_with_policy
-from ._context import Activation, Context, SyncContext
+from ._attempts import Policies
+from ._context import Activation, SyncContext
 from ._errors import (
     CheckpointError,
     ConvergenceError,
@@ -41,19 +45,21 @@ from ._events import (
     SuperstepStarted,
 )
 from ._group import Group, run_group
-from ._handlers import HandlerSpec
-from ._leasing import holding
-from ._planner import FanInBuffers, Queue
+from ._interceptors import RunCall, SuperstepCall, compose
 from ._requests import Answer, Request
+from ._state import commit as commit_state
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._core import SessionCore
+    from ._planner import FanInBuffers, Queue
     from ._sinks import Sink
 
-__all__ = ["TIME_SLICE_S", "Runner"]
+__all__ = ["TIME_SLICE_S", "Runner", "handle_chains"]
 
 TIME_SLICE_S = 0.01
 """A run yields the event loop between supersteps at least this often (seconds)."""
+
+HandleChain = Callable[[Activation], Awaitable[None]]
 
 
 class _HandlerFailure(Exception):
@@ -65,71 +71,90 @@ class _HandlerFailure(Exception):
         self.error = error
 
 
+def _dispatch(act: Activation) -> Awaitable[None]:
+    """Call the handler in this process: async on the loop, sync in a worker thread."""
+    h = act.handler
+    assert h is not None
+    if h.is_async:
+        return h.invoke(act.executor, act.message, act.context)
+    return _in_thread(act)
+
+
+async def _in_thread(act: Activation) -> None:
+    h = act.handler
+    assert h is not None
+    sync_ctx = SyncContext.serving(act.context, asyncio.get_running_loop())
+    await asyncio.to_thread(h.invoke, act.executor, act.message, sync_ctx)
+
+
+def _dispatch_remote(act: Activation) -> Awaitable[None]:
+    """Hand the message to a backend's proxy, which runs the handler where it lives."""
+    return act.executor.handle(act.message, act.context)
+
+
+def handle_chains(core: SessionCore) -> tuple[HandleChain, ...]:
+    """Per executor: the handler call wrapped in the session's and its policy's layers."""
+    bp = core.workflow.blueprint
+    inner: HandleChain = _dispatch if core.backend is None else _dispatch_remote
+    shared = compose(core.layers, "handle", inner)
+    chains: list[HandleChain] = []
+    for i, policy in enumerate(bp.policies):
+        if bp.policy_active[i]:
+            chains.append(compose((Policies(core, i, policy),), "handle", shared))
+        else:
+            chains.append(shared)
+    return tuple(chains)
+
+
 class Runner:
     """Runs one invocation (`run`, `respond` or `resume`) of a session to its end."""
 
-    __slots__ = ("budget", "outputs", "plan", "prepare", "session", "sink", "timeout")
+    __slots__ = (
+        "activate",
+        "budget",
+        "content",
+        "core",
+        "handles",
+        "outputs",
+        "plan",
+        "prepare",
+        "session_id",
+        "sink",
+        "step",
+        "timeout",
+    )
 
     def __init__(
         self,
-        session: Session,
+        core: SessionCore,
         sink: Sink,
         budget: int,
         prepare: Callable[[], Awaitable[bool]],
         timeout: float | None = None,
     ) -> None:
-        self.timeout = timeout
-        self.session = session
+        self.core = core
+        self.content = core.content
+        self.session_id = core.id
         self.sink = sink
         self.budget = budget
         self.prepare = prepare
-        self.plan = session.workflow._plan
+        self.timeout = timeout
+        self.plan = core.workflow.blueprint.plan
         self.outputs: list[Any] = []
+        layers = core.layers
+        self.step = compose(layers, "superstep", self._superstep)
+        self.activate = compose(layers, "activation", self._activation)
+        handles = core.handles
+        if handles is None:
+            handles = core.handles = handle_chains(core)
+        self.handles = handles
 
-    def execute(self) -> Coroutine[Any, Any, RunStatus]:
-        """Run the invocation (under a lease, in a span, when the session asks for them).
+    def execute(self) -> Awaitable[RunStatus]:
+        """Run the invocation through the session's run interceptors (lease, tracing)."""
+        run = compose(self.core.layers, "run", self._execute)
+        return run(RunCall(self.session_id, self.core.workflow, self.content))
 
-        A plain function returning the innermost coroutine that is needed, so the
-        common case (no lease, no tracing) awaits one coroutine, not three.
-        """
-        s = self.session
-        if s._lease_policy is not None:
-            return self._leased()
-        if s._tracer is not None:
-            return self._traced()
-        return self._execute()
-
-    async def _leased(self) -> RunStatus:
-        """Run the invocation holding the session's lease in its store."""
-        s = self.session
-        assert s._lease_policy is not None
-        async with holding(s, s._lease_policy) as lease:
-            s._lease = lease
-            try:
-                await s._refresh_head()  # another process may have moved the session
-                return await self._traced()
-            finally:
-                s._lease = None
-
-    async def _traced(self) -> RunStatus:
-        """Run the invocation, inside a `stepgraph.run` span when the session is traced."""
-        s = self.session
-        tracer = s._tracer
-        if tracer is None:
-            return await self._execute()
-        attributes = {
-            "stepgraph.session_id": s.id,
-            "stepgraph.workflow": s.workflow.name,
-            "stepgraph.signature": s.workflow.signature,
-        }
-        with tracer.span("stepgraph.run", attributes) as span:
-            status = await self._execute()
-            span.set_attribute("stepgraph.status", status.name)
-            if s._head is not None:
-                span.set_attribute("stepgraph.checkpoint_id", s._head)
-            return status
-
-    async def _execute(self) -> RunStatus:
+    async def _execute(self, call: RunCall) -> RunStatus:
         """Run supersteps until no message is queued; return the final status.
 
         Raises:
@@ -137,10 +162,16 @@ class Runner:
             ConvergenceError: the superstep budget ran out (the session is `FAILED`).
             asyncio.CancelledError: the run was cancelled (the session is `CANCELLED`).
         """
-        s = self.session
-        sink = self.sink
+        try:
+            return await self._supersteps_to_end()
+        finally:
+            # The chains are bound methods of this runner: let go of them, so a finished
+            # run's session is freed by reference counting alone (no cycle is left).
+            del self.step, self.activate
+
+    async def _supersteps_to_end(self) -> RunStatus:
         has_input = await self.prepare()
-        sink.record((RunStarted, s.id))
+        self.sink.record((RunStarted, self.session_id))
         try:
             if self.timeout:
                 async with asyncio.timeout(self.timeout):
@@ -148,68 +179,75 @@ class Runner:
             else:
                 await self._supersteps(has_input)
         except _HandlerFailure as failure:
-            s._status = RunStatus.FAILED
-            eid = self.plan.ids[failure.index]
-            sink.emit(ExecutorFailed(eid, failure.error))
-            sink.record((RunCompleted, RunStatus.FAILED))
-            k = s._superstep + 1
-            err = failure.error
-            raise ExecutorFailedError(
-                f"executor {eid!r} raised {type(err).__name__}: {err} (superstep {k} was rolled "
-                f"back; session {s.id!r} is FAILED: call resume() to retry it or reset() to "
-                "discard it)",
-                executor_id=eid,
-                superstep=k,
-            ) from err
-        except ConvergenceError:
-            s._status = RunStatus.FAILED
-            sink.record((RunCompleted, RunStatus.FAILED))
-            raise
+            raise self._handler_failed(failure) from failure.error
         except TimeoutError:  # the run's deadline (handler timeouts arrive wrapped)
-            s._status = RunStatus.FAILED
-            sink.record((RunCompleted, RunStatus.FAILED))
+            self._end(RunStatus.FAILED)
             raise RunTimeoutError(
-                f"run of session {s.id!r} exceeded its timeout of {self.timeout} s; it is FAILED "
-                f"at superstep {s._superstep} with its messages intact: resume() continues it"
+                f"run of session {self.session_id!r} exceeded its timeout of {self.timeout} s; "
+                f"it is FAILED at superstep {self.content.superstep} with its messages intact: "
+                "resume() continues it"
             ) from None
-        except (CheckpointError, SerializationError):  # nothing of the superstep was committed
-            s._status = RunStatus.FAILED
-            sink.record((RunCompleted, RunStatus.FAILED))
+        except (ConvergenceError, CheckpointError, SerializationError):
+            self._end(RunStatus.FAILED)  # nothing of the superstep was committed
             raise
         except GeneratorExit:  # closed without a loop to await on: nothing more can be saved
-            self._drop_queued(RunStatus.CANCELLED)
+            self._drop_queued()
             raise
         except BaseException:  # cancelled or interrupted
-            self._drop_queued(RunStatus.CANCELLED)
-            if s._checkpointer is not None:
+            self._drop_queued()
+            if self.core.checkpointer is not None:
                 await self._save_cancellation()
             raise
-        status = RunStatus.IDLE_WITH_PENDING_REQUESTS if s._pending else RunStatus.IDLE
-        s._status = status
-        if s._retention is not None and s._checkpointer is not None:
-            await s._prune(s._retention)
-        sink.record((RunCompleted, status))
+        content = self.content
+        status = RunStatus.IDLE_WITH_PENDING_REQUESTS if content.pending else RunStatus.IDLE
+        content.status = status
+        retention = self.core.retention
+        if retention is not None and self.core.checkpointer is not None:
+            await self.core.prune(retention)
+        self.sink.record((RunCompleted, status))
         return status
 
+    def _end(self, status: RunStatus) -> None:
+        self.content.status = status
+        self.sink.record((RunCompleted, status))
+
+    def _handler_failed(self, failure: _HandlerFailure) -> ExecutorFailedError:
+        eid = self.plan.ids[failure.index]
+        err = failure.error
+        self.content.status = RunStatus.FAILED
+        self.sink.emit(ExecutorFailed(eid, err))
+        self.sink.record((RunCompleted, RunStatus.FAILED))
+        k = self.content.superstep + 1
+        return ExecutorFailedError(
+            f"executor {eid!r} raised {type(err).__name__}: {err} (superstep {k} was rolled "
+            f"back; session {self.session_id!r} is FAILED: call resume() to retry it or reset() "
+            "to discard it)",
+            executor_id=eid,
+            superstep=k,
+        )
+
     async def _supersteps(self, has_input: bool) -> None:
-        s = self.session
+        content = self.content
         sink = self.sink
-        superstep = self._superstep_body if s._tracer is None else self._superstep
+        if has_input and self.core.checkpointer is not None:
+            await self._save(content.superstep, RunStatus.RUNNING, {}, {}, content.queue)
+        step = self.step
+        call = SuperstepCall(self.session_id, content.superstep, content)  # one per run
         steps = 0
-        if has_input and s._checkpointer is not None:
-            await self._save(s._superstep, RunStatus.RUNNING, {}, {}, s._queue, s._fanin)
         clock = time.monotonic
         held_since = clock()
-        while s._queue:
+        while content.queue:
             if steps == self.budget:
                 raise ConvergenceError(
-                    f"session {s.id!r} still had messages queued after {self.budget} "
-                    f"supersteps (max_supersteps of workflow {s.workflow.name!r}); "
-                    "call session.resume() to grant another budget, raise max_supersteps "
-                    "in build(), or check the graph for an unintended cycle"
+                    f"session {self.session_id!r} still had messages queued after "
+                    f"{self.budget} supersteps (max_supersteps of workflow "
+                    f"{self.core.workflow.name!r}); call session.resume() to grant another "
+                    "budget, raise max_supersteps in build(), or check the graph for an "
+                    "unintended cycle"
                 )
             steps += 1
-            await superstep()
+            call.number = content.superstep + 1
+            await step(call)
             if sink.pauses:
                 await sink.barrier()
             if clock() - held_since > TIME_SLICE_S:
@@ -218,16 +256,9 @@ class Runner:
                 await asyncio.sleep(0)
                 held_since = clock()
 
-    def _drop_queued(self, status: RunStatus) -> None:
-        s = self.session
-        for messages in s._queue.values():
-            for message in messages:
-                if type(message) is Answer:  # an undelivered answer: the question is open again
-                    s._pending[message.request.id] = message.request
-        s._queue = {}
-        s._fanin = {}
-        s._status = status
-        self.sink.record((RunCompleted, status))
+    def _drop_queued(self) -> None:
+        self.content.drop_queued(RunStatus.CANCELLED)
+        self.sink.record((RunCompleted, RunStatus.CANCELLED))
 
     async def _save_cancellation(self) -> None:
         """Save the cancelled session (its dropped messages gone) as the new head.
@@ -236,9 +267,8 @@ class Runner:
         continues the cancelled run. A failure here is swallowed: the run is
         being cancelled, and its last good checkpoint stays the head.
         """
-        s = self.session
         with contextlib.suppress(CheckpointError, asyncio.CancelledError):
-            await self._save(s._superstep, RunStatus.CANCELLED, {}, {}, {}, {})
+            await self._save(self.content.superstep, RunStatus.CANCELLED, {}, {}, {}, {})
 
     async def _save(
         self,
@@ -247,160 +277,89 @@ class Runner:
         written: dict[str, Any],
         snapshots: dict[str, Any],
         queue: Queue,
-        fanin: FanInBuffers,
+        fanin: FanInBuffers | None = None,
         pending: dict[str, Request] | None = None,
     ) -> None:
-        s = self.session
-        cpr = s._checkpointer
+        content = self.content
+        cpr = self.core.checkpointer
         assert cpr is not None
         cp = cpr.build(
             written=written,
             snapshots=snapshots,
             queue=queue,
-            fanin=fanin,
-            pending=s._pending if pending is None else pending,
+            fanin=content.fanin if fanin is None else fanin,
+            pending=content.pending if pending is None else pending,
             superstep=superstep,
             status=status,
-            parent=s._head,
+            parent=content.head,
         )
         await cpr.save(cp)
-        s._head = cp.info.id
+        content.head = cp.info.id
         self.sink.emit(CheckpointSaved(cp.info.id, cp.info.parent_id, superstep))
 
-    async def _superstep(self) -> None:
-        s = self.session
-        tracer = s._tracer
-        if tracer is None:
-            return await self._superstep_body()
-        with tracer.span("stepgraph.superstep", {"stepgraph.superstep": s._superstep + 1}) as span:
-            await self._superstep_body()
-            if s._head is not None:
-                span.set_attribute("stepgraph.checkpoint_id", s._head)
-        return None
+    # -- one superstep ----------------------------------------------------------------------
 
-    async def _superstep_body(self) -> None:
-        s = self.session
+    async def _superstep(self, call: SuperstepCall) -> None:
         sink = self.sink
-        queue = s._queue
-        k = s._superstep + 1
+        k = call.number
         mark = sink.mark()
         sink.record((SuperstepStarted, k))
-        committed = s._state
-        if len(queue) == 1:  # the common case of chains and loops
-            ((only, messages),) = queue.items()
-            acts = [Activation(only, messages, k, committed, sink)]
-        else:
-            acts = [Activation(i, queue[i], k, committed, sink) for i in sorted(queue)]
-        snapshots = await self._snapshots(acts) if s.workflow._any_stateful else []
+        acts = call.activations = self._activations(k)
+        snapshots = await self._snapshots(acts)
         try:
-            invoke = self._invoke_body if s._tracer is None else self._invoke
             if len(acts) == 1:
-                await invoke(acts[0], None)
+                await self.activate(acts[0])
             else:
-                await run_group(invoke, acts)  # one task per executor
+                await run_group(self._member, acts)  # one task per executor
         except BaseException:
             for act in acts:
                 act.closed = True
-            self.sink.forget_since(mark)
-            await self._restore(snapshots)
+            sink.forget_since(mark)
+            await _restore(snapshots)
             raise
-        # The barrier: commit executor by executor in declaration order.
-        plan = self.plan
-        new_queue: dict[int, list[Any]] = {}
-        if s._checkpointer is None:
-            fanin = s._fanin
-            for act in acts:
-                if act.sends:
-                    plan.commit(act.sends, new_queue, fanin)
+        if self.core.checkpointer is None:
+            queue = self._route(acts)
         else:
-            # Durable: nothing is committed unless the checkpoint is saved.
-            fanin = {g: [list(b) for b in bufs] for g, bufs in s._fanin.items()}
-            written: dict[str, Any] = {}
-            pending = s._pending
-            for act in acts:
-                if act.writes:
-                    written.update(act.writes)
-                if act.sends:
-                    plan.commit(act.sends, new_queue, fanin)
-                if act.requests:
-                    pending = {**pending, **{r.id: r for r in act.requests}}
-            try:
-                snaps = await self._ran(acts)
-                # With nothing queued the run ends here: the checkpoint says how it ends.
-                status = (
-                    RunStatus.RUNNING
-                    if new_queue
-                    else RunStatus.IDLE_WITH_PENDING_REQUESTS
-                    if pending
-                    else RunStatus.IDLE
-                )
-                await self._save(k, status, written, snaps, new_queue, fanin, pending)
-            except BaseException:
-                self.sink.forget_since(mark)
-                await self._restore(snapshots)
-                raise
-            s._fanin = fanin
-        outputs = self.outputs
-        for act in acts:
-            if act.writes:
-                _state.commit(committed, act.writes)
-            if act.outputs:
-                outputs.extend(act.outputs)
-            if act.requests:
-                for request in act.requests:
-                    s._pending[request.id] = request
-        s._queue = new_queue
-        s._superstep = k
-        if s._tracer is not None:
-            self._link(acts)
+            queue = await self._save_superstep(k, acts, mark, snapshots)
+        self._commit(k, acts, queue)
         sink.record((SuperstepCompleted, k))
 
-    def _link(self, acts: list[Activation]) -> None:
-        """Remember which invocations sent to whom: receivers' spans link to them."""
-        links: dict[int, list[Any]] = {}
-        for act in acts:
-            for target, _ in act.sends:
-                index = target if isinstance(target, int) else target.target
-                bucket = links.setdefault(index, [])
-                if act.span is not None and act.span not in bucket:
-                    bucket.append(act.span)
-        self.session._links = links
+    def _activations(self, k: int) -> list[Activation]:
+        """One activation per executor with messages, in declaration order."""
+        content = self.content
+        queue = content.queue
+        order = queue if len(queue) == 1 else sorted(queue)  # the common case needs no sort
+        acts: list[Activation] = []
+        for i in order:
+            ex = content.executors[i]
+            if ex is None:
+                try:
+                    ex = self.core.instantiate(i)
+                except Exception as exc:
+                    raise _HandlerFailure(i, exc) from exc
+            ctx = content.contexts[i]
+            assert ctx is not None
+            acts.append(Activation(i, queue[i], k, content.state, self.sink, ex, ctx))
+        return acts
 
-    async def _invoke(self, act: Activation, group: Group | None) -> None:
-        s = self.session
-        tracer = s._tracer
-        if tracer is None:
-            return await self._invoke_body(act, group)
-        eid = self.plan.ids[act.index]
-        attributes = {
-            "stepgraph.executor_id": eid,
-            "stepgraph.superstep": act.superstep,
-            "stepgraph.session_id": s.id,
-            "stepgraph.messages": len(act.messages),
-        }
-        links = s._links.get(act.index, ())
-        with tracer.span(f"stepgraph.executor {eid}", attributes, links) as span:
-            act.span = span.get_span_context()
-            await self._invoke_body(act, group)
-        return None
+    async def _member(self, act: Activation, group: Group) -> None:
+        try:
+            await self.activate(act)
+        except _HandlerFailure as failure:
+            group.fail(failure)  # siblings are cancelled at once
+            raise
 
-    async def _invoke_body(self, act: Activation, group: Group | None) -> None:
-        s = self.session
+    async def _activation(self, act: Activation) -> None:
+        """One executor's turn: its messages one at a time, each through its handle chain."""
         i = act.index
-        ex = s._executors[i]
-        if ex is None:
-            ex = s._instantiate(i)
-        ctx = s._contexts[i]
-        assert ctx is not None
+        ctx = act.context
         table = self.plan.tables[i]
-        eid = self.plan.ids[i]
+        eid = ctx.executor_id
         sink = self.sink
         sink.record((ExecutorInvoked, eid, act.superstep))
-        policy = s.workflow._policies[i]
-        guarded = s.workflow._policy_active[i]
-        remote = s._backend is not None
+        handle = self.handles[i]
         try:
-            ctx._act = act
+            ctx.activation = act
             for message in act.messages:
                 cls: type[Any] = type(message)  # pyright: ignore[reportUnknownVariableType]
                 if cls is Answer:
@@ -411,71 +370,102 @@ class Runner:
                         h = table.resolve(message)
                 if h is None:
                     raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
-                if guarded:  # policies apply to a backend's proxies too (through call)
-                    await invoke_with_policy(self, policy, h, ex, message, ctx, act)
-                elif remote:  # the executor lives elsewhere (a backend's proxy)
-                    await ex.handle(message, ctx)  # type: ignore[attr-defined]
-                elif h.is_async:  # the common case, without an extra coroutine
-                    await h.invoke(ex, message, ctx)
-                else:
-                    await self.call(h, ex, message, ctx, act)
+                act.message = message
+                act.handler = h
+                await handle(act)
         except Exception as exc:
-            failure = _HandlerFailure(i, exc)
-            if group is not None:
-                group.fail(failure)  # siblings are cancelled at once
-            raise failure from exc
+            raise _HandlerFailure(i, exc) from exc
         finally:
-            ctx._act = None
+            ctx.activation = None
         sink.record((ExecutorCompleted, eid, act.superstep))
 
-    async def call(
-        self, h: HandlerSpec, ex: Any, message: Any, ctx: Context[Any, Any], act: Activation
-    ) -> None:
-        """One handler invocation: async on the loop, sync in a worker thread.
+    # -- the barrier ------------------------------------------------------------------------
 
-        With a backend, `ex` is its proxy, which runs the handler where it lives.
-        """
-        if self.session._backend is not None:
-            await ex.handle(message, ctx)
-        elif h.is_async:
-            await h.invoke(ex, message, ctx)
-        else:
-            s = self.session
-            loop = asyncio.get_running_loop()
-            sync_ctx = SyncContext(self.plan, act.index, s.id, loop, s._ids)
-            sync_ctx._act = act
-            await asyncio.to_thread(h.invoke, ex, message, sync_ctx)
+    def _route(self, acts: list[Activation]) -> Queue:
+        """Without a store: deliver the sends (fan-in buffers fill in place)."""
+        queue: Queue = {}
+        fanin = self.content.fanin
+        plan = self.plan
+        for act in acts:
+            if act.sends:
+                plan.commit(act.sends, queue, fanin)
+        return queue
+
+    async def _save_superstep(
+        self, k: int, acts: list[Activation], mark: int, snapshots: list[tuple[Any, Any]]
+    ) -> Queue:
+        """Durable: nothing is committed unless the superstep's checkpoint is saved."""
+        content = self.content
+        fanin = {g: [list(b) for b in bufs] for g, bufs in content.fanin.items()}
+        queue: Queue = {}
+        written: dict[str, Any] = {}
+        pending = content.pending
+        plan = self.plan
+        for act in acts:
+            if act.writes:
+                written.update(act.writes)
+            if act.sends:
+                plan.commit(act.sends, queue, fanin)
+            if act.requests:
+                pending = {**pending, **{r.id: r for r in act.requests}}
+        try:
+            snaps = await self._ran(acts)
+            # With nothing queued the run ends here: the checkpoint says how it ends.
+            status = (
+                RunStatus.RUNNING
+                if queue
+                else RunStatus.IDLE_WITH_PENDING_REQUESTS
+                if pending
+                else RunStatus.IDLE
+            )
+            await self._save(k, status, written, snaps, queue, fanin, pending)
+        except BaseException:
+            self.sink.forget_since(mark)
+            await _restore(snapshots)
+            raise
+        content.fanin = fanin
+        return queue
+
+    def _commit(self, k: int, acts: list[Activation], queue: Queue) -> None:
+        """Apply the superstep to the session, executor by executor in declaration order."""
+        content = self.content
+        outputs = self.outputs
+        for act in acts:
+            if act.writes:
+                commit_state(content.state, act.writes)
+            if act.outputs:
+                outputs.extend(act.outputs)
+            if act.requests:
+                for request in act.requests:
+                    content.pending[request.id] = request
+        content.queue = queue
+        content.superstep = k
 
     async def _ran(self, acts: list[Activation]) -> dict[str, Any]:
         """Snapshots, after the superstep, of the stateful executors that ran in it."""
-        wf = self.session.workflow
-        if not wf._any_stateful:
+        bp = self.core.workflow.blueprint
+        if not bp.any_stateful:
             return {}
         out: dict[str, Any] = {}
         for act in acts:
-            ex = self.session._executors[act.index]
-            if wf._stateful[act.index] and ex is not None:
-                out[self.plan.ids[act.index]] = await ex.snapshot()  # type: ignore[attr-defined]
+            if bp.stateful[act.index]:
+                out[self.plan.ids[act.index]] = await act.executor.snapshot()
         return out
 
     async def _snapshots(self, acts: list[Activation]) -> list[tuple[Any, Any]]:
-        wf = self.session.workflow
-        if not wf._any_stateful:
+        """Snapshots, before the superstep, of the stateful executors about to run."""
+        bp = self.core.workflow.blueprint
+        if not bp.any_stateful:
             return []
-        stateful = wf._stateful
+        stateful = bp.stateful
         out: list[tuple[Any, Any]] = []
-        s = self.session
         for act in acts:
             if stateful[act.index]:
-                ex = s._executors[act.index] or s._instantiate(act.index)
-                out.append((ex, await ex.snapshot()))  # type: ignore[attr-defined]
+                ex = act.executor
+                out.append((ex, await ex.snapshot()))
         return out
 
-    async def _restore(self, snapshots: list[tuple[Any, Any]]) -> None:
-        for ex, data in snapshots:
-            await ex.restore(data)
 
-
-def new_context(session: Session, index: int) -> Context[Any, Any]:
-    """The per-session context of executor `index`."""
-    return Context(session.workflow._plan, index, session.id, session._ids)
+async def _restore(snapshots: list[tuple[Any, Any]]) -> None:
+    for ex, data in snapshots:
+        await ex.restore(data)

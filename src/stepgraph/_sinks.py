@@ -18,7 +18,7 @@ from ._requests import RunResult, recorded_result
 from ._tape import forget_since
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._requests import Request
 
 __all__ = ["Channel", "ListSink", "Sink"]
 
@@ -51,7 +51,15 @@ class Sink(Protocol):
         """Drop the outputs and requests recorded since `mark` (a rolled-back superstep)."""
         ...
 
-    def result(self, session: Session, outputs: list[Any], status: RunStatus, /) -> RunResult:
+    def result(
+        self,
+        session_id: str,
+        pending: tuple[Request, ...],
+        head: str | None,
+        outputs: list[Any],
+        status: RunStatus,
+        /,
+    ) -> RunResult:
         """The `RunResult` of the run, with every event recorded."""
         ...
 
@@ -75,8 +83,15 @@ class ListSink:
     def forget_since(self, mark: int) -> None:
         forget_since(self.tape, mark)
 
-    def result(self, session: Session, outputs: list[Any], status: RunStatus) -> RunResult:
-        return recorded_result(session, outputs, self.tape, True, status)
+    def result(
+        self,
+        session_id: str,
+        pending: tuple[Request, ...],
+        head: str | None,
+        outputs: list[Any],
+        status: RunStatus,
+    ) -> RunResult:
+        return recorded_result(session_id, pending, head, outputs, self.tape, True, status)
 
     async def barrier(self) -> None:
         return None
@@ -111,8 +126,15 @@ class Channel:
     def forget_since(self, mark: int) -> None:
         forget_since(self.events, mark)
 
-    def result(self, session: Session, outputs: list[Any], status: RunStatus) -> RunResult:
-        return recorded_result(session, outputs, self.events, False, status)
+    def result(
+        self,
+        session_id: str,
+        pending: tuple[Request, ...],
+        head: str | None,
+        outputs: list[Any],
+        status: RunStatus,
+    ) -> RunResult:
+        return recorded_result(session_id, pending, head, outputs, self.events, False, status)
 
     def _wake_consumer(self) -> None:
         w = self.waiter

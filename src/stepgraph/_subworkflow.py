@@ -101,8 +101,8 @@ class SubWorkflow(Executor):
 
     def handler_table(self) -> HandlerTable:
         """Accepts what the child's start executor accepts, and answers to child requests."""
-        wf = self.workflow
-        start = wf._plan.tables[wf._start]
+        bp = self.workflow.blueprint
+        start = bp.plan.tables[bp.start]
         inputs = HandlerSpec(
             name=f"SubWorkflow({self.id}).input",
             accepts=start.accepts,
@@ -124,7 +124,7 @@ class SubWorkflow(Executor):
         """The child session (created on first use, id `<parent session>/<executor id>`)."""
         if self._child is None:
             self._child = self.workflow.session(
-                f"{ctx.session_id}/{self.id}", store=self._store, ids=ctx._ids
+                f"{ctx.session_id}/{self.id}", store=self._store, ids=ctx.new_id
             )
         return self._child
 
@@ -149,7 +149,7 @@ class SubWorkflow(Executor):
         pending = {r.id for r in result.pending_requests}
         for request in issued:
             if request.id in pending:
-                ctx._surface(
+                ctx.forward_request(
                     Request(
                         id=f"{self.id}/{request.id}",
                         executor_id=f"{self.id}/{request.executor_id}",
@@ -157,7 +157,7 @@ class SubWorkflow(Executor):
                         response_type=request.response_type,
                     )
                 )
-        has_successors = bool(ctx._plan.routes[ctx._index])
+        has_successors = bool(ctx.successors)
         for value in outputs:
             if has_successors:
                 await ctx.send(value)
@@ -195,7 +195,7 @@ class SubWorkflow(Executor):
             cp = Checkpoint(
                 info=info,
                 graph_signature=str(meta["sig"]),
-                graph=self.workflow._description_json,
+                graph=self.workflow.blueprint.description_json,
                 status=str(meta["status"]),
                 parts=types.MappingProxyType(dict(data.parts)),
             )

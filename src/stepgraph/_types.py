@@ -77,23 +77,28 @@ def specs_of(annotation: object) -> tuple[TypeSpec, ...]:
         kinds: list[type[Any]] = list(dict.fromkeys(type(v) for v in values))
         return tuple(TypeSpec(k, literals=tuple(v for v in values if type(v) is k)) for k in kinds)
     if origin is not None:
-        if not isinstance(origin, type):
-            raise TypeError(f"cannot route on annotation {annotation!r}")
-        cls = typing.cast(type[Any], origin)
-        args = get_args(annotation)
-        if cls is tuple and len(args) == 2 and args[1] is Ellipsis:
-            return (TypeSpec(tuple, (specs_of(args[0]),)),)
-        if len(args) == 1 and issubclass(origin, _ITEM_ORIGINS):
-            return (TypeSpec(cls, (specs_of(args[0]),)),)
-        if len(args) == 2 and issubclass(origin, collections.abc.Mapping):
-            return (TypeSpec(cls, (specs_of(args[0]), specs_of(args[1]))),)
-        return (TypeSpec(cls),)
+        return (_generic_spec(annotation, origin),)
     if isinstance(annotation, type):
         return (TypeSpec(annotation),)
     raise TypeError(
         f"cannot route on annotation {annotation!r}: use a class, a union of classes, "
         "or a generic container of those"
     )
+
+
+def _generic_spec(annotation: object, origin: object) -> TypeSpec:
+    """The spec of a parametrized generic (`list[int]`, `dict[str, X]`, `tuple[T, ...]`)."""
+    if not isinstance(origin, type):
+        raise TypeError(f"cannot route on annotation {annotation!r}")
+    cls = typing.cast(type[Any], origin)
+    args: tuple[Any, ...] = get_args(annotation)
+    if cls is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return TypeSpec(tuple, (specs_of(args[0]),))
+    if len(args) == 1 and issubclass(origin, _ITEM_ORIGINS):
+        return TypeSpec(cls, (specs_of(args[0]),))
+    if len(args) == 2 and issubclass(origin, collections.abc.Mapping):
+        return TypeSpec(cls, (specs_of(args[0]), specs_of(args[1])))
+    return TypeSpec(cls)
 
 
 def _match_any(value: object, specs: tuple[TypeSpec, ...]) -> bool:

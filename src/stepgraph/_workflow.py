@@ -7,7 +7,6 @@ included). Everything that changes lives in a `Session`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -16,17 +15,14 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar
 
-from . import _types, _viz, serde
+from . import _viz, serde
+from ._blueprint import Blueprint
 from ._cache import Cache
 from ._edges import EdgeGroup
 from ._executor import Executor
-from ._handlers import HandlerTable
 from ._leasing import LeasePolicy
 from ._migrations import Migration
-from ._names import module_of
-from ._planner import Plan
-from ._policies import NO_POLICY, ExecutorPolicy
-from ._requests import Answer, Request
+from ._policies import ExecutorPolicy
 from ._retention import Retention
 from ._run import Run
 from ._session import Session
@@ -51,24 +47,6 @@ def default_clock() -> datetime:
 def default_ids() -> str:
     """A random 32-hex-digit id (128 random bits)."""
     return os.urandom(16).hex()
-
-
-def _known_types(tables: Sequence[HandlerTable], extra: Sequence[type]) -> list[type]:
-    """Every class named by handler annotations, plus registered types and `Request`."""
-    found: list[type] = [Request, Answer, *extra]
-
-    def walk(spec: _types.TypeSpec) -> None:
-        if spec.origin.__module__ != "builtins":
-            found.append(spec.origin)
-        for group in spec.args or ():
-            for inner in group:
-                walk(inner)
-
-    for table in tables:
-        for h in (*table.handlers, *table.responses):
-            for spec in (*h.accepts, *h.sends, *(h.accepts_response or ())):
-                walk(spec)
-    return list(dict.fromkeys(found))
 
 
 class Workflow(Generic[InT]):
@@ -96,51 +74,37 @@ class Workflow(Generic[InT]):
         self.run_timeout = run_timeout
         self.version = version
         """The graph version recorded in checkpoints, or None."""
-        self._migrations = dict(migrations or {})
-        self._prototypes = tuple(executors)
         self._groups = tuple(groups)
-        ids = [e.id for e in self._prototypes]
-        self._plan = Plan(ids, [e.handler_table() for e in self._prototypes], self._groups)
-        self._start = self._plan.index[start]
-        self._stateful = tuple(
-            callable(getattr(type(e), "snapshot", None))
-            and callable(getattr(type(e), "restore", None))
-            for e in self._prototypes
+        children = [e for e in executors if isinstance(e, SubWorkflow)]
+        self.blueprint = Blueprint(
+            executors=executors,
+            groups=groups,
+            start=start,
+            types=types,
+            children_known=[t for c in children for t in c.workflow.blueprint.known],
+            children=frozenset(c.id for c in children),
+            policies=policies,
+            version=version,
+            migrations=migrations,
         )
-        self._any_stateful = any(self._stateful)
-        self._children = frozenset(e.id for e in self._prototypes if isinstance(e, SubWorkflow))
-        self._types = tuple(types)
-        known = _known_types(self._plan.tables, self._types)
-        for ex in self._prototypes:  # a child's requests and state surface in this workflow
-            if isinstance(ex, SubWorkflow):
-                known.extend(ex.workflow._known)
-        self._known: list[type] = list(dict.fromkeys(known))
-        self._registry = serde.TypeRegistry(self._known)
-        self._policies = tuple(policies) or (NO_POLICY,) * len(self._prototypes)
-        self._policy_active = tuple(p.active for p in self._policies)
-        self._any_policy = any(self._policy_active)
-        self._any_cache = any(p.cache is not None for p in self._policies)
-        self._description = self._describe()
-        digest_input = json.dumps(self._description, sort_keys=True, separators=(",", ":"))
-        self.signature: str = hashlib.sha256(digest_input.encode()).hexdigest()
+        """The compiled graph the engine runs (read-only; workflow code never needs it)."""
+        self.signature: str = self.blueprint.signature
         """Hex digest over executors, handler types, edges, edge kinds and predicate names."""
-        stored = self._description if version is None else {**self._description, "version": version}
-        self._description_json = json.dumps(stored, sort_keys=True, separators=(",", ":"))
 
     @property
     def start_id(self) -> str:
         """Id of the start executor."""
-        return self._plan.ids[self._start]
+        return self.blueprint.start_id
 
     @property
     def types(self) -> serde.TypeRegistry:
         """The types this workflow can store: `checkpoint.with_types(wf.types).state`."""
-        return self._registry
+        return self.blueprint.registry
 
     @property
     def executor_ids(self) -> tuple[str, ...]:
         """Executor ids in declaration order."""
-        return self._plan.ids
+        return self.blueprint.plan.ids
 
     @property
     def edges(self) -> tuple[EdgeGroup, ...]:
@@ -149,23 +113,7 @@ class Workflow(Generic[InT]):
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description of the graph (what the signature digests)."""
-        return json.loads(json.dumps(self._description))
-
-    def _describe(self) -> dict[str, Any]:
-        executors: list[dict[str, Any]] = []
-        for ex, table in zip(self._prototypes, self._plan.tables, strict=True):
-            executors.append(
-                {
-                    "id": ex.id,
-                    "type": f"{module_of(type(ex))}.{type(ex).__qualname__}",
-                    "accepts": sorted(_types.describe(s) for s in table.accepts),
-                }
-            )
-        return {
-            "start": self.start_id,
-            "executors": executors,
-            "edges": [g.describe() for g in self._groups],
-        }
+        return json.loads(json.dumps(self.blueprint.description))
 
     def session(
         self,
@@ -242,7 +190,7 @@ class Workflow(Generic[InT]):
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart."""
-        return _viz.to_mermaid(self.start_id, self._plan.ids, self._groups)
+        return _viz.to_mermaid(self.start_id, self.blueprint.plan.ids, self._groups)
 
     def to_svg(self) -> str:
         """The graph as an SVG picture (a layered layout; no Graphviz needed)."""
@@ -252,7 +200,7 @@ class Workflow(Generic[InT]):
 
     def to_dot(self) -> str:
         """The graph in Graphviz DOT."""
-        return _viz.to_dot(self.name, self.start_id, self._plan.ids, self._groups)
+        return _viz.to_dot(self.name, self.start_id, self.blueprint.plan.ids, self._groups)
 
     def __repr__(self) -> str:
-        return f"<Workflow {self.name!r} executors={len(self._prototypes)}>"
+        return f"<Workflow {self.name!r} executors={len(self.blueprint.prototypes)}>"

@@ -258,7 +258,7 @@ def test_context_mode_last_shows_only_the_new_input() -> None:
         await s.run("one")
         second = await s.run("two")
         assert second.outputs[0].text == "I have seen 1 messages"
-        executor = s._executors[0]
+        executor = s.core.content.executors[0]
         assert isinstance(executor, AgentExecutor)
         assert len(executor.conversation) == 4  # the whole conversation is still kept
 

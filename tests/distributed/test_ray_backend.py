@@ -147,7 +147,7 @@ def test_handler_failure_rolls_back_and_resume_completes() -> None:
             assert any("Remote traceback" in n and "flaky failure" in n for n in cause.__notes__)
             assert session.status is sg.RunStatus.FAILED
             assert "flaky_wrote" not in session.state  # nothing of the superstep committed
-            counter = session._executors[1]
+            counter = session.core.content.executors[1]
             assert isinstance(counter, RayExecutor)
             assert await counter.snapshot() == 0  # the sibling's snapshot was restored
             result = await session.resume()
@@ -230,7 +230,7 @@ def test_snapshots_survive_a_checkpoint_round_trip_in_a_new_session() -> None:
         async with RayBackend() as backend:
             second = wf.session("c", store=store, backend=backend)
             await second.load()
-            if not isinstance(second._executors[0], RayExecutor):
+            if not isinstance(second.core.content.executors[0], RayExecutor):
                 pytest.xfail(
                     "engine: Checkpointer.decode builds executors with fresh(), not the backend"
                 )
@@ -266,10 +266,10 @@ def test_reset_and_release_leave_no_actors_behind() -> None:
         session = wf.session("r", backend=backend)
         await session.run(1)
         assert backend.actor_count(session) == 4
-        old = [e for e in session._executors if isinstance(e, RayExecutor)]
+        old = [e for e in session.core.content.executors if isinstance(e, RayExecutor)]
         actors = [e.actor for e in old]
         await session.reset()
-        if not all(isinstance(e, RayExecutor) for e in session._executors):
+        if not all(isinstance(e, RayExecutor) for e in session.core.content.executors):
             pytest.xfail("engine: Session.reset builds executors with fresh(), not the backend")
         assert (await session.run(1)).outputs == [602]
         assert backend.actor_count(session) == 4  # the replaced proxies' actors were killed
@@ -288,7 +288,7 @@ def test_actor_death_fails_the_superstep_and_resume_recovers() -> None:
         async with RayBackend() as backend:
             session = flows.counter_only(delay=1.0).session("d", backend=backend)
             assert (await session.run(2)).outputs == [2]
-            proxy = session._executors[0]
+            proxy = session.core.content.executors[0]
             assert isinstance(proxy, RayExecutor)
 
             async def kill_mid_handler() -> None:
@@ -334,7 +334,7 @@ def test_timeout_policy_cancels_the_remote_handler() -> None:
             if cause is None:
                 pytest.xfail("engine: a backend's proxies bypass executor policies")
             assert isinstance(cause, sg.ExecutorTimeoutError)
-            proxy = session._executors[0]
+            proxy = session.core.content.executors[0]
             assert isinstance(proxy, RayExecutor)
             # The handler was cancelled in the actor (a snapshot would wait for it to end)
             # and its executor rolled back.
@@ -350,7 +350,7 @@ def test_run_timeout_cancels_the_remote_handler_and_rolls_back() -> None:
             await backend.prestart(session)  # the run's second is the handler's alone
             with pytest.raises(sg.RunTimeoutError):
                 await session.run(4, timeout=1.0)
-            proxy = session._executors[0]
+            proxy = session.core.content.executors[0]
             assert isinstance(proxy, RayExecutor)
             assert await asyncio.wait_for(proxy.snapshot(), 2) == 0
             assert session.status is sg.RunStatus.FAILED
@@ -373,7 +373,11 @@ def test_prestart_and_a_dropped_session_releases_its_actors() -> None:
         session = flows.chain().session("p", backend=backend)
         await backend.prestart(session)
         assert backend.actor_count(session) == 4
-        ids = [e.actor._actor_id.hex() for e in session._executors if isinstance(e, RayExecutor)]
+        ids = [
+            e.actor._actor_id.hex()
+            for e in session.core.content.executors
+            if isinstance(e, RayExecutor)
+        ]
         assert (await session.run(1)).outputs == [602]
         assert backend.actor_count(session) == 4  # the run used the prestarted actors
         del session

@@ -135,7 +135,7 @@ class AgentExecutor(Executor):
                 await ctx.request(approval, response_type=ApprovalResponse)
             return
         self._answers.clear()
-        if ctx._plan.routes[ctx._index]:
+        if ctx.successors:
             await ctx.send(response)
         else:
             await ctx.yield_output(response)

@@ -107,8 +107,8 @@ class WorkflowAgent:
 
     def _input(self, messages: list[ChatMessage]) -> Any:
         new = _since_last_reply(messages) or messages[-1:]
-        plan = self.workflow._plan
-        start = self.workflow._start
+        plan = self.workflow.blueprint.plan
+        start = self.workflow.blueprint.start
         if plan.accepts(start, new):
             return new
         if plan.accepts(start, new[-1]):

@@ -42,8 +42,7 @@ class LocalExecutor(Executor):
             await h.invoke(self.inner, message, ctx)
             return
         loop = asyncio.get_running_loop()
-        sync = SyncContext(ctx._plan, ctx._index, ctx.session_id, loop, ctx._ids)
-        sync._act = ctx._act
+        sync = SyncContext.serving(ctx, loop)
         await asyncio.to_thread(h.invoke, self.inner, message, sync)
 
     async def snapshot(self) -> Any:

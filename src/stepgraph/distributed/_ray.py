@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
-from .._context import Context
+from .._context import Context, Replay
 from .._errors import WorkflowError
 from .._executor import Executor
 from .._handlers import HandlerTable
@@ -42,6 +42,7 @@ from ._host import ExecutorHost
 from ._local import LocalExecutor
 
 if TYPE_CHECKING:
+    from .._core import SessionCore
     from .._session import Session
 
 __all__ = ["RayBackend", "RayExecutor"]
@@ -103,18 +104,18 @@ class RayBackend:
         self.address = address
         self.actor_options = options
         self.confirm_sends = confirm_sends
-        self._sessions: weakref.WeakKeyDictionary[Session[Any], _Tracked] = (
+        self._sessions: weakref.WeakKeyDictionary[SessionCore, _Tracked] = (
             weakref.WeakKeyDictionary()
         )
         self._prototypes: weakref.WeakKeyDictionary[Executor, Any] = weakref.WeakKeyDictionary()
         self._host_class: Any = None  # `ExecutorHost` as a Ray actor class, made on first use
         self._closed = False
 
-    def instantiate(self, session: Session[Any], index: int) -> Executor:
+    def instantiate(self, session: SessionCore, index: int) -> Executor:
         """A proxy for executor `index` of `session` (its actor starts on first use)."""
         if self._closed:
             raise WorkflowError("this RayBackend was closed; make a new one for new sessions")
-        prototype = session.workflow._prototypes[index]
+        prototype = session.workflow.blueprint.prototypes[index]
         if isinstance(prototype, SubWorkflow):
             return LocalExecutor(prototype.fresh())
         proxy = RayExecutor(self, session, prototype, _surely_routed(session, index))
@@ -126,7 +127,9 @@ class RayBackend:
 
     def actor_count(self, session: Session[Any] | None = None) -> int:
         """How many actors this backend holds alive, for `session` or for all sessions."""
-        groups = [self._sessions.get(session)] if session is not None else self._sessions.values()
+        groups = (
+            [self._sessions.get(session.core)] if session is not None else self._sessions.values()
+        )
         return sum(p.alive for t in groups if t is not None for p in list(t.proxies))
 
     async def prestart(self, session: Session[Any]) -> None:
@@ -139,10 +142,11 @@ class RayBackend:
         Raises:
             ConcurrentRunError: a run of the session is in progress.
         """
-        session._check_guard("prestart")
+        core = session.core
+        core.check_guard("prestart")
         ready: list[Any] = []
-        for index in range(len(session.workflow._prototypes)):
-            ex = session._executors[index] or session._instantiate(index)
+        for index in range(len(session.workflow.blueprint.prototypes)):
+            ex = core.content.executors[index] or core.instantiate(index)
             if isinstance(ex, RayExecutor):
                 ready.append(ex.start().ready.remote())
         for ref in ready:
@@ -154,7 +158,7 @@ class RayBackend:
         Call it when a session ends; a later run of the session fails with a clear
         error. Sessions that are garbage collected release their actors by themselves.
         """
-        tracked = self._sessions.pop(session, None)
+        tracked = self._sessions.pop(session.core, None)
         if tracked is not None:
             for proxy in list(tracked.proxies):
                 proxy.kill()
@@ -162,8 +166,10 @@ class RayBackend:
     async def aclose(self) -> None:
         """Kill every actor this backend started; no new sessions afterwards."""
         self._closed = True
-        for session in list(self._sessions.keys()):
-            await self.release(session)
+        for core in list(self._sessions.keys()):
+            tracked = self._sessions.pop(core, None)
+            for proxy in list(tracked.proxies) if tracked is not None else ():
+                proxy.kill()
         self._prototypes.clear()
 
     async def __aenter__(self) -> Self:
@@ -174,10 +180,10 @@ class RayBackend:
 
     # -- used by the proxies --------------------------------------------------------------
 
-    def sweep(self, session: Session[Any]) -> None:
+    def sweep(self, session: SessionCore) -> None:
         """Kill the actors of proxies the session replaced (reset, restore, a newer head)."""
         tracked = self._sessions.get(session)
-        executors = session._executors
+        executors = session.content.executors
         if tracked is None or tracked.seen is executors:
             return
         tracked.seen = executors
@@ -210,13 +216,13 @@ class RayBackend:
         return self._host_class.options(**options).remote(ref, executor_id, session_id, routed)
 
 
-def _surely_routed(session: Session[Any], index: int) -> tuple[type, ...]:
+def _surely_routed(session: SessionCore, index: int) -> tuple[type, ...]:
     """Classes whose sends by executor `index` (without `to=`) always route.
 
     Its lone unconditional successor has a plain handler for the class or a base
     of it, so routing runs no user code and cannot raise.
     """
-    plan = session.workflow._plan
+    plan = session.workflow.blueprint.plan
     successor = plan.fast[index]
     if successor is None:
         return ()
@@ -230,7 +236,7 @@ class RayExecutor(Executor):
     def __init__(
         self,
         backend: RayBackend,
-        session: Session[Any],
+        session: SessionCore,
         prototype: Executor,
         routed: tuple[type, ...] = (),
     ) -> None:
@@ -239,7 +245,7 @@ class RayExecutor(Executor):
         self._sg_init_args = ((), {})  # hold no reference to the session
         self.prototype = prototype
         self._backend = backend
-        self._session: weakref.ref[Session[Any]] = weakref.ref(session)
+        self._session: weakref.ref[SessionCore] = weakref.ref(session)
         self._session_id = session.id
         self._actor: Any = None
         self._lost = False  # the actor died; only restore() may bring a stateful one back
@@ -333,19 +339,20 @@ class RayExecutor(Executor):
         """Apply one effect on the session's context; the call's end, if this is it."""
         match effect:
             case Sent(message, to, 0):
-                ctx._send(message, to)
+                Replay.send(ctx, message, to)
             case Sent(message, to, seq):
-                self._answer(host, seq, injected, lambda: ctx._send(message, to))
+                self._answer(host, seq, injected, lambda: Replay.send(ctx, message, to))
             case Yielded(value):
-                ctx._output(value)
+                Replay.output(ctx, value)
             case Emitted(event):
-                ctx._emit(event)
+                Replay.emit(ctx, event)
             case Wrote(key, value):
                 ctx.state.set(key, value)
             case Erased(key):
                 ctx.state.delete(key)
             case Asked(payload, response_type, seq):
-                self._answer(host, seq, injected, lambda: ctx._request(payload, response_type))
+                ask = lambda: Replay.request(ctx, payload, response_type)  # noqa: E731
+                self._answer(host, seq, injected, ask)
             case Finished():
                 return effect
             case Failed(error):

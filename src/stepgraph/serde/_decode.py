@@ -40,9 +40,9 @@ def decode(data: bytes, *, types: Iterable[object] = ()) -> object:
             them. No other exception escapes.
     """
     registry = as_registry(types)
-    decoder = registry._decoder
+    decoder = registry.decoder
     if not isinstance(decoder, _Decoder):
-        decoder = registry._decoder = _Decoder(registry)
+        decoder = registry.decoder = _Decoder(registry)
     return decoder.decode(data)
 
 

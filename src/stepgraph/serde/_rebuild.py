@@ -64,7 +64,7 @@ def rebuild(registry: TypeRegistry, tag: object, payload: object) -> object:
     builtin = _BUILTINS.get(tag)
     if builtin is not None:
         return builtin(registry, payload)
-    entry = registry._by_name.get(tag)
+    entry = registry.by_name.get(tag)
     if entry is None:
         raise CheckpointDecodeError(_unknown(tag))
     cls, plan = entry
@@ -99,7 +99,7 @@ def _type_named(registry: TypeRegistry, name: object) -> type:
     cls = BUILTIN_TYPES.get(name)
     if cls is not None:
         return cls
-    entry = registry._by_name.get(name)
+    entry = registry.by_name.get(name)
     if entry is None:
         raise CheckpointDecodeError(_unknown(name))
     return entry[0]

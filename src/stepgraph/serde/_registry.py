@@ -13,7 +13,7 @@ import enum
 import inspect
 import sys
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, cast
 
 from stepgraph._errors import SerializationError
@@ -199,7 +199,7 @@ class TypeRegistry:
             different classes share one ``module:qualname`` name.
     """
 
-    __slots__ = ("_by_name", "_decoder", "_plans")
+    __slots__ = ("by_name", "decoder", "plans")
 
     def __init__(self, types: Iterable[object] = ()) -> None:
         plans: dict[type, ClassPlan] = {}
@@ -226,21 +226,24 @@ class TypeRegistry:
                     f"two different classes are both named {plan.name!r}; a checkpoint "
                     "could not tell them apart. Rename one or register only one."
                 )
-        self._plans: Final = plans
-        self._by_name: Final = by_name
-        self._decoder: object = None  # the cached decoder, set by _decode
+        self.plans: Final[Mapping[type, ClassPlan]] = plans
+        """How each registered class is encoded (read-only)."""
+        self.by_name: Final[Mapping[str, tuple[type, ClassPlan]]] = by_name
+        """Each registered class and its plan, by its tag name (read-only)."""
+        self.decoder: object = None
+        """The decoder `serde.decode` made for this registry, cached (serde's own use)."""
 
     def __contains__(self, cls: object) -> bool:
-        return isinstance(cls, type) and cls in self._plans
+        return isinstance(cls, type) and cls in self.plans
 
     def __iter__(self) -> Iterator[type]:
-        return iter(self._plans)
+        return iter(self.plans)
 
     def __len__(self) -> int:
-        return len(self._plans)
+        return len(self.plans)
 
     def __repr__(self) -> str:
-        names = ", ".join(sorted(self._by_name))
+        names = ", ".join(sorted(self.by_name))
         return f"TypeRegistry([{names}])"
 
 

@@ -285,7 +285,7 @@ class Tagger:
 
     def _plan(self, kind: type) -> ClassPlan:
         registry = self._registry
-        plan = registry._plans.get(kind) if registry is not None else None
+        plan = registry.plans.get(kind) if registry is not None else None
         if plan is None:
             plans = self._plans
             if plans is None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from .._checkpoint import Checkpoint, CheckpointInfo
+from ._lease import Lease, LeaseStore
 from .file import FileCheckpointStore
 from .memory import MemoryCheckpointStore
 from .sqlite import SqliteCheckpointStore
@@ -23,8 +24,11 @@ __all__ = [
     "CheckpointInfo",
     "CheckpointStore",
     "FileCheckpointStore",
+    "Lease",
+    "LeaseStore",
     "MemoryCheckpointStore",
     "SqliteCheckpointStore",
+    "lease_store",
 ]
 
 
@@ -69,3 +73,8 @@ class CheckpointStore(Protocol):
     async def aclose(self) -> None:
         """Release resources; the store refuses use afterwards."""
         ...
+
+
+def lease_store(store: object) -> LeaseStore | None:
+    """`store` as a `LeaseStore` when it arbitrates leases, else None."""
+    return store if isinstance(store, LeaseStore) else None

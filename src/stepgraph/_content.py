@@ -1,0 +1,99 @@
+"""`SessionContent`: everything that changes in a session, with one owner.
+
+A session owns one `SessionContent` (through its `SessionCore`). The runner
+works on it during a run and commits into it at each barrier; the
+checkpointer reads it to build checkpoints and decodes checkpoints into a new
+one, which replaces the old content as a whole (`replace_with`), so a restore
+or a reset is atomic.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._events import RunStatus
+from ._requests import Answer
+
+if TYPE_CHECKING:
+    from ._context import Context
+    from ._executor import Executor
+    from ._planner import FanInBuffers, Queue
+    from ._requests import Request
+
+__all__ = ["SessionContent"]
+
+
+class SessionContent:
+    """A session's changing content.
+
+    Attributes:
+        state: the committed shared state.
+        executors: the session's executor instances by index (None until first used).
+        contexts: the executors' contexts by index (None until first used).
+        queue: messages to deliver in the next superstep, by executor index.
+        fanin: fan-in buffers by edge group.
+        pending: requests waiting for answers, by id, in issue order.
+        superstep: supersteps committed over the session's whole life.
+        status: the status when no run is active.
+        head: id of the most recently saved checkpoint, or None.
+    """
+
+    __slots__ = (
+        "contexts",
+        "executors",
+        "fanin",
+        "head",
+        "pending",
+        "queue",
+        "state",
+        "status",
+        "superstep",
+    )
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        state: dict[str, Any] | None = None,
+        executors: list[Executor | None] | None = None,
+        queue: Queue | None = None,
+        fanin: FanInBuffers | None = None,
+        pending: dict[str, Request] | None = None,
+        superstep: int = 0,
+        status: RunStatus = RunStatus.IDLE,
+        head: str | None = None,
+    ) -> None:
+        self.state: dict[str, Any] = {} if state is None else state
+        self.executors: list[Executor | None] = [None] * size if executors is None else executors
+        self.contexts: list[Context[Any, Any] | None] = [None] * size
+        self.queue: Queue = {} if queue is None else queue
+        self.fanin: FanInBuffers = {} if fanin is None else fanin
+        self.pending: dict[str, Request] = {} if pending is None else pending
+        self.superstep = superstep
+        self.status = status
+        self.head = head
+
+    def replace_with(self, other: SessionContent) -> None:
+        """Take over everything of `other` (decoded from a checkpoint, or fresh)."""
+        self.state = other.state
+        self.executors = other.executors
+        self.contexts = other.contexts
+        self.queue = other.queue
+        self.fanin = other.fanin
+        self.pending = other.pending
+        self.superstep = other.superstep
+        self.status = other.status
+        self.head = other.head
+
+    def drop_queued(self, status: RunStatus) -> None:
+        """Drop undelivered messages and fan-in buffers (a cancelled run).
+
+        An undelivered answer makes its question pending again.
+        """
+        for messages in self.queue.values():
+            for message in messages:
+                if type(message) is Answer:
+                    self.pending[message.request.id] = message.request
+        self.queue = {}
+        self.fanin = {}
+        self.status = status
