@@ -17,6 +17,7 @@ from ._edges import EdgeGroup
 from ._executor import Executor, is_stateful
 from ._handlers import HandlerTable
 from ._names import module_of
+from ._parts import StoresOwnParts
 from ._planner import Plan
 from ._policies import NO_POLICY, ExecutorPolicy
 from ._requests import Answer, Request
@@ -53,7 +54,7 @@ class Blueprint:
         prototypes: the executors handed to the builder, in declaration order.
         start: index of the start executor.
         stateful: per executor, whether it keeps state (`snapshot()`/`restore()`).
-        children: ids of the `SubWorkflow` executors.
+        own_parts: per executor, whether it stores its snapshot as parts of its own.
         known: every class the workflow can store.
         registry: the serde registry of `known`.
         policies: per executor, its cache/timeout/retry policy.
@@ -68,12 +69,12 @@ class Blueprint:
         "any_cache",
         "any_policy",
         "any_stateful",
-        "children",
         "description",
         "description_json",
         "groups",
         "known",
         "migrations",
+        "own_parts",
         "plan",
         "policies",
         "policy_active",
@@ -92,7 +93,6 @@ class Blueprint:
         start: str,
         types: Sequence[type],
         children_known: Sequence[type],
-        children: frozenset[str],
         policies: Sequence[ExecutorPolicy],
         version: str | None,
         migrations: Mapping[str, Migration] | None,
@@ -105,7 +105,7 @@ class Blueprint:
         self.start = self.plan.index[start]
         self.stateful = tuple(is_stateful(e) for e in self.prototypes)
         self.any_stateful = any(self.stateful)
-        self.children = children
+        self.own_parts = tuple(isinstance(e, StoresOwnParts) for e in self.prototypes)
         known = _known_types(self.plan.tables, tuple(types))
         known.extend(children_known)  # a child's requests and state surface in this workflow
         self.known: list[type] = list(dict.fromkeys(known))

@@ -1,8 +1,8 @@
 """Checkpoints: everything needed to continue a session, as immutable encoded parts.
 
 A `Checkpoint` holds its content as named parts, each the `serde` encoding of
-one piece: `s:<key>` a state value, `e:<executor id>` an executor snapshot,
-`q` the queued messages, `f` the fan-in buffers, `r` the pending requests.
+one piece (their names and layout live in `_parts`): state values, executor
+snapshots, queued messages, fan-in buffers, pending requests.
 Parts are bytes, so a checkpoint never aliases live objects: restoring decodes
 fresh values every time and later runs cannot change a stored checkpoint.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from . import serde
+from . import _parts, serde
 from ._errors import CheckpointDecodeError, GraphMismatchError
 
 __all__ = [
@@ -107,10 +107,30 @@ class Checkpoint:
         """
         registry = self.types if self.types is not None else ()
         return {
-            key[2:]: serde.decode(data, types=registry)
-            for key, data in self.parts.items()
-            if key.startswith("s:")
+            key: serde.decode(data, types=registry) for key, data in _parts.state_items(self.parts)
         }
+
+    @property
+    def encoded_state(self) -> dict[str, bytes]:
+        """Each state value still encoded, by key (decode with `serde.decode`)."""
+        return dict(_parts.state_items(self.parts))
+
+    @property
+    def snapshot_ids(self) -> tuple[str, ...]:
+        """Ids of the executors whose snapshot this checkpoint holds."""
+        found = (_parts.parse(name) for name in self.parts)
+        kinds = (_parts.Kind.SNAPSHOT, _parts.Kind.OWN)
+        return tuple(dict.fromkeys(subject for kind, subject, _ in found if kind in kinds))
+
+    @property
+    def has_queued_messages(self) -> bool:
+        """True when it holds undelivered messages (resuming it continues a run)."""
+        return _parts.has_queued(self.parts)
+
+    @property
+    def has_pending_requests(self) -> bool:
+        """True when it holds requests waiting for answers."""
+        return _parts.has_pending(self.parts)
 
     def part(self, name: str) -> bytes | None:
         """One encoded part, or None when absent."""
@@ -147,7 +167,7 @@ def apply_delta(base: Checkpoint, delta: Checkpoint) -> Checkpoint:
         )
     parts = dict(base.parts)
     for key in delta.deleted:
-        parts.pop("s:" + key, None)
+        parts.pop(_parts.state(key), None)
     for name in delta.changed:
         data = delta.parts.get(name, b"")
         if data:

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import serde
+from . import _parts, serde
 from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo, check_graph
 from ._content import SessionContent
 from ._errors import (
@@ -31,7 +31,6 @@ from ._migrations import MigrationData
 from ._planner import FanInBuffers, Queue
 from ._requests import Request
 from ._state import DELETED
-from ._subworkflow import ChildParts
 
 if TYPE_CHECKING:
     from ._core import SessionCore
@@ -40,8 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Checkpointer"]
 
-_EMPTY_LIST = serde.encode([])
-_EMPTY_DICT = serde.encode({})
+_EMPTY_LIST = _parts.EMPTY_LIST
+_EMPTY_DICT = _parts.EMPTY_MAPPING
 
 
 class Checkpointer:
@@ -89,30 +88,35 @@ class Checkpointer:
         parts = dict(old)
         deleted: set[str] = set()
         for key, value in written.items():
-            name = "s:" + key
+            name = _parts.state(key)
             if value is DELETED:
                 if parts.pop(name, None) is not None:
                     deleted.add(key)
             else:
                 parts[name] = self._encode(value, f"state[{key!r}]")
                 deleted.discard(key)
+        index = bp.plan.index
         for eid, snap in snapshots.items():
-            if isinstance(snap, ChildParts) or (snap is None and eid in bp.children):
-                _put_child(parts, eid, snap)
+            i = index[eid]
+            if bp.own_parts[i]:
+                keeper = typing.cast(_parts.StoresOwnParts, bp.prototypes[i])
+                _put_own(parts, eid, keeper.snapshot_parts(snap))
             else:
-                parts["e:" + eid] = self._encode(snap, f"the snapshot of executor {eid!r}")
-        parts["q"] = (
+                parts[_parts.snapshot(eid)] = self._encode(
+                    snap, f"the snapshot of executor {eid!r}"
+                )
+        parts[_parts.QUEUE] = (
             self._encode({ids[i]: msgs for i, msgs in queue.items()}, "a queued message")
             if queue
             else _EMPTY_DICT
         )
-        parts["f"] = (
+        parts[_parts.FANIN] = (
             self._encode([[g, bufs] for g, bufs in fanin.items()], "a fan-in buffer")
             if fanin
             else _EMPTY_LIST
         )
         pending = core.content.pending if pending is None else pending
-        parts["r"] = (
+        parts[_parts.PENDING] = (
             self._encode(list(pending.values()), "a pending request") if pending else _EMPTY_LIST
         )
         depth = self.depth + 1
@@ -122,7 +126,7 @@ class Checkpointer:
             if is_full
             else frozenset(
                 [n for n, b in parts.items() if old.get(n) != b]
-                + [n for n in old if n not in parts and not n.startswith("s:")]
+                + [n for n in old if n not in parts and not _parts.is_state(n)]
             )
         )
         info = CheckpointInfo(
@@ -203,28 +207,29 @@ class Checkpointer:
 
         state: dict[str, Any] = {}
         snapshots: dict[int, Any] = {}
-        children: dict[str, dict[str, bytes]] = {}
+        own: dict[str, dict[str, bytes]] = {}
         for name, data in cp.parts.items():
-            if name.startswith("s:"):
-                state[name[2:]] = serde.decode(data, types=registry)
-            elif name.startswith("e:"):
-                if name[2:] not in index:
-                    raise CheckpointDecodeError(f"checkpoint names unknown executor {name[2:]!r}")
-                snapshots[index[name[2:]]] = serde.decode(data, types=registry)
-            elif name.startswith("c:"):
-                eid, _, rest = name[2:].partition("/")
-                if eid not in bp.children:
-                    raise CheckpointDecodeError(f"checkpoint names unknown sub-workflow {eid!r}")
-                children.setdefault(eid, {})[rest] = data
-        for eid, child in children.items():
-            meta = child.pop("meta", None)
-            if meta is None:
-                raise CheckpointDecodeError(f"sub-workflow {eid!r} parts lack their meta part")
-            snapshots[index[eid]] = ChildParts(types.MappingProxyType(child), meta)
-        queue = _decode_queue(dec("q", _EMPTY_DICT), index)
-        fanin = _decode_fanin(dec("f", _EMPTY_LIST), bp.plan.fanin_sizes)
+            kind, subject, rest = _parts.parse(name)
+            if kind is _parts.Kind.STATE:
+                state[subject] = serde.decode(data, types=registry)
+            elif kind is _parts.Kind.SNAPSHOT:
+                if subject not in index:
+                    raise CheckpointDecodeError(f"checkpoint names unknown executor {subject!r}")
+                snapshots[index[subject]] = serde.decode(data, types=registry)
+            elif kind is _parts.Kind.OWN:
+                if subject not in index or not bp.own_parts[index[subject]]:
+                    raise CheckpointDecodeError(
+                        f"checkpoint names unknown sub-workflow {subject!r}"
+                    )
+                own.setdefault(subject, {})[rest] = data
+        for eid, stored in own.items():
+            i = index[eid]
+            keeper = typing.cast(_parts.StoresOwnParts, bp.prototypes[i])
+            snapshots[i] = keeper.snapshot_from_parts(types.MappingProxyType(stored))
+        queue = _decode_queue(dec(_parts.QUEUE, _EMPTY_DICT), index)
+        fanin = _decode_fanin(dec(_parts.FANIN, _EMPTY_LIST), bp.plan.fanin_sizes)
         pending: dict[str, Request] = {}
-        for req in dec("r", _EMPTY_LIST):
+        for req in dec(_parts.PENDING, _EMPTY_LIST):
             if not isinstance(req, Request):
                 raise CheckpointDecodeError("pending requests part holds a non-Request value")
             pending[req.id] = req
@@ -268,14 +273,15 @@ class Checkpointer:
         data = MigrationData(old_version if old_version is None else str(old_version))
         data.superstep = cp.info.superstep
         for name, blob in cp.parts.items():
-            if name.startswith("s:"):
-                data.state[name[2:]] = serde.decode(blob, types=registry)
-            elif name.startswith("e:"):
-                data.executors[name[2:]] = serde.decode(blob, types=registry)
-        queue = serde.decode(cp.parts.get("q", _EMPTY_DICT), types=registry)
+            kind, subject, _ = _parts.parse(name)
+            if kind is _parts.Kind.STATE:
+                data.state[subject] = serde.decode(blob, types=registry)
+            elif kind is _parts.Kind.SNAPSHOT:
+                data.executors[subject] = serde.decode(blob, types=registry)
+        queue = serde.decode(cp.parts.get(_parts.QUEUE, _EMPTY_DICT), types=registry)
         data.queue = {str(k): list(v) for k, v in typing_items(typing.cast(dict[Any, Any], queue))}
         data.pending = list(
-            typing_list(serde.decode(cp.parts.get("r", _EMPTY_LIST), types=registry))
+            typing_list(serde.decode(cp.parts.get(_parts.PENDING, _EMPTY_LIST), types=registry))
         )
         new = fn(data)
         index = bp.plan.index
@@ -306,15 +312,13 @@ class Checkpointer:
         )
 
 
-def _put_child(parts: dict[str, bytes], eid: str, snap: ChildParts | None) -> None:
-    """Replace a sub-workflow's parts (`c:<eid>/...`) with those of its latest checkpoint."""
-    prefix = ChildParts.prefix(eid)
+def _put_own(parts: dict[str, bytes], eid: str, own: Mapping[str, bytes] | None) -> None:
+    """Replace the parts executor `eid` stores itself with `own`."""
+    prefix = _parts.own_prefix(eid)
     for name in [n for n in parts if n.startswith(prefix)]:
         del parts[name]
-    if snap is not None:
-        for name, data in snap.parts.items():
-            parts[prefix + name] = data
-        parts[prefix + "meta"] = snap.meta
+    for name, data in (own or {}).items():
+        parts[prefix + name] = data
 
 
 def _status(saved: str, queue: Queue) -> RunStatus:

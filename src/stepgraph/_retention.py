@@ -81,7 +81,7 @@ async def prune(
     pinned: list[str] = []
     for cid in plan_prune(infos, keep_last, head=head).delete:
         cp = await store.load(cid)
-        if cp.parts.get("r", b"[]") != b"[]":
+        if cp.has_pending_requests:
             pinned.append(cid)
     plan = plan_prune(infos, keep_last, head=head, pinned=pinned)
     for cid in plan.rebase:

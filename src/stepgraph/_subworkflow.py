@@ -10,7 +10,8 @@ session resumes the child. Child events stream live as `SubWorkflowEvent`.
 
 The child is a session of its own, owned by the parent's copy of the
 executor. It keeps only its latest checkpoint in memory, and the parent's
-checkpoints store that checkpoint's parts under `c:<subworkflow id>/`, so the
+checkpoints store that checkpoint's parts as the executor's own parts
+(`_parts.StoresOwnParts`, under `c:<subworkflow id>/`), so the
 parent writes only the child parts that changed (never whole child
 histories), restores the child with itself, and resets it with itself.
 """
@@ -47,11 +48,6 @@ class ChildParts:
 
     parts: Mapping[str, bytes]
     meta: bytes
-
-    @staticmethod
-    def prefix(executor_id: str) -> str:
-        """Name prefix of a child's parts inside the parent's checkpoint."""
-        return f"c:{executor_id}/"
 
 
 class _Latest:
@@ -177,6 +173,20 @@ class SubWorkflow(Executor):
         }
         return ChildParts(cp.parts, json.dumps(meta).encode())
 
+    def snapshot_parts(self, snapshot: ChildParts | None) -> Mapping[str, bytes] | None:
+        """The child's parts and its meta part, stored as the parent's own parts of this executor."""
+        if snapshot is None:
+            return None
+        return {**snapshot.parts, _META: snapshot.meta}
+
+    def snapshot_from_parts(self, parts: Mapping[str, bytes]) -> ChildParts:
+        """The `ChildParts` stored by `snapshot_parts`."""
+        child = dict(parts)
+        meta = child.pop(_META, None)
+        if meta is None:
+            raise CheckpointDecodeError(f"sub-workflow {self.id!r} parts lack their meta part")
+        return ChildParts(types.MappingProxyType(child), meta)
+
     async def restore(self, data: ChildParts | None) -> None:
         """Bring the child back to a saved checkpoint (or to a fresh start for None)."""
         if data is None:
@@ -208,3 +218,4 @@ class SubWorkflow(Executor):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_META = "meta"  # the child checkpoint's id, superstep, signature and status

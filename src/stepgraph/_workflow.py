@@ -82,7 +82,6 @@ class Workflow(Generic[InT]):
             start=start,
             types=types,
             children_known=[t for c in children for t in c.workflow.blueprint.known],
-            children=frozenset(c.id for c in children),
             policies=policies,
             version=version,
             migrations=migrations,

@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from . import serde
+from . import _parts, serde
 from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo
 from ._errors import CheckpointError, CheckpointNotFoundError
 from .stores import CheckpointStore
@@ -88,7 +88,8 @@ class _Lineage:
         self, changes: Mapping[str, object], deleted: Iterable[str] = (), *, full: bool = False
     ) -> Checkpoint:
         deleted = frozenset(deleted)
-        parts = {k: v for k, v in self.parts.items() if not (k[:2] == "s:" and k[2:] in deleted)}
+        gone = {_parts.state(k) for k in deleted}
+        parts = {k: v for k, v in self.parts.items() if k not in gone}
         parts.update({k: v if type(v) is bytes else serde.encode(v) for k, v in changes.items()})
         delta = not full and self.head is not None and self.depth + 1 < FULL_EVERY
         info = CheckpointInfo(self.ids(), self.head, self.session_id, self.superstep, self.clock())
@@ -148,12 +149,12 @@ async def _latest_is(store: CheckpointStore, line: _Lineage, what: str, cid: str
 
 
 _ODD_PARTS: dict[str, object] = {
-    "s:text": "héllo\n\x00 wörld",
-    "s:nested": {"a": [1, 2.5, None, True], "b": {"c": "d"}},
-    "s:big": 2**100,
-    "e:agent": {"history": ["x"] * 3},
-    "e:raw": bytes(range(256)),  # parts are opaque bytes to a store
-    **{"q": [["agent", "msg"]], "f": {}, "r": []},
+    _parts.state("text"): "héllo\n\x00 wörld",
+    _parts.state("nested"): {"a": [1, 2.5, None, True], "b": {"c": "d"}},
+    _parts.state("big"): 2**100,
+    _parts.snapshot("agent"): {"history": ["x"] * 3},
+    _parts.snapshot("raw"): bytes(range(256)),  # parts are opaque bytes to a store
+    **{_parts.QUEUE: [["agent", "msg"]], _parts.FANIN: {}, _parts.PENDING: []},
 }
 
 
@@ -162,7 +163,7 @@ async def check_round_trip(factory: StoreFactory) -> None:
     async with _store(factory, _name("round_trip")) as store:
         line = _Lineage("tenant/ü 1..\\%2F", "ünï/cödé")
         first = line.next(_ODD_PARTS)
-        second = line.next({"s:text": "second"}, full=True)
+        second = line.next({_parts.state("text"): "second"}, full=True)
         for cp in (first, second):
             await store.save(cp)
             _same(await store.load(cp.id), cp)
@@ -175,13 +176,17 @@ async def check_deltas(factory: StoreFactory) -> None:
     """A chain of 40 deltas (with periodic full ones) loads whole at every position."""
     async with _store(factory, _name("deltas")) as store:
         line = _Lineage("deltas")
-        await store.save(line.next({"s:payload": _PAYLOAD, "s:counter": 0, "q": []}))
+        await store.save(
+            line.next(
+                {_parts.state("payload"): _PAYLOAD, _parts.state("counter"): 0, _parts.QUEUE: []}
+            )
+        )
         for i in range(1, 41):
-            changes: dict[str, object] = {"s:counter": i, "q": [["agent", i]]}
+            changes: dict[str, object] = {_parts.state("counter"): i, _parts.QUEUE: [["agent", i]]}
             if i % 5 == 0:
-                changes[f"s:k{i}"] = f"value {i}"
+                changes[_parts.state(f"k{i}")] = f"value {i}"
             if i % 3 == 0:
-                changes["e:agent"] = {"turn": i}
+                changes[_parts.snapshot("agent")] = {"turn": i}
             deleted = [f"k{i - 7}"] if i % 5 == 2 and i > 7 else []  # keys added 7 steps ago
             await store.save(cp := line.next(changes, deleted, full=i % 13 == 0))
             _same(await store.load(cp.id), cp, f"delta {i} right after saving it")
@@ -200,7 +205,7 @@ async def check_list_order(factory: StoreFactory) -> None:
         saved: list[str] = []
         for i in range(6):
             line.clock.advance(-3600)  # later saves carry earlier times and smaller ids
-            await store.save(cp := line.next({"s:i": i}, full=i == 3))
+            await store.save(cp := line.next({_parts.state("i"): i}, full=i == 3))
             saved.insert(0, cp.id)
         assert await _ids(store, "order") == saved, "list() is not newest first by save order"
         for limit in (0, 1, 2, 6, 100):
@@ -215,7 +220,7 @@ async def check_session_isolation(factory: StoreFactory) -> None:
         lines = {s: _Lineage(s, f"{n}") for n, s in enumerate(sessions)}
         for _ in range(3):
             for line in lines.values():
-                await store.save(line.next({"s:who": line.session_id}))
+                await store.save(line.next({_parts.state("who"): line.session_id}))
         for s, line in lines.items():
             got = await _ids(store, s)
             assert got == list(reversed(line.saved)), f"session {s!r} lists {got}"
@@ -236,14 +241,14 @@ async def check_missing(factory: StoreFactory) -> None:
             await store.delete(["no-such-id"])
             await store.delete([])
             await store.delete_session("nobody")
-            await store.save(_Lineage("somebody").next({"s:x": 1}))
+            await store.save(_Lineage("somebody").next({_parts.state("x"): 1}))
 
 
 async def check_delete(factory: StoreFactory) -> None:
     """`delete` removes exactly the given ids; a dependent re-saved whole survives its base."""
     async with _store(factory, _name("delete")) as store:
         line = _Lineage("del")
-        cps = [line.next({"s:n": i}, full=i in (0, 3)) for i in range(6)]
+        cps = [line.next({_parts.state("n"): i}, full=i in (0, 3)) for i in range(6)]
         for cp in cps:
             await store.save(cp)
         await store.save(cps[1].as_full())  # as Session.prune does before deleting a base
@@ -262,15 +267,15 @@ async def check_delete_session(factory: StoreFactory) -> None:
     async with _store(factory, _name("delete_session")) as store:
         a, b = _Lineage("a", "a"), _Lineage("b", "b")
         for _ in range(3):
-            await store.save(a.next({"s:x": 1}))
-            await store.save(b.next({"s:x": 2}))
+            await store.save(a.next({_parts.state("x"): 1}))
+            await store.save(b.next({_parts.state("x"): 2}))
         await store.delete_session("a")
         assert await store.list("a") == [], "list() of a deleted session"
         assert await store.latest("a") is None, "latest() of a deleted session"
         for cid in a.saved:
             await _gone(store, cid, "a checkpoint of a deleted session")
         assert await _ids(store, "b") == list(reversed(b.saved)), "delete_session touched b"
-        await store.save(again := _Lineage("a", "again").next({"s:x": 3}))
+        await store.save(again := _Lineage("a", "again").next({_parts.state("x"): 3}))
         assert await _ids(store, "a") == [again.id], "a session deleted then saved to"
         _same(await store.load(again.id), again)
 
@@ -283,10 +288,10 @@ async def check_replace(factory: StoreFactory) -> None:
     """
     async with _store(factory, _name("replace")) as store:
         line = _Lineage("replace")
-        cps = [line.next({"s:n": i}) for i in range(3)]
+        cps = [line.next({_parts.state("n"): i}) for i in range(3)]
         for cp in cps:
             await store.save(cp)
-        new = Checkpoint(cps[0].info, "sig-2", _GRAPH, "failed", {"s:n": b'"new"'})
+        new = Checkpoint(cps[0].info, "sig-2", _GRAPH, "failed", {_parts.state("n"): b'"new"'})
         await store.save(new)
         _same(await store.load(new.id), new, "a replaced checkpoint")
         got = await _ids(store, "replace")
@@ -304,7 +309,7 @@ async def check_concurrent_writers(factory: StoreFactory) -> None:
 
         async def write(line: _Lineage) -> None:
             for i in range(6):
-                await store.save(line.next({"s:i": i}))
+                await store.save(line.next({_parts.state("i"): i}))
                 await asyncio.sleep(0)
 
         async with asyncio.TaskGroup() as tg:
@@ -325,7 +330,7 @@ async def check_closed_store(factory: StoreFactory) -> None:
     """A store is an async context manager; once closed, every method raises CheckpointError."""
     store = await factory(_name("closed"))
     assert isinstance(store, AbstractAsyncContextManager), "a store is an async context manager"
-    cp = _Lineage("closed").next({"s:x": 1})
+    cp = _Lineage("closed").next({_parts.state("x"): 1})
     async with cast(AbstractAsyncContextManager[object], store) as entered:
         assert entered is store, "`async with store as s` must give the store itself"
         await store.save(cp)
@@ -346,7 +351,9 @@ async def check_reopen(factory: StoreFactory) -> None:
     async with _store(factory, name) as store:
         for i in range(20):
             for line in lines:
-                await store.save(line.next({"s:i": i, "s:payload": _PAYLOAD}))
+                await store.save(
+                    line.next({_parts.state("i"): i, _parts.state("payload"): _PAYLOAD})
+                )
         await store.save(list(lines[0].saved.values())[5])  # a replaced id, wherever it goes
         order = {line.session_id: await _ids(store, line.session_id) for line in lines}
     for round_ in range(2):
@@ -357,7 +364,7 @@ async def check_reopen(factory: StoreFactory) -> None:
                 for cp in line.saved.values():
                     _same(await store.load(cp.id), cp, f"{cp.id!r} after reopening")
                 await _latest_is(store, line, "after reopening", got[0])
-                await store.save(cp := line.next({"s:i": 100 + round_}))
+                await store.save(cp := line.next({_parts.state("i"): 100 + round_}))
                 order[line.session_id].insert(0, cp.id)
 
 
@@ -368,13 +375,13 @@ async def check_shared_location(factory: StoreFactory) -> None:
         line = _Lineage("shared")
         for i in range(10):
             writer, reader = (a, b) if i % 2 else (b, a)
-            await writer.save(line.next({"s:i": i}))
+            await writer.save(line.next({_parts.state("i"): i}))
             await _latest_is(reader, line, f"save {i} read through the other store")
         for store in (a, b):
             assert await _ids(store, "shared") == list(reversed(line.saved)), "order differs"
         await a.delete_session("shared")
         assert await b.list("shared") == [], "a session deleted by one store remains in the other"
-        await b.save(cp := _Lineage("shared", "again").next({"s:i": 0}))
+        await b.save(cp := _Lineage("shared", "again").next({_parts.state("i"): 0}))
         assert await _ids(a, "shared") == [cp.id], "saving after the other store's delete"
 
 

@@ -27,9 +27,6 @@ __all__ = ["checkpoint_status", "cmd_checkpoints", "render_tree", "resolve_check
 SHORT = 8
 """Characters of a checkpoint id shown in lists and trees."""
 
-_NO_MESSAGES = serde.encode({})
-_NO_REQUESTS = serde.encode([])
-
 
 def checkpoint_status(cp: sg.Checkpoint) -> str:
     """Where a session restored to `cp` would stand.
@@ -38,9 +35,9 @@ def checkpoint_status(cp: sg.Checkpoint) -> str:
     (queued after a known failure), `waiting` (requests pending), `cancelled`
     or `idle`. Read from the parts the `Checkpoint` docstring lists.
     """
-    if cp.parts.get("q", _NO_MESSAGES) != _NO_MESSAGES:
+    if cp.has_queued_messages:
         return "failed" if cp.status == "FAILED" else "mid-run"
-    if cp.parts.get("r", _NO_REQUESTS) != _NO_REQUESTS:
+    if cp.has_pending_requests:
         return "waiting"
     return "cancelled" if cp.status == "CANCELLED" else "idle"
 
@@ -145,12 +142,11 @@ async def _decoded(
         except sg.WorkflowError:
             pass  # a different graph, or types it cannot read: fall back to what decodes alone
     state: dict[str, Any] = {}
-    for name, data in cp.parts.items():
-        if name.startswith("s:"):
-            try:
-                state[name[2:]] = jsonable(serde.decode(data))
-            except sg.CheckpointDecodeError:
-                state[name[2:]] = f"<{len(data)} bytes: needs the workflow's types>"
+    for key, data in cp.encoded_state.items():
+        try:
+            state[key] = jsonable(serde.decode(data))
+        except sg.CheckpointDecodeError:
+            state[key] = f"<{len(data)} bytes: needs the workflow's types>"
     return state, None
 
 
@@ -184,19 +180,19 @@ def _show(args: argparse.Namespace, ws: Workspace, infos: list[sg.CheckpointInfo
     lines = [f"{k:<11}{v}" for k, v in rows]
     lines.append(f"state      {len(state)} key(s)")
     lines += [f"  {k} = {show(v, 200)}" for k, v in state.items()]
-    snaps = [n[2:] for n in cp.parts if n.startswith("e:")]
+    snaps = cp.snapshot_ids
     if snaps:
         lines.append(f"snapshots  {', '.join(snaps)}")
     if pending is None:
-        size = len(cp.parts.get("r", b""))
-        lines.append(f"requests   {size} bytes (pass the workflow to decode them)")
+        some = "some" if cp.has_pending_requests else "none"
+        lines.append(f"requests   {some} pending (pass the workflow to decode them)")
     else:
         lines.append(f"requests   {len(pending)} pending")
         for r in pending:
             rt = r["response_type"]
             lines.append(f"  {r['id']} from {r['executor_id']} expects {rt}: {show(r['payload'])}")
-    queued = {n: len(v) for n, v in cp.parts.items() if n in ("q", "f")}
-    lines.append("parts      " + ", ".join(f"{n}={s}B" for n, s in sorted(queued.items())))
+    sizes = {n: len(v) for n, v in cp.parts.items()}
+    lines.append(f"parts      {len(sizes)}, {sum(sizes.values())} bytes")
     term.out.write("\n".join(lines) + "\n")
     return ExitCode.OK
 
