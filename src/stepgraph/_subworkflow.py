@@ -174,7 +174,7 @@ class SubWorkflow(Executor):
         return ChildParts(cp.parts, json.dumps(meta).encode())
 
     def snapshot_parts(self, snapshot: ChildParts | None) -> Mapping[str, bytes] | None:
-        """The child's parts and its meta part, stored as the parent's own parts of this executor."""
+        """The child's parts and its meta part, stored as this executor's own parts."""
         if snapshot is None:
             return None
         return {**snapshot.parts, _META: snapshot.meta}
