@@ -19,7 +19,7 @@ from typing_extensions import TypeVar
 from . import _types, _viz, serde
 from ._cache import Cache
 from ._edges import EdgeGroup
-from ._executor import Executor
+from ._executor import Executor, is_stateful
 from ._handlers import HandlerTable
 from ._leasing import LeasePolicy
 from ._migrations import Migration
@@ -36,7 +36,6 @@ __all__ = ["Workflow", "default_clock", "default_ids"]
 
 if TYPE_CHECKING:
     from ._backend import Backend
-    from .agents import WorkflowAgent
     from .stores import CheckpointStore
     from .tracing import Tracer
 
@@ -102,11 +101,8 @@ class Workflow(Generic[InT]):
         ids = [e.id for e in self._prototypes]
         self._plan = Plan(ids, [e.handler_table() for e in self._prototypes], self._groups)
         self._start = self._plan.index[start]
-        self._stateful = tuple(
-            callable(getattr(type(e), "snapshot", None))
-            and callable(getattr(type(e), "restore", None))
-            for e in self._prototypes
-        )
+        self._stateful: tuple[bool, ...] = tuple(is_stateful(e) for e in self._prototypes)
+        """Per executor index: a `StatefulExecutor` (snapshot before, restore on failure)."""
         self._any_stateful = any(self._stateful)
         self._children = frozenset(e.id for e in self._prototypes if isinstance(e, SubWorkflow))
         self._types = tuple(types)
@@ -229,16 +225,19 @@ class Workflow(Generic[InT]):
         *,
         description: str = "",
         store: CheckpointStore | None = None,
-    ) -> WorkflowAgent:
-        """This workflow behind the `Agent` interface (`stepgraph.agents`).
+    ) -> Any:
+        """This workflow behind the `Agent` interface: `stepgraph.agents.as_agent(self, ...)`.
 
-        Each conversation maps to its own session (in `store`, or in memory);
-        outputs become the reply, requests become function calls answered
-        with function results.
+        Returns a `stepgraph.agents.WorkflowAgent`. Each conversation maps to
+        its own session (in `store`, or in memory); outputs become the reply,
+        requests become function calls answered with function results.
         """
-        from .agents import WorkflowAgent
+        # The engine never imports the agents layer, not even for type checking (agents
+        # build on the engine, not the reverse): the import happens only when this is
+        # called, and the return type stays loose; `agents.as_agent` is the typed spelling.
+        from .agents import as_agent
 
-        return WorkflowAgent(self, name=name or self.name, description=description, store=store)
+        return as_agent(self, name, description=description, store=store)
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart."""
