@@ -2,7 +2,8 @@
 
 Module map (everything public is re-exported here):
 
-* `_executor`, `_handlers`, `_types`: executors, `@handler`/`@executor`, type routing
+* `_executor`, `_handlers`, `_types`: executors (`StatefulExecutor` when they keep
+  state), `@handler`/`@executor`, type routing
 * `_context`, `_state`: what a handler uses (`Context`) and the shared state view
 * `_edges`, `_builder`, `_planner`: edge kinds, `WorkflowBuilder`, pure routing
 * `_workflow`, `_session`, `_run`, `_runner`: the immutable graph, sessions, the
@@ -10,6 +11,7 @@ Module map (everything public is re-exported here):
 * `_group`, `_sinks`, `_tape`: a superstep's handler tasks, where a run's events go
   (awaited: a compact tape; streamed: a channel to the consumer)
 * `_names`: one module name for a workflow file however it is loaded
+* `_clock`: the session clock, and the `SleepingClock` retry delays sleep on
 * `_events`, `_requests`, `_errors`: events, `Request`/`RunResult`, the error tree
 * `_inputs`, `_coerce`: run input and answers checked and converted to their types
 * `_checkpoint`, `_durability`, `_retention`, `_migrations`: checkpoints (delta parts),
@@ -19,9 +21,10 @@ Module map (everything public is re-exported here):
 * `_leasing`, `_backend`: one runner per session across processes; executor backends
 * `_viz`, `_svg`: Mermaid, DOT and SVG pictures
 
-Packages: `serde` (tagged JSON), `stores` (memory, file, SQLite, PostgreSQL),
-`agents`, `orchestrations`, `hosting`, `cli`, `distributed` (Ray); modules
-`tracing` (OpenTelemetry) and `testing` (conformance suite, manual clock, ids).
+Packages: `serde` (tagged JSON), `stores` (memory, file, SQLite, PostgreSQL,
+store URLs, leases), `agents`, `orchestrations`, `hosting`, `cli`, `distributed`
+(Ray); modules `tracing` (OpenTelemetry), `testing` (conformance suite, manual
+clock, ids) and `loading` (importing a workflow file as every loader does).
 """
 
 from ._builder import WorkflowBuilder
@@ -62,7 +65,14 @@ from ._events import (
     SuperstepCompleted,
     SuperstepStarted,
 )
-from ._executor import Executor, FunctionExecutor, executor, handler, response_handler
+from ._executor import (
+    Executor,
+    FunctionExecutor,
+    StatefulExecutor,
+    executor,
+    handler,
+    response_handler,
+)
 from ._leasing import LeasePolicy
 from ._migrations import MigrationData
 from ._policies import CachePolicy, ExecutorRetrying, RetryPolicy
@@ -76,10 +86,10 @@ from ._workflow import Workflow
 from .stores import (
     CheckpointStore,
     FileCheckpointStore,
+    LeaseLostError,
     MemoryCheckpointStore,
     SqliteCheckpointStore,
 )
-from .stores._lease import LeaseLostError
 
 __version__ = "0.1.0"
 
@@ -134,6 +144,7 @@ __all__ = [
     "SqliteCache",
     "SqliteCheckpointStore",
     "StateView",
+    "StatefulExecutor",
     "SubWorkflow",
     "SubWorkflowEvent",
     "SuperstepCompleted",

@@ -14,6 +14,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from . import serde
+from ._clock import sleep
 from ._context import Activation
 from ._errors import ExecutorTimeoutError, SerializationError
 from ._events import Output
@@ -101,7 +102,7 @@ class Policies(Interceptor):
                 delay = retry.delay(attempt)
                 eid = act.context.executor_id
                 act.emit(ExecutorRetrying(eid, act.superstep, attempt, error, delay))
-                await _sleep(self.clock, delay)
+                await sleep(self.clock, delay)
                 attempt += 1
 
     async def _attempt(self, act: Activation, next: Next[Activation, None]) -> None:
@@ -163,17 +164,6 @@ class Policies(Interceptor):
                 act.writes[k] = v
             for k in entry["deleted"]:
                 act.writes[k] = DELETED
-
-
-async def _sleep(clock: Any, seconds: float) -> None:
-    """Sleep on the session's clock when it can (a manual clock jumps), else the loop's."""
-    if seconds <= 0:
-        return
-    sleep: Any = getattr(clock, "sleep", None)
-    if sleep is not None:
-        await sleep(seconds)
-    else:
-        await asyncio.sleep(seconds)
 
 
 def _encoded(message: Any, types: serde.TypeRegistry) -> str:

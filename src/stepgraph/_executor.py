@@ -15,7 +15,7 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, Self, TypeVar, overload, runtime_checkable
+from typing import Any, Generic, Protocol, Self, TypeGuard, TypeVar, overload, runtime_checkable
 
 from ._errors import GraphError
 from ._handlers import HandlerSpec, HandlerTable, inspect_handler, inspect_response_handler
@@ -115,13 +115,38 @@ def response_handler(
     return mark(func) if func is not None else mark
 
 
+@runtime_checkable
+class StatefulExecutor(Protocol):
+    """An executor whose state is saved in checkpoints and rolled back with its superstep.
+
+    An `Executor` subclass is one when its class defines both methods: a
+    failed or cancelled superstep restores the snapshot taken before it, and
+    every checkpoint stores the snapshot taken after it (so the data must be
+    serializable by `stepgraph.serde`). Executors without them keep plain
+    attributes across a failure (see `Executor`).
+    """
+
+    async def snapshot(self) -> Any:
+        """The executor's state, as a value `restore` takes back."""
+        ...
+
+    async def restore(self, data: Any) -> None:
+        """Go back to the state `snapshot` returned."""
+        ...
+
+
+def is_stateful(executor: object) -> TypeGuard[StatefulExecutor]:
+    """Whether the executor's class implements `StatefulExecutor` (decided by the class)."""
+    return issubclass(type(executor), StatefulExecutor)
+
+
 class Executor:
     """A node of the workflow graph; subclass it and mark handlers with `@handler`.
 
     Executors that keep state across supersteps may define
-    `async def snapshot(self) -> object` and `async def restore(self, data) -> None`:
-    a failed or cancelled superstep restores its executors' snapshots, and
-    checkpoints store them. Per-session mutable state must be created in
+    `async def snapshot(self) -> object` and `async def restore(self, data) -> None`
+    (a `StatefulExecutor`): a failed or cancelled superstep restores its
+    executors' snapshots, and checkpoints store them. Per-session mutable state must be created in
     `__init__`, because `fresh()` re-calls the constructor with the same
     argument objects.
 
@@ -174,29 +199,6 @@ class Executor:
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} id={getattr(self, 'id', '?')!r}>"
-
-
-@runtime_checkable
-class StatefulExecutor(Protocol):
-    """An executor that keeps state across supersteps: checkpoints store its snapshot.
-
-    A failed or cancelled superstep restores the snapshot taken before it.
-    """
-
-    id: str
-
-    async def snapshot(self) -> Any:
-        """The executor's state, as a value `serde` can store."""
-        ...
-
-    async def restore(self, data: Any) -> None:
-        """Bring the executor back to a state `snapshot()` returned."""
-        ...
-
-
-def is_stateful(executor: object) -> bool:
-    """True when `executor`'s class defines `snapshot()` and `restore()`."""
-    return isinstance(executor, StatefulExecutor)
 
 
 def _collect_methods(cls: type) -> list[HandlerSpec]:

@@ -32,7 +32,6 @@ __all__ = ["Workflow", "default_clock", "default_ids"]
 
 if TYPE_CHECKING:
     from ._backend import Backend
-    from .agents import WorkflowAgent
     from .stores import CheckpointStore
     from .tracing import Tracer
 
@@ -176,16 +175,19 @@ class Workflow(Generic[InT]):
         *,
         description: str = "",
         store: CheckpointStore | None = None,
-    ) -> WorkflowAgent:
-        """This workflow behind the `Agent` interface (`stepgraph.agents`).
+    ) -> Any:
+        """This workflow behind the `Agent` interface: `stepgraph.agents.as_agent(self, ...)`.
 
-        Each conversation maps to its own session (in `store`, or in memory);
-        outputs become the reply, requests become function calls answered
-        with function results.
+        Returns a `stepgraph.agents.WorkflowAgent`. Each conversation maps to
+        its own session (in `store`, or in memory); outputs become the reply,
+        requests become function calls answered with function results.
         """
-        from .agents import WorkflowAgent
+        # The engine never imports the agents layer, not even for type checking (agents
+        # build on the engine, not the reverse): the import happens only when this is
+        # called, and the return type stays loose; `agents.as_agent` is the typed spelling.
+        from .agents import as_agent
 
-        return WorkflowAgent(self, name=name or self.name, description=description, store=store)
+        return as_agent(self, name, description=description, store=store)
 
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart."""

@@ -25,14 +25,16 @@ from typing import cast
 
 from . import _parts, serde
 from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo
+from ._clock import SleepingClock
 from ._errors import CheckpointError, CheckpointNotFoundError
 from .stores import CheckpointStore
 
 __all__ = [
-    "ManualClock", "REOPEN_CHECKS", "STORE_CHECKS", "SequentialIds", "StoreFactory",
-    "check_checkpoint_store", "check_closed_store", "check_concurrent_writers", "check_delete",
-    "check_delete_session", "check_deltas", "check_list_order", "check_missing", "check_reopen",
-    "check_replace", "check_round_trip", "check_session_isolation", "check_shared_location",
+    "ManualClock", "REOPEN_CHECKS", "STORE_CHECKS", "SequentialIds", "SleepingClock",
+    "StoreFactory", "check_checkpoint_store", "check_closed_store", "check_concurrent_writers",
+    "check_delete", "check_delete_session", "check_deltas", "check_list_order", "check_missing",
+    "check_reopen", "check_replace", "check_round_trip", "check_session_isolation",
+    "check_shared_location",
 ]  # fmt: skip
 
 StoreFactory = Callable[[str], Awaitable[CheckpointStore]]
@@ -40,7 +42,10 @@ StoreFactory = Callable[[str], Awaitable[CheckpointStore]]
 
 
 class ManualClock:
-    """A clock for tests: aware UTC datetimes from `start` (2026-01-01T00:00:00Z), moved by hand."""
+    """A clock for tests: aware UTC datetimes from `start` (2026-01-01T00:00:00Z), moved by hand.
+
+    A `SleepingClock`: retry delays of a session using it advance it instead of waiting.
+    """
 
     def __init__(self, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> None:
         self.now = start

@@ -177,18 +177,10 @@ async def _streamed(client: openai.AsyncOpenAI, **kw: Any) -> str:
 
 
 def test_open_store_takes_postgresql_urls() -> None:
+    # How the URL becomes a DSN and a schema: tests/stores/test_urls.py.
     from stepgraph.hosting import open_store
-    from stepgraph.hosting._stores import postgres_dsn
     from stepgraph.stores.postgres import PostgresCheckpointStore
 
-    url = "postgresql://u:p%40ss@db:5433/app?connect_timeout=3&schema=desk&sslmode=disable"
-    assert postgres_dsn(url) == (
-        "postgresql://u:p%40ss@db:5433/app?connect_timeout=3&sslmode=disable",
-        "desk",
-    )
-    assert postgres_dsn("postgres://db/app") == ("postgres://db/app", "public")
-    opts = "postgresql:///app?host=%2Ftmp&options=-c%20x%3D1&schema=s%20p"
-    assert postgres_dsn(opts) == ("postgresql:///app?host=%2Ftmp&options=-c%20x%3D1", "s p")
     store = open_store("postgres://db/app?schema=x")
     assert isinstance(store, PostgresCheckpointStore)
     assert store.schema == "x"

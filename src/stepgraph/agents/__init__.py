@@ -10,7 +10,7 @@ Module map:
 * `_tools`: `Tool` and `@tool`, described from type hints and docstrings
 * `_agent`: `Agent` and its bounded tool loop; `AgentResponse`
 * `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
-* `_workflow_agent`: `Workflow.as_agent()`
+* `_workflow_agent`: `as_agent(workflow)` (also `Workflow.as_agent()`), `WorkflowAgent`
 """
 
 from ._agent import Agent, AgentLike, AgentResponse, UpdateSink
@@ -29,7 +29,7 @@ from ._messages import (
 )
 from ._scripted import Reply, ScriptedChatClient, ScriptedRequest
 from ._tools import Tool, ToolError, json_schema, tool
-from ._workflow_agent import REQUEST_TOOL, WorkflowAgent
+from ._workflow_agent import REQUEST_TOOL, WorkflowAgent, as_agent
 
 __all__ = [
     "REQUEST_TOOL",
@@ -59,6 +59,7 @@ __all__ = [
     "Usage",
     "UpdateSink",
     "WorkflowAgent",
+    "as_agent",
     "collect",
     "json_schema",
     "tool",

@@ -1,4 +1,4 @@
-"""`Workflow.as_agent()`: a workflow behind the `Agent` interface.
+"""`as_agent(workflow)` (and `Workflow.as_agent()`): a workflow behind the `Agent` interface.
 
 Each conversation id maps to its own workflow session. The new messages of a
 call become the workflow's input (a `list[ChatMessage]`, one `ChatMessage` or
@@ -32,14 +32,36 @@ if TYPE_CHECKING:
     from .._workflow import Workflow
     from ..stores import CheckpointStore
 
-__all__ = ["REQUEST_TOOL", "WorkflowAgent"]
+__all__ = ["REQUEST_TOOL", "WorkflowAgent", "as_agent"]
 
 REQUEST_TOOL = "workflow_request"
 """The function name under which workflow requests are surfaced."""
 
 
+def as_agent(
+    workflow: Workflow[Any],
+    name: str | None = None,
+    *,
+    description: str = "",
+    store: CheckpointStore | None = None,
+) -> WorkflowAgent:
+    """`workflow` behind the `Agent` interface, for an `AgentExecutor` or any agent caller.
+
+    Each conversation maps to its own session (in `store`, or in memory);
+    outputs become the reply, requests become function calls answered with
+    function results. `workflow.as_agent(...)` is the same call.
+
+    Args:
+        workflow: the workflow to wrap.
+        name: the agent's name (default: the workflow's).
+        description: what the agent does, for whoever picks among agents.
+        store: where the conversations' sessions keep their checkpoints.
+    """
+    return WorkflowAgent(workflow, name=name or workflow.name, description=description, store=store)
+
+
 class WorkflowAgent:
-    """A workflow used as an agent; see `Workflow.as_agent`."""
+    """A workflow used as an agent; see `as_agent`."""
 
     def __init__(
         self,

@@ -7,7 +7,6 @@ import importlib
 import os
 from pathlib import Path
 
-from .._svg import to_svg
 from ._exit import CliError, ExitCode
 from ._stores import parse_store_url
 from ._target import load_workflow
@@ -25,7 +24,7 @@ def cmd_graph(args: argparse.Namespace, term: Terminal) -> ExitCode:
         case "dot":
             text = workflow.to_dot()
         case _:
-            text = to_svg(workflow.describe(), title=workflow.name)
+            text = workflow.to_svg()
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

@@ -1,14 +1,9 @@
-"""Store URLs and the index that remembers which workflow file each session runs.
+"""The `--store` of a command, and the index that remembers which workflow file each session runs.
 
-* `sqlite:///abs/runs.db`, `sqlite:///./rel/runs.db`, `sqlite://rel/runs.db`, or
-  a bare path: `SqliteCheckpointStore`
-* `file:///abs/dir`, `file:///./rel/dir`, `file://rel/dir`: `FileCheckpointStore`
-* `memory:`: `MemoryCheckpointStore` (this process only)
-* `postgresql://...`: `PostgresCheckpointStore` (needs psycopg)
-
-The forms and their meaning are those of `stepgraph.hosting.open_store`, so
-`stepgraph run` and `stepgraph serve` given the same URL open the same store
-(this module does not import the hosting extra).
+`--store` takes what `stepgraph.stores.open_store` takes (`sqlite:///abs/runs.db`,
+`sqlite:///./rel/runs.db` or a bare path, `file:///dir`, `memory:`,
+`postgresql://...?schema=name`), so `stepgraph run` and `stepgraph serve` given
+the same URL open the same store; relative paths are made absolute here.
 
 `respond`, `resume` and `checkpoints prune` need the workflow of a session;
 `stepgraph run` remembers it in a small JSON index beside the store
@@ -21,23 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
-from urllib.parse import unquote
+from typing import Any, cast
 
 import stepgraph as sg
-from stepgraph.stores._urls import postgres_dsn
+from stepgraph.stores import StoreURL
+from stepgraph.stores import open_store as _open
 
 from ._exit import CliError, ExitCode
 
 __all__ = [
     "DEFAULT_STORE",
     "SessionIndex",
-    "StoreSpec",
+    "exists",
     "missing_session",
     "open_store",
     "parse_store_url",
@@ -47,117 +40,46 @@ __all__ = [
 DEFAULT_STORE = "sqlite:///./.stepgraph/runs.db"
 """The store when neither `--store` nor `STEPGRAPH_STORE` names one."""
 
-StoreKind = Literal["sqlite", "file", "memory", "postgresql"]
 
-
-@dataclass(frozen=True, slots=True)
-class StoreSpec:
-    """A parsed store URL.
-
-    Attributes:
-        kind: which store.
-        location: absolute path (sqlite, file), DSN (postgresql) or "" (memory).
-    """
-
-    kind: StoreKind
-    location: str
-
-    @property
-    def url(self) -> str:
-        """The canonical URL (absolute paths), safe to hand to another process."""
-        match self.kind:
-            case "sqlite":
-                return "sqlite://" + self.location
-            case "file":
-                return "file://" + self.location
-            case "memory":
-                return "memory:"
-            case "postgresql":
-                return self.location
-
-    def exists(self) -> bool:
-        """Whether anything was ever saved there (memory and postgresql: assumed)."""
-        if self.kind in ("sqlite", "file"):
-            return os.path.exists(self.location)
-        return True
-
-
-def _path(rest: str) -> str:
-    while rest.startswith("//"):  # sqlite:////abs/x.db (SQLAlchemy's spelling) is absolute too
-        rest = rest[1:]
-    if rest.startswith(("/./", "/../")):  # sqlite:///./x.db is relative
-        rest = rest[1:]
-    path = unquote(rest)
-    return os.path.abspath(os.path.expanduser(path)) if path not in ("", "/") else ""
-
-
-def parse_store_url(url: str | None) -> StoreSpec:
-    """Parse `--store` (default: `STEPGRAPH_STORE`, then `DEFAULT_STORE`).
+def parse_store_url(url: str | None) -> StoreURL:
+    """Parse `--store` (default: `STEPGRAPH_STORE`, then `DEFAULT_STORE`), paths made absolute.
 
     Raises:
-        CliError: the URL is not one of the forms above.
+        CliError: the URL is not one `stepgraph.stores.open_store` takes.
     """
-    text = (url or os.environ.get("STEPGRAPH_STORE") or DEFAULT_STORE).strip()
-    if text in ("memory:", "memory://", "memory"):
-        return StoreSpec("memory", "")
-    scheme, sep, rest = text.partition("://")
-    scheme = scheme.lower()
-    path = ""
-    if not sep and text and ":" not in text.split("/", 1)[0]:
-        scheme, path = "sqlite", _path(text)  # a bare path
-    elif sep and scheme in ("sqlite", "file"):
-        path = _path(rest)
-    elif sep and scheme in ("postgresql", "postgres") and rest:
-        return StoreSpec("postgresql", text)
-    if path and scheme in ("sqlite", "file"):
-        return StoreSpec("sqlite" if scheme == "sqlite" else "file", path)
-    raise CliError(
-        f"bad store URL {text!r}: use sqlite:///abs/path.db, sqlite:///./relative.db, "
-        "file:///abs/dir, memory: or postgresql://..."
-    )
+    text = url or os.environ.get("STEPGRAPH_STORE") or DEFAULT_STORE
+    try:
+        return StoreURL.parse(text).absolute()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
-def open_store(spec: StoreSpec) -> sg.CheckpointStore:
+def exists(spec: StoreURL) -> bool:
+    """Whether anything was ever saved there (memory and postgresql: assumed)."""
+    if spec.kind in ("sqlite", "file"):
+        return os.path.exists(spec.location)
+    return True
+
+
+def open_store(spec: StoreURL) -> sg.CheckpointStore:
     """Open the store (creating the directory of a SQLite file or file store).
 
     Raises:
         CliError: the PostgreSQL store is not installed.
     """
-    match spec.kind:
-        case "sqlite":
-            from stepgraph.stores.sqlite import SqliteCheckpointStore
-
-            Path(spec.location).parent.mkdir(parents=True, exist_ok=True)
-            return SqliteCheckpointStore(spec.location)
-        case "file":
-            from stepgraph.stores.file import FileCheckpointStore
-
-            Path(spec.location).mkdir(parents=True, exist_ok=True)
-            return FileCheckpointStore(spec.location)
-        case "memory":
-            return sg.MemoryCheckpointStore()
-        case "postgresql":
-            try:
-                module = importlib.import_module("stepgraph.stores.postgres")
-            except ImportError as exc:
-                raise CliError(
-                    f"postgresql:// needs the PostgreSQL store, which this install lacks ({exc})"
-                ) from exc
-            try:
-                dsn, schema = postgres_dsn(spec.location)
-            except ValueError as exc:
-                raise CliError(str(exc)) from None
-            store: sg.CheckpointStore = module.PostgresCheckpointStore(dsn, schema=schema)
-            return store
+    try:
+        return _open(spec)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
 
 
-async def require_session(store: sg.CheckpointStore, spec: StoreSpec, session_id: str) -> None:
+async def require_session(store: sg.CheckpointStore, spec: StoreURL, session_id: str) -> None:
     """Raise `CliError(NOT_FOUND)` when the store holds no checkpoint of the session."""
     if not await store.list(session_id, limit=1):
         raise CliError(f"no session {session_id!r} in {spec.url}", ExitCode.NOT_FOUND)
 
 
-def missing_session(spec: StoreSpec, session_id: str) -> CliError:
+def missing_session(spec: StoreURL, session_id: str) -> CliError:
     """The error for a session asked of a store that does not exist yet."""
     return CliError(
         f"no session {session_id!r}: there is no store at {spec.url}", ExitCode.NOT_FOUND
@@ -167,7 +89,7 @@ def missing_session(spec: StoreSpec, session_id: str) -> CliError:
 class SessionIndex:
     """`session id -> workflow target`, kept beside a durable store (none for memory:)."""
 
-    def __init__(self, spec: StoreSpec) -> None:
+    def __init__(self, spec: StoreURL) -> None:
         self.path: Path | None = None
         if spec.kind == "sqlite":
             self.path = Path(spec.location + "-sessions.json")

@@ -6,21 +6,19 @@ siblings. The module name matters: executor classes, predicates and stored
 types are named by module in graph signatures and checkpoints, so every
 process that opens the same sessions (`python app.py`, `stepgraph run`,
 `resume`, `serve`, `hosting.serve("app.py:workflow")`) must agree on it:
-`stepgraph._names.module_of` gives them all the stem.
+`stepgraph.loading.import_file` imports it as all of them do.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import stepgraph as sg
-from stepgraph._names import LOADER_PREFIX, stem_module_name
+from stepgraph.loading import import_file
 
 from ._exit import CliError, one_line
 
@@ -39,14 +37,6 @@ def split_target(target: str) -> tuple[Path, str | None]:
     return Path(path), attr or None
 
 
-def _module_name(path: Path) -> str:
-    name = stem_module_name(path)
-    existing = sys.modules.get(name)
-    if existing is not None and getattr(existing, "__file__", None) != str(path):
-        name = LOADER_PREFIX + name  # never shadow an imported module (json.py, ...)
-    return name
-
-
 def _where(exc: BaseException, path: Path) -> str:
     if isinstance(exc, SyntaxError) and exc.lineno is not None:
         return f" (line {exc.lineno})"
@@ -59,26 +49,22 @@ def _import(path: Path) -> ModuleType:
         raise CliError(f"no such file: {path}")
     if not path.is_file():
         raise CliError(f"not a file: {path}")
-    path = path.resolve()
-    name = _module_name(path)
-    if (loaded := sys.modules.get(name)) is not None:
-        return loaded
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise CliError(f"cannot import {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(path.parent))
     try:
-        spec.loader.exec_module(module)
+        return import_file(path)
+    except ImportError as exc:
+        if exc.path != str(path.resolve()):
+            raise _failed(exc, path.resolve()) from exc  # an import inside the file failed
+        raise CliError(str(exc)) from exc  # the file itself is not importable
     except Exception as exc:
-        del sys.modules[name]
-        detail = one_line(str(exc))
-        raise CliError(
-            f"importing {path.name} failed{_where(exc, path)}: {type(exc).__name__}"
-            + (f": {detail}" if detail else "")
-        ) from exc
-    return module
+        raise _failed(exc, path.resolve()) from exc
+
+
+def _failed(exc: Exception, path: Path) -> CliError:
+    detail = one_line(str(exc))
+    return CliError(
+        f"importing {path.name} failed{_where(exc, path)}: {type(exc).__name__}"
+        + (f": {detail}" if detail else "")
+    )
 
 
 def _find_one(module: ModuleType, path: Path) -> tuple[str, object]:

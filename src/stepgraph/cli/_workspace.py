@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
 
 import stepgraph as sg
+from stepgraph.stores import StoreURL
 
 from ._exit import CliError
 from ._stores import (
     SessionIndex,
-    StoreSpec,
+    exists,
     missing_session,
     open_store,
     parse_store_url,
@@ -61,9 +62,9 @@ class Workspace:
 
     def __init__(self, term: Terminal, url: str | None, *, existing: str | None = None) -> None:
         self.term = term
-        self.spec: StoreSpec = parse_store_url(url)
+        self.spec: StoreURL = parse_store_url(url)
         self.explicit = url is not None
-        if existing is not None and not self.spec.exists():
+        if existing is not None and not exists(self.spec):
             raise missing_session(self.spec, existing)
         self.store: sg.CheckpointStore = open_store(self.spec)
         self.index = SessionIndex(self.spec)

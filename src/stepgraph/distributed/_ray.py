@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from .._context import Context, Replay
 from .._errors import WorkflowError
-from .._executor import Executor
+from .._executor import Executor, is_stateful
 from .._handlers import HandlerTable
 from .._subworkflow import SubWorkflow
 from ._effects import (
@@ -251,7 +251,7 @@ class RayExecutor(Executor):
         self._lost = False  # the actor died; only restore() may bring a stateful one back
         self._released = False
         self._calls = itertools.count(1)
-        self._stateful = callable(getattr(type(prototype), "snapshot", None))
+        self._stateful = is_stateful(prototype)
 
     def handler_table(self) -> HandlerTable:
         """The prototype's handlers."""

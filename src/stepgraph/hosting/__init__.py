@@ -4,7 +4,8 @@ Module map:
 
 * `_app`: `create_app` (routes, bearer auth, error handlers, lifespan)
 * `_serve`: `serve` and `load_workflow` (what `stepgraph serve` runs)
-* `_stores`: `open_store` (store URLs) and the hosting log of a store
+* `_stores`: the default store URL and the hosting log of a store (`open_store`
+  is `stepgraph.stores.open_store`, re-exported)
 * `_host`: sessions per conversation, the busy guard, driving runs, shutdown
 * `_replicas`: request locks across replicas sharing a PostgreSQL store
 * `_responses`, `_conversations`: the `/v1/...` routes

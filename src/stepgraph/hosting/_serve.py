@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import importlib.util
 import signal
-import sys
 import threading
 from collections.abc import Generator
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any, cast
 import uvicorn
 
 import stepgraph as sg
-from stepgraph._names import LOADER_PREFIX, stem_module_name
+from stepgraph.loading import import_file
 
 from ._app import create_app
 from ._host import Host
@@ -45,19 +43,16 @@ def load_workflow(target: str | sg.Workflow[Any]) -> sg.Workflow[Any]:
     if not sep or not where or not name:
         raise ValueError(f"{target!r}: expected path/to/app.py:workflow or module:workflow")
     if where.endswith(".py") or Path(where).is_file():
-        path = Path(where).resolve()
-        if not path.is_file():
+        if not Path(where).is_file():
             raise ValueError(f"{target!r}: no file {where}")
-        sys.path.insert(0, str(path.parent))
-        # Named apart (never shadowing a module), yet its classes are named by the file's
-        # stem in signatures and stored types, as `python app.py` and `stepgraph` name them.
-        module_name = LOADER_PREFIX + stem_module_name(path)
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"{target!r}: cannot import {where}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        # Named as `python app.py` and `stepgraph` name it, so that signatures and stored
+        # types agree between them.
+        try:
+            module = import_file(where)
+        except ImportError as exc:
+            if exc.path != str(Path(where).resolve()):
+                raise  # an import inside the file failed
+            raise ValueError(f"{target!r}: cannot import {where}") from exc
     else:
         module = importlib.import_module(where)
     obj: Any = getattr(module, name, None)
@@ -112,7 +107,7 @@ def serve(
         target: `path/to/app.py:workflow`, `module:workflow`, or a `Workflow`.
         host: the interface to bind.
         port: the TCP port (0 picks a free one).
-        store_url: the checkpoint store (`open_store` URLs); default
+        store_url: the checkpoint store (`stepgraph.stores.open_store` URLs); default
             `sqlite:///./.stepgraph/runs.db`.
         api_key: require `Authorization: Bearer <api_key>`.
         shutdown_grace: seconds runs may take to finish at shutdown.

@@ -1,8 +1,13 @@
-"""Checkpoint stores: the `CheckpointStore` protocol and the shipped backends.
+"""Checkpoint stores: the protocols, the shipped backends and store URLs.
 
+* `_store`: the `CheckpointStore` protocol every backend implements
+* `_lease`: `LeaseStore`, `Lease` and the rules of session leases and fencing tokens
 * `memory`: `MemoryCheckpointStore`, checkpoints kept in this process
 * `file`: `FileCheckpointStore(dir)`, an append-only log per session, fsync per save
-* `sqlite`: `SqliteCheckpointStore(path)`, the embedded default (WAL, one transaction per save)
+* `sqlite`: `SqliteCheckpointStore(path)`, the embedded default (WAL, one transaction per
+  save), with `_sqlite_leases` for its leases
+* `postgres`: `PostgresCheckpointStore(dsn)` (extra `postgres`; import it from there)
+* `_urls`: `open_store(url)` and `StoreURL`, the store URLs of the CLI and the server
 * `_record`: the binary record layout the durable stores share
 
 Every store passes `stepgraph.testing.check_checkpoint_store(factory)`.
@@ -10,11 +15,10 @@ Every store passes `stepgraph.testing.check_checkpoint_store(factory)`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
-
 from .._checkpoint import Checkpoint, CheckpointInfo
-from ._lease import Lease, LeaseStore
+from ._lease import Lease, LeaseLostError, LeaseStore, lease_store
+from ._store import CheckpointStore
+from ._urls import StoreURL, open_store
 from .file import FileCheckpointStore
 from .memory import MemoryCheckpointStore
 from .sqlite import SqliteCheckpointStore
@@ -25,56 +29,11 @@ __all__ = [
     "CheckpointStore",
     "FileCheckpointStore",
     "Lease",
+    "LeaseLostError",
     "LeaseStore",
     "MemoryCheckpointStore",
     "SqliteCheckpointStore",
+    "StoreURL",
     "lease_store",
+    "open_store",
 ]
-
-
-@runtime_checkable
-class CheckpointStore(Protocol):
-    """Where sessions save checkpoints. Every method is async; none binds to a loop early.
-
-    A checkpoint handed to `save` always carries its whole content in `parts`;
-    when `changed` is set, only those parts differ from its parent, and a
-    store may persist just them (the parent is always saved first). `load`
-    and `latest` return whole checkpoints.
-    """
-
-    async def save(self, checkpoint: Checkpoint) -> None:
-        """Persist `checkpoint` durably before returning (saving an existing id replaces it)."""
-        ...
-
-    async def load(self, checkpoint_id: str) -> Checkpoint:
-        """The whole checkpoint; raises `CheckpointNotFoundError` for an unknown id."""
-        ...
-
-    async def list(self, session_id: str, limit: int | None = None) -> list[CheckpointInfo]:
-        """The session's checkpoints, newest first by save order, at most `limit`."""
-        ...
-
-    async def latest(self, session_id: str) -> Checkpoint | None:
-        """The session's most recently saved checkpoint, or None."""
-        ...
-
-    async def delete(self, checkpoint_ids: Sequence[str]) -> None:
-        """Delete checkpoints by id; unknown ids are ignored.
-
-        Deleting a checkpoint other checkpoints are deltas of is the caller's
-        business: `Session.prune` first re-saves such dependents whole.
-        """
-        ...
-
-    async def delete_session(self, session_id: str) -> None:
-        """Delete every checkpoint of the session."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release resources; the store refuses use afterwards."""
-        ...
-
-
-def lease_store(store: object) -> LeaseStore | None:
-    """`store` as a `LeaseStore` when it arbitrates leases, else None."""
-    return store if isinstance(store, LeaseStore) else None

@@ -59,7 +59,7 @@ from .._errors import (
     ConcurrentRunError,
 )
 from . import _record
-from ._lease import Lease, LeaseLostError, check_ttl, held_message, pause
+from ._lease import Lease, LeaseLostError, LeaseStore, check_ttl, held_message, pause
 
 __all__ = ["SCHEMA_VERSION", "PostgresCheckpointStore"]
 
@@ -146,7 +146,7 @@ def _in_schema(template: LiteralString, schema: str) -> LiteralString:
     return cast(LiteralString, sql.SQL(template).format(s=sql.Identifier(schema)).as_string(None))
 
 
-class PostgresCheckpointStore:
+class PostgresCheckpointStore(LeaseStore):
     """Checkpoints and session leases in PostgreSQL (see the module docstring).
 
     Args:
@@ -181,6 +181,11 @@ class PostgresCheckpointStore:
         self._closed = False
         self._opening = asyncio.Lock()  # binds to a loop only when contended
         self._where = f"PostgreSQL {_describe(dsn)} (schema {schema!r})"
+
+    @property
+    def dsn(self) -> str:
+        """The libpq connection string or URL the store connects with (without `schema`)."""
+        return self._dsn
 
     @property
     def schema(self) -> str:

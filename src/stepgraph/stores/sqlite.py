@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
 from . import _record
-from ._lease import Lease, LeaseLostError
+from ._lease import Lease, LeaseLostError, LeaseStore
 from ._sqlite_leases import SqliteLeases
 
 __all__ = ["SqliteCheckpointStore"]
@@ -128,7 +128,7 @@ WHERE session_id = ? ORDER BY seq DESC LIMIT ?
 """
 
 
-class SqliteCheckpointStore(SqliteLeases):
+class SqliteCheckpointStore(SqliteLeases, LeaseStore):
     """Checkpoints in one SQLite database file (see the module docstring).
 
     Args:
