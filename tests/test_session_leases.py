@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import stepgraph as sg
-from stepgraph.stores._lease import LeaseLostError
+from stepgraph.stores import LeaseLostError
 
 GATE: dict[str, asyncio.Event] = {}
 

@@ -20,16 +20,16 @@ from ._durability import Checkpointer
 from ._errors import ConcurrentRunError, NotIdleError
 from ._executor import Executor
 from ._interceptors import Interceptor
+from ._lease import lease_store
 from ._leasing import LeasePolicy, Leasing
+from ._memory import MemoryCheckpointStore
 from ._retention import Retention, prune
 from ._traced import Tracing
-from .stores import lease_store
-from .stores.memory import MemoryCheckpointStore
 
 if TYPE_CHECKING:
     from ._backend import Backend
+    from ._store import CheckpointStore
     from ._workflow import Workflow
-    from .stores import CheckpointStore
     from .tracing import Tracer
 
 __all__ = ["CheckpointRef", "SessionCore"]

@@ -34,8 +34,8 @@ from ._state import DELETED
 
 if TYPE_CHECKING:
     from ._core import SessionCore
-    from .stores import CheckpointStore
-    from .stores._lease import Lease
+    from ._lease import Lease
+    from ._store import CheckpointStore
 
 __all__ = ["Checkpointer"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._interceptors import Interceptor, Next, RunCall
-from .stores._lease import Lease, LeaseLostError, LeaseStore
+from ._lease import Lease, LeaseLostError, LeaseStore
 
 if TYPE_CHECKING:
     from ._core import SessionCore

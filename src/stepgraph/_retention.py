@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ._checkpoint import CheckpointInfo
 
 if TYPE_CHECKING:
-    from .stores import CheckpointStore
+    from ._store import CheckpointStore
 
 __all__ = ["PrunePlan", "Retention", "plan_prune", "prune"]
 

@@ -36,8 +36,8 @@ from ._run import Run, RunExecution
 
 if TYPE_CHECKING:
     from ._backend import Backend
+    from ._store import CheckpointStore
     from ._workflow import Workflow
-    from .stores import CheckpointStore
     from .tracing import Tracer
 
 __all__ = ["Session"]

@@ -32,7 +32,7 @@ __all__ = ["Workflow", "default_clock", "default_ids"]
 
 if TYPE_CHECKING:
     from ._backend import Backend
-    from .stores import CheckpointStore
+    from ._store import CheckpointStore
     from .tracing import Tracer
 
 InT = TypeVar("InT", default=Any)

@@ -121,7 +121,7 @@ async def _hammer(dsn: str, schema: str, session: str, owner: str, n: int) -> No
 
 
 async def _pause(dsn: str, schema: str, session: str, owner: str) -> None:
-    from stepgraph.stores._lease import LeaseLostError
+    from stepgraph.stores import LeaseLostError
     from stepgraph.stores.postgres import PostgresCheckpointStore
 
     async with PostgresCheckpointStore(dsn, schema=schema, max_size=1) as store:

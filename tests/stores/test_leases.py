@@ -24,8 +24,7 @@ import pytest
 from tests.stores.pg_support import RUN, drop_schemas, next_checkpoint, require_dsn
 
 from stepgraph import ConcurrentRunError
-from stepgraph.stores import _record
-from stepgraph.stores._lease import Lease, LeaseLostError, LeaseStore
+from stepgraph.stores import Lease, LeaseLostError, LeaseStore, _record
 
 SUPPORT = Path(__file__).with_name("pg_support.py")
 ROOT = Path(__file__).parents[2]

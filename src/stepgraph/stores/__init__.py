@@ -16,8 +16,8 @@ Every store passes `stepgraph.testing.check_checkpoint_store(factory)`.
 from __future__ import annotations
 
 from .._checkpoint import Checkpoint, CheckpointInfo
-from ._lease import Lease, LeaseLostError, LeaseStore, lease_store
-from ._store import CheckpointStore
+from .._lease import Lease, LeaseLostError, LeaseStore, lease_store
+from .._store import CheckpointStore
 from ._urls import StoreURL, open_store
 from .file import FileCheckpointStore
 from .memory import MemoryCheckpointStore

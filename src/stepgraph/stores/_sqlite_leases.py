@@ -1,6 +1,6 @@
 """Leases for `SqliteCheckpointStore`: one runner per session among the processes of a machine.
 
-Implements the `LeaseStore` rules of `stepgraph.stores._lease` on the `leases`
+Implements the `LeaseStore` rules of `stepgraph.stepgraph._lease` on the `leases`
 table (schema version 2). Every write goes through the store's group commit.
 A lease whose owner is a process of this host that no longer exists (a crash)
 is taken over at once instead of after its ttl.
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .._errors import ConcurrentRunError
-from ._lease import Lease, LeaseLostError, check_ttl, held_message, pause
+from .._lease import Lease, LeaseLostError, check_ttl, held_message, pause
 
 __all__ = ["SqliteLeases"]
 
@@ -45,7 +45,7 @@ class SqliteLeases:
     async def acquire(
         self, session_id: str, owner: str, ttl: float, *, wait: float | None = None
     ) -> Lease:
-        """Take the session's lease (see `stepgraph.stores._lease`)."""
+        """Take the session's lease (see `stepgraph.stepgraph._lease`)."""
         check_ttl(ttl)
         deadline = None if wait is None else time.monotonic() + wait
         while True:

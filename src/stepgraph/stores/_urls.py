@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote
 
-from ._store import CheckpointStore
+from .._store import CheckpointStore
 from .file import FileCheckpointStore
 from .memory import MemoryCheckpointStore
 from .sqlite import SqliteCheckpointStore

@@ -1,7 +1,7 @@
 """`PostgresCheckpointStore`: checkpoints and session leases in PostgreSQL (extra `postgres`).
 
 Any number of processes and hosts share one database; leases with fencing
-tokens (`stores._lease`) decide who runs, and writes to, a session. The store
+tokens (`stepgraph._lease`) decide who runs, and writes to, a session. The store
 creates and migrates its tables itself on first use, in one schema (`public`
 unless `schema=` says otherwise), under an advisory lock so that processes
 starting together do not race:
@@ -58,8 +58,8 @@ from .._errors import (
     CheckpointNotFoundError,
     ConcurrentRunError,
 )
+from .._lease import Lease, LeaseLostError, LeaseStore, check_ttl, held_message, pause
 from . import _record
-from ._lease import Lease, LeaseLostError, LeaseStore, check_ttl, held_message, pause
 
 __all__ = ["SCHEMA_VERSION", "PostgresCheckpointStore"]
 
@@ -271,7 +271,7 @@ class PostgresCheckpointStore(LeaseStore):
     async def acquire(
         self, session_id: str, owner: str, ttl: float, *, wait: float | None = None
     ) -> Lease:
-        """Take the session's lease for `ttl` seconds (rules in `stores._lease`).
+        """Take the session's lease for `ttl` seconds (rules in `stepgraph._lease`).
 
         Raises `ConcurrentRunError` while another owner holds it; with `wait`, only
         after trying that long, woken by the holder's release (LISTEN/NOTIFY) or expiry.

@@ -43,8 +43,8 @@ from typing import Any, TypeVar
 
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
+from .._lease import Lease, LeaseLostError, LeaseStore
 from . import _record
-from ._lease import Lease, LeaseLostError, LeaseStore
 from ._sqlite_leases import SqliteLeases
 
 __all__ = ["SqliteCheckpointStore"]

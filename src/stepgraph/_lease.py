@@ -63,8 +63,8 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, cast, runtime_checkable
 
-from .._checkpoint import Checkpoint
-from .._errors import CheckpointError
+from ._checkpoint import Checkpoint
+from ._errors import CheckpointError
 from ._store import CheckpointStore
 
 __all__ = [

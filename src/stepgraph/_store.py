@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from .._checkpoint import Checkpoint, CheckpointInfo
+from ._checkpoint import Checkpoint, CheckpointInfo
 
 __all__ = ["CheckpointStore"]
 

@@ -1,0 +1,84 @@
+"""`MemoryCheckpointStore`: checkpoints kept in this process (tests, previews, no durability)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._checkpoint import Checkpoint, CheckpointInfo
+from ._errors import CheckpointError, CheckpointNotFoundError
+
+__all__ = ["MemoryCheckpointStore"]
+
+
+class MemoryCheckpointStore:
+    """Keeps checkpoints in a dict. Checkpoints are immutable bytes, so nothing aliases.
+
+    Saving is O(1): the checkpoint object itself is kept, whole.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Checkpoint] = {}
+        self._sessions: dict[str, dict[str, None]] = {}  # session -> ids in save order
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise CheckpointError("this MemoryCheckpointStore is closed")
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        """Keep `checkpoint` (replacing one with the same id)."""
+        self._check()
+        cid = checkpoint.info.id
+        order = self._sessions.setdefault(checkpoint.info.session_id, {})
+        order[cid] = None  # a re-saved id keeps its place in the save order
+        self._by_id[cid] = checkpoint.as_full() if checkpoint.changed is not None else checkpoint
+
+    async def load(self, checkpoint_id: str) -> Checkpoint:
+        """The checkpoint with that id."""
+        self._check()
+        try:
+            return self._by_id[checkpoint_id]
+        except KeyError:
+            raise CheckpointNotFoundError(
+                f"no checkpoint {checkpoint_id!r} in this store"
+            ) from None
+
+    async def list(self, session_id: str, limit: int | None = None) -> list[CheckpointInfo]:
+        """The session's checkpoints, newest first."""
+        self._check()
+        ids = list(reversed(self._sessions.get(session_id, {})))
+        if limit is not None:
+            ids = ids[: max(limit, 0)]
+        return [self._by_id[i].info for i in ids]
+
+    async def latest(self, session_id: str) -> Checkpoint | None:
+        """The session's newest checkpoint, or None."""
+        self._check()
+        order = self._sessions.get(session_id)
+        if not order:
+            return None
+        return self._by_id[next(reversed(order))]
+
+    async def delete(self, checkpoint_ids: Sequence[str]) -> None:
+        """Delete checkpoints by id."""
+        self._check()
+        for cid in checkpoint_ids:
+            cp = self._by_id.pop(cid, None)
+            if cp is not None:
+                self._sessions.get(cp.info.session_id, {}).pop(cid, None)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete every checkpoint of the session."""
+        self._check()
+        for cid in self._sessions.pop(session_id, {}):
+            self._by_id.pop(cid, None)
+
+    async def aclose(self) -> None:
+        """Close the store."""
+        self._closed = True
+
+    async def __aenter__(self) -> MemoryCheckpointStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
