@@ -80,9 +80,9 @@ def private_accesses(tree: ast.AST) -> int:
         value = node.value
         if isinstance(value, ast.Name) and value.id in ("self", "cls"):
             continue
-        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
-            if value.func.id == "super":
-                continue
+        call = isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+        if call and value.func.id == "super":  # type: ignore[union-attr]
+            continue
         count += 1
     return count
 

@@ -6,16 +6,23 @@ Module map (everything public is re-exported here):
   state), `@handler`/`@executor`, type routing
 * `_context`, `_state`: what a handler uses (`Context`) and the shared state view
 * `_edges`, `_builder`, `_planner`: edge kinds, `WorkflowBuilder`, pure routing
-* `_workflow`, `_session`, `_run`, `_runner`: the immutable graph, sessions, the
-  `Run` handle and the superstep loop
+* `_workflow`, `_blueprint`: the immutable graph and what the engine derives from it
+* `_session`, `_core`, `_content`: the public `Session`, its engine side
+  (`SessionCore`) and the one owner of what changes in it (`SessionContent`)
+* `_run`, `_runner`: the `Run` handle and the superstep loop
+* `_interceptors`, `_traced`: layers around run, superstep, activation and handler
+  calls (leasing in `_leasing`, tracing, policies in `_attempts`)
 * `_group`, `_sinks`, `_tape`: a superstep's handler tasks, where a run's events go
   (awaited: a compact tape; streamed: a channel to the consumer)
 * `_names`: one module name for a workflow file however it is loaded
 * `_clock`: the session clock, and the `SleepingClock` retry delays sleep on
 * `_events`, `_requests`, `_errors`: events, `Request`/`RunResult`, the error tree
 * `_inputs`, `_coerce`: run input and answers checked and converted to their types
-* `_checkpoint`, `_durability`, `_retention`, `_migrations`: checkpoints (delta parts),
-  saving and restoring sessions, pruning, graph versions
+* `_checkpoint`, `_parts`, `_durability`, `_retention`, `_migrations`: checkpoints
+  (delta parts, their names and layout), saving and restoring sessions, pruning,
+  graph versions
+* `_store`, `_lease`, `_memory`: the store and lease protocols and the in-memory
+  store, below the engine's users (`stores` re-exports them)
 * `_subworkflow`: `SubWorkflow`
 * `_policies`, `_attempts`, `_cache`: retry, timeout and cache policies
 * `_leasing`, `_backend`: one runner per session across processes; executor backends

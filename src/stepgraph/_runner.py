@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._attempts import Policies
@@ -60,6 +60,7 @@ TIME_SLICE_S = 0.01
 """A run yields the event loop between supersteps at least this often (seconds)."""
 
 HandleChain = Callable[[Activation], Awaitable[None]]
+_NO_SNAPSHOTS: tuple[tuple[Any, Any], ...] = ()
 
 
 class _HandlerFailure(Exception):
@@ -114,12 +115,14 @@ class Runner:
         "budget",
         "content",
         "core",
+        "durable",
         "handles",
         "outputs",
         "plan",
         "prepare",
         "session_id",
         "sink",
+        "stateful",
         "step",
         "timeout",
     )
@@ -139,7 +142,10 @@ class Runner:
         self.budget = budget
         self.prepare = prepare
         self.timeout = timeout
-        self.plan = core.workflow.blueprint.plan
+        bp = core.workflow.blueprint
+        self.plan = bp.plan
+        self.stateful = bp.any_stateful
+        self.durable = core.checkpointer is not None
         self.outputs: list[Any] = []
         layers = core.layers
         self.step = compose(layers, "superstep", self._superstep)
@@ -305,7 +311,7 @@ class Runner:
         mark = sink.mark()
         sink.record((SuperstepStarted, k))
         acts = call.activations = self._activations(k)
-        snapshots = await self._snapshots(acts)
+        snapshots = await self._snapshots(acts) if self.stateful else _NO_SNAPSHOTS
         try:
             if len(acts) == 1:
                 await self.activate(acts[0])
@@ -317,10 +323,10 @@ class Runner:
             sink.forget_since(mark)
             await _restore(snapshots)
             raise
-        if self.core.checkpointer is None:
-            queue = self._route(acts)
-        else:
+        if self.durable:
             queue = await self._save_superstep(k, acts, mark, snapshots)
+        else:
+            queue = self._route(acts)
         self._commit(k, acts, queue)
         sink.record((SuperstepCompleted, k))
 
@@ -328,9 +334,14 @@ class Runner:
         """One activation per executor with messages, in declaration order."""
         content = self.content
         queue = content.queue
-        order = queue if len(queue) == 1 else sorted(queue)  # the common case needs no sort
+        if len(queue) == 1:  # the common case of chains and loops: no sort, no loop
+            ((i, messages),) = queue.items()
+            ex = content.executors[i]
+            ctx = content.contexts[i]
+            if ex is not None and ctx is not None:
+                return [Activation(i, messages, k, content.state, self.sink, ex, ctx)]
         acts: list[Activation] = []
-        for i in order:
+        for i in sorted(queue):
             ex = content.executors[i]
             if ex is None:
                 try:
@@ -392,7 +403,7 @@ class Runner:
         return queue
 
     async def _save_superstep(
-        self, k: int, acts: list[Activation], mark: int, snapshots: list[tuple[Any, Any]]
+        self, k: int, acts: list[Activation], mark: int, snapshots: Sequence[tuple[Any, Any]]
     ) -> Queue:
         """Durable: nothing is committed unless the superstep's checkpoint is saved."""
         content = self.content
@@ -454,10 +465,7 @@ class Runner:
 
     async def _snapshots(self, acts: list[Activation]) -> list[tuple[Any, Any]]:
         """Snapshots, before the superstep, of the stateful executors about to run."""
-        bp = self.core.workflow.blueprint
-        if not bp.any_stateful:
-            return []
-        stateful = bp.stateful
+        stateful = self.core.workflow.blueprint.stateful
         out: list[tuple[Any, Any]] = []
         for act in acts:
             if stateful[act.index]:
@@ -466,6 +474,6 @@ class Runner:
         return out
 
 
-async def _restore(snapshots: list[tuple[Any, Any]]) -> None:
+async def _restore(snapshots: Sequence[tuple[Any, Any]]) -> None:
     for ex, data in snapshots:
         await ex.restore(data)
