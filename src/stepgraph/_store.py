@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from ._checkpoint import Checkpoint, CheckpointInfo
 
-__all__ = ["CheckpointStore"]
+__all__ = ["CheckpointStore", "RecordStore", "record_store"]
 
 
 @runtime_checkable
@@ -51,3 +51,44 @@ class CheckpointStore(Protocol):
     async def aclose(self) -> None:
         """Release resources; the store refuses use afterwards."""
         ...
+
+
+@runtime_checkable
+class RecordStore(CheckpointStore, Protocol):
+    """A checkpoint store that also keeps activation records: the journal of a superstep.
+
+    While a superstep runs, each finished activation (one handler call on one
+    message) and each finished `ctx.step` is recorded under the superstep's
+    base (the checkpoint the session stood on when it started), so a failed,
+    cancelled or crashed superstep resumes without running finished work
+    again. Records are opaque bytes to the store. Rules:
+
+    * `save_record` is durable when it returns; saving a key again replaces it.
+    * `load_records` returns every record of the session under that base.
+    * `delete_records(session_id, base_id)` deletes those; with `base_id`
+      None, every record of the session (a reset).
+    * `delete(ids)` also deletes the records kept under each deleted
+      checkpoint, and `delete_session` every record of the session.
+    * Records never change a checkpoint, and `list`/`load`/`latest` never
+      show them.
+    """
+
+    async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
+        """Persist one record under checkpoint `base_id` durably before returning."""
+        ...
+
+    async def load_records(self, session_id: str, base_id: str) -> dict[str, bytes]:
+        """Every record of the session kept under checkpoint `base_id`, by key."""
+        ...
+
+    async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
+        """Delete the session's records under `base_id`, or all of them when None."""
+        ...
+
+
+def record_store(store: object) -> RecordStore | None:
+    """`store` as a `RecordStore` when its class implements the protocol, else None.
+
+    Decided by the class (`issubclass`, cached by `abc`), like `lease_store`.
+    """
+    return cast(RecordStore, store) if issubclass(type(store), RecordStore) else None
