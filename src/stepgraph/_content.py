@@ -65,7 +65,7 @@ class SessionContent:
     ) -> None:
         self.state: dict[str, Any] = {} if state is None else state
         self.executors: list[Executor | None] = [None] * size if executors is None else executors
-        self.contexts: list[Context[Any, Any] | None] = [None] * size
+        self.contexts: list[Context[Any, Any] | None] = [None] * size if size else []
         self.queue: Queue = {} if queue is None else queue
         self.fanin: FanInBuffers = {} if fanin is None else fanin
         self.pending: dict[str, Request] = {} if pending is None else pending

@@ -75,8 +75,9 @@ class Activation:
         self.sink = sink
         self.executor = executor
         self.context = context
-        self.message: Any = None
-        self.handler: HandlerSpec | None = None
+        # `message` and `handler` are set before each handler call (never read before).
+        self.message: Any
+        self.handler: HandlerSpec
         self.sends: list[tuple[Target, Any]] = []
         self.outputs: list[Any] = []
         self.writes: dict[str, Any] | None = None

@@ -49,23 +49,17 @@ class SessionCore:
         layers: the interceptors around this session's calls (lease, tracing).
     """
 
-    __slots__ = (
-        "__weakref__",
-        "active",
-        "backend",
-        "cache",
-        "checkpointer",
-        "clock",
-        "content",
-        "handles",
-        "id",
-        "ids",
-        "layers",
-        "loaded",
-        "private",
-        "retention",
-        "workflow",
-    )
+    # No __slots__: the fields most sessions never set are class-level defaults, so
+    # opening a one-shot session sets only what it has (W5 opens one per run).
+    active: Any = None
+    checkpointer: Checkpointer | None = None
+    private: Checkpointer | None = None  # create_checkpoint() without a store
+    retention: Retention | None = None
+    backend: Backend | None = None
+    cache: Cache | None = None
+    layers: tuple[Interceptor, ...] = ()
+    handles: tuple[Callable[[Activation], Awaitable[None]], ...] | None = None
+    """Per executor, its handler call in its layers (made by the first run)."""
 
     def __init__(
         self,
@@ -88,14 +82,16 @@ class SessionCore:
         bp = workflow.blueprint
         self.content = SessionContent(len(bp.prototypes))
         self.loaded = store is None
-        self.active: Any = None
-        self.checkpointer: Checkpointer | None = None
-        self.private: Checkpointer | None = None  # create_checkpoint() without a store
-        self.retention = retention
-        self.backend = backend
+        if retention is not None:
+            self.retention = retention
+        if backend is not None:
+            self.backend = backend
         if cache is None and bp.any_cache:
             cache = MemoryCache()  # cached handlers reuse results within the session
-        self.cache = cache
+        if cache is not None:
+            self.cache = cache
+        if store is None and tracer is None:
+            return
         layers: list[Interceptor] = []
         if store is not None:
             self.checkpointer = Checkpointer(self, store)
@@ -106,9 +102,7 @@ class SessionCore:
                 layers.append(Leasing(self, leases, policy))
         if tracer is not None:
             layers.append(Tracing(tracer))
-        self.layers: tuple[Interceptor, ...] = tuple(layers)
-        self.handles: tuple[Callable[[Activation], Awaitable[None]], ...] | None = None
-        """Per executor, its handler call in its layers (made by the first run)."""
+        self.layers = tuple(layers)
 
     # -- the guard ----------------------------------------------------------------------
 

@@ -75,7 +75,6 @@ class _HandlerFailure(Exception):
 def _dispatch(act: Activation) -> Awaitable[None]:
     """Call the handler in this process: async on the loop, sync in a worker thread."""
     h = act.handler
-    assert h is not None
     if h.is_async:
         return h.invoke(act.executor, act.message, act.context)
     return _in_thread(act)
@@ -83,7 +82,6 @@ def _dispatch(act: Activation) -> Awaitable[None]:
 
 async def _in_thread(act: Activation) -> None:
     h = act.handler
-    assert h is not None
     sync_ctx = SyncContext.serving(act.context, asyncio.get_running_loop())
     await asyncio.to_thread(h.invoke, act.executor, act.message, sync_ctx)
 
@@ -96,6 +94,8 @@ def _dispatch_remote(act: Activation) -> Awaitable[None]:
 def handle_chains(core: SessionCore) -> tuple[HandleChain, ...]:
     """Per executor: the handler call wrapped in the session's and its policy's layers."""
     bp = core.workflow.blueprint
+    if core.backend is None and not core.layers and not bp.any_policy:
+        return (_dispatch,) * len(bp.prototypes)  # the common case: nothing around a call
     inner: HandleChain = _dispatch if core.backend is None else _dispatch_remote
     shared = compose(core.layers, "handle", inner)
     chains: list[HandleChain] = []
@@ -148,8 +148,12 @@ class Runner:
         self.durable = core.checkpointer is not None
         self.outputs: list[Any] = []
         layers = core.layers
-        self.step = compose(layers, "superstep", self._superstep)
-        self.activate = compose(layers, "activation", self._activation)
+        if layers:
+            self.step = compose(layers, "superstep", self._superstep)
+            self.activate = compose(layers, "activation", self._activation)
+        else:  # what `compose` gives without layers, without its calls
+            self.step = self._superstep
+            self.activate = self._activation
         handles = core.handles
         if handles is None:
             handles = core.handles = handle_chains(core)
@@ -157,10 +161,13 @@ class Runner:
 
     def execute(self) -> Awaitable[RunStatus]:
         """Run the invocation through the session's run interceptors (lease, tracing)."""
-        run = compose(self.core.layers, "run", self._execute)
+        layers = self.core.layers
+        if not layers:
+            return self._execute()
+        run = compose(layers, "run", self._execute)
         return run(RunCall(self.session_id, self.core.workflow, self.content))
 
-    async def _execute(self, call: RunCall) -> RunStatus:
+    async def _execute(self, call: RunCall | None = None) -> RunStatus:
         """Run supersteps until no message is queued; return the final status.
 
         Raises:
@@ -324,10 +331,9 @@ class Runner:
             await _restore(snapshots)
             raise
         if self.durable:
-            queue = await self._save_superstep(k, acts, mark, snapshots)
+            self._commit(k, acts, await self._save_superstep(k, acts, mark, snapshots))
         else:
-            queue = self._route(acts)
-        self._commit(k, acts, queue)
+            self._commit(k, acts, None)
         sink.record((SuperstepCompleted, k))
 
     def _activations(self, k: int) -> list[Activation]:
@@ -392,16 +398,6 @@ class Runner:
 
     # -- the barrier ------------------------------------------------------------------------
 
-    def _route(self, acts: list[Activation]) -> Queue:
-        """Without a store: deliver the sends (fan-in buffers fill in place)."""
-        queue: Queue = {}
-        fanin = self.content.fanin
-        plan = self.plan
-        for act in acts:
-            if act.sends:
-                plan.commit(act.sends, queue, fanin)
-        return queue
-
     async def _save_superstep(
         self, k: int, acts: list[Activation], mark: int, snapshots: Sequence[tuple[Any, Any]]
     ) -> Queue:
@@ -437,10 +433,21 @@ class Runner:
         content.fanin = fanin
         return queue
 
-    def _commit(self, k: int, acts: list[Activation], queue: Queue) -> None:
-        """Apply the superstep to the session, executor by executor in declaration order."""
+    def _commit(self, k: int, acts: list[Activation], queue: Queue | None) -> None:
+        """Apply the superstep to the session, executor by executor in declaration order.
+
+        `queue` is what the saved checkpoint holds; without a store (None) the sends
+        are delivered here, the fan-in buffers filling in place.
+        """
         content = self.content
         outputs = self.outputs
+        if queue is None:
+            queue = {}
+            fanin = content.fanin
+            plan = self.plan
+            for act in acts:
+                if act.sends:
+                    plan.commit(act.sends, queue, fanin)
         for act in acts:
             if act.writes:
                 commit_state(content.state, act.writes)
