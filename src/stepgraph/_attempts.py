@@ -19,6 +19,7 @@ from ._context import Activation
 from ._errors import ExecutorTimeoutError, SerializationError
 from ._events import Output
 from ._interceptors import Interceptor, Next
+from ._journal import EffectsMark
 from ._policies import CachePolicy, ExecutorPolicy, ExecutorRetrying
 from ._requests import Answer
 from ._state import DELETED
@@ -27,28 +28,6 @@ if TYPE_CHECKING:
     from ._core import SessionCore
 
 __all__ = ["Policies"]
-
-
-class _Mark:
-    """Where an activation stood before an attempt."""
-
-    __slots__ = ("outputs", "requests", "sends", "trace", "writes")
-
-    def __init__(self, act: Activation) -> None:
-        self.sends = len(act.sends)
-        self.outputs = len(act.outputs)
-        self.requests = len(act.requests or ())
-        self.trace = len(act.trace or ())
-        self.writes = dict(act.writes) if act.writes else {}
-
-    def rollback(self, act: Activation) -> None:
-        del act.sends[self.sends :]
-        del act.outputs[self.outputs :]
-        if act.requests is not None:
-            del act.requests[self.requests :]
-        if act.trace is not None:
-            del act.trace[self.trace :]
-        act.writes = dict(self.writes) if self.writes or act.writes is not None else None
 
 
 class Policies(Interceptor):
@@ -79,17 +58,20 @@ class Policies(Interceptor):
                 return
             if act.trace is None:
                 act.trace = []
-        mark = _Mark(act)
+        mark = EffectsMark(act)
         await self._attempts(act, next, mark)
         if key is not None and not (act.requests or ())[mark.requests :]:
             await self._record(act, mark, key, policy.cache)
 
-    async def _attempts(self, act: Activation, next: Next[Activation, None], mark: _Mark) -> None:
+    async def _attempts(
+        self, act: Activation, next: Next[Activation, None], mark: EffectsMark
+    ) -> None:
         retry = self.policy.retry
         ex = act.executor
         attempt = 1
         while True:
             snapshot = await ex.snapshot() if self.stateful and retry is not None else None
+            act.step_names = None  # each attempt may call the same steps again
             try:
                 await self._attempt(act, next)
                 return
@@ -129,7 +111,7 @@ class Policies(Interceptor):
         return f"{eid}:{digest}"
 
     async def _record(
-        self, act: Activation, mark: _Mark, key: str, cache: CachePolicy | None
+        self, act: Activation, mark: EffectsMark, key: str, cache: CachePolicy | None
     ) -> None:
         writes = act.writes or {}
         changed = {

@@ -9,18 +9,21 @@ context can never leak messages into a later superstep.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, Never
 
 from typing_extensions import TypeVar
 
+from . import serde
 from ._errors import RoutingError, WorkflowError
 from ._events import Event, Output, RequestIssued
+from ._journal import idempotency_key, run_step
 from ._requests import Request
 from ._state import StateView
 
 if TYPE_CHECKING:
     from ._handlers import HandlerSpec
+    from ._journal import Journal
     from ._planner import Plan, Target
     from ._sinks import Sink
 
@@ -40,19 +43,24 @@ class Activation:
     """
 
     __slots__ = (
+        "base",
         "closed",
         "committed",
         "context",
         "executor",
         "handler",
         "index",
+        "journal",
         "message",
         "messages",
         "outputs",
+        "position",
         "requests",
         "sends",
         "sink",
         "span",
+        "step_names",
+        "step_results",
         "superstep",
         "trace",
         "writes",
@@ -67,17 +75,24 @@ class Activation:
         sink: Sink,
         executor: Any,
         context: Context[Any, Any],
+        base: str | None = None,
     ) -> None:
         self.index = index
+        self.base = base  # the checkpoint the superstep started on
         self.messages = messages
         self.superstep = superstep
         self.committed = committed
         self.sink = sink
         self.executor = executor
         self.context = context
-        # `message` and `handler` are set before each handler call (never read before).
+        # `message`, `position` (its index in `messages`) and `handler` are set before
+        # each handler call and never read before.
         self.message: Any
+        self.position: int
         self.handler: HandlerSpec
+        self.journal: Journal | None = None  # with a store: the session's journal
+        self.step_names: set[str] | None = None  # "position:name" of this attempt's steps
+        self.step_results: dict[str, bytes] | None = None  # steps, without a journal
         self.sends: list[tuple[Target, Any]] = []
         self.outputs: list[Any] = []
         self.writes: dict[str, Any] | None = None
@@ -93,14 +108,20 @@ class Activation:
 
 
 class _Base:
-    __slots__ = ("_ids", "_index", "_plan", "activation", "executor_id", "session_id")
+    __slots__ = ("_ids", "_index", "_plan", "_registry", "activation", "executor_id", "session_id")
 
     def __init__(
-        self, plan: Plan, index: int, session_id: str, ids: Callable[[], str] = lambda: ""
+        self,
+        plan: Plan,
+        index: int,
+        session_id: str,
+        ids: Callable[[], str] = lambda: "",
+        registry: serde.TypeRegistry | None = None,
     ) -> None:
         self._plan = plan
         self._index = index
         self._ids = ids
+        self._registry = registry
         self.activation: Activation | None = None
         """The activation this context serves while its handler runs, else None (engine use)."""
         self.executor_id: str = plan.ids[index]
@@ -193,6 +214,16 @@ class _Base:
         """The current superstep number, counted over the session's whole life."""
         return self._live().superstep
 
+    @property
+    def idempotency_key(self) -> str:
+        """A key that is the same for this activation across retries, resumes and restarts.
+
+        Pass it to APIs that deduplicate on a key: it closes the one window
+        `ctx.step` cannot, a crash after the call finished but before its
+        result was recorded.
+        """
+        return idempotency_key(self._live())
+
 
 class Context(_Base, Generic[SendT, OutT]):
     """What a handler uses to act: `Context[SendT, OutT]`.
@@ -223,6 +254,28 @@ class Context(_Base, Generic[SendT, OutT]):
         """Stream a user event (an `sg.Event` subclass instance) to the run's consumer."""
         self._emit(event)
 
+    async def step(
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[R]] | Callable[..., R],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> R:
+        """Run `fn(*args, **kwargs)` (sync or async) once, recording its result.
+
+        When this activation runs again (a retry, a `resume()` after a failure,
+        a restart after a crash), a step whose result was recorded returns it
+        without calling `fn`. Exceptions are not recorded: the step runs again.
+        The result must be storable by `serde`. Names are unique per handler call.
+
+        Raises:
+            WorkflowError: `name` was used already in this handler call.
+            SerializationError: the result cannot be stored.
+        """
+        act = self._live()
+        return await run_step(act, name, fn, args, kwargs, self._registry or ())
+
     async def request(self, payload: Any, response_type: type[R] | Any = object) -> str:
         """Ask for outside input; returns the request id.
 
@@ -251,14 +304,17 @@ class SyncContext(_Base, Generic[SendT, OutT]):
         session_id: str,
         loop: asyncio.AbstractEventLoop,
         ids: Callable[[], str] = lambda: "",
+        registry: serde.TypeRegistry | None = None,
     ) -> None:
-        super().__init__(plan, index, session_id, ids)
+        super().__init__(plan, index, session_id, ids, registry)
         self._loop = loop
 
     @classmethod
     def serving(cls, ctx: _Base, loop: asyncio.AbstractEventLoop) -> SyncContext[Any, Any]:
         """A sync context for a worker thread, serving `ctx`'s current activation."""
-        sync: SyncContext[Any, Any] = cls(ctx._plan, ctx._index, ctx.session_id, loop, ctx._ids)
+        sync: SyncContext[Any, Any] = cls(
+            ctx._plan, ctx._index, ctx.session_id, loop, ctx._ids, ctx._registry
+        )
         sync.activation = ctx.activation
         return sync
 

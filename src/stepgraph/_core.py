@@ -20,10 +20,12 @@ from ._durability import Checkpointer
 from ._errors import ConcurrentRunError, NotIdleError
 from ._executor import Executor
 from ._interceptors import Interceptor
+from ._journal import Journal, Journaling
 from ._lease import lease_store
 from ._leasing import LeasePolicy, Leasing
 from ._memory import MemoryCheckpointStore
 from ._retention import Retention, prune
+from ._store import record_store
 from ._traced import Tracing
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class SessionCore:
     backend: Backend | None = None
     cache: Cache | None = None
     layers: tuple[Interceptor, ...] = ()
+    journal: Journal | None = None
     handles: tuple[Callable[[Activation], Awaitable[None]], ...] | None = None
     """Per executor, its handler call in its layers (made by the first run)."""
 
@@ -102,6 +105,9 @@ class SessionCore:
                 layers.append(Leasing(self, leases, policy))
         if tracer is not None:
             layers.append(Tracing(tracer))
+        if store is not None:  # finished work never runs twice (records in the store)
+            self.journal = Journal(session_id, record_store(store))
+            layers.append(Journaling(self.journal, bp))
         self.layers = tuple(layers)
 
     # -- the guard ----------------------------------------------------------------------
@@ -138,7 +144,8 @@ class SessionCore:
 
     def new_context(self, index: int) -> Context[Any, Any]:
         """The per-session context of executor `index`."""
-        return Context(self.workflow.blueprint.plan, index, self.id, self.ids)
+        bp = self.workflow.blueprint
+        return Context(bp.plan, index, self.id, self.ids, bp.registry)
 
     def instantiate(self, index: int) -> Executor:
         """Make executor `index` (and its context) of this session."""

@@ -48,16 +48,19 @@ class RunCall:
 class SuperstepCall:
     """Input of `Interceptor.superstep`: superstep `number` of a session.
 
-    `activations` is filled by the runner as the superstep starts its executors.
+    `activations` is filled by the runner as the superstep starts its executors;
+    `resuming` is true for the first superstep of `resume()`, which may continue
+    a superstep that failed, was cancelled or crashed.
     """
 
-    __slots__ = ("activations", "content", "number", "session_id")
+    __slots__ = ("activations", "content", "number", "resuming", "session_id")
 
     def __init__(self, session_id: str, number: int, content: SessionContent) -> None:
         self.session_id = session_id
         self.number = number
         self.content = content
         self.activations: list[Activation] = []
+        self.resuming = False
 
 
 class Interceptor:

@@ -100,8 +100,8 @@ def handle_chains(core: SessionCore) -> tuple[HandleChain, ...]:
     shared = compose(core.layers, "handle", inner)
     chains: list[HandleChain] = []
     for i, policy in enumerate(bp.policies):
-        if bp.policy_active[i]:
-            chains.append(compose((Policies(core, i, policy),), "handle", shared))
+        if bp.policy_active[i]:  # the executor's policy is the innermost layer
+            chains.append(compose((*core.layers, Policies(core, i, policy)), "handle", inner))
         else:
             chains.append(shared)
     return tuple(chains)
@@ -246,6 +246,7 @@ class Runner:
             await self._save(content.superstep, RunStatus.RUNNING, {}, {}, content.queue)
         step = self.step
         call = SuperstepCall(self.session_id, content.superstep, content)  # one per run
+        call.resuming = not has_input  # the first superstep of resume() continues a failed one
         steps = 0
         clock = time.monotonic
         held_since = clock()
@@ -261,6 +262,7 @@ class Runner:
             steps += 1
             call.number = content.superstep + 1
             await step(call)
+            call.resuming = False
             if sink.pauses:
                 await sink.barrier()
             if clock() - held_since > TIME_SLICE_S:
@@ -345,7 +347,7 @@ class Runner:
             ex = content.executors[i]
             ctx = content.contexts[i]
             if ex is not None and ctx is not None:
-                return [Activation(i, messages, k, content.state, self.sink, ex, ctx)]
+                return [Activation(i, messages, k, content.state, self.sink, ex, ctx, content.head)]
         acts: list[Activation] = []
         for i in sorted(queue):
             ex = content.executors[i]
@@ -356,7 +358,7 @@ class Runner:
                     raise _HandlerFailure(i, exc) from exc
             ctx = content.contexts[i]
             assert ctx is not None
-            acts.append(Activation(i, queue[i], k, content.state, self.sink, ex, ctx))
+            acts.append(Activation(i, queue[i], k, content.state, self.sink, ex, ctx, content.head))
         return acts
 
     async def _member(self, act: Activation, group: Group) -> None:
@@ -377,7 +379,7 @@ class Runner:
         handle = self.handles[i]
         try:
             ctx.activation = act
-            for message in act.messages:
+            for position, message in enumerate(act.messages):
                 cls: type[Any] = type(message)  # pyright: ignore[reportUnknownVariableType]
                 if cls is Answer:
                     h = table.resolve_answer(message.request.payload, message.response)
@@ -388,6 +390,7 @@ class Runner:
                 if h is None:
                     raise RoutingError(f"{eid} has no handler for {type(message).__name__}")
                 act.message = message
+                act.position = position
                 act.handler = h
                 await handle(act)
         except Exception as exc:

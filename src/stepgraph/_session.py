@@ -308,6 +308,8 @@ class Session(Generic[InT]):
                 raise
             fresh.head = cp.info.id
         core.adopt(fresh)
+        if core.journal is not None:  # what a discarded superstep recorded goes too
+            await core.journal.discard_all()
 
     async def prune(self, retention: Retention | None = None) -> list[str]:
         """Delete old checkpoints by the session's retention policy (or `retention`).
