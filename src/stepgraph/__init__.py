@@ -83,7 +83,7 @@ from ._executor import (
 from ._leasing import LeasePolicy
 from ._migrations import MigrationData
 from ._policies import CachePolicy, ExecutorRetrying, RetryPolicy
-from ._requests import Request, RunResult
+from ._requests import ExecutorFailure, Request, RunResult
 from ._retention import Retention
 from ._run import Run
 from ._session import Session
@@ -119,6 +119,7 @@ __all__ = [
     "ExecutorCompleted",
     "ExecutorFailed",
     "ExecutorFailedError",
+    "ExecutorFailure",
     "ExecutorInvoked",
     "ExecutorRetrying",
     "ExecutorTimeoutError",

@@ -77,6 +77,7 @@ class Policies(Interceptor):
                 return
             except Exception as error:
                 if retry is None or attempt >= retry.max_attempts or not retry.retries(error):
+                    act.attempts = attempt
                     raise
                 mark.rollback(act)
                 if self.stateful:

@@ -20,7 +20,7 @@ from ._names import module_of
 from ._parts import StoresOwnParts
 from ._planner import Plan
 from ._policies import NO_POLICY, ExecutorPolicy
-from ._requests import Answer, Request
+from ._requests import Answer, ExecutorFailure, Request
 
 if TYPE_CHECKING:
     from ._migrations import Migration
@@ -30,7 +30,7 @@ __all__ = ["Blueprint"]
 
 def _known_types(tables: Sequence[HandlerTable], extra: Sequence[type]) -> list[type]:
     """Every class named by handler annotations, plus registered types and `Request`."""
-    found: list[type] = [Request, Answer, *extra]
+    found: list[type] = [Request, Answer, ExecutorFailure, *extra]
 
     def walk(spec: _types.TypeSpec) -> None:
         if spec.origin.__module__ != "builtins":
@@ -63,6 +63,7 @@ class Blueprint:
         description_json: that description as stored in checkpoints (with the version).
         signature: hex digest of `description`.
         migrations: checkpoint migrations by the graph version they come from.
+        error_routes: per executor, the index of its error route's handler, or None.
     """
 
     __slots__ = (
@@ -71,6 +72,7 @@ class Blueprint:
         "any_stateful",
         "description",
         "description_json",
+        "error_routes",
         "groups",
         "known",
         "migrations",
@@ -96,6 +98,7 @@ class Blueprint:
         policies: Sequence[ExecutorPolicy],
         version: str | None,
         migrations: Mapping[str, Migration] | None,
+        error_routes: Mapping[str, str],
     ) -> None:
         self.migrations: dict[str, Migration] = dict(migrations or {})
         self.prototypes = tuple(executors)
@@ -114,7 +117,11 @@ class Blueprint:
         self.policy_active = tuple(p.active for p in self.policies)
         self.any_policy = any(self.policy_active)
         self.any_cache = any(p.cache is not None for p in self.policies)
-        self.description = self._describe()
+        index = self.plan.index
+        self.error_routes: tuple[int | None, ...] = tuple(
+            index[error_routes[e]] if e in error_routes else None for e in ids
+        )
+        self.description = self._describe(error_routes)
         digest_input = json.dumps(self.description, sort_keys=True, separators=(",", ":"))
         self.signature = hashlib.sha256(digest_input.encode()).hexdigest()
         stored = self.description if version is None else {**self.description, "version": version}
@@ -125,7 +132,7 @@ class Blueprint:
         """Id of the start executor."""
         return self.plan.ids[self.start]
 
-    def _describe(self) -> dict[str, Any]:
+    def _describe(self, error_routes: Mapping[str, str]) -> dict[str, Any]:
         executors: list[dict[str, Any]] = []
         for ex, table in zip(self.prototypes, self.plan.tables, strict=True):
             executors.append(
@@ -135,8 +142,11 @@ class Blueprint:
                     "accepts": sorted(_types.describe(s) for s in table.accepts),
                 }
             )
-        return {
+        out: dict[str, Any] = {
             "start": self.start_id,
             "executors": executors,
             "edges": [g.describe() for g in self.groups],
         }
+        if error_routes:  # only then: graphs without routes keep their signatures
+            out["error_routes"] = sorted([s, d] for s, d in error_routes.items())
+        return out

@@ -21,6 +21,7 @@ from ._executor import Executor
 from ._handlers import HandlerTable
 from ._migrations import Migration
 from ._policies import NO_POLICY, CachePolicy, ExecutorPolicy, RetryPolicy
+from ._requests import ExecutorFailure
 from ._types import TypeSpec
 from ._workflow import Workflow
 
@@ -44,6 +45,7 @@ class WorkflowBuilder(Generic[InT]):
         self._types: list[type] = []
         self._policies: dict[str, ExecutorPolicy] = {}
         self._migrations: dict[str, Migration] = {}
+        self._error_routes: dict[str | None, str] = {}  # source (None: every executor) -> handler
         self._start = self._ref(start)
 
     # -- registration ---------------------------------------------------------------------
@@ -128,6 +130,26 @@ class WorkflowBuilder(Generic[InT]):
         if not callable(selector):
             raise GraphError("add_multi_select needs a callable selector")
         return self._add("multi_select", [src], dsts, selector=selector)
+
+    def add_error_route(self, source: Ref | Sequence[Ref] | None, handler: Ref) -> Self:
+        """Deliver an executor's failures to `handler` instead of failing the run.
+
+        When an executor of `source` still fails after its retry policy, its
+        superstep commits everything else it did (the other activations, the
+        failed one's effects discarded) and `handler` receives an
+        `sg.ExecutorFailure` in the next superstep. `source=None` sets the
+        workflow-wide default: every executor without a route of its own (but
+        the handler itself) gets this one. Without a route, a failure fails the
+        run as before.
+        """
+        target = self._ref(handler)
+        if source is None:
+            self._error_routes[None] = target
+            return self
+        refs = [source] if isinstance(source, str | Executor) else list(source)
+        for ref in refs:
+            self._error_routes[self._ref(ref)] = target
+        return self
 
     def register_types(self, *types: type) -> Self:
         """Declare extra types that may be stored in checkpoints (state values, payloads)."""
@@ -229,7 +251,8 @@ class WorkflowBuilder(Generic[InT]):
         unknown = set(self._policies) - set(self._executors)
         if unknown:
             raise GraphError(f"set_policy names unknown executors {sorted(unknown)}")
-        _warn_unreachable(self._start, list(self._executors), groups)
+        routes = self._routes(tables)
+        _warn_unreachable(self._start, list(self._executors), groups, routes)
         default = ExecutorPolicy(retry, timeout, cache)
         return Workflow(
             name=name or f"workflow-{self._start}",
@@ -242,7 +265,36 @@ class WorkflowBuilder(Generic[InT]):
             run_timeout=run_timeout,
             version=None if version is None else str(version),
             migrations=dict(self._migrations),
+            error_routes=routes,
         )
+
+    def _routes(self, tables: dict[str, HandlerTable]) -> dict[str, str]:
+        """Each routed executor's error handler, checked."""
+        problems: list[str] = []
+        for src, dst in self._error_routes.items():
+            for eid in (src, dst):
+                if eid is not None and eid not in self._executors:
+                    problems.append(
+                        f"add_error_route names unknown executor {eid!r}: pass the executor "
+                        "object itself at least once"
+                    )
+            if dst in tables and not _types.compatible(_FAILURE, tables[dst].accepts):
+                problems.append(
+                    f"error route handler {dst!r} has no handler for sg.ExecutorFailure (it "
+                    f"accepts {tables[dst].describe_accepts()}); add one"
+                )
+        if problems:
+            raise GraphError("invalid workflow: " + "; ".join(dict.fromkeys(problems)))
+        default = self._error_routes.get(None)
+        routes = {s: d for s, d in self._error_routes.items() if s is not None}
+        if default is not None:
+            for eid in self._executors:
+                if eid != default:
+                    routes.setdefault(eid, default)
+        return routes
+
+
+_FAILURE = (TypeSpec(ExecutorFailure),)
 
 
 def _names(specs: tuple[TypeSpec, ...]) -> str:
@@ -308,11 +360,15 @@ def _check_duplicates(groups: list[EdgeGroup]) -> list[str]:
     return problems
 
 
-def _warn_unreachable(start: str, ids: list[str], groups: list[EdgeGroup]) -> None:
+def _warn_unreachable(
+    start: str, ids: list[str], groups: list[EdgeGroup], routes: dict[str, str]
+) -> None:
     succ: dict[str, set[str]] = {eid: set() for eid in ids}
     for g in groups:
         for s in g.sources:
             succ[s].update(g.targets)
+    for src, handler in routes.items():
+        succ[src].add(handler)
     seen = {start}
     todo = [start]
     while todo:

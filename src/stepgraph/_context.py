@@ -43,6 +43,7 @@ class Activation:
     """
 
     __slots__ = (
+        "attempts",
         "base",
         "closed",
         "committed",
@@ -90,6 +91,7 @@ class Activation:
         self.message: Any
         self.position: int
         self.handler: HandlerSpec
+        self.attempts = 1  # tries of the current handler call (its retry policy sets it)
         self.journal: Journal | None = None  # with a store: the session's journal
         self.step_names: set[str] | None = None  # "position:name" of this attempt's steps
         self.step_results: dict[str, bytes] | None = None  # steps, without a journal

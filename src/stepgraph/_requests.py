@@ -8,7 +8,7 @@ from typing import Any
 from ._events import Event, RunStatus
 from ._tape import decode
 
-__all__ = ["Answer", "Request", "RunResult"]
+__all__ = ["Answer", "ExecutorFailure", "Request", "RunResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,25 @@ class Request:
     executor_id: str
     payload: Any
     response_type: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorFailure:
+    """The message an error route delivers when an executor still fails after its retries.
+
+    Attributes:
+        executor_id: the executor that failed.
+        error_type: the exception's class name.
+        error: the exception's text.
+        message: the message the executor was handling.
+        attempts: how many times it was tried (its retry policy's attempts).
+    """
+
+    executor_id: str
+    error_type: str
+    error: str
+    message: Any
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)

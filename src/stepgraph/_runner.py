@@ -46,7 +46,8 @@ from ._events import (
 )
 from ._group import Group, run_group
 from ._interceptors import RunCall, SuperstepCall, compose
-from ._requests import Answer, Request
+from ._journal import EffectsMark
+from ._requests import Answer, ExecutorFailure, Request
 from ._state import commit as commit_state
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ class Runner:
         "outputs",
         "plan",
         "prepare",
+        "routes",
         "session_id",
         "sink",
         "stateful",
@@ -145,6 +147,7 @@ class Runner:
         bp = core.workflow.blueprint
         self.plan = bp.plan
         self.stateful = bp.any_stateful
+        self.routes = bp.error_routes
         self.durable = core.checkpointer is not None
         self.outputs: list[Any] = []
         layers = core.layers
@@ -377,6 +380,7 @@ class Runner:
         sink = self.sink
         sink.record((ExecutorInvoked, eid, act.superstep))
         handle = self.handles[i]
+        route = self.routes[i]
         try:
             ctx.activation = act
             for position, message in enumerate(act.messages):
@@ -392,12 +396,36 @@ class Runner:
                 act.message = message
                 act.position = position
                 act.handler = h
-                await handle(act)
+                if route is None:
+                    await handle(act)
+                else:
+                    await self._routed(act, handle, route)
         except Exception as exc:
             raise _HandlerFailure(i, exc) from exc
         finally:
             ctx.activation = None
         sink.record((ExecutorCompleted, eid, act.superstep))
+
+    async def _routed(self, act: Activation, handle: HandleChain, route: int) -> None:
+        """A handler call whose failure goes to its error route instead of failing the step.
+
+        The failed call's effects are discarded (and a stateful executor gets its
+        state from before the call back); its `ExecutorFailure` is sent to the route.
+        """
+        mark = EffectsMark(act)
+        stateful = self.core.workflow.blueprint.stateful[act.index]
+        snapshot = await act.executor.snapshot() if stateful else None
+        act.attempts = 1
+        try:
+            await handle(act)
+        except Exception as exc:
+            mark.rollback(act)
+            if stateful:
+                await act.executor.restore(snapshot)
+            eid = act.context.executor_id
+            failure = ExecutorFailure(eid, type(exc).__name__, str(exc), act.message, act.attempts)
+            act.sends.append((route, failure))
+            act.sink.emit(ExecutorFailed(eid, exc))
 
     # -- the barrier ------------------------------------------------------------------------
 

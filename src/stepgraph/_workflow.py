@@ -67,6 +67,7 @@ class Workflow(Generic[InT]):
         run_timeout: float | None = None,
         version: str | None = None,
         migrations: Mapping[str, Migration] | None = None,
+        error_routes: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.max_supersteps = max_supersteps
@@ -84,6 +85,7 @@ class Workflow(Generic[InT]):
             policies=policies,
             version=version,
             migrations=migrations,
+            error_routes=error_routes or {},
         )
         """The compiled graph the engine runs (read-only; workflow code never needs it)."""
         self.signature: str = self.blueprint.signature
