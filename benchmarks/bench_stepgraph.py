@@ -52,6 +52,7 @@ VERSION = bc.pkg_version("stepgraph")
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 VARIANTS = ("class", "fn")  # W1, W2, W3, W5, W6
 W4_VARIANTS = ("mem", "file", "sqlite")  # W4: the checkpoint store
+W2_VARIANTS = (*VARIANTS, "sqlite")  # W2 sqlite: with a store, the cost of activation records
 
 
 # ---------------------------------------------------------------- events
@@ -320,7 +321,81 @@ async def w1(a: argparse.Namespace) -> None:
     )
 
 
+class _NoRecords:
+    """A SQLite store seen only as a `CheckpointStore`: finished activations are kept in
+    memory, never written (the baseline W2 sqlite subtracts to price one record)."""
+
+    def __init__(self, inner: sg.SqliteCheckpointStore) -> None:
+        self.inner = inner
+
+    async def save(self, checkpoint: sg.Checkpoint) -> None:
+        await self.inner.save(checkpoint)
+
+    async def load(self, checkpoint_id: str) -> sg.Checkpoint:
+        return await self.inner.load(checkpoint_id)
+
+    async def list(self, session_id: str, limit: int | None = None) -> list[sg.CheckpointInfo]:
+        return await self.inner.list(session_id, limit)
+
+    async def latest(self, session_id: str) -> sg.Checkpoint | None:
+        return await self.inner.latest(session_id)
+
+    async def delete(self, checkpoint_ids: Any) -> None:
+        await self.inner.delete(checkpoint_ids)
+
+    async def delete_session(self, session_id: str) -> None:
+        await self.inner.delete_session(session_id)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def w2_sqlite(a: argparse.Namespace) -> None:
+    """W2 with a SQLite store: a checkpoint per superstep and, in the 100-wide superstep,
+    one activation record per worker; against the same run whose records stay in memory."""
+    wf = build_fan(a.n, "class")
+    expect = a.n * (a.n + 1) // 2
+    tmp = tempfile.mkdtemp(prefix="sg_w2_")
+    store = sg.SqliteCheckpointStore(os.path.join(tmp, "w2.sqlite"))
+    plain = _NoRecords(store)
+    runs = [0]
+
+    async def once(target: Any) -> float:
+        runs[0] += 1
+        session = wf.session(f"w2-{runs[0]}", store=target, lease=False)
+        t0 = time.perf_counter()
+        res = await session.run(1)
+        dt = time.perf_counter() - t0
+        check_result(res, [expect], 3, "W2 sqlite")
+        return dt
+
+    async def recorded() -> float:
+        return await once(store)
+
+    async def unrecorded() -> float:
+        return await once(plain)
+
+    with_records = bc.summarize(await bc.measure(recorded, a.reps, bc.WARMUP["W2"]))
+    without = bc.summarize(await bc.measure(unrecorded, a.reps, bc.WARMUP["W2"]))
+    await store.aclose()
+    bc.emit(
+        ENGINE,
+        VERSION,
+        "W2",
+        a.n,
+        variant="sqlite",
+        supersteps=3,
+        records_per_run=a.n,
+        seconds_without_records=without["seconds"],
+        per_record_us=(with_records["seconds"] - without["seconds"]) / a.n * 1e6,
+        **with_records,
+    )
+
+
 async def w2(a: argparse.Namespace) -> None:
+    if a.variant == "sqlite":
+        await w2_sqlite(a)
+        return
     tb = time.perf_counter()
     wf = build_fan(a.n, a.variant)
     build_s = time.perf_counter() - tb
@@ -728,13 +803,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--variant",
         default=None,
-        choices=VARIANTS + W4_VARIANTS,
+        choices=tuple(dict.fromkeys(VARIANTS + W4_VARIANTS + W2_VARIANTS)),
         help="W1/W2/W3/W5/W6: class (Executor subclasses with @sg.handler, default) or fn "
-        "(@sg.executor functions); W4: the checkpoint store, mem (MemoryCheckpointStore, "
+        "(@sg.executor functions); W2 also sqlite (a SQLite store: the cost of activation "
+        "records); W4: the checkpoint store, mem (MemoryCheckpointStore, "
         "default), file (FileCheckpointStore) or sqlite (SqliteCheckpointStore)",
     )
     a = p.parse_args()
-    allowed = W4_VARIANTS if a.workload == "W4" else VARIANTS
+    allowed = {"W4": W4_VARIANTS, "W2": W2_VARIANTS}.get(a.workload, VARIANTS)
     if a.variant is None:
         a.variant = allowed[0]
     elif a.variant not in allowed:
