@@ -300,3 +300,53 @@ def test_a_step_result_that_cannot_be_stored_fails_clearly() -> None:
         assert "step 'make'" in str(info.value.__cause__)
 
     asyncio.run(main())
+
+
+def test_a_sigkill_while_a_slow_sibling_runs_does_not_repeat_the_finished_one(
+    tmp_path: Path,
+) -> None:
+    """The finished branch's record survives the kill; a new process resumes without it."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = Path(__file__).with_name("never_twice_child.py")
+    db, effects, blocker = tmp_path / "runs.db", tmp_path / "effects", tmp_path / "block"
+    blocker.touch()
+    argv = [sys.executable, str(child), str(db), str(effects), str(blocker)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"blocking\n"  # slow is blocked: mail runs or ran
+
+        async def recorded() -> bool:
+            store = SqliteCheckpointStore(db)
+            try:
+                infos = await store.list("mail")
+                if not infos:
+                    return False
+                records = await store.load_records("mail", infos[0].id)
+                return any(key.startswith("a:mail") for key in records)
+            finally:
+                await store.aclose()
+
+        deadline = time.monotonic() + 30
+        while not asyncio.run(recorded()):  # another process writes it: poll, bounded
+            assert time.monotonic() < deadline, "the finished branch was never recorded"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    blocker.unlink()
+    done = subprocess.run(argv, capture_output=True, timeout=60, check=True)
+    outputs = json.loads(done.stdout.splitlines()[-1])
+    assert outputs == ["mailed hello", "slow hello"]
+    lines = [line.split()[0] for line in effects.read_text().splitlines()]
+    assert lines.count("mail") == 1  # the e-mail went out once, across two processes
+    assert lines.count("slow") == 2  # the unfinished branch ran again
