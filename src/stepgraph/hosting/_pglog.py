@@ -98,6 +98,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _label(text: str) -> str:
+    """A session label PostgreSQL can store: at most 200 characters, no NUL."""
+    return text[:200].replace("\x00", "\ufffd")
+
+
+def _storable(key: str | None) -> bool:
+    """Whether an id could be in a table.
+
+    PostgreSQL text never holds NUL, so an id a client sends with one names nothing
+    (and would make the query fail).
+    """
+    return key is None or "\x00" not in key
+
+
 class PostgresResponseLog:
     """Responses, conversations and known sessions in PostgreSQL (see the module docstring).
 
@@ -179,7 +193,7 @@ class PostgresResponseLog:
 
     def add_session(self, session_id: str, origin: str, label: str) -> None:
         """Remember a session the server opened (ignored when already known)."""
-        self._rows("add_session", (session_id, origin, label[:200], time.time()))
+        self._rows("add_session", (session_id, origin, _label(label), time.time()))
 
     def sessions(self, limit: int = 200) -> list[dict[str, Any]]:
         """Known sessions, newest first."""
@@ -190,7 +204,7 @@ class PostgresResponseLog:
 
     def has_session(self, session_id: str) -> bool:
         """Whether a replica opened this session."""
-        return bool(self._rows("has_session", (session_id,)))
+        return _storable(session_id) and bool(self._rows("has_session", (session_id,)))
 
     # -- responses --------------------------------------------------------------------
 
@@ -201,7 +215,7 @@ class PostgresResponseLog:
 
         def run(conn: _Conn) -> None:
             with conn.transaction():
-                conn.execute(add, (rec.session_id, origin, label[:200], time.time()))
+                conn.execute(add, (rec.session_id, origin, _label(label), time.time()))
                 conn.execute(
                     put,
                     (rec.id, rec.session_id, rec.conversation_id, rec.checkpoint_id, body, items),
@@ -213,6 +227,8 @@ class PostgresResponseLog:
 
     def get_response(self, response_id: str) -> ResponseRecord | None:
         """The recorded response, or None."""
+        if not _storable(response_id):
+            return None
         rows = self._rows("get_response", (response_id,))
         return _response(rows[0]) if rows else None
 
@@ -220,6 +236,8 @@ class PostgresResponseLog:
         self, *, session_id: str | None = None, conversation_id: str | None = None
     ) -> list[ResponseRecord]:
         """Responses of a session or a conversation, oldest first."""
+        if not (_storable(session_id) and _storable(conversation_id)):
+            return []
         if conversation_id is not None:
             rows = self._rows("of_conversation", (conversation_id,))
         else:
@@ -228,7 +246,7 @@ class PostgresResponseLog:
 
     def delete_response(self, response_id: str) -> bool:
         """Forget a response; True when it existed."""
-        return self._count("delete_response", (response_id,)) > 0
+        return _storable(response_id) and self._count("delete_response", (response_id,)) > 0
 
     # -- conversations ----------------------------------------------------------------
 
@@ -249,6 +267,8 @@ class PostgresResponseLog:
 
     def get_conversation(self, conversation_id: str) -> ConversationRecord | None:
         """The conversation, or None."""
+        if not _storable(conversation_id):
+            return None
         rows = self._rows("get_conversation", (conversation_id,))
         if not rows:
             return None
@@ -261,7 +281,10 @@ class PostgresResponseLog:
 
     def delete_conversation(self, conversation_id: str) -> bool:
         """Forget a conversation; True when it existed (its responses stay readable)."""
-        return self._count("delete_conversation", (conversation_id,)) > 0
+        return (
+            _storable(conversation_id)
+            and self._count("delete_conversation", (conversation_id,)) > 0
+        )
 
 
 def _response(row: tuple[Any, ...]) -> ResponseRecord:
