@@ -4,6 +4,7 @@ Module map:
 
 * `_app`: `create_app` (routes, bearer auth, error handlers, lifespan)
 * `_serve`: `serve` and `load_workflow` (what `stepgraph serve` runs)
+* `_protocol`: the HTTP protocol `serve` runs (closes connections idle without a request)
 * `_stores`: `open_store` (store URLs) and the hosting log of a store
 * `_host`: sessions per conversation, the busy guard, driving runs, shutdown
 * `_replicas`: request locks across replicas sharing a PostgreSQL store

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +80,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
-    message = {404: f"no route {request.url.path}", 405: "method not allowed"}.get(
-        status, str(exc.detail)
-    )
+    allowed = (exc.headers or {}).get("Allow", "")
+    message = {
+        404: f"no route {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}; it takes {allowed}",
+    }.get(status, str(exc.detail))
     return JSONResponse(error_body(status, message), status_code=status, headers=exc.headers)
 
 
@@ -90,6 +92,33 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     body = error_body(500, "internal server error; see the server log", code="server_error")
     return JSONResponse(body, status_code=500)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _by_path(table: list[tuple[str, Endpoint, list[str]]]) -> list[Route]:
+    """One route per path, dispatching on the method, so that a 405 lists every method
+    the path takes in its `Allow` header (Starlette's routes of one path each know
+    only their own methods).
+    """
+    paths: dict[str, dict[str, Endpoint]] = {}
+    for path, endpoint, methods in table:
+        for method in methods:
+            paths.setdefault(path, {})[method] = endpoint
+            if method == "GET":
+                paths[path]["HEAD"] = endpoint
+    return [
+        Route(path, _dispatch(by_method), methods=list(by_method))
+        for path, by_method in paths.items()
+    ]
+
+
+def _dispatch(by_method: dict[str, Endpoint]) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return await by_method[request.method](request)
+
+    return endpoint
 
 
 def create_app(
@@ -142,22 +171,25 @@ def create_app(
         html = (STATIC / "index.html").read_text(encoding="utf-8")
         return Response(html, media_type="text/html; charset=utf-8")
 
+    table: list[tuple[str, Endpoint, list[str]]] = [
+        ("/openapi.json", openapi, ["GET"]),
+        ("/healthz", healthz, ["GET"]),
+        ("/v1/responses", resp.create_response, ["POST"]),
+        ("/v1/responses/{response_id}", resp.get_response, ["GET"]),
+        ("/v1/responses/{response_id}", resp.delete_response, ["DELETE"]),
+        ("/v1/responses/{response_id}/input_items", resp.list_input_items, ["GET"]),
+        ("/v1/conversations", conv.create_conversation, ["POST"]),
+        ("/v1/conversations/{conversation_id}", conv.get_conversation, ["GET"]),
+        ("/v1/conversations/{conversation_id}", conv.update_conversation, ["POST"]),
+        ("/v1/conversations/{conversation_id}", conv.delete_conversation, ["DELETE"]),
+        ("/v1/conversations/{conversation_id}/items", conv.list_items, ["GET"]),
+        ("/ui", ui_root, ["GET"]),
+        *UI_ROUTES,
+    ]
     routes = [
-        Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/v1/responses", resp.create_response, methods=["POST"]),
-        Route("/v1/responses/{response_id}", resp.get_response, methods=["GET"]),
-        Route("/v1/responses/{response_id}", resp.delete_response, methods=["DELETE"]),
-        Route("/v1/responses/{response_id}/input_items", resp.list_input_items, methods=["GET"]),
-        Route("/v1/conversations", conv.create_conversation, methods=["POST"]),
-        Route("/v1/conversations/{conversation_id}", conv.get_conversation, methods=["GET"]),
-        Route("/v1/conversations/{conversation_id}", conv.update_conversation, methods=["POST"]),
-        Route("/v1/conversations/{conversation_id}", conv.delete_conversation, methods=["DELETE"]),
-        Route("/v1/conversations/{conversation_id}/items", conv.list_items, methods=["GET"]),
-        Route("/ui", ui_root, methods=["GET"]),
+        *_by_path(table),
         Route("/ui/", ui_index, methods=["GET"], name="ui_index"),
         Mount("/ui/static", StaticFiles(directory=STATIC), name="ui_static"),
-        *(Route(path, fn, methods=methods) for path, fn, methods in UI_ROUTES),
     ]
     app = Starlette(
         routes=routes,

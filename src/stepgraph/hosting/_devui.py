@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -262,7 +262,7 @@ async def events(request: Request) -> Response:
     return EventStream(body())
 
 
-ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
+ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
     ("/ui/api/workflow", workflow, ["GET"]),
     ("/ui/api/sessions", sessions, ["GET"]),
     ("/ui/api/sessions", new_session, ["POST"]),

@@ -33,12 +33,12 @@ def host_of(request: Request) -> Host:
     return host
 
 
-async def read_json(request: Request, *, required: bool = True) -> Any:
-    """The request body as checked JSON (`{}` for an empty optional body).
+async def read_json(request: Request) -> Any:
+    """The request body as checked JSON.
 
     Raises:
-        ApiError: 413 for a body over `MAX_BODY`, 400 for one that is not JSON or
-            fails `check_json`.
+        ApiError: 413 for a body over `MAX_BODY`, 400 for one that is empty, is not
+            JSON or fails `check_json`.
     """
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY:
@@ -49,9 +49,7 @@ async def read_json(request: Request, *, required: bool = True) -> Any:
         if len(raw) > MAX_BODY:
             raise ApiError(413, f"the request body is larger than {MAX_BODY} bytes")
     if not raw.strip():
-        if required:
-            raise ApiError(400, "the request body is empty; send a JSON object")
-        return {}
+        raise ApiError(400, "the request body is empty; send a JSON object")
     try:
         value = loads(raw, "the request body")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
