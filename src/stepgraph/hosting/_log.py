@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["ConversationRecord", "HostingLog", "ResponseLog", "ResponseRecord"]
+__all__ = ["ConversationRecord", "HostingLog", "ResponseLog", "ResponseRecord", "answer_needle"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -97,6 +97,7 @@ class HostingLog(Protocol):
         self, *, session_id: str | None = None, conversation_id: str | None = None
     ) -> list[ResponseRecord]: ...
     def delete_response(self, response_id: str) -> bool: ...
+    def answers_to(self, session_id: str, call_id: str) -> list[ResponseRecord]: ...
     def put_conversation(self, conv: ConversationRecord) -> None: ...
     def get_conversation(self, conversation_id: str) -> ConversationRecord | None: ...
     def set_conversation_metadata(self, conversation_id: str, metadata: dict[str, str]) -> None: ...
@@ -227,6 +228,15 @@ class ResponseLog:
         cur = self._db().execute("DELETE FROM responses WHERE id = ?", (response_id,))
         return cur.rowcount > 0
 
+    def answers_to(self, session_id: str, call_id: str) -> list[ResponseRecord]:
+        """Responses of a session whose input answers `call_id`, oldest first."""
+        rows = self._db().execute(
+            "SELECT id, session_id, conversation_id, checkpoint_id, body, input_items "
+            "FROM responses WHERE session_id = ? AND instr(input_items, ?) > 0 ORDER BY seq",
+            (session_id, answer_needle(call_id)),
+        )
+        return [_response(r) for r in rows]
+
     # -- conversations ----------------------------------------------------------------
 
     def put_conversation(self, conv: ConversationRecord) -> None:
@@ -273,6 +283,14 @@ class ResponseLog:
         """Forget a conversation; True when it existed (its responses stay readable)."""
         cur = self._db().execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         return cur.rowcount > 0
+
+
+def answer_needle(call_id: str) -> str:
+    """The text a `function_call_output` item answering `call_id` holds in stored input
+    items (compact JSON, `ensure_ascii`): inside a string a quote is escaped, so only
+    an item's own `call_id` key matches.
+    """
+    return '"call_id":' + json.dumps(call_id)
 
 
 def _response(row: Any) -> ResponseRecord:

@@ -36,7 +36,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ._log import ConversationRecord, ResponseRecord
+from ._log import ConversationRecord, ResponseRecord, answer_needle
 
 __all__ = ["PostgresResponseLog"]
 
@@ -81,6 +81,8 @@ _STATEMENTS: dict[str, LiteralString] = {
     "WHERE conversation_id = %s ORDER BY seq",
     "of_session": _RESPONSE + "{s}.stepgraph_hosting_responses WHERE session_id = %s ORDER BY seq",
     "delete_response": "DELETE FROM {s}.stepgraph_hosting_responses WHERE id = %s",
+    "answers_to": _RESPONSE + "{s}.stepgraph_hosting_responses "
+    "WHERE session_id = %s AND strpos(input_items, %s) > 0 ORDER BY seq",
     "put_conversation": "INSERT INTO {s}.stepgraph_hosting_conversations (id, session_id, "
     "created_at, metadata, head_response, head_checkpoint) VALUES (%s, %s, %s, %s, %s, %s)",
     "get_conversation": "SELECT id, session_id, created_at, metadata, head_response, "
@@ -247,6 +249,13 @@ class PostgresResponseLog:
     def delete_response(self, response_id: str) -> bool:
         """Forget a response; True when it existed."""
         return _storable(response_id) and self._count("delete_response", (response_id,)) > 0
+
+    def answers_to(self, session_id: str, call_id: str) -> list[ResponseRecord]:
+        """Responses of a session whose input answers `call_id`, oldest first."""
+        needle = answer_needle(call_id)
+        if not (_storable(session_id) and _storable(needle)):
+            return []
+        return [_response(r) for r in self._rows("answers_to", (session_id, needle))]
 
     # -- conversations ----------------------------------------------------------------
 

@@ -140,6 +140,8 @@ async def create_response(request: Request) -> Response:
         await host.lock(session_id)
         if host.shared and req.conversation_id is not None:
             session_id, checkpoint = await _begin(host, req)  # the head, as of now
+        if (earlier := _repeat_of(host, req, session_id)) is not None:
+            return _replay(req, earlier)
         session = await host.session_at(session_id, checkpoint)
         if req.answers:
             run, kind = start_answers(session, req.answers), "respond"
@@ -179,6 +181,62 @@ async def create_response(request: Request) -> Response:
     finally:
         if release:
             await host.release(session_id)
+
+
+def _repeat_of(host: Host, req: TurnRequest, session_id: str) -> ResponseRecord | None:
+    """The completed response that already gave these very answers from the same place
+    (the same `previous_response_id`, or the same conversation), or None.
+
+    A client retrying an answer gets that response again instead of running the
+    handlers twice. In a conversation a call answered already with another output is
+    a 409; from a `previous_response_id`, another output is a branch, as any older
+    response id is.
+    """
+    if not req.answers:
+        return None
+    given = sorted(req.answers)
+    for rec in reversed(host.log.answers_to(session_id, given[0][0])):
+        if rec.body.get("status") != "completed":
+            continue  # a failed or cancelled answer: running it again is the retry
+        if req.conversation_id is not None:
+            if rec.conversation_id != req.conversation_id:
+                continue
+        elif rec.conversation_id is not None or (
+            rec.body.get("previous_response_id") != req.previous_response_id
+        ):
+            continue
+        if sorted(_answers(rec)) == given:
+            return rec
+        if req.conversation_id is not None:
+            raise ApiError(
+                409,
+                f"call_id {given[0][0]!r} of this conversation was answered already, by "
+                f"response {rec.id!r} (GET /v1/responses/{rec.id}); a call is answered once",
+                code="call_already_answered",
+            )
+    return None
+
+
+def _answers(rec: ResponseRecord) -> list[tuple[str, str]]:
+    return [
+        (str(i.get("call_id")), str(i.get("output")))
+        for i in rec.input_items
+        if i.get("type") == "function_call_output"
+    ]
+
+
+def _replay(req: TurnRequest, earlier: ResponseRecord) -> Response:
+    """The earlier response again: its body, or (streamed) every event of it."""
+    if not req.stream:
+        return JSONResponse(earlier.body)
+    body = earlier.body
+    events = ResponseEvents(lambda status: {**body, "status": status, "output": events.output})
+
+    async def frames() -> AsyncIterator[bytes]:
+        for f in events.replay(body):
+            yield f
+
+    return EventStream(frames())
 
 
 def _frames(turn: _Turn, events: ResponseEvents, ev: sg.Event) -> list[bytes]:
