@@ -60,13 +60,24 @@ How the SQLite store should do the same (one machine, several processes):
 from __future__ import annotations
 
 import math
+import os
+import socket
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._checkpoint import Checkpoint
 from .._errors import CheckpointError
 
-__all__ = ["MAX_PAUSE", "MIN_PAUSE", "Lease", "LeaseLostError", "LeaseStore", "check_ttl", "pause"]
+__all__ = [
+    "MAX_PAUSE",
+    "MIN_PAUSE",
+    "Lease",
+    "LeaseLostError",
+    "LeaseStore",
+    "check_ttl",
+    "owner_is_gone",
+    "pause",
+]
 
 MIN_PAUSE = 0.05
 """Seconds a waiting `acquire` sleeps at least between two attempts (no busy polling)."""
@@ -159,3 +170,20 @@ def held_message(session_id: str, owner: str, token: int, remaining: float) -> s
         f"(token {token}, {max(remaining, 0.0):.1f}s left unless renewed); wait for it "
         "to finish, or pass wait=seconds to acquire"
     )
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when `owner` ("host:pid:...") names a process of this host that no longer
+    exists (a crash): its lease may be taken over at once instead of after its ttl.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
