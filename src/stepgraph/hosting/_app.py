@@ -128,6 +128,7 @@ def create_app(
     api_key: str | None = None,
     log_path: str | None = None,
     shutdown_grace: float = 10.0,
+    lease_ttl: float = 30.0,
 ) -> Starlette:
     """An ASGI app serving `workflow` over the OpenAI Responses API, with a dev UI at `/ui`.
 
@@ -140,6 +141,11 @@ def create_app(
             database and schema, shared by every replica serving it).
         shutdown_grace: seconds runs may take to finish at shutdown before they are
             cancelled.
+        lease_ttl: with a store that has leases (SQLite, PostgreSQL), seconds a run's
+            session lease and a request's lock last without renewal (renewed every
+            third of it): how long a replica that stopped (crashed, paused) blocks its
+            conversations. A replica paused longer loses them to others, and what it
+            writes afterwards is refused.
 
     Returns:
         A Starlette app. Its lifespan owns background runs started from the dev UI;
@@ -148,7 +154,7 @@ def create_app(
     own_store = store is None
     the_store: sg.CheckpointStore = store if store is not None else sg.MemoryCheckpointStore()
     log = open_log(the_store, log_path)
-    host = Host(workflow, the_store, log)
+    host = Host(workflow, the_store, log, lease_ttl=lease_ttl)
     doc = openapi_document(workflow.name, api_key is not None)
 
     @contextlib.asynccontextmanager

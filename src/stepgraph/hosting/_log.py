@@ -83,6 +83,12 @@ class ConversationRecord:
 class HostingLog(Protocol):
     """What the host needs of a hosting log: `ResponseLog` (SQLite, one process) or
     `PostgresResponseLog` (shared by every replica; `shared` is True).
+
+    A conversation's head only ever moves from the response a turn continued from
+    (`put_response(..., prior_head=)`), checked in the same transaction: a replica
+    that lost its request lock while paused, and records its turn after others
+    answered, cannot move the head back. Its response is kept (retrievable by id)
+    but is not one of the conversation's.
     """
 
     shared: bool
@@ -91,7 +97,9 @@ class HostingLog(Protocol):
     def add_session(self, session_id: str, origin: str, label: str) -> None: ...
     def sessions(self, limit: int = 200) -> list[dict[str, Any]]: ...
     def has_session(self, session_id: str) -> bool: ...
-    def put_response(self, rec: ResponseRecord, *, origin: str, label: str) -> None: ...
+    def put_response(
+        self, rec: ResponseRecord, *, origin: str, label: str, prior_head: str | None
+    ) -> bool: ...
     def get_response(self, response_id: str) -> ResponseRecord | None: ...
     def responses_of(
         self, *, session_id: str | None = None, conversation_id: str | None = None
@@ -162,11 +170,26 @@ class ResponseLog:
 
     # -- responses --------------------------------------------------------------------
 
-    def put_response(self, rec: ResponseRecord, *, origin: str, label: str) -> None:
-        """Record a finished response (and its session; and move its conversation's head)."""
+    def put_response(
+        self, rec: ResponseRecord, *, origin: str, label: str, prior_head: str | None
+    ) -> bool:
+        """Record a finished response (and its session), and move its conversation's head
+        to it while the head is still `prior_head`, the response the turn continued
+        from (see `HostingLog`). True when the head moved.
+        """
         db = self._db()
         db.execute("BEGIN")
         try:
+            moved = False
+            if rec.conversation_id is not None:
+                moved = (
+                    db.execute(
+                        "UPDATE conversations SET head_response = ?, head_checkpoint = ? "
+                        "WHERE id = ? AND head_response IS ?",
+                        (rec.id, rec.checkpoint_id, rec.conversation_id, prior_head),
+                    ).rowcount
+                    > 0
+                )
             db.execute(
                 "INSERT OR IGNORE INTO sessions (id, origin, label, created_at) "
                 "VALUES (?, ?, ?, ?)",
@@ -178,21 +201,17 @@ class ResponseLog:
                 (
                     rec.id,
                     rec.session_id,
-                    rec.conversation_id,
+                    rec.conversation_id if moved else None,
                     rec.checkpoint_id,
                     json.dumps(rec.body, separators=(",", ":")),
                     json.dumps(rec.input_items, separators=(",", ":")),
                 ),
             )
-            if rec.conversation_id is not None:
-                db.execute(
-                    "UPDATE conversations SET head_response = ?, head_checkpoint = ? WHERE id = ?",
-                    (rec.id, rec.checkpoint_id, rec.conversation_id),
-                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return moved
 
     def get_response(self, response_id: str) -> ResponseRecord | None:
         """The recorded response, or None."""

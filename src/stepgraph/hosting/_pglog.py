@@ -75,7 +75,7 @@ _STATEMENTS: dict[str, LiteralString] = {
     "conversation_id = excluded.conversation_id, checkpoint_id = excluded.checkpoint_id, "
     "body = excluded.body, input_items = excluded.input_items",
     "move_head": "UPDATE {s}.stepgraph_hosting_conversations SET head_response = %s, "
-    "head_checkpoint = %s WHERE id = %s",
+    "head_checkpoint = %s WHERE id = %s AND head_response IS NOT DISTINCT FROM %s",
     "get_response": _RESPONSE + "{s}.stepgraph_hosting_responses WHERE id = %s",
     "of_conversation": _RESPONSE + "{s}.stepgraph_hosting_responses "
     "WHERE conversation_id = %s ORDER BY seq",
@@ -210,22 +210,38 @@ class PostgresResponseLog:
 
     # -- responses --------------------------------------------------------------------
 
-    def put_response(self, rec: ResponseRecord, *, origin: str, label: str) -> None:
-        """Record a finished response (and its session; and move its conversation's head)."""
+    def put_response(
+        self, rec: ResponseRecord, *, origin: str, label: str, prior_head: str | None
+    ) -> bool:
+        """Record a finished response (and its session), and move its conversation's head
+        to it while the head is still `prior_head` (see `HostingLog`), in one
+        transaction. True when the head moved.
+        """
         add, put, move = self._sql["add_session"], self._sql["put_response"], self._sql["move_head"]
         body, items = _dumps(rec.body), _dumps(rec.input_items)
+        conv = rec.conversation_id
 
-        def run(conn: _Conn) -> None:
+        def run(conn: _Conn) -> bool:
             with conn.transaction():
                 conn.execute(add, (rec.session_id, origin, _label(label), time.time()))
+                moved = False
+                if conv is not None:
+                    cur = conn.execute(move, (rec.id, rec.checkpoint_id, conv, prior_head))
+                    moved = cur.rowcount > 0
                 conn.execute(
                     put,
-                    (rec.id, rec.session_id, rec.conversation_id, rec.checkpoint_id, body, items),
+                    (
+                        rec.id,
+                        rec.session_id,
+                        conv if moved else None,
+                        rec.checkpoint_id,
+                        body,
+                        items,
+                    ),
                 )
-                if rec.conversation_id is not None:
-                    conn.execute(move, (rec.id, rec.checkpoint_id, rec.conversation_id))
+                return moved
 
-        self._call(run)
+        return self._call(run)
 
     def get_response(self, response_id: str) -> ResponseRecord | None:
         """The recorded response, or None."""

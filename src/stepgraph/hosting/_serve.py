@@ -107,6 +107,7 @@ def serve(
     shutdown_grace: float = 10.0,
     log_level: str = "info",
     idle_timeout: float = 5.0,
+    lease_ttl: float = 30.0,
 ) -> None:
     """Serve a workflow over HTTP until SIGINT/SIGTERM (what `stepgraph serve` runs).
 
@@ -122,10 +123,14 @@ def serve(
         idle_timeout: seconds a connection may wait for a request (after it opened, or
             after its last response) before it is closed, even when it sends a byte now
             and then; a request being served is never cut.
+        lease_ttl: seconds the session leases and request locks last without renewal
+            (see `create_app`).
     """
     workflow = load_workflow(target)
     store = open_store(store_url or DEFAULT_STORE_URL)
-    app = create_app(workflow, store=store, api_key=api_key, shutdown_grace=shutdown_grace)
+    app = create_app(
+        workflow, store=store, api_key=api_key, shutdown_grace=shutdown_grace, lease_ttl=lease_ttl
+    )
     config = uvicorn.Config(
         app,
         host=host,
