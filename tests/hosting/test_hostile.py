@@ -178,6 +178,26 @@ def test_a_list_or_object_as_role_or_type_is_a_400(
     assert server.sessions() == []
 
 
+def test_conversation_routes_refuse_the_same_bodies(runner: asyncio.Runner, server: Server) -> None:
+    async def main() -> None:
+        ok = await server.post("/v1/conversations", b'{"metadata": {"k": "v"}}')
+        assert ok.status_code == 200
+        conv = ok.json()["id"]
+        for path in ("/v1/conversations", f"/v1/conversations/{conv}"):
+            for body, words in [
+                (b'{"metadata": {"k": "\\ud800"}}', "lone surrogate"),
+                (b'{"metadata": {"\\udfff": "v"}}', "lone surrogate"),
+                (b'{"metadata": ' + b"[" * 100 + b"]" * 100 + b"}", "nests deeper"),
+                (b'{"metadata": ' + b"1" * 5000 + b"}", "4300 digits"),
+                (b'{"metadata": {"k": ["v"]}}', "metadata"),
+            ]:
+                _refused(await server.post(path, body), *words)
+        got = await server.http.get(f"/v1/conversations/{conv}")
+        assert got.json()["metadata"] == {"k": "v"}
+
+    runner.run(main())
+
+
 def test_nul_characters_on_postgresql(runner: asyncio.Runner) -> None:
     """PostgreSQL text holds no NUL: such input is stored (the label made safe), and ids
     with one name nothing (404), instead of a 500 after the turn ran."""
