@@ -109,7 +109,7 @@ async def main() -> None:
             "sqlite": lambda: SqliteCheckpointStore(root / "cp.db"),
         }
         floor_fd = os.open(root / "floor", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        print(f"{args.saves} saves per store, a full one every 16; medians; dir {root}")
+        print(f"{args.saves} saves per store, a full one every 32; medians; dir {root}")
         print(
             f"{'store':8} {'full save µs':>13} {'delta save µs':>14} {'delta p90 µs':>13} "
             f"{'bytes/delta':>12} {'load µs':>8} {'fsync floor µs':>15}"

@@ -481,7 +481,7 @@ W4_NOTES = [
     "synchronous=FULL) with durability async (the write overlaps the next step), disk-sync = "
     "durability sync, disk-invoke = sync SqliteSaver under graph.invoke.",
     "W4 bytes: stepgraph file = growth of the session's log ÷ its checkpoints (frames of the "
-    "records: a delta with only the changed parts, a full record at least every 16); "
+    "records: a delta with only the changed parts, a full record at least every 32); "
     "agent-framework = mean size of its checkpoint files; SQLite record = "
     "sum(length(record)) of the session's rows ÷ checkpoints; SQLite WAL = growth of the -wal "
     "file in one extra untimed run started from an empty WAL ÷ checkpoints (SQLite writes "

@@ -60,6 +60,8 @@ How the SQLite store should do the same (one machine, several processes):
 from __future__ import annotations
 
 import math
+import os
+import socket
 from dataclasses import dataclass
 from typing import Protocol, cast, runtime_checkable
 
@@ -75,6 +77,7 @@ __all__ = [
     "LeaseStore",
     "check_ttl",
     "lease_store",
+    "owner_is_gone",
     "pause",
 ]
 
@@ -183,3 +186,20 @@ def held_message(session_id: str, owner: str, token: int, remaining: float) -> s
         f"(token {token}, {max(remaining, 0.0):.1f}s left unless renewed); wait for it "
         "to finish, or pass wait=seconds to acquire"
     )
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when `owner` ("host:pid:...") names a process of this host that no longer
+    exists (a crash): its lease may be taken over at once instead of after its ttl.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False

@@ -65,8 +65,17 @@ async def wait_until(predicate: Any, what: str, timeout: float = 10.0) -> None:
 class ServerProcess:
     """`stepgraph.hosting.serve(...)` in a subprocess on 127.0.0.1 with a free port."""
 
-    def __init__(self, target: str, store_url: str, log: Path, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        store_url: str,
+        log: Path,
+        api_key: str | None = None,
+        *,
+        options: str = "",
+    ) -> None:
         self.target, self.store_url, self.log, self.api_key = target, store_url, log, api_key
+        self.options = options  # more `serve` keyword arguments, as Python source
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -78,7 +87,7 @@ class ServerProcess:
         code = (
             "import sys; from stepgraph.hosting import serve; "
             "serve(sys.argv[1], host='127.0.0.1', port=0, store_url=sys.argv[2], "
-            "api_key=(sys.argv[3] or None), shutdown_grace=5)"
+            f"api_key=(sys.argv[3] or None), shutdown_grace=5, {self.options})"
         )
         self.log.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log.stat().st_size if self.log.exists() else 0

@@ -60,7 +60,7 @@ def test_malformed_bodies_get_400_with_a_clear_message() -> None:
                 assert r.json()["error"]["type"]
                 r = await http.get("/v1/conversations/conv_x/items", params={"limit": "0"})
                 assert r.status_code == 404
-                conv = (await http.post("/v1/conversations")).json()
+                conv = (await http.post("/v1/conversations", json={})).json()
                 r = await http.get(f"/v1/conversations/{conv['id']}/items", params={"limit": "x"})
                 assert r.status_code == 400
                 assert "limit" in r.json()["error"]["message"]
@@ -128,3 +128,40 @@ def test_open_store_urls(tmp_path: Path) -> None:
         open_store("redis://localhost")
     with pytest.raises(ValueError, match="empty"):
         open_store("")
+
+
+def test_405_names_every_method_of_the_path_in_allow() -> None:
+    async def main() -> None:
+        async with in_process(apps.chat) as (app, _):
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://app") as http:
+                for method, path, allowed in [
+                    ("PUT", "/v1/responses", {"POST"}),
+                    ("PUT", "/v1/responses/resp_x", {"GET", "HEAD", "DELETE"}),
+                    ("PATCH", "/v1/conversations/conv_x", {"GET", "HEAD", "POST", "DELETE"}),
+                    ("GET", "/v1/conversations", {"POST"}),
+                    ("DELETE", "/ui/api/sessions", {"GET", "HEAD", "POST"}),
+                ]:
+                    r = await http.request(method, path)
+                    assert r.status_code == 405, (method, path)
+                    got = {m.strip() for m in r.headers["allow"].split(",")}
+                    assert got == allowed, (method, path, got)
+                    assert method in r.json()["error"]["message"]
+                assert (await http.head("/healthz")).status_code == 200
+
+    asyncio.run(main())
+
+
+def test_creating_a_conversation_needs_a_json_body() -> None:
+    async def main() -> None:
+        async with in_process(apps.chat) as (app, client):
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://app") as http:
+                r = await http.post("/v1/conversations")
+                assert r.status_code == 400
+                assert "empty" in r.json()["error"]["message"]
+                assert app.state.host.log.sessions() == []
+            conv = await client.conversations.create()  # the official client sends {}
+            assert conv.id.startswith("conv_")
+
+    asyncio.run(main())

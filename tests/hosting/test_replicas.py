@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -351,3 +352,76 @@ def test_killed_replica_leaves_the_conversation_to_the_other(pair: Pair) -> None
     finally:
         pair.a.stop()
         pair.a.start()  # the module's pair stays whole for whatever runs next
+
+
+def test_a_replica_paused_past_its_lease_cannot_move_the_conversation_back(
+    tmp_path: Path,
+) -> None:
+    """Three replicas with 1 s leases. A runs a turn and is stopped (SIGSTOP) past its
+    leases; B and C answer turns 2 and 3; A resumes, its write is refused and its turn
+    fails, but the conversation stays at turn 3 (issue 18, item 5)."""
+    dsn = require_dsn()
+    schema = f"{RUN}_paused"
+    url = _url(dsn, schema)
+    a, b, c = (
+        ServerProcess(f"{HERE}:desk", url, tmp_path / f"{n}.log", options="lease_ttl=1.0")
+        for n in "abc"
+    )
+    flag = tmp_path / "paused"
+
+    async def retry_busy(client: openai.AsyncOpenAI, text: str, conv: str) -> str:
+        for _ in range(400):  # A's locks expire 1 s after it stopped renewing them
+            try:
+                r = await client.responses.create(model="desk", input=text, conversation=conv)
+            except openai.ConflictError:
+                await asyncio.sleep(0.05)
+                continue
+            return r.output_text
+        raise AssertionError("the paused replica's leases never expired")
+
+    async def main() -> None:
+        async with a.client() as ca, b.client() as cb, c.client() as cc:
+            conv = (await cb.conversations.create()).id
+            one = await cb.responses.create(model="desk", input="one", conversation=conv)
+            assert one.output_text == "turn 1: one"
+            doomed = asyncio.ensure_future(
+                ca.responses.create(model="desk", input=f"hold {flag}", conversation=conv)
+            )
+            await _flag(Path(f"{flag}.started"), "A's run")
+            assert a.proc is not None
+            os.kill(a.proc.pid, signal.SIGSTOP)  # a VM pause, a long synchronous call
+            try:
+                assert await retry_busy(cb, "two", conv) == "turn 2: two"
+                assert await retry_busy(cc, "three", conv) == "turn 3: three"
+            finally:
+                Path(f"{flag}.go").touch()
+                os.kill(a.proc.pid, signal.SIGCONT)
+            stale = await doomed  # A ends its turn and records it
+            assert stale.status == "failed"
+            four = await ca.responses.create(model="desk", input="four", conversation=conv)
+            assert four.output_text == "turn 4: four"
+            items = await cc.conversations.items.list(conv, order="asc", limit=100)
+            texts = [
+                part.text
+                for item in items.data
+                if item.type == "message"
+                for part in item.content
+                if hasattr(part, "text")
+            ]
+            assert texts == [
+                "one", "turn 1: one", "two", "turn 2: two",
+                "three", "turn 3: three", "four", "turn 4: four",
+            ]  # fmt: skip
+            assert (await cb.responses.retrieve(stale.id)).status == "failed"
+
+    try:
+        for server in (a, b, c):
+            server.start()
+        asyncio.run(main())
+    finally:
+        for server in (a, b, c):
+            if server.proc is not None and server.proc.poll() is None:
+                os.kill(server.proc.pid, signal.SIGCONT)
+            with contextlib.suppress(Exception):
+                server.stop()
+        drop_schemas(dsn, schema)

@@ -7,8 +7,9 @@ import json
 
 import openai
 import pytest
+from tests.hosting import apps
 from tests.hosting.conftest import Target
-from tests.hosting.support import wait_until
+from tests.hosting.support import in_process, wait_until
 
 
 def answer(call_id: str, output: str) -> list[dict[str, str]]:
@@ -260,5 +261,59 @@ def test_unknown_ids_and_both_ids(target: Target) -> None:
                 await c.responses.create(
                     model="chat", input="y", previous_response_id=r1.id, conversation="conv_0"
                 )
+
+    asyncio.run(main())
+
+
+def test_a_repeated_answer_gets_the_first_response_and_runs_nothing() -> None:
+    """A client retrying its `function_call_output` (plain or streamed) gets the response
+    the first answer made, and the handler ran once; in a conversation, another output
+    for an answered call is a 409; from a `previous_response_id` it is a branch."""
+
+    async def main() -> None:
+        async with in_process(apps.chat) as (app, c):
+            host = app.state.host
+
+            def answered(session_id: str) -> int:
+                return sum(r.kind == "respond" for r in host.runs_of(session_id))
+
+            ask = await c.responses.create(model="chat", input="approve deploy")
+            sid = ask.model_extra["stepgraph"]["session_id"]  # type: ignore[index]
+            yes = answer(ask.output[0].call_id, '{"approved": true}')  # type: ignore[union-attr]
+            first = await c.responses.create(model="chat", input=yes, previous_response_id=ask.id)
+            again = await c.responses.create(model="chat", input=yes, previous_response_id=ask.id)
+            assert again.id == first.id
+            assert again.output_text == first.output_text == "deploy: approved"
+            async with c.responses.stream(
+                model="chat", input=yes, previous_response_id=ask.id
+            ) as stream:
+                kinds = [e.type async for e in stream]
+                streamed = await stream.get_final_response()
+            assert streamed.id == first.id
+            assert streamed.output_text == "deploy: approved"
+            assert kinds[0] == "response.created"
+            assert "response.output_text.delta" in kinds
+            assert answered(sid) == 1
+            # another output from the same response: a branch, as from any older response
+            no = answer(ask.output[0].call_id, '{"approved": false}')  # type: ignore[union-attr]
+            other = await c.responses.create(model="chat", input=no, previous_response_id=ask.id)
+            assert other.id != first.id
+            assert other.output_text == "deploy: refused"
+            assert answered(sid) == 2
+
+            conv = await c.conversations.create()
+            ask = await c.responses.create(model="chat", input="approve ship", conversation=conv.id)
+            yes = answer(ask.output[0].call_id, '{"approved": true}')  # type: ignore[union-attr]
+            first = await c.responses.create(model="chat", input=yes, conversation=conv.id)
+            again = await c.responses.create(model="chat", input=yes, conversation=conv.id)
+            assert again.id == first.id
+            assert answered(conv.id) == 1
+            no = answer(ask.output[0].call_id, '{"approved": false}')  # type: ignore[union-attr]
+            with pytest.raises(openai.ConflictError) as refused:
+                await c.responses.create(model="chat", input=no, conversation=conv.id)
+            assert refused.value.code == "call_already_answered"
+            assert first.id in refused.value.message
+            items = await c.conversations.items.list(conv.id, order="asc")
+            assert len(items.data) == 4  # ask, its call, the answer, its reply: once each
 
     asyncio.run(main())

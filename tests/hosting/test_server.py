@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +132,57 @@ def test_openapi_property_based_no_server_errors(
             continue
         seen.append(operation.label)
     assert "POST /v1/responses" in seen
+
+
+def _closed_by_server(sock: socket.socket, *, drip: bytes = b"", within: float = 10.0) -> float:
+    """Seconds until the server closes `sock` (at most `within`, else fail), sending one
+    byte of `drip` every 0.1 s meanwhile."""
+    started = time.monotonic()
+    for n in range(int(within / 0.1)):
+        if n < len(drip):
+            try:
+                sock.send(drip[n : n + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - started
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        if readable:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                return time.monotonic() - started
+            if data == b"":
+                return time.monotonic() - started
+            # else part of a response: read on
+    raise AssertionError(f"the server kept an idle connection open for {within} s")
+
+
+def test_idle_and_half_open_connections_are_closed(tmp_path: Path) -> None:
+    server = ServerProcess(
+        f"{APPS}:chat",
+        f"sqlite:///{tmp_path}/runs.db",
+        tmp_path / "log",
+        options="idle_timeout=0.5",
+    )
+    server.start()
+    try:
+        address = ("127.0.0.1", server.port)
+        with socket.create_connection(address) as silent:  # connects, never sends
+            assert _closed_by_server(silent) < 5
+        with socket.create_connection(address) as partial:  # half a request head, then silence
+            partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            assert _closed_by_server(partial) < 5
+        with socket.create_connection(address) as loris:  # a byte every 0.1 s never ends
+            head = b"GET /healthz HTTP/1.1\r\n" + b"X-Slow: " + b"a" * 200
+            assert _closed_by_server(loris, drip=head) < 5
+        with socket.create_connection(address) as kept:  # keep-alive after a response
+            kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _closed_by_server(kept) < 5
+
+        async def slow_turn() -> str:
+            async with server.client() as c:  # a request longer than the idle timeout
+                r = await c.responses.create(model="chat", input="sleep 1.5 slow")
+                return r.output_text
+
+        assert asyncio.run(slow_turn()) == "turn 1: slow"
+    finally:
+        assert server.stop() == 0

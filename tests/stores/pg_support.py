@@ -162,7 +162,7 @@ async def _bench(dsn: str, sync_off: bool, n: int = 2000) -> None:
     schema = f"{RUN}_bench"
     try:
         async with PostgresCheckpointStore(dsn, schema=schema, pool_kwargs=options) as store:
-            line = _Lineage("bench")  # deltas on a 10 KiB state value, a full one every 16
+            line = _Lineage("bench")  # deltas on a 10 KiB state value, a full one every 32
             await store.save(line.next({"s:payload": "x" * 10240, "s:n": 0}))
             plain = [line.next({"s:n": i}) for i in range(1, n + 1)]
             await timed("save (delta)", lambda i: store.save(plain[i]))

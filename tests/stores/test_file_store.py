@@ -230,3 +230,55 @@ def test_two_processes_append_to_one_log_without_loss(tmp_path: Path) -> None:
                 assert cp.state["by"] == cid[:2]
 
     asyncio.run(main())
+
+
+KILLED_MID_REWRITE = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from stepgraph.stores import file
+    from stepgraph.testing import _Lineage
+
+    def killed(src, dst):  # SIGKILL between writing the temp file and renaming it
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    async def main(directory):
+        line = _Lineage("s")
+        async with file.FileCheckpointStore(directory) as store:
+            cps = [line.next({"s:n": i}, full=True) for i in range(3)]
+            for cp in cps:
+                await store.save(cp)
+            file.os.replace = killed
+            await store.delete([cps[1].id])
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+def test_temp_files_of_a_killed_rewrite_are_swept_on_open(tmp_path: Path) -> None:
+    import fcntl
+    import signal
+    import subprocess
+
+    child = subprocess.run([sys.executable, "-c", KILLED_MID_REWRITE, str(tmp_path)], check=False)
+    assert child.returncode == -signal.SIGKILL
+    orphans = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(orphans) == 1
+    # A rewrite in progress elsewhere holds its log's lock: its temp file is left alone.
+    (tmp_path / "busy.log").touch()
+    live = tmp_path / ".busy.log.0123456789abcdef.tmp"
+    live.touch()
+    unrelated = tmp_path / "notes.tmp"
+    unrelated.touch()
+    with open(tmp_path / "busy.log", "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+
+        async def main() -> None:
+            async with FileCheckpointStore(tmp_path) as store:
+                assert len(await ids(store)) == 3  # the killed delete changed nothing
+
+        asyncio.run(main())
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".tmp")) == [
+        live.name,
+        unrelated.name,
+    ]

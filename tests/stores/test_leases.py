@@ -194,6 +194,121 @@ def test_the_wait_deadline_uses_the_injected_clock(dsn: str) -> None:
     asyncio.run(main())
 
 
+async def _all_waiting(store: Any, requests: int, what: str) -> None:
+    """Until the pool has served `requests` connection requests (every waiter's first
+    attempt) and no attempt holds a connection (bounded)."""
+    for _ in range(1000):
+        stats = store.pool_stats()
+        if (
+            stats.get("requests_num", 0) >= requests
+            and stats["pool_available"] == stats["pool_size"]
+        ):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{what} never all waited: {store.pool_stats()}")
+
+
+def test_more_waiters_than_the_pool_leave_the_holder_a_connection(dsn: str) -> None:
+    """11 waiting acquires on a pool of 2 (issue 18, item 6): waiting holds no pooled
+    connection, so the holder still saves and releases, and every waiter gets its turn."""
+
+    async def main() -> None:
+        async with open_store(dsn, max_size=2, pool_kwargs={"timeout": 5.0}) as store:
+            holder = await store.acquire("s", "holder", 30)
+            base = store.pool_stats()["requests_num"]
+
+            async def waiter(n: int) -> int:
+                lease = await store.acquire("s", f"w{n}", 30, wait=60)
+                latest = await store.latest("s")
+                await store.save(next_checkpoint(latest, "s", f"w{n}"), lease=lease)
+                await store.release(lease)
+                return lease.token
+
+            async with asyncio.TaskGroup() as tg:
+                waiters = [tg.create_task(waiter(n)) for n in range(11)]
+                await _all_waiting(store, base + 11, "the waiters")
+                assert not any(w.done() for w in waiters)
+                await store.save(next_checkpoint(None, "s", "holder"), lease=holder)
+                await store.release(holder)
+            assert sorted(w.result() for w in waiters) == list(range(2, 13))
+            chain = await store.list("s")
+            assert len(chain) == 12
+            for newer, older in itertools.pairwise(chain):
+                assert newer.parent_id == older.id  # one line, a turn each
+
+    asyncio.run(main())
+
+
+def test_more_waiting_sessions_than_the_pool_all_run(dsn: str) -> None:
+    """The same through sessions: 11 runs of one session id waiting with
+    `LeasePolicy(wait=...)` in one process, on a pool of 2, all finish."""
+    import stepgraph as sg
+
+    @sg.executor(id="count")
+    async def count(text: str, ctx: sg.Context[None, int]) -> None:
+        n = int(ctx.state.get("n", 0)) + 1
+        ctx.state.set("n", n)
+        await ctx.yield_output(n)
+
+    wf = sg.WorkflowBuilder[str](start=count).build(name="counted")
+
+    async def main() -> None:
+        async with open_store(dsn, max_size=2, pool_kwargs={"timeout": 5.0}) as store:
+            policy = sg.LeasePolicy(wait=60)
+            holder = await store.acquire("shared", "holder", 30)
+            base = store.pool_stats()["requests_num"]
+            sessions = [wf.session("shared", store=store, lease=policy) for _ in range(11)]
+            async with asyncio.TaskGroup() as tg:
+                runs = [tg.create_task(s.run("go")) for s in sessions]
+                await _all_waiting(store, base + 11, "the sessions")
+                await store.release(holder)
+            outputs = sorted(r.result().outputs[0] for r in runs)
+            assert outputs == list(range(1, 12))  # each run saw the one before it
+
+    asyncio.run(main())
+
+
+def test_a_waiter_outlives_its_notice_connection(dsn: str) -> None:
+    """The store's LISTEN connection dropping (a server restart, a proxy) wakes the waiter,
+    which listens again and still gets the lease on release."""
+    import psycopg
+
+    app = f"sg-wakeups-{uuid.uuid4().hex[:8]}"
+    listener = (
+        "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'LISTEN%%'"
+    )
+
+    async def main() -> None:
+        kwargs = {"kwargs": {"application_name": app}}
+        async with (
+            open_store(dsn, pool_kwargs=kwargs) as store,
+            await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin,
+        ):
+            held = await store.acquire("s", "a", 30)
+            async with asyncio.TaskGroup() as tg:
+                waiter = tg.create_task(store.acquire("s", "b", 30, wait=20))
+                for _ in range(500):
+                    rows = await (await admin.execute(listener, (app,))).fetchall()
+                    if rows:
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("no LISTEN connection")
+                await admin.execute("SELECT pg_terminate_backend(%s)", (rows[0][0],))
+                for _ in range(500):  # the waiter listens again on a new connection
+                    again = await (await admin.execute(listener, (app,))).fetchall()
+                    if again and again != rows:
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("the waiter never listened again")
+                assert not waiter.done()
+                await store.release(held)
+            assert waiter.result().token == 2
+
+    asyncio.run(main())
+
+
 def test_a_takeover_waits_for_an_in_flight_fenced_write_and_sees_it(dsn: str) -> None:
     import psycopg
 
@@ -247,7 +362,7 @@ def test_a_takeover_waits_for_an_in_flight_fenced_write_and_sees_it(dsn: str) ->
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     return subprocess.Popen(
         [sys.executable, str(SUPPORT), *args],
         stdin=subprocess.PIPE,

@@ -4,6 +4,7 @@ Module map:
 
 * `_app`: `create_app` (routes, bearer auth, error handlers, lifespan)
 * `_serve`: `serve` and `load_workflow` (what `stepgraph serve` runs)
+* `_protocol`: the HTTP protocol `serve` runs (closes connections idle without a request)
 * `_stores`: the default store URL and the hosting log of a store (`open_store`
   is `stepgraph.stores.open_store`, re-exported)
 * `_host`: sessions per conversation, the busy guard, driving runs, shutdown

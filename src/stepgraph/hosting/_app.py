@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +80,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
-    message = {404: f"no route {request.url.path}", 405: "method not allowed"}.get(
-        status, str(exc.detail)
-    )
+    allowed = (exc.headers or {}).get("Allow", "")
+    message = {
+        404: f"no route {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}; it takes {allowed}",
+    }.get(status, str(exc.detail))
     return JSONResponse(error_body(status, message), status_code=status, headers=exc.headers)
 
 
@@ -92,6 +94,33 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=500)
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _by_path(table: list[tuple[str, Endpoint, list[str]]]) -> list[Route]:
+    """One route per path, dispatching on the method, so that a 405 lists every method
+    the path takes in its `Allow` header (Starlette's routes of one path each know
+    only their own methods).
+    """
+    paths: dict[str, dict[str, Endpoint]] = {}
+    for path, endpoint, methods in table:
+        for method in methods:
+            paths.setdefault(path, {})[method] = endpoint
+            if method == "GET":
+                paths[path]["HEAD"] = endpoint
+    return [
+        Route(path, _dispatch(by_method), methods=list(by_method))
+        for path, by_method in paths.items()
+    ]
+
+
+def _dispatch(by_method: dict[str, Endpoint]) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return await by_method[request.method](request)
+
+    return endpoint
+
+
 def create_app(
     workflow: sg.Workflow[Any],
     *,
@@ -99,6 +128,7 @@ def create_app(
     api_key: str | None = None,
     log_path: str | None = None,
     shutdown_grace: float = 10.0,
+    lease_ttl: float = 30.0,
 ) -> Starlette:
     """An ASGI app serving `workflow` over the OpenAI Responses API, with a dev UI at `/ui`.
 
@@ -111,6 +141,11 @@ def create_app(
             database and schema, shared by every replica serving it).
         shutdown_grace: seconds runs may take to finish at shutdown before they are
             cancelled.
+        lease_ttl: with a store that has leases (SQLite, PostgreSQL), seconds a run's
+            session lease and a request's lock last without renewal (renewed every
+            third of it): how long a replica that stopped (crashed, paused) blocks its
+            conversations. A replica paused longer loses them to others, and what it
+            writes afterwards is refused.
 
     Returns:
         A Starlette app. Its lifespan owns background runs started from the dev UI;
@@ -119,7 +154,7 @@ def create_app(
     own_store = store is None
     the_store: sg.CheckpointStore = store if store is not None else sg.MemoryCheckpointStore()
     log = open_log(the_store, log_path)
-    host = Host(workflow, the_store, log)
+    host = Host(workflow, the_store, log, lease_ttl=lease_ttl)
     doc = openapi_document(workflow.name, api_key is not None)
 
     @contextlib.asynccontextmanager
@@ -142,22 +177,25 @@ def create_app(
         html = (STATIC / "index.html").read_text(encoding="utf-8")
         return Response(html, media_type="text/html; charset=utf-8")
 
+    table: list[tuple[str, Endpoint, list[str]]] = [
+        ("/openapi.json", openapi, ["GET"]),
+        ("/healthz", healthz, ["GET"]),
+        ("/v1/responses", resp.create_response, ["POST"]),
+        ("/v1/responses/{response_id}", resp.get_response, ["GET"]),
+        ("/v1/responses/{response_id}", resp.delete_response, ["DELETE"]),
+        ("/v1/responses/{response_id}/input_items", resp.list_input_items, ["GET"]),
+        ("/v1/conversations", conv.create_conversation, ["POST"]),
+        ("/v1/conversations/{conversation_id}", conv.get_conversation, ["GET"]),
+        ("/v1/conversations/{conversation_id}", conv.update_conversation, ["POST"]),
+        ("/v1/conversations/{conversation_id}", conv.delete_conversation, ["DELETE"]),
+        ("/v1/conversations/{conversation_id}/items", conv.list_items, ["GET"]),
+        ("/ui", ui_root, ["GET"]),
+        *UI_ROUTES,
+    ]
     routes = [
-        Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/v1/responses", resp.create_response, methods=["POST"]),
-        Route("/v1/responses/{response_id}", resp.get_response, methods=["GET"]),
-        Route("/v1/responses/{response_id}", resp.delete_response, methods=["DELETE"]),
-        Route("/v1/responses/{response_id}/input_items", resp.list_input_items, methods=["GET"]),
-        Route("/v1/conversations", conv.create_conversation, methods=["POST"]),
-        Route("/v1/conversations/{conversation_id}", conv.get_conversation, methods=["GET"]),
-        Route("/v1/conversations/{conversation_id}", conv.update_conversation, methods=["POST"]),
-        Route("/v1/conversations/{conversation_id}", conv.delete_conversation, methods=["DELETE"]),
-        Route("/v1/conversations/{conversation_id}/items", conv.list_items, methods=["GET"]),
-        Route("/ui", ui_root, methods=["GET"]),
+        *_by_path(table),
         Route("/ui/", ui_index, methods=["GET"], name="ui_index"),
         Mount("/ui/static", StaticFiles(directory=STATIC), name="ui_static"),
-        *(Route(path, fn, methods=methods) for path, fn, methods in UI_ROUTES),
     ]
     app = Starlette(
         routes=routes,

@@ -46,8 +46,10 @@ def _lookup(request: Request) -> ConversationRecord:
 
 
 async def create_conversation(request: Request) -> Response:
-    """`POST /v1/conversations` (body optional: `metadata`)."""
-    body = await read_json(request, required=False)
+    """`POST /v1/conversations` with a JSON object (`{}`, or `metadata`), as the official
+    client sends; no body at all is a 400, like every other `POST`.
+    """
+    body = await read_json(request)
     b = obj(body)
     if b is None:
         raise ApiError(400, "the request body must be a JSON object")

@@ -8,7 +8,8 @@ every run the server drives, Responses API runs included.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from ._wire import new_id, obj
 __all__ = ["ROUTES"]
 
 _PING = 15.0
+_SEQ = re.compile(r"[0-9]{1,18}")  # an event sequence number (ASCII digits, fits 64 bits)
 
 
 def _schema(request: sg.Request) -> dict[str, Any]:
@@ -62,6 +64,14 @@ async def sessions(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": data})
 
 
+def _session_id(request: Request) -> str:
+    """The `{session_id}` of the path; 404 for one no store can hold (a NUL character)."""
+    sid = str(request.path_params["session_id"])
+    if "\x00" in sid:
+        raise ApiError(404, f"no session with id {sid!r}", code="session_not_found")
+    return sid
+
+
 async def _known(host: Host, session_id: str, *, claimed: bool = False) -> sg.Session[Any]:
     """The session (404 when unknown); loaded and fresh unless a request here holds it."""
     if not host.log.has_session(session_id) and not await host.store.list(session_id, limit=1):
@@ -77,7 +87,7 @@ async def _known(host: Host, session_id: str, *, claimed: bool = False) -> sg.Se
 async def session_detail(request: Request) -> Response:
     """`GET /ui/api/sessions/{session_id}`: status, pending requests (with schemas), runs."""
     host = host_of(request)
-    sid = str(request.path_params["session_id"])
+    sid = _session_id(request)
     session = await _known(host, sid)
     pending = [{**request_json(r), "schema": _schema(r)} for r in session.pending_requests]
     return JSONResponse(
@@ -95,7 +105,7 @@ async def session_detail(request: Request) -> Response:
 async def checkpoints(request: Request) -> Response:
     """`GET /ui/api/sessions/{session_id}/checkpoints`: every checkpoint, newest first."""
     host = host_of(request)
-    sid = str(request.path_params["session_id"])
+    sid = _session_id(request)
     session = await _known(host, sid)
     infos = await session.history()
     data = [
@@ -173,7 +183,7 @@ async def new_session(request: Request) -> Response:
 async def start_run(request: Request) -> Response:
     """`POST /ui/api/sessions/{session_id}/runs` `{input}`: a run with new input."""
     value = _input_of(await read_json(request))
-    sid = str(request.path_params["session_id"])
+    sid = _session_id(request)
     return await _launch(
         host_of(request), sid, "run", lambda s: start_input(s, _candidates(value)), label=""
     )
@@ -195,7 +205,7 @@ async def respond(request: Request) -> Response:
         except sg.NotIdleError as exc:
             raise ApiError(409, str(exc), code="session_not_idle") from None
 
-    sid = str(request.path_params["session_id"])
+    sid = _session_id(request)
     return await _launch(host_of(request), sid, "respond", start, label="")
 
 
@@ -205,7 +215,7 @@ async def resume(request: Request) -> Response:
     cid: Any = (obj(body) or {}).get("checkpoint_id")
     if cid is not None and (not isinstance(cid, str) or not cid):
         raise ApiError(400, "checkpoint_id must be a checkpoint id string", param="checkpoint_id")
-    sid = str(request.path_params["session_id"])
+    sid = _session_id(request)
     host = host_of(request)
     if cid is not None:
         infos = await host.store.list(sid)
@@ -230,7 +240,7 @@ async def events(request: Request) -> Response:
     host = host_of(request)
     sid = request.query_params.get("session") or None
     last = request.headers.get("last-event-id") or request.query_params.get("after")
-    after = int(last) if last is not None and last.isdigit() else None
+    after = int(last) if last is not None and _SEQ.fullmatch(last) else None
     sub = host.hub.subscribe(sid, after)
 
     async def body() -> AsyncIterator[bytes]:
@@ -252,7 +262,7 @@ async def events(request: Request) -> Response:
     return EventStream(body())
 
 
-ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
+ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
     ("/ui/api/workflow", workflow, ["GET"]),
     ("/ui/api/sessions", sessions, ["GET"]),
     ("/ui/api/sessions", new_session, ["POST"]),

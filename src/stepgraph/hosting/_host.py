@@ -101,6 +101,8 @@ class Host:
         store: where sessions save checkpoints.
         log: the hosting log (responses, conversations, sessions).
         cache_size: idle sessions kept open in memory.
+        lease_ttl: seconds the leases of a store that has them last without renewal:
+            each session's run lease and, with other replicas, each request lock.
 
     Attributes:
         shared: other replicas serve the same log and store (a shared log over a
@@ -115,13 +117,15 @@ class Host:
         log: HostingLog,
         *,
         cache_size: int = 1024,
+        lease_ttl: float = 30.0,
     ) -> None:
         self.workflow = workflow
         self.store = store
         self.log = log
         leases = all(callable(getattr(store, m, None)) for m in ("acquire", "renew", "release"))
         self.shared = log.shared and leases
-        self._locks = RequestLocks(store) if self.shared else None
+        self._lease = sg.LeasePolicy(ttl=lease_ttl)
+        self._locks = RequestLocks(store, ttl=lease_ttl) if self.shared else None
         self.hub = Hub()
         self.closing = False
         self._cache_size = cache_size
@@ -170,7 +174,7 @@ class Host:
         """The session object of an id (opened and cached on first use)."""
         s = self._sessions.get(session_id)
         if s is None:
-            s = self.workflow.session(session_id, store=self.store)
+            s = self.workflow.session(session_id, store=self.store, lease=self._lease)
             self._sessions[session_id] = s
             self._evict()
         else:
@@ -189,7 +193,7 @@ class Host:
         if self.shared:
             newest = await self.store.list(session_id, limit=1)
             if s.head != (newest[0].id if newest else None):
-                s = self.workflow.session(session_id, store=self.store)
+                s = self.workflow.session(session_id, store=self.store, lease=self._lease)
                 self._sessions[session_id] = s
                 await s.load()
         return s

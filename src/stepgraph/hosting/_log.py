@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["ConversationRecord", "HostingLog", "ResponseLog", "ResponseRecord"]
+__all__ = ["ConversationRecord", "HostingLog", "ResponseLog", "ResponseRecord", "answer_needle"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -83,6 +83,12 @@ class ConversationRecord:
 class HostingLog(Protocol):
     """What the host needs of a hosting log: `ResponseLog` (SQLite, one process) or
     `PostgresResponseLog` (shared by every replica; `shared` is True).
+
+    A conversation's head only ever moves from the response a turn continued from
+    (`put_response(..., prior_head=)`), checked in the same transaction: a replica
+    that lost its request lock while paused, and records its turn after others
+    answered, cannot move the head back. Its response is kept (retrievable by id)
+    but is not one of the conversation's.
     """
 
     shared: bool
@@ -91,12 +97,15 @@ class HostingLog(Protocol):
     def add_session(self, session_id: str, origin: str, label: str) -> None: ...
     def sessions(self, limit: int = 200) -> list[dict[str, Any]]: ...
     def has_session(self, session_id: str) -> bool: ...
-    def put_response(self, rec: ResponseRecord, *, origin: str, label: str) -> None: ...
+    def put_response(
+        self, rec: ResponseRecord, *, origin: str, label: str, prior_head: str | None
+    ) -> bool: ...
     def get_response(self, response_id: str) -> ResponseRecord | None: ...
     def responses_of(
         self, *, session_id: str | None = None, conversation_id: str | None = None
     ) -> list[ResponseRecord]: ...
     def delete_response(self, response_id: str) -> bool: ...
+    def answers_to(self, session_id: str, call_id: str) -> list[ResponseRecord]: ...
     def put_conversation(self, conv: ConversationRecord) -> None: ...
     def get_conversation(self, conversation_id: str) -> ConversationRecord | None: ...
     def set_conversation_metadata(self, conversation_id: str, metadata: dict[str, str]) -> None: ...
@@ -161,11 +170,26 @@ class ResponseLog:
 
     # -- responses --------------------------------------------------------------------
 
-    def put_response(self, rec: ResponseRecord, *, origin: str, label: str) -> None:
-        """Record a finished response (and its session; and move its conversation's head)."""
+    def put_response(
+        self, rec: ResponseRecord, *, origin: str, label: str, prior_head: str | None
+    ) -> bool:
+        """Record a finished response (and its session), and move its conversation's head
+        to it while the head is still `prior_head`, the response the turn continued
+        from (see `HostingLog`). True when the head moved.
+        """
         db = self._db()
         db.execute("BEGIN")
         try:
+            moved = False
+            if rec.conversation_id is not None:
+                moved = (
+                    db.execute(
+                        "UPDATE conversations SET head_response = ?, head_checkpoint = ? "
+                        "WHERE id = ? AND head_response IS ?",
+                        (rec.id, rec.checkpoint_id, rec.conversation_id, prior_head),
+                    ).rowcount
+                    > 0
+                )
             db.execute(
                 "INSERT OR IGNORE INTO sessions (id, origin, label, created_at) "
                 "VALUES (?, ?, ?, ?)",
@@ -177,21 +201,17 @@ class ResponseLog:
                 (
                     rec.id,
                     rec.session_id,
-                    rec.conversation_id,
+                    rec.conversation_id if moved else None,
                     rec.checkpoint_id,
                     json.dumps(rec.body, separators=(",", ":")),
                     json.dumps(rec.input_items, separators=(",", ":")),
                 ),
             )
-            if rec.conversation_id is not None:
-                db.execute(
-                    "UPDATE conversations SET head_response = ?, head_checkpoint = ? WHERE id = ?",
-                    (rec.id, rec.checkpoint_id, rec.conversation_id),
-                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return moved
 
     def get_response(self, response_id: str) -> ResponseRecord | None:
         """The recorded response, or None."""
@@ -226,6 +246,15 @@ class ResponseLog:
         """Forget a response; True when it existed."""
         cur = self._db().execute("DELETE FROM responses WHERE id = ?", (response_id,))
         return cur.rowcount > 0
+
+    def answers_to(self, session_id: str, call_id: str) -> list[ResponseRecord]:
+        """Responses of a session whose input answers `call_id`, oldest first."""
+        rows = self._db().execute(
+            "SELECT id, session_id, conversation_id, checkpoint_id, body, input_items "
+            "FROM responses WHERE session_id = ? AND instr(input_items, ?) > 0 ORDER BY seq",
+            (session_id, answer_needle(call_id)),
+        )
+        return [_response(r) for r in rows]
 
     # -- conversations ----------------------------------------------------------------
 
@@ -273,6 +302,14 @@ class ResponseLog:
         """Forget a conversation; True when it existed (its responses stay readable)."""
         cur = self._db().execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
         return cur.rowcount > 0
+
+
+def answer_needle(call_id: str) -> str:
+    """The text a `function_call_output` item answering `call_id` holds in stored input
+    items (compact JSON, `ensure_ascii`): inside a string a quote is escaped, so only
+    an item's own `call_id` key matches.
+    """
+    return '"call_id":' + json.dumps(call_id)
 
 
 def _response(row: Any) -> ResponseRecord:

@@ -36,7 +36,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ._log import ConversationRecord, ResponseRecord
+from ._log import ConversationRecord, ResponseRecord, answer_needle
 
 __all__ = ["PostgresResponseLog"]
 
@@ -75,12 +75,14 @@ _STATEMENTS: dict[str, LiteralString] = {
     "conversation_id = excluded.conversation_id, checkpoint_id = excluded.checkpoint_id, "
     "body = excluded.body, input_items = excluded.input_items",
     "move_head": "UPDATE {s}.stepgraph_hosting_conversations SET head_response = %s, "
-    "head_checkpoint = %s WHERE id = %s",
+    "head_checkpoint = %s WHERE id = %s AND head_response IS NOT DISTINCT FROM %s",
     "get_response": _RESPONSE + "{s}.stepgraph_hosting_responses WHERE id = %s",
     "of_conversation": _RESPONSE + "{s}.stepgraph_hosting_responses "
     "WHERE conversation_id = %s ORDER BY seq",
     "of_session": _RESPONSE + "{s}.stepgraph_hosting_responses WHERE session_id = %s ORDER BY seq",
     "delete_response": "DELETE FROM {s}.stepgraph_hosting_responses WHERE id = %s",
+    "answers_to": _RESPONSE + "{s}.stepgraph_hosting_responses "
+    "WHERE session_id = %s AND strpos(input_items, %s) > 0 ORDER BY seq",
     "put_conversation": "INSERT INTO {s}.stepgraph_hosting_conversations (id, session_id, "
     "created_at, metadata, head_response, head_checkpoint) VALUES (%s, %s, %s, %s, %s, %s)",
     "get_conversation": "SELECT id, session_id, created_at, metadata, head_response, "
@@ -96,6 +98,20 @@ def _in_schema(template: LiteralString, schema: str) -> LiteralString:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def _label(text: str) -> str:
+    """A session label PostgreSQL can store: at most 200 characters, no NUL."""
+    return text[:200].replace("\x00", "\ufffd")
+
+
+def _storable(key: str | None) -> bool:
+    """Whether an id could be in a table.
+
+    PostgreSQL text never holds NUL, so an id a client sends with one names nothing
+    (and would make the query fail).
+    """
+    return key is None or "\x00" not in key
 
 
 class PostgresResponseLog:
@@ -179,7 +195,7 @@ class PostgresResponseLog:
 
     def add_session(self, session_id: str, origin: str, label: str) -> None:
         """Remember a session the server opened (ignored when already known)."""
-        self._rows("add_session", (session_id, origin, label[:200], time.time()))
+        self._rows("add_session", (session_id, origin, _label(label), time.time()))
 
     def sessions(self, limit: int = 200) -> list[dict[str, Any]]:
         """Known sessions, newest first."""
@@ -190,29 +206,47 @@ class PostgresResponseLog:
 
     def has_session(self, session_id: str) -> bool:
         """Whether a replica opened this session."""
-        return bool(self._rows("has_session", (session_id,)))
+        return _storable(session_id) and bool(self._rows("has_session", (session_id,)))
 
     # -- responses --------------------------------------------------------------------
 
-    def put_response(self, rec: ResponseRecord, *, origin: str, label: str) -> None:
-        """Record a finished response (and its session; and move its conversation's head)."""
+    def put_response(
+        self, rec: ResponseRecord, *, origin: str, label: str, prior_head: str | None
+    ) -> bool:
+        """Record a finished response (and its session), and move its conversation's head
+        to it while the head is still `prior_head` (see `HostingLog`), in one
+        transaction. True when the head moved.
+        """
         add, put, move = self._sql["add_session"], self._sql["put_response"], self._sql["move_head"]
         body, items = _dumps(rec.body), _dumps(rec.input_items)
+        conv = rec.conversation_id
 
-        def run(conn: _Conn) -> None:
+        def run(conn: _Conn) -> bool:
             with conn.transaction():
-                conn.execute(add, (rec.session_id, origin, label[:200], time.time()))
+                conn.execute(add, (rec.session_id, origin, _label(label), time.time()))
+                moved = False
+                if conv is not None:
+                    cur = conn.execute(move, (rec.id, rec.checkpoint_id, conv, prior_head))
+                    moved = cur.rowcount > 0
                 conn.execute(
                     put,
-                    (rec.id, rec.session_id, rec.conversation_id, rec.checkpoint_id, body, items),
+                    (
+                        rec.id,
+                        rec.session_id,
+                        conv if moved else None,
+                        rec.checkpoint_id,
+                        body,
+                        items,
+                    ),
                 )
-                if rec.conversation_id is not None:
-                    conn.execute(move, (rec.id, rec.checkpoint_id, rec.conversation_id))
+                return moved
 
-        self._call(run)
+        return self._call(run)
 
     def get_response(self, response_id: str) -> ResponseRecord | None:
         """The recorded response, or None."""
+        if not _storable(response_id):
+            return None
         rows = self._rows("get_response", (response_id,))
         return _response(rows[0]) if rows else None
 
@@ -220,6 +254,8 @@ class PostgresResponseLog:
         self, *, session_id: str | None = None, conversation_id: str | None = None
     ) -> list[ResponseRecord]:
         """Responses of a session or a conversation, oldest first."""
+        if not (_storable(session_id) and _storable(conversation_id)):
+            return []
         if conversation_id is not None:
             rows = self._rows("of_conversation", (conversation_id,))
         else:
@@ -228,7 +264,14 @@ class PostgresResponseLog:
 
     def delete_response(self, response_id: str) -> bool:
         """Forget a response; True when it existed."""
-        return self._count("delete_response", (response_id,)) > 0
+        return _storable(response_id) and self._count("delete_response", (response_id,)) > 0
+
+    def answers_to(self, session_id: str, call_id: str) -> list[ResponseRecord]:
+        """Responses of a session whose input answers `call_id`, oldest first."""
+        needle = answer_needle(call_id)
+        if not (_storable(session_id) and _storable(needle)):
+            return []
+        return [_response(r) for r in self._rows("answers_to", (session_id, needle))]
 
     # -- conversations ----------------------------------------------------------------
 
@@ -249,6 +292,8 @@ class PostgresResponseLog:
 
     def get_conversation(self, conversation_id: str) -> ConversationRecord | None:
         """The conversation, or None."""
+        if not _storable(conversation_id):
+            return None
         rows = self._rows("get_conversation", (conversation_id,))
         if not rows:
             return None
@@ -261,7 +306,10 @@ class PostgresResponseLog:
 
     def delete_conversation(self, conversation_id: str) -> bool:
         """Forget a conversation; True when it existed (its responses stay readable)."""
-        return self._count("delete_conversation", (conversation_id,)) > 0
+        return (
+            _storable(conversation_id)
+            and self._count("delete_conversation", (conversation_id,)) > 0
+        )
 
 
 def _response(row: tuple[Any, ...]) -> ResponseRecord:

@@ -6,13 +6,16 @@ with `conversation` continues the conversation's head; one with neither gets
 a new, clean session. The session is marked busy before any await, so a
 concurrent request for it gets 409 with `x-should-retry: false`; with several
 replicas the request then takes the session's request lock (409 when another
-replica serves it) and reads the conversation's head under it. A streamed
+replica serves it) and reads the conversation's head under it; recording the
+response moves the head only while it is still the one read (a replica that
+lost its lock while paused never moves it back). A streamed
 request starts its run before the first SSE byte, so a run refused at its
 start (another process holds the session) is a plain 409 too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +51,8 @@ __all__ = [
     "page",
 ]
 
+logger = logging.getLogger("stepgraph.hosting")
+
 _STATUS = {
     "idle": "completed",
     "idle_with_pending_requests": "completed",
@@ -66,6 +71,7 @@ class _Turn:
     response_id: str
     created_at: int
     model: str
+    prior_head: str | None  # the conversation's head response the turn continued from
 
     def body(self, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
         error = None
@@ -86,7 +92,7 @@ class _Turn:
 
     def record(self, body: dict[str, Any]) -> None:
         label = self.req.messages[0].text if self.req.messages else "answers"
-        self.host.log.put_response(
+        moved = self.host.log.put_response(
             ResponseRecord(
                 id=self.response_id,
                 session_id=self.session.id,
@@ -97,11 +103,20 @@ class _Turn:
             ),
             origin="responses",
             label=label,
+            prior_head=self.prior_head,
         )
+        if self.req.conversation_id is not None and not moved:
+            logger.warning(
+                "response %s is not recorded in conversation %s: another request moved "
+                "the conversation on meanwhile (this replica lost its request lock)",
+                self.response_id,
+                self.req.conversation_id,
+            )
 
 
-async def _begin(host: Host, req: TurnRequest) -> tuple[str, str | None]:
-    """The session id and the checkpoint to continue from (404 for unknown ids).
+async def _begin(host: Host, req: TurnRequest) -> tuple[str, str | None, str | None]:
+    """The session id, the checkpoint to continue from and, for a conversation, its head
+    response (404 for unknown ids).
 
     A conversation's head moves; with several replicas, read it again holding the lock.
     """
@@ -114,7 +129,7 @@ async def _begin(host: Host, req: TurnRequest) -> tuple[str, str | None]:
                 code="response_not_found",
                 param="previous_response_id",
             )
-        return prev.session_id, prev.checkpoint_id
+        return prev.session_id, prev.checkpoint_id, None
     if req.conversation_id is not None:
         conv = host.log.get_conversation(req.conversation_id)
         if conv is None:
@@ -125,21 +140,23 @@ async def _begin(host: Host, req: TurnRequest) -> tuple[str, str | None]:
                 code="conversation_not_found",
                 param="conversation",
             )
-        return conv.session_id, conv.head_checkpoint
-    return new_id("sess"), None
+        return conv.session_id, conv.head_checkpoint, conv.head_response
+    return new_id("sess"), None, None
 
 
 async def create_response(request: Request) -> Response:
     """`POST /v1/responses`."""
     host = host_of(request)
     req = parse_turn(await read_json(request))
-    session_id, checkpoint = await _begin(host, req)
+    session_id, checkpoint, head = await _begin(host, req)
     host.claim(session_id)
     release = True
     try:
         await host.lock(session_id)
         if host.shared and req.conversation_id is not None:
-            session_id, checkpoint = await _begin(host, req)  # the head, as of now
+            session_id, checkpoint, head = await _begin(host, req)  # the head, as of now
+        if (earlier := _repeat_of(host, req, session_id)) is not None:
+            return _replay(req, earlier)
         session = await host.session_at(session_id, checkpoint)
         if req.answers:
             run, kind = start_answers(session, req.answers), "respond"
@@ -155,6 +172,7 @@ async def create_response(request: Request) -> Response:
             new_id("resp"),
             now(),
             req.model or host.workflow.name,
+            head,
         )
         rec.response_id = turn.response_id
         if req.stream:
@@ -179,6 +197,62 @@ async def create_response(request: Request) -> Response:
     finally:
         if release:
             await host.release(session_id)
+
+
+def _repeat_of(host: Host, req: TurnRequest, session_id: str) -> ResponseRecord | None:
+    """The completed response that already gave these very answers from the same place
+    (the same `previous_response_id`, or the same conversation), or None.
+
+    A client retrying an answer gets that response again instead of running the
+    handlers twice. In a conversation a call answered already with another output is
+    a 409; from a `previous_response_id`, another output is a branch, as any older
+    response id is.
+    """
+    if not req.answers:
+        return None
+    given = sorted(req.answers)
+    for rec in reversed(host.log.answers_to(session_id, given[0][0])):
+        if rec.body.get("status") != "completed":
+            continue  # a failed or cancelled answer: running it again is the retry
+        if req.conversation_id is not None:
+            if rec.conversation_id != req.conversation_id:
+                continue
+        elif rec.conversation_id is not None or (
+            rec.body.get("previous_response_id") != req.previous_response_id
+        ):
+            continue
+        if sorted(_answers(rec)) == given:
+            return rec
+        if req.conversation_id is not None:
+            raise ApiError(
+                409,
+                f"call_id {given[0][0]!r} of this conversation was answered already, by "
+                f"response {rec.id!r} (GET /v1/responses/{rec.id}); a call is answered once",
+                code="call_already_answered",
+            )
+    return None
+
+
+def _answers(rec: ResponseRecord) -> list[tuple[str, str]]:
+    return [
+        (str(i.get("call_id")), str(i.get("output")))
+        for i in rec.input_items
+        if i.get("type") == "function_call_output"
+    ]
+
+
+def _replay(req: TurnRequest, earlier: ResponseRecord) -> Response:
+    """The earlier response again: its body, or (streamed) every event of it."""
+    if not req.stream:
+        return JSONResponse(earlier.body)
+    body = earlier.body
+    events = ResponseEvents(lambda status: {**body, "status": status, "output": events.output})
+
+    async def frames() -> AsyncIterator[bytes]:
+        for f in events.replay(body):
+            yield f
+
+    return EventStream(frames())
 
 
 def _frames(turn: _Turn, events: ResponseEvents, ev: sg.Event) -> list[bytes]:

@@ -25,6 +25,7 @@ from stepgraph.loading import import_file
 
 from ._app import create_app
 from ._host import Host
+from ._protocol import IdleTimeoutProtocol
 from ._stores import DEFAULT_STORE_URL, open_store
 
 __all__ = ["load_workflow", "serve"]
@@ -100,6 +101,8 @@ def serve(
     api_key: str | None = None,
     shutdown_grace: float = 10.0,
     log_level: str = "info",
+    idle_timeout: float = 5.0,
+    lease_ttl: float = 30.0,
 ) -> None:
     """Serve a workflow over HTTP until SIGINT/SIGTERM (what `stepgraph serve` runs).
 
@@ -112,15 +115,24 @@ def serve(
         api_key: require `Authorization: Bearer <api_key>`.
         shutdown_grace: seconds runs may take to finish at shutdown.
         log_level: uvicorn's log level.
+        idle_timeout: seconds a connection may wait for a request (after it opened, or
+            after its last response) before it is closed, even when it sends a byte now
+            and then; a request being served is never cut.
+        lease_ttl: seconds the session leases and request locks last without renewal
+            (see `create_app`).
     """
     workflow = load_workflow(target)
     store = open_store(store_url or DEFAULT_STORE_URL)
-    app = create_app(workflow, store=store, api_key=api_key, shutdown_grace=shutdown_grace)
+    app = create_app(
+        workflow, store=store, api_key=api_key, shutdown_grace=shutdown_grace, lease_ttl=lease_ttl
+    )
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
+        http=IdleTimeoutProtocol,
+        timeout_keep_alive=idle_timeout,  # pyright: ignore[reportArgumentType]  # any seconds
         timeout_graceful_shutdown=max(1, round(shutdown_grace)),
         lifespan="on",
     )

@@ -69,8 +69,22 @@ class ResponseEvents:
 
     def text(self, text: str) -> list[bytes]:
         """One assistant message item holding `text`."""
-        idx, item_id = len(self.output), new_id("msg")
-        done = message_item(item_id, text)
+        return self._message(message_item(new_id("msg"), text))
+
+    def function_call(self, request: Request) -> list[bytes]:
+        """One `function_call` item for a workflow request."""
+        return self._call(function_call_item(new_id("fc"), request))
+
+    def replay(self, body: dict[str, Any]) -> list[bytes]:
+        """Every event of a finished response again, from its body (a repeated request)."""
+        frames = self.started()
+        for item in body["output"]:
+            frames += self._message(item) if item["type"] == "message" else self._call(item)
+        frames.append(self.finished(body))
+        return frames
+
+    def _message(self, done: dict[str, Any]) -> list[bytes]:
+        idx, item_id, text = len(self.output), done["id"], done["content"][0]["text"]
         self.output.append(done)
         part: dict[str, Any] = {
             "type": "output_text",
@@ -92,12 +106,10 @@ class ResponseEvents:
             self._event("response.output_item.done", output_index=idx, item=done),
         ]
 
-    def function_call(self, request: Request) -> list[bytes]:
-        """One `function_call` item for a workflow request."""
-        idx, item_id = len(self.output), new_id("fc")
-        done = function_call_item(item_id, request)
+    def _call(self, done: dict[str, Any]) -> list[bytes]:
+        idx = len(self.output)
         self.output.append(done)
-        where = {"item_id": item_id, "output_index": idx}
+        where = {"item_id": done["id"], "output_index": idx}
         return [
             self._event(
                 "response.output_item.added",

@@ -9,13 +9,13 @@ and raises `RequestError` naming that type.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import stepgraph as sg
 from stepgraph.agents import ChatMessage, TextContent
 
 from ._errors import ApiError
+from ._http import check_json, loads
 from ._wire import InputMessage
 
 __all__ = ["answer_value", "start_answers", "start_input", "start_messages"]
@@ -26,14 +26,17 @@ def answer_value(output: str, response_type: Any) -> Any:
 
     A request that expects a string gets the text as it is; any other gets
     the text parsed as JSON (or the text itself when it is not JSON), which
-    `respond` then converts to the declared type.
+    `respond` then converts to the declared type. JSON that no request body
+    could hold (too deep, a lone surrogate, ...) is a 400, as in a body.
     """
     if response_type is str:
         return output
     try:
-        return json.loads(output)
+        value = loads(output, "a function_call_output's JSON", "input")
     except ValueError:
         return output
+    check_json(value, "a function_call_output's JSON", "input")
+    return value
 
 
 def start_answers(session: sg.Session[Any], answers: list[tuple[str, str]]) -> sg.Run:

@@ -47,6 +47,14 @@ def obj(value: Any) -> dict[str, Any] | None:
     return None
 
 
+def _short(value: Any, limit: int = 40) -> str:
+    """`repr(value)` cut to `limit` characters, for error messages."""
+    if isinstance(value, dict | list):
+        return "an object" if isinstance(value, dict) else "an array"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def new_id(prefix: str) -> str:
     """A fresh id such as `resp_<32 hex digits>`."""
     return f"{prefix}_{os.urandom(16).hex()}"
@@ -119,7 +127,8 @@ def parse_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
         if not isinstance(v, str) or len(k) > 64 or len(v) > 512:
             raise ApiError(
                 400,
-                f"{param}[{k!r}] must be a string of at most 512 characters (keys at most 64)",
+                f"{param}[{_short(k)}] must be a string of at most 512 characters "
+                "(keys at most 64)",
                 param=param,
             )
         out[k] = v
@@ -138,10 +147,11 @@ def _text_of(content: Any, where: str) -> str:
         if p is None:
             raise ApiError(400, f"{where}.content[{n}] must be an object", param="input")
         kind, text = p.get("type"), p.get("text")
-        if kind not in _TEXT_PARTS:
+        if not isinstance(kind, str) or kind not in _TEXT_PARTS:
             raise ApiError(
                 400,
-                f"{where}.content[{n}] has type {kind!r}; this server takes text only (input_text)",
+                f"{where}.content[{n}] has type {_short(kind)}; this server takes text only "
+                "(input_text)",
                 param="input",
             )
         if not isinstance(text, str):
@@ -162,7 +172,7 @@ def _parse_items(raw: list[Any], turn: TurnRequest) -> None:
         kind = it.get("type", "message" if "role" in it else None)
         if kind == "message":
             role = it.get("role")
-            if role not in _ROLES:
+            if not isinstance(role, str) or role not in _ROLES:
                 raise ApiError(
                     400,
                     f"{where}.role must be one of user, system, developer, assistant",
@@ -172,8 +182,8 @@ def _parse_items(raw: list[Any], turn: TurnRequest) -> None:
             if role == "assistant":
                 messages.clear()  # only messages after the last reply are new input
             else:
-                messages.append(InputMessage(str(role), text))
-            turn.input_items.append(_message_input(str(role), text))
+                messages.append(InputMessage(role, text))
+            turn.input_items.append(_message_input(role, text))
         elif kind == "function_call_output":
             call_id, output = it.get("call_id"), it.get("output")
             if not isinstance(call_id, str) or not call_id:
@@ -197,7 +207,7 @@ def _parse_items(raw: list[Any], turn: TurnRequest) -> None:
         else:
             raise ApiError(
                 400,
-                f"{where} has type {kind!r}; this server takes message and "
+                f"{where} has type {_short(kind)}; this server takes message and "
                 "function_call_output items",
                 param="input",
             )

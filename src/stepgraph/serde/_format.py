@@ -43,6 +43,7 @@ __all__ = [
     "LITERAL",
     "MARKER",
     "MAX_DEPTH",
+    "MAX_UNION",
     "PAYLOAD",
     "SET",
     "TIME",
@@ -62,6 +63,14 @@ PAYLOAD: Final = "v"
 
 MAX_DEPTH: Final = 256
 """Deepest JSON nesting `encode` writes; `json` can read ~900 levels back."""
+
+MAX_UNION: Final = 64
+"""Most members a union type may have (counted flattened) to be stored or read back.
+
+Python 3.11 checks the members of every `X | Y` it builds against each other, so
+a union costs the square of its size; this bound keeps decoding linear in the
+size of the data (a hostile 120 KB union took 17 s before).
+"""
 
 TUPLE: Final = "tuple"  # v: list of items
 SET: Final = "set"  # v: list of items

@@ -43,6 +43,7 @@ from ._format import (
     GENERIC,
     INT,
     LITERAL,
+    MAX_UNION,
     SET,
     TIME,
     TIMEDELTA,
@@ -217,13 +218,38 @@ def _generic(registry: TypeRegistry, payload: object) -> object:
 
 
 def _union(payload: object) -> object:
+    """The union of the members, as `functools.reduce(operator.or_, members)` builds it
+    (`int | None` is a `types.UnionType`, `Literal[1] | None` a `typing.Union`), in time
+    linear in the payload: at most `MAX_UNION` members (flattened), joined in a
+    balanced tree, or in one `typing.Union[...]` when `|` would make one anyway.
+    """
     members = _type_args(UNION, payload)
     if not members:
         raise malformed("'union' needs at least one member")
-    union: Any = members[0]
-    for member in members[1:]:
-        union = union | member  # int | None gives the same object as the annotation did
-    return union
+    size = sum(len(typing.get_args(m)) if _is_union(m) else 1 for m in members)
+    if size > MAX_UNION:
+        raise malformed(f"'union' has {size} members; at most {MAX_UNION} are read")
+    if len(members) == 1:
+        return members[0]
+    if any(m is Ellipsis or type(m) is list for m in members):
+        raise malformed(f"'union' members must be types, not {short_repr(members)}")
+    if not all(_or_makes_union_type(m) for m in members):
+        return cast(Any, typing.Union)[members]
+    level: list[Any] = [types.NoneType if m is None else m for m in members]  # as `|` reads it
+    while len(level) > 1:  # (a | b) | (c | d) is a | b | c | d: same members, same order
+        pairs = zip(level[::2], level[1::2], strict=False)
+        level = [a | b for a, b in pairs] + ([level[-1]] if len(level) % 2 else [])
+    return level[0]
+
+
+def _is_union(tp: object) -> bool:
+    origin = typing.get_origin(tp)
+    return origin is typing.Union or origin is types.UnionType
+
+
+def _or_makes_union_type(tp: object) -> bool:
+    """Whether `tp | x` gives a `types.UnionType` (C's `is_unionable`), not a `typing.Union`."""
+    return tp is None or isinstance(tp, type | types.GenericAlias | types.UnionType)
 
 
 _LITERAL_KINDS: Final = frozenset({str, int, bool, bytes, types.NoneType})

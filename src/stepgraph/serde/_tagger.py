@@ -36,6 +36,7 @@ from ._format import (
     LITERAL,
     MARKER,
     MAX_DEPTH,
+    MAX_UNION,
     PAYLOAD,
     SET,
     TIME,
@@ -339,6 +340,8 @@ class Tagger:
         origin = typing.get_origin(value)
         args = typing.get_args(value)
         if origin is typing.Union or origin is types.UnionType:
+            if len(args) > MAX_UNION:  # `decode` would refuse it
+                raise EncodeFailure(f"a union of {len(args)} types (at most {MAX_UNION})")
             return _tagged(UNION, self._items(value, args, depth + 1, "[{}]"))
         if origin is typing.Literal:
             return _tagged(LITERAL, self._items(value, args, depth + 1, "[{}]"))

@@ -9,6 +9,10 @@ the stored parts (in order), and for a delta the deleted state keys and its
 depth. The graph description is written only in full records (zlib-compressed,
 base64, key `graphz`; version-1 records had it plain under `graph`); a delta
 takes its base's. Any malformation raises `CheckpointDecodeError`.
+
+Decoding is linear in the record's size: the graph description unpacks to at
+most `MAX_GRAPH` bytes (a record past it is refused; `pack` refuses to write
+one), so a small record cannot unpack to gigabytes.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from datetime import datetime
 from typing import Any
 
 from .._checkpoint import Checkpoint, CheckpointInfo, apply_delta
-from .._errors import CheckpointDecodeError
+from .._errors import CheckpointDecodeError, CheckpointError
 
-__all__ = ["MAGIC", "pack", "resolve", "unpack"]
+__all__ = ["MAGIC", "MAX_GRAPH", "pack", "resolve", "unpack"]
 
 MAGIC = b"SGC1"
+MAX_GRAPH = 16 * 1024 * 1024
+"""Largest graph description (UTF-8 bytes) a record holds; graphs take KiBs."""
 _LEN = struct.Struct(">I")
 
 
@@ -48,7 +54,13 @@ def pack(cp: Checkpoint) -> bytes:
         "parts": names,
     }
     if cp.changed is None:  # the graph description (often KiBs of JSON) rides compressed
-        header["graphz"] = base64.b64encode(zlib.compress(cp.graph.encode(), 6)).decode()
+        graph = cp.graph.encode()
+        if len(graph) > MAX_GRAPH:
+            raise CheckpointError(
+                f"checkpoint {info.id!r} was not saved: its graph description takes "
+                f"{len(graph)} bytes, more than the {MAX_GRAPH} a record may hold"
+            )
+        header["graphz"] = base64.b64encode(zlib.compress(graph, 6)).decode()
     else:
         header["deleted"] = sorted(cp.deleted)
         header["depth"] = cp.depth
@@ -102,7 +114,7 @@ def _unpack(blob: bytes) -> Checkpoint:
     )
     full = "graph" in h or "graphz" in h
     if "graphz" in h:
-        h["graph"] = zlib.decompress(base64.b64decode(h["graphz"])).decode()
+        h["graph"] = _inflate(h["graphz"])
     return Checkpoint(
         info=info,
         graph_signature=str(h["sig"]),
@@ -114,6 +126,22 @@ def _unpack(blob: bytes) -> Checkpoint:
         depth=int(h.get("depth", 0)),
         version=int(h["v"]),
     )
+
+
+def _inflate(packed: object) -> str:
+    """The graph description of a `graphz` header, at most `MAX_GRAPH` bytes unpacked."""
+    if not isinstance(packed, str):
+        raise CheckpointDecodeError("checkpoint record header: graphz is not a string")
+    inflater = zlib.decompressobj()
+    graph = inflater.decompress(base64.b64decode(packed), MAX_GRAPH + 1)
+    if len(graph) > MAX_GRAPH:
+        raise CheckpointDecodeError(
+            f"checkpoint record header: the graph description unpacks to more than "
+            f"{MAX_GRAPH} bytes (a record never holds one that large)"
+        )
+    if not inflater.eof:
+        raise CheckpointDecodeError("checkpoint record header: graphz is truncated")
+    return graph.decode()
 
 
 def resolve(chain: Sequence[Checkpoint]) -> Checkpoint:

@@ -14,7 +14,10 @@ completed save is never lost and a half-written one never read (a damaged last
 frame looks the same, and is dropped too). A bad frame followed by a valid one
 is corruption: `CheckpointDecodeError` naming the file.
 `delete`/`delete_session` (rare) rewrite the log atomically (temp file, fsync,
-rename, directory fsync) or unlink it.
+rename, directory fsync) or unlink it. A process killed mid-rewrite leaves its
+temp file (`.<log name>.<16 hex>.tmp`); the first call of a store object sweeps
+those whose log nobody holds locked (a live rewrite holds its log's flock from
+before it creates the temp file until after the rename).
 
 A log is scanned once into memory (id -> offset, in save order) and indexed
 with its descriptor held open, so its inode cannot be reused meanwhile. Each
@@ -37,6 +40,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import secrets
 import struct
 import zlib
@@ -59,6 +63,7 @@ _MAX_NAME = 200
 _MAX_OPEN = 128  # open logs (descriptors) kept; the least recently used is closed
 _MAX_CHAIN = 10_000  # a longer parent walk means a cycle in the stored data
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+_TMP = re.compile(r"\.(.+\.log)\.[0-9a-f]{16}\.tmp")  # a rewrite's temp file: its log's name
 
 
 def log_name(session_id: str) -> str:
@@ -101,6 +106,7 @@ class FileCheckpointStore:
         self._logs: OrderedDict[str, _Log] = OrderedDict()  # by file name, least recent first
         self._where: dict[str, str] = {}  # checkpoint id -> log name it was last seen in
         self._closed = False
+        self._swept = False  # orphan temp files removed (once, at first use)
 
     @property
     def directory(self) -> str:
@@ -171,6 +177,9 @@ class FileCheckpointStore:
         if self._closed:
             raise CheckpointError(f"this FileCheckpointStore ({self._dir}) is closed")
         try:
+            if not self._swept:
+                _sweep(self._dir)
+                self._swept = True
             return fn(*args)
         except OSError as exc:
             raise CheckpointError(f"could not {doing} in {self._dir}: {exc}") from exc
@@ -348,6 +357,37 @@ class FileCheckpointStore:
                     del self._where[cid]
         finally:
             self._forget(name)  # unlocks; the next use reopens whatever the path names
+
+
+def _sweep(directory: str) -> None:
+    """Remove the temp files of rewrites that a killed process left in `directory`.
+
+    A temp file is an orphan when its log is absent or can be flock'ed at once: a live
+    rewrite holds that lock from before it creates the file until after the rename.
+    """
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for tmp in names:
+        match = _TMP.fullmatch(tmp)
+        if match is None:
+            continue
+        try:
+            fd = os.open(os.path.join(directory, match[1]), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = None
+        try:
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a rewrite in progress in another process
+            with contextlib.suppress(FileNotFoundError):  # renamed or swept meanwhile
+                os.unlink(os.path.join(directory, tmp))
+        finally:
+            if fd is not None:
+                os.close(fd)
 
 
 def _unpack(log: _Log, offset: int, record: memoryview) -> Checkpoint:

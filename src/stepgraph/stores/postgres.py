@@ -24,8 +24,11 @@ owner (`host:pid:...`) is a process of this host that no longer exists is taken
 over at once, as in the SQLite store; a holder on another host blocks for its ttl.
 
 Connections come from a `psycopg_pool.AsyncConnectionPool` (autocommit), made
-on first use. A connection that dropped while idle (a server restart, a proxy
-timeout during a long model call) is replaced: the failed call sweeps the pool
+on first use, and are held only for a call's statements: a waiting `acquire`
+waits on one extra connection per store that LISTENs for releases
+(`_pg_wakeups`), so waiters never starve the holders of the pool. A
+connection that dropped while idle (a server restart, a proxy timeout during
+a long model call) is replaced: the failed call sweeps the pool
 with `check()` and is retried once; every call is idempotent, so that is safe.
 Every `psycopg.Error` becomes a `CheckpointError`. Medians on the dev machine:
 the store adds ~150 us to a save's commit (whose WAL fsync costs 0.4-2.5 ms
@@ -36,12 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import aclosing
 from datetime import datetime
 from typing import Any, Final, LiteralString, TypeVar, cast
 
@@ -58,8 +58,17 @@ from .._errors import (
     CheckpointNotFoundError,
     ConcurrentRunError,
 )
-from .._lease import Lease, LeaseLostError, LeaseStore, check_ttl, held_message, pause
+from .._lease import (
+    Lease,
+    LeaseLostError,
+    LeaseStore,
+    check_ttl,
+    held_message,
+    owner_is_gone,
+    pause,
+)
 from . import _record
+from ._pg_wakeups import Wakeups
 
 __all__ = ["SCHEMA_VERSION", "PostgresCheckpointStore"]
 
@@ -180,6 +189,7 @@ class PostgresCheckpointStore(LeaseStore):
         self._pool: AsyncConnectionPool[_Conn] | None = None
         self._closed = False
         self._opening = asyncio.Lock()  # binds to a loop only when contended
+        self._wakeups = Wakeups(self._listener, CHANNEL)
         self._where = f"PostgreSQL {_describe(dsn)} (schema {schema!r})"
 
     @property
@@ -275,47 +285,52 @@ class PostgresCheckpointStore(LeaseStore):
 
         Raises `ConcurrentRunError` while another owner holds it; with `wait`, only
         after trying that long, woken by the holder's release (LISTEN/NOTIFY) or expiry.
-        A holder that was a process of this host and is gone (a crash) is taken over.
+        A waiting call holds no pooled connection between its attempts (it listens on
+        the store's one notice connection, `_pg_wakeups`), so any number of waiters
+        leave the pool to the holders. A holder that was a process of this host and
+        is gone (a crash) is taken over.
         """
         ttl = check_ttl(ttl)
         deadline = None if wait is None else self._clock() + max(wait, 0.0)
+        doing = f"acquire the lease of session {session_id!r}"
         key = self._wake_key(session_id)
+        with self._wakeups.watching(key):
+            while True:
+                if deadline is not None:  # before the attempt: no release goes unheard
+                    self._check_open()
+                    await self._guarded(doing, self._wakeups.listen())  # reopens if dropped
+                since = self._wakeups.mark(key)
+                got, held = await self._run(
+                    doing, lambda conn: self._attempt(conn, session_id, owner, ttl)
+                )
+                if got is not None:
+                    return got
+                owner_, token, remaining = held
+                left = 0.0 if deadline is None else deadline - self._clock()
+                if left <= 0:
+                    raise ConcurrentRunError(held_message(session_id, owner_, token, remaining))
+                await self._guarded(doing, self._wakeups.wait(key, since, pause(left, remaining)))
 
-        async def attempt(conn: _Conn) -> Lease:
-            if deadline is not None:
-                await conn.execute(f"LISTEN {CHANNEL}")
-            try:
-                while True:
-                    cur = await conn.execute(
-                        self._sql["acquire"], {"sid": session_id, "owner": owner, "ttl": ttl}
-                    )
-                    if (got := await cur.fetchone()) is not None:
-                        return Lease(session_id, owner, int(got[0]), float(got[1]))
-                    held = await (await conn.execute(self._sql["holder"], (session_id,))).fetchone()
-                    if held is None or held[0] is None:
-                        continue  # released between the two statements: try again
-                    if _dead_here(str(held[0])):
-                        # The holder was a process of this host that no longer exists (a
-                        # crash): take its lease over now instead of waiting out its ttl.
-                        dead = {"sid": session_id, "owner": owner, "ttl": ttl, "dead": held[0]}
-                        cur = await conn.execute(self._sql["takeover"], dead)
-                        if (got := await cur.fetchone()) is not None:
-                            return Lease(session_id, owner, int(got[0]), float(got[1]))
-                        continue  # someone else took it meanwhile: look again
-                    left = 0.0 if deadline is None else deadline - self._clock()
-                    if left <= 0:
-                        message = held_message(session_id, held[0], held[1], held[2])
-                        raise ConcurrentRunError(message)
-                    notes = conn.notifies(timeout=pause(left, float(held[2])))
-                    async with aclosing(notes):  # frees the connection's lock at once
-                        async for note in notes:
-                            if note.payload == key:
-                                break
-            finally:
-                if deadline is not None and not conn.closed:
-                    await conn.execute(f"UNLISTEN {CHANNEL}")
-
-        return await self._run(f"acquire the lease of session {session_id!r}", attempt)
+    async def _attempt(
+        self, conn: _Conn, session_id: str, owner: str, ttl: float
+    ) -> tuple[Lease | None, tuple[str, int, float]]:
+        """One try: the lease, or None and the holder (owner, token, seconds left)."""
+        params = {"sid": session_id, "owner": owner, "ttl": ttl}
+        while True:
+            cur = await conn.execute(self._sql["acquire"], params)
+            if (got := await cur.fetchone()) is not None:
+                return Lease(session_id, owner, int(got[0]), float(got[1])), ("", 0, 0.0)
+            held = await (await conn.execute(self._sql["holder"], (session_id,))).fetchone()
+            if held is None or held[0] is None:
+                continue  # released between the two statements: try again
+            if not owner_is_gone(str(held[0])):
+                return None, (str(held[0]), int(held[1]), float(held[2]))
+            # The holder was a process of this host that no longer exists (a crash):
+            # take its lease over now instead of waiting out its ttl.
+            cur = await conn.execute(self._sql["takeover"], {**params, "dead": held[0]})
+            if (got := await cur.fetchone()) is not None:
+                return Lease(session_id, owner, int(got[0]), float(got[1])), ("", 0, 0.0)
+            # someone else took it meanwhile: look again
 
     async def renew(self, lease: Lease, ttl: float) -> Lease:
         """Extend `lease` to `ttl` seconds from now; `LeaseLostError` if taken over or released."""
@@ -339,8 +354,11 @@ class PostgresCheckpointStore(LeaseStore):
         """Close the pool; the store refuses use afterwards. Closing twice is fine."""
         self._closed = True
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        try:
+            await self._wakeups.close()
+        finally:
+            if pool is not None:
+                await pool.close()
 
     async def __aenter__(self) -> PostgresCheckpointStore:
         self._check_open()
@@ -370,6 +388,21 @@ class PostgresCheckpointStore(LeaseStore):
             return await cur.fetchall() if cur.description is not None else []
 
         return await self._run(doing, fetch)
+
+    async def _guarded(self, doing: str, work: Awaitable[_T]) -> _T:
+        """`await work`, its `psycopg.Error` as a `CheckpointError`."""
+        try:
+            return await work
+        except psycopg.Error as exc:
+            raise CheckpointError(f"could not {doing} in {self._where}: {exc}") from exc
+
+    async def _listener(self) -> psycopg.AsyncConnection[Any]:
+        """A new autocommit connection outside the pool, for `_pg_wakeups`."""
+        given: dict[str, Any] = dict(self._pool_kwargs.get("kwargs", {}))
+        given["autocommit"] = True
+        connect: Any = psycopg.AsyncConnection.connect
+        conn: psycopg.AsyncConnection[Any] = await connect(self._dsn, **given)
+        return conn
 
     async def _run(self, doing: str, fn: Callable[[_Conn], Awaitable[_T]]) -> _T:
         """Call `fn` with a pooled connection; retry once on a fresh one if it had dropped."""
@@ -457,21 +490,6 @@ class PostgresCheckpointStore(LeaseStore):
 
 def _fence(lease: Lease) -> dict[str, Any]:
     return {"sid": lease.session_id, "token": lease.token, "owner": lease.owner}
-
-
-def _dead_here(owner: str) -> bool:
-    """True when `owner` ("host:pid:...") names a process of this host that is gone."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):
-        return False
-    return False
 
 
 def _describe(dsn: str) -> str:
