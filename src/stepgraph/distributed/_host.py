@@ -15,6 +15,7 @@ as it is queued, so the session replays events live.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from typing import Any
@@ -138,19 +139,42 @@ def _check_event(event: Event) -> None:
         raise TypeError(f"ctx.emit takes an sg.Event subclass instance, got {type(event).__name__}")
 
 
+CallInfo = tuple[int, str, str, str]
+"""(superstep, session id, executor id, idempotency key) of a handler call."""
+
+
 class RemoteContext(Context[Any, Any]):
-    """The context of an async handler running in a Ray actor (see `stepgraph.Context`)."""
+    """The context of an async handler running in a Ray actor (see `stepgraph.Context`).
 
-    __slots__ = ("_call", "_step", "_view")
+    `ctx.step` runs its function in the actor without recording it: on the Ray
+    backend a step runs again on a retry or a resume (at least once); pass
+    `ctx.idempotency_key`, the activation's key from the session, to APIs that
+    deduplicate.
+    """
 
-    def __init__(self, call: _Call, state: dict[str, Any], info: tuple[int, str, str]) -> None:
+    __slots__ = ("_call", "_key", "_step", "_view")
+
+    def __init__(self, call: _Call, state: dict[str, Any], info: CallInfo) -> None:
         # The base initialiser needs the session's plan; only its public slots are set.
         self._call = call
         self._view = _RecordingState(state, call)
-        self._step, self.session_id, self.executor_id = info
+        self._step, self.session_id, self.executor_id, self._key = info
 
     def _live(self) -> Activation:
         raise WorkflowError(f"{self.executor_id}: unsupported context operation in a Ray actor")
+
+    async def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(*args, **kwargs)` here; not recorded on the Ray backend (see the class)."""
+        self._call.check()
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    @property
+    def idempotency_key(self) -> str:
+        """The activation's key, as `Context.idempotency_key` gives it in the session."""
+        return self._key
 
     async def send(self, message: Any, to: str | None = None) -> None:
         """Send `message`; see `Context.send`."""
@@ -192,10 +216,10 @@ class RemoteSyncContext(SyncContext[Any, Any]):
 
     __slots__ = ("_call", "_step", "_view")
 
-    def __init__(self, call: _Call, state: dict[str, Any], info: tuple[int, str, str]) -> None:
+    def __init__(self, call: _Call, state: dict[str, Any], info: CallInfo) -> None:
         self._call = call
         self._view = _RecordingState(state, call)
-        self._step, self.session_id, self.executor_id = info
+        self._step, self.session_id, self.executor_id, _ = info
 
     def _live(self) -> Activation:
         raise WorkflowError(f"{self.executor_id}: unsupported context operation in a Ray actor")
@@ -282,7 +306,7 @@ class ExecutorHost:
         call_id: int,
         message: Any,
         state: dict[str, Any],
-        info: tuple[int, str, str],
+        info: CallInfo,
         confirm: bool,
     ) -> AsyncIterator[list[Effect]]:
         """Run the handler for `message`, yielding its effects in batches as they occur.
@@ -316,9 +340,7 @@ class ExecutorHost:
             if closing:
                 raise GeneratorExit
 
-    async def _run(
-        self, call: _Call, message: Any, state: dict[str, Any], info: tuple[int, str, str]
-    ) -> None:
+    async def _run(self, call: _Call, message: Any, state: dict[str, Any], info: CallInfo) -> None:
         ex = self._executor
         end: Effect
         try:

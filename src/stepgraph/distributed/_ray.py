@@ -313,7 +313,7 @@ class RayExecutor(Executor):
         view = ctx.state
         state = {k: view.get(k) for k in view}
         call = next(self._calls)
-        info = (ctx.superstep, ctx.session_id, ctx.executor_id)
+        info = (ctx.superstep, ctx.session_id, ctx.executor_id, ctx.idempotency_key)
         confirm = self._backend.confirm_sends
         injected: dict[int, BaseException] = {}
         end: Finished | BaseException | None = None
