@@ -8,12 +8,12 @@ Module map:
 * `_scripted`: `ScriptedChatClient`, deterministic replies for tests and demos
 * `_openai`: `OpenAIChatClient` on the official `openai` package (extra `openai`)
 * `_tools`: `Tool` and `@tool`, described from type hints and docstrings
-* `_agent`: `Agent` and its bounded tool loop; `AgentResponse`
+* `_agent`: `Agent` and its bounded tool loop (journaled through `Step`); `AgentResponse`
 * `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
 * `_workflow_agent`: `as_agent(workflow)` (also `Workflow.as_agent()`), `WorkflowAgent`
 """
 
-from ._agent import Agent, AgentLike, AgentResponse, UpdateSink
+from ._agent import Agent, AgentLike, AgentResponse, Step, UpdateSink
 from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, ToolSpec, collect
 from ._executor import AgentExecutor, AgentUpdate
 from ._messages import (
@@ -52,6 +52,7 @@ __all__ = [
     "Role",
     "ScriptedChatClient",
     "ScriptedRequest",
+    "Step",
     "TextContent",
     "Tool",
     "ToolError",
