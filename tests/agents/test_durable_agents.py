@@ -23,6 +23,7 @@ from stepgraph.agents import (
     ScriptedChatClient,
     ScriptedRequest,
     tool,
+    tool_idempotency_key,
 )
 from stepgraph.stores import MemoryCheckpointStore, SqliteCheckpointStore
 
@@ -294,3 +295,42 @@ def test_two_agents_in_one_handler_call_have_their_own_step_names() -> None:
         assert (len(first.requests), len(second.requests)) == (1, 1)
 
     asyncio.run(main())
+
+
+def test_a_tool_call_has_an_idempotency_key_stable_when_it_runs_again() -> None:
+    """A call that ran but was not recorded runs again with the same key; others differ."""
+    keys: list[tuple[str, str | None]] = []
+
+    def charge(amount: int) -> Any:
+        """Charge a card (the payment API deduplicates on the key)."""
+        keys.append((f"charge {amount}", tool_idempotency_key()))
+        first = len(keys) == 1
+        return Forecast("not", "recordable") if first else f"charged {amount}"
+
+    def calls(*amounts: int) -> list[FunctionCall]:
+        return [FunctionCall("", "charge", {"amount": a}) for a in amounts]
+
+    def workflow() -> sg.Workflow[str]:
+        client = ScriptedChatClient([calls(5, 7), "Done."])
+        start = AgentExecutor(Agent("till", client, tools=[tool(charge)]))
+        retry = sg.RetryPolicy(max_attempts=2, initial_delay=0)
+        return sg.WorkflowBuilder[str](start=start).set_policy("till", retry=retry).build()
+
+    async def main() -> None:
+        # The first result cannot be recorded (as if the process died before its record was
+        # written): the retry calls the tool again, with the same key.
+        assert (await workflow().session("a").run("pay")).outputs[0].text == "Done."
+        (_, first), (_, again), (_, other) = keys
+        assert first is not None
+        assert len(first) == 32
+        assert first == again
+        assert other not in (None, first)  # another call of the same turn
+        keys.clear()
+        await workflow().session("b").run("pay")  # another session: other keys
+        assert first not in {k for _, k in keys}
+
+    asyncio.run(main())
+    keys.clear()
+    plain = Agent("x", ScriptedChatClient([calls(1), "ok"]), tools=[tool(charge)])
+    assert asyncio.run(plain.run("go")).text == "ok"
+    assert keys == [("charge 1", None)]  # outside a workflow there is no stable key

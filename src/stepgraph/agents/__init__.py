@@ -7,7 +7,8 @@ Module map:
 * `_client`: the `ChatClient` protocol, `ToolSpec`, `ChatOptions`, responses and updates
 * `_scripted`: `ScriptedChatClient`, deterministic replies for tests and demos
 * `_openai`: `OpenAIChatClient` on the official `openai` package (extra `openai`)
-* `_tools`: `Tool` and `@tool`, described from type hints and docstrings
+* `_tools`: `Tool` and `@tool`, described from type hints and docstrings;
+  `tool_idempotency_key()`
 * `_agent`: `Agent` and its bounded tool loop (journaled through `Step`); `AgentResponse`
 * `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
 * `_workflow_agent`: `as_agent(workflow)` (also `Workflow.as_agent()`), `WorkflowAgent`
@@ -28,7 +29,7 @@ from ._messages import (
     Usage,
 )
 from ._scripted import Reply, ScriptedChatClient, ScriptedRequest
-from ._tools import Tool, ToolError, json_schema, tool
+from ._tools import Tool, ToolError, json_schema, tool, tool_idempotency_key
 from ._workflow_agent import REQUEST_TOOL, WorkflowAgent, as_agent
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "collect",
     "json_schema",
     "tool",
+    "tool_idempotency_key",
 ]
 
 

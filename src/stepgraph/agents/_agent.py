@@ -13,11 +13,14 @@ is a durable step named after the agent, the loop iteration and the call id
 `resume()`, a restart) the finished calls return their recorded results, so a
 resumed turn neither asks the model again nor runs a tool twice. A tool's
 recorded result is its `FunctionResult`, errors included, so the replayed
-conversation is the one the model saw.
+conversation is the one the model saw. Given an `idempotency_key` (the
+handler's `ctx.idempotency_key`), each tool call gets its own key, derived from
+it and the call's step name, which the tool reads with `tool_idempotency_key()`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -101,6 +104,7 @@ class AgentLike(Protocol):
         on_update: UpdateSink | None = None,
         conversation_id: str | None = None,
         step: Step | None = None,
+        idempotency_key: str | None = None,
     ) -> AgentResponse:
         """Answer the conversation; see `Agent.run`."""
         ...
@@ -143,6 +147,7 @@ class Agent:
         on_update: UpdateSink | None = None,
         conversation_id: str | None = None,
         step: Step | None = None,
+        idempotency_key: str | None = None,
     ) -> AgentResponse:
         """Answer `conversation`, running the tool loop.
 
@@ -154,6 +159,8 @@ class Agent:
             conversation_id: unused by a plain agent (it keeps no state).
             step: a handler's `ctx.step`: each model and tool call becomes a durable
                 step of that handler call, never repeated once it finished.
+            idempotency_key: a handler's `ctx.idempotency_key`: each tool call derives
+                its own key from it, which the tool reads with `tool_idempotency_key()`.
 
         Raises:
             SerializationError: with `step`, a tool's result cannot be recorded.
@@ -167,7 +174,8 @@ class Agent:
         usage = Usage()
         pending = _unresolved(history)
         if pending:
-            waiting = await self._resolve(pending, approvals or {}, new, step, "approved")
+            tools = _Calls(step, idempotency_key, "approved")
+            waiting = await self._resolve(pending, approvals or {}, new, tools)
             if waiting:
                 return AgentResponse(self.name, tuple(new), tuple(waiting), usage)
         for i in range(self.max_tool_iterations):
@@ -177,7 +185,7 @@ class Agent:
             calls = reply.message.function_calls
             if not calls:
                 return AgentResponse(self.name, tuple(new), (), usage)
-            waiting = await self._resolve(calls, {}, new, step, str(i))
+            waiting = await self._resolve(calls, {}, new, _Calls(step, idempotency_key, str(i)))
             if waiting or any(self._ends_turn(c) for c in calls):
                 return AgentResponse(self.name, tuple(new), tuple(waiting), usage)
         reply = await self._ask([*history, *new], on_update, step, "final", with_tools=False)
@@ -235,8 +243,7 @@ class Agent:
         calls: Sequence[FunctionCall],
         approvals: Mapping[str, ApprovalResponse],
         new: list[ChatMessage],
-        step: Step | None,
-        tag: str,
+        journal: _Calls,
     ) -> list[ApprovalRequest]:
         """Run the calls that may run; return those that wait for a person."""
         results: list[Content] = []
@@ -252,20 +259,20 @@ class Agent:
                 results.append(
                     FunctionResult(call.call_id, error=f"rejected by a person {reason}".strip())
                 )
-            elif step is None:
-                results.append(await _call(tool, call))
             else:
-                results.append(await self._step_call(step, tool, call, tag))
+                results.append(await self._call(tool, call, journal))
         if results:
             new.append(ChatMessage("tool", tuple(results), self.name))
         return waiting
 
-    async def _step_call(
-        self, step: Step, tool: Tool, call: FunctionCall, tag: str
-    ) -> FunctionResult:
-        """One tool call as the durable step `<agent>/tool-<tag>-<call id>`."""
+    async def _call(self, tool: Tool, call: FunctionCall, journal: _Calls) -> FunctionResult:
+        """One tool call; with a step, the durable step `<agent>/tool-<tag>-<call id>`."""
+        name = f"{self.name}/tool-{journal.tag}-{call.call_id}"
+        key = journal.key_of(name)
+        if journal.step is None:
+            return await _call(tool, call, key)
         try:
-            return await step(f"{self.name}/tool-{tag}-{call.call_id}", _call, tool, call)
+            return await journal.step(name, _call, tool, call, key)
         except SerializationError as exc:  # only recording raises it: `_call` catches the tool's
             raise SerializationError(
                 f"tool {tool.name!r} of agent {self.name!r} returned a value that cannot be "
@@ -293,9 +300,24 @@ class Agent:
         return f"<Agent {self.name!r} tools={list(self.tools)}>"
 
 
-async def _call(tool: Tool, call: FunctionCall) -> FunctionResult:
+@dataclass(frozen=True, slots=True)
+class _Calls:
+    """How one round of tool calls is journaled: the step, the handler's key, a tag."""
+
+    step: Step | None
+    key: str | None
+    tag: str  # the loop iteration, or "approved"
+
+    def key_of(self, name: str) -> str | None:
+        """The idempotency key of the call named `name`: stable wherever the handler's is."""
+        if self.key is None:
+            return None
+        return hashlib.sha256(f"{self.key}\0{name}".encode()).hexdigest()[:32]
+
+
+async def _call(tool: Tool, call: FunctionCall, key: str | None = None) -> FunctionResult:
     try:
-        return FunctionResult(call.call_id, await tool.invoke(call.arguments))
+        return FunctionResult(call.call_id, await tool.invoke(call.arguments, key))
     except Exception as exc:  # the model sees the error and may recover
         return FunctionResult(call.call_id, error=f"{type(exc).__name__}: {exc}")
 

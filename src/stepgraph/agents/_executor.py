@@ -13,7 +13,8 @@ The agent runs with the handler's `ctx.step`, so each model call and tool call
 is a durable step: when the superstep runs again (a retry, a `resume()` after a
 failure, a restart over the same store) finished calls return their recorded
 results. A replayed model call emits no `AgentUpdate` events (its text was
-streamed when it ran); the final `AgentResponse` is the same.
+streamed when it ran); the final `AgentResponse` is the same. Tools read a key
+stable across those re-runs with `tool_idempotency_key()`.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class AgentExecutor(Executor):
             on_update=forward if self.stream else None,
             conversation_id=self.conversation_id,
             step=ctx.step,
+            idempotency_key=ctx.idempotency_key,
         )
         self.conversation.extend(response.messages)
         if response.approvals:

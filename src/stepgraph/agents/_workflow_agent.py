@@ -94,11 +94,13 @@ class WorkflowAgent:
         on_update: UpdateSink | None = None,
         conversation_id: str | None = None,
         step: Step | None = None,
+        idempotency_key: str | None = None,
     ) -> AgentResponse:
         """Feed the conversation's new messages (or function results) to the workflow.
 
-        `step` is ignored: the wrapped workflow's session checkpoints its own
-        progress (in `store`), and its executors journal their own calls.
+        `step` and `idempotency_key` are ignored: the wrapped workflow's session
+        checkpoints its own progress (in `store`), and its executors journal
+        their own calls.
         """
         messages = (
             [ChatMessage.user(conversation)]

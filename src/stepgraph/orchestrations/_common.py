@@ -120,7 +120,9 @@ class AgentStep(Executor):
                     AgentUpdate(self.id, self.agent.name, update.text, update.function_calls)
                 )
 
-        return await self.agent.run(view, on_update=forward, step=ctx.step)
+        return await self.agent.run(
+            view, on_update=forward, step=ctx.step, idempotency_key=ctx.idempotency_key
+        )
 
 
 def as_step(participant: Participant, context: Literal["full", "last"] = "full") -> Executor:
