@@ -7,13 +7,14 @@ Module map:
 * `_client`: the `ChatClient` protocol, `ToolSpec`, `ChatOptions`, responses and updates
 * `_scripted`: `ScriptedChatClient`, deterministic replies for tests and demos
 * `_openai`: `OpenAIChatClient` on the official `openai` package (extra `openai`)
-* `_tools`: `Tool` and `@tool`, described from type hints and docstrings
-* `_agent`: `Agent` and its bounded tool loop; `AgentResponse`
+* `_tools`: `Tool` and `@tool`, described from type hints and docstrings;
+  `tool_idempotency_key()`
+* `_agent`: `Agent` and its bounded tool loop (journaled through `Step`); `AgentResponse`
 * `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
 * `_workflow_agent`: `as_agent(workflow)` (also `Workflow.as_agent()`), `WorkflowAgent`
 """
 
-from ._agent import Agent, AgentLike, AgentResponse, UpdateSink
+from ._agent import Agent, AgentLike, AgentResponse, Step, UpdateSink
 from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, ToolSpec, collect
 from ._executor import AgentExecutor, AgentUpdate
 from ._messages import (
@@ -28,7 +29,7 @@ from ._messages import (
     Usage,
 )
 from ._scripted import Reply, ScriptedChatClient, ScriptedRequest
-from ._tools import Tool, ToolError, json_schema, tool
+from ._tools import Tool, ToolError, json_schema, tool, tool_idempotency_key
 from ._workflow_agent import REQUEST_TOOL, WorkflowAgent, as_agent
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "Role",
     "ScriptedChatClient",
     "ScriptedRequest",
+    "Step",
     "TextContent",
     "Tool",
     "ToolError",
@@ -63,6 +65,7 @@ __all__ = [
     "collect",
     "json_schema",
     "tool",
+    "tool_idempotency_key",
 ]
 
 

@@ -5,14 +5,27 @@ come back in an `AgentResponse`, so the caller (an `AgentExecutor`, one per
 session) owns the conversation and checkpoints it. A tool marked
 `approval_required` stops the loop with an `ApprovalRequest`; calling `run`
 again with the answers continues it, running each approved tool once.
+
+Given a `step` (a handler's `ctx.step`), every model call and every tool call
+is a durable step named after the agent, the loop iteration and the call id
+(`<agent>/model-<i>`, `<agent>/model-final`, `<agent>/tool-<i>-<call id>`,
+`<agent>/tool-approved-<call id>`): when the handler runs again (a retry, a
+`resume()`, a restart) the finished calls return their recorded results, so a
+resumed turn neither asks the model again nor runs a tool twice. A tool's
+recorded result is its `FunctionResult`, errors included, so the replayed
+conversation is the one the model saw. Given an `idempotency_key` (the
+handler's `ctx.idempotency_key`), each tool call gets its own key, derived from
+it and the call's step name, which the tool reads with `tool_idempotency_key()`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from .._errors import SerializationError
 from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, collect
 from ._messages import (
     ApprovalRequest,
@@ -25,10 +38,31 @@ from ._messages import (
 )
 from ._tools import Tool
 
-__all__ = ["Agent", "AgentLike", "AgentResponse", "UpdateSink"]
+__all__ = ["Agent", "AgentLike", "AgentResponse", "Step", "UpdateSink"]
+
+R = TypeVar("R")
 
 UpdateSink = Callable[[ChatUpdate], Awaitable[None]]
 """Receives streamed updates while an agent runs."""
+
+
+class Step(Protocol):
+    """Runs `fn(*args, **kwargs)` once and records its result: `Context.step`'s signature.
+
+    Pass a handler's `ctx.step` to `Agent.run(step=...)` to make the agent's
+    model and tool calls durable steps of that handler call.
+    """
+
+    def __call__(
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[R]] | Callable[..., R],
+        /,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Awaitable[R]:
+        """The recorded result of step `name`, or `fn`'s, recorded first."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +103,8 @@ class AgentLike(Protocol):
         approvals: Mapping[str, ApprovalResponse] | None = None,
         on_update: UpdateSink | None = None,
         conversation_id: str | None = None,
+        step: Step | None = None,
+        idempotency_key: str | None = None,
     ) -> AgentResponse:
         """Answer the conversation; see `Agent.run`."""
         ...
@@ -110,6 +146,8 @@ class Agent:
         approvals: Mapping[str, ApprovalResponse] | None = None,
         on_update: UpdateSink | None = None,
         conversation_id: str | None = None,
+        step: Step | None = None,
+        idempotency_key: str | None = None,
     ) -> AgentResponse:
         """Answer `conversation`, running the tool loop.
 
@@ -117,7 +155,15 @@ class Agent:
             conversation: the messages so far (a str is one user message).
             approvals: answers to earlier `ApprovalRequest`s, by call id.
             on_update: receives streamed updates (the model is streamed when given).
+                A model call replayed from its record streams nothing.
             conversation_id: unused by a plain agent (it keeps no state).
+            step: a handler's `ctx.step`: each model and tool call becomes a durable
+                step of that handler call, never repeated once it finished.
+            idempotency_key: a handler's `ctx.idempotency_key`: each tool call derives
+                its own key from it, which the tool reads with `tool_idempotency_key()`.
+
+        Raises:
+            SerializationError: with `step`, a tool's result cannot be recorded.
         """
         history = (
             [ChatMessage.user(conversation)]
@@ -128,25 +174,51 @@ class Agent:
         usage = Usage()
         pending = _unresolved(history)
         if pending:
-            waiting = await self._resolve(pending, approvals or {}, new)
+            tools = _Calls(step, idempotency_key, "approved")
+            waiting = await self._resolve(pending, approvals or {}, new, tools)
             if waiting:
                 return AgentResponse(self.name, tuple(new), tuple(waiting), usage)
-        for _ in range(self.max_tool_iterations):
-            reply = await self._ask([*history, *new], on_update, with_tools=True)
+        for i in range(self.max_tool_iterations):
+            reply = await self._ask([*history, *new], on_update, step, str(i), with_tools=True)
             usage = _add(usage, reply.usage)
             new.append(reply.message)
             calls = reply.message.function_calls
             if not calls:
                 return AgentResponse(self.name, tuple(new), (), usage)
-            waiting = await self._resolve(calls, {}, new)
+            waiting = await self._resolve(calls, {}, new, _Calls(step, idempotency_key, str(i)))
             if waiting or any(self._ends_turn(c) for c in calls):
                 return AgentResponse(self.name, tuple(new), tuple(waiting), usage)
-        reply = await self._ask([*history, *new], on_update, with_tools=False)
+        reply = await self._ask([*history, *new], on_update, step, "final", with_tools=False)
         new.append(reply.message)
         return AgentResponse(self.name, tuple(new), (), _add(usage, reply.usage))
 
     async def _ask(
-        self, messages: list[ChatMessage], on_update: UpdateSink | None, *, with_tools: bool
+        self,
+        messages: list[ChatMessage],
+        on_update: UpdateSink | None,
+        step: Step | None,
+        tag: str,
+        *,
+        with_tools: bool,
+    ) -> ChatResponse:
+        """One model call; with `step`, the durable step `<agent>/model-<tag>`."""
+        if step is None:
+            return await self._model(messages, on_update, with_tools)
+        # The step records a (message, usage, finish reason) tuple: those are types every
+        # workflow running agents knows (ChatResponse is not named by any handler).
+        message, usage, finish = await step(
+            f"{self.name}/model-{tag}", self._model_reply, messages, on_update, with_tools
+        )
+        return ChatResponse(message, usage, finish)
+
+    async def _model_reply(
+        self, messages: list[ChatMessage], on_update: UpdateSink | None, with_tools: bool
+    ) -> tuple[ChatMessage, Usage | None, str | None]:
+        reply = await self._model(messages, on_update, with_tools)
+        return reply.message, reply.usage, reply.finish_reason
+
+    async def _model(
+        self, messages: list[ChatMessage], on_update: UpdateSink | None, with_tools: bool
     ) -> ChatResponse:
         prompt = (
             [ChatMessage.system(self.instructions), *messages] if self.instructions else messages
@@ -171,6 +243,7 @@ class Agent:
         calls: Sequence[FunctionCall],
         approvals: Mapping[str, ApprovalResponse],
         new: list[ChatMessage],
+        journal: _Calls,
     ) -> list[ApprovalRequest]:
         """Run the calls that may run; return those that wait for a person."""
         results: list[Content] = []
@@ -187,10 +260,26 @@ class Agent:
                     FunctionResult(call.call_id, error=f"rejected by a person {reason}".strip())
                 )
             else:
-                results.append(await _call(tool, call))
+                results.append(await self._call(tool, call, journal))
         if results:
             new.append(ChatMessage("tool", tuple(results), self.name))
         return waiting
+
+    async def _call(self, tool: Tool, call: FunctionCall, journal: _Calls) -> FunctionResult:
+        """One tool call; with a step, the durable step `<agent>/tool-<tag>-<call id>`."""
+        name = f"{self.name}/tool-{journal.tag}-{call.call_id}"
+        key = journal.key_of(name)
+        if journal.step is None:
+            return await _call(tool, call, key)
+        try:
+            return await journal.step(name, _call, tool, call, key)
+        except SerializationError as exc:  # only recording raises it: `_call` catches the tool's
+            raise SerializationError(
+                f"tool {tool.name!r} of agent {self.name!r} returned a value that cannot be "
+                f"recorded, so its call could run twice: {exc}. Return JSON-like values "
+                "(str, numbers, lists, dicts) or register the result's class with "
+                "WorkflowBuilder.register_types"
+            ) from exc
 
     def _ends_turn(self, call: FunctionCall) -> bool:
         tool = self.tools.get(call.name)
@@ -211,9 +300,24 @@ class Agent:
         return f"<Agent {self.name!r} tools={list(self.tools)}>"
 
 
-async def _call(tool: Tool, call: FunctionCall) -> FunctionResult:
+@dataclass(frozen=True, slots=True)
+class _Calls:
+    """How one round of tool calls is journaled: the step, the handler's key, a tag."""
+
+    step: Step | None
+    key: str | None
+    tag: str  # the loop iteration, or "approved"
+
+    def key_of(self, name: str) -> str | None:
+        """The idempotency key of the call named `name`: stable wherever the handler's is."""
+        if self.key is None:
+            return None
+        return hashlib.sha256(f"{self.key}\0{name}".encode()).hexdigest()[:32]
+
+
+async def _call(tool: Tool, call: FunctionCall, key: str | None = None) -> FunctionResult:
     try:
-        return FunctionResult(call.call_id, await tool.invoke(call.arguments))
+        return FunctionResult(call.call_id, await tool.invoke(call.arguments, key))
     except Exception as exc:  # the model sees the error and may recover
         return FunctionResult(call.call_id, error=f"{type(exc).__name__}: {exc}")
 

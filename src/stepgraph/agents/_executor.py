@@ -8,6 +8,13 @@ Streamed model output is emitted live as `AgentUpdate` events during the
 superstep; the final `AgentResponse` is sent on (or output when the executor
 has no outgoing edge). A tool that needs approval becomes a request whose
 answer (an `ApprovalResponse`) continues the agent's run.
+
+The agent runs with the handler's `ctx.step`, so each model call and tool call
+is a durable step: when the superstep runs again (a retry, a `resume()` after a
+failure, a restart over the same store) finished calls return their recorded
+results. A replayed model call emits no `AgentUpdate` events (its text was
+streamed when it ran); the final `AgentResponse` is the same. Tools read a key
+stable across those re-runs with `tool_idempotency_key()`.
 """
 
 from __future__ import annotations
@@ -127,6 +134,8 @@ class AgentExecutor(Executor):
             approvals=dict(self._answers),
             on_update=forward if self.stream else None,
             conversation_id=self.conversation_id,
+            step=ctx.step,
+            idempotency_key=ctx.idempotency_key,
         )
         self.conversation.extend(response.messages)
         if response.approvals:

@@ -12,8 +12,8 @@ from ._messages import ChatMessage, Content, FunctionCall, TextContent, Usage
 
 __all__ = ["Reply", "ScriptedChatClient", "ScriptedRequest"]
 
-Reply = str | ChatMessage | FunctionCall | Sequence[FunctionCall]
-"""A scripted reply: text, a whole message, or tool calls."""
+Reply = str | ChatMessage | FunctionCall | Sequence[FunctionCall] | Exception
+"""A scripted reply: text, a whole message, tool calls, or an exception the call raises."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,8 @@ class ScriptedChatClient:
 
     Args:
         script: replies used in order, or a function `(messages, tools) -> Reply`.
+            An exception as a reply is raised by that call (a rate limit, a timeout),
+            after the request was recorded; a list script then goes on with the next reply.
         chunk_words: streamed replies arrive this many words at a time.
         name: author name put on replies.
 
@@ -65,9 +67,13 @@ class ScriptedChatClient:
                 )
             reply = self._script[self._next]
             self._next += 1
+        if isinstance(reply, Exception):
+            raise reply
         return self._as_message(reply, len(messages))
 
-    def _as_message(self, reply: Reply, turn: int) -> ChatMessage:
+    def _as_message(
+        self, reply: str | ChatMessage | FunctionCall | Sequence[FunctionCall], turn: int
+    ) -> ChatMessage:
         if isinstance(reply, ChatMessage):
             return reply
         if isinstance(reply, str):

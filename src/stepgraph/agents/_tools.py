@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import enum
 import inspect
@@ -16,7 +17,21 @@ from .._coerce import coerce
 from .._errors import WorkflowError
 from ._client import ToolSpec
 
-__all__ = ["Tool", "ToolError", "json_schema", "tool"]
+__all__ = ["Tool", "ToolError", "json_schema", "tool", "tool_idempotency_key"]
+
+_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("tool_key", default=None)
+
+
+def tool_idempotency_key() -> str | None:
+    """Inside a tool: a key that is the same for this tool call across retries and resumes.
+
+    An agent in a workflow (`AgentExecutor`, the orchestrations) derives it from
+    the handler's `ctx.idempotency_key` and the call's step name. Pass it to APIs
+    that deduplicate on a key (payments, e-mail, tickets): it closes the one
+    window a journaled call leaves, a crash after the tool returned but before
+    its result was recorded. None outside such a call.
+    """
+    return _KEY.get()
 
 
 class ToolError(WorkflowError):
@@ -75,8 +90,10 @@ class Tool:
         """The tool as the model sees it."""
         return ToolSpec(self.name, self.description, self.parameters)
 
-    async def invoke(self, arguments: Mapping[str, Any]) -> Any:
+    async def invoke(self, arguments: Mapping[str, Any], idempotency_key: str | None = None) -> Any:
         """Call the tool with JSON arguments converted to the annotated types.
+
+        `idempotency_key` is what `tool_idempotency_key()` returns during the call.
 
         Raises:
             ToolError: unknown, missing or ill-typed arguments.
@@ -94,9 +111,13 @@ class Tool:
                     raise ToolError(f"tool {self.name}: {exc}") from None
             elif p.default is p.empty:
                 raise ToolError(f"tool {self.name} needs argument {p.name!r}")
-        if inspect.iscoroutinefunction(self.func):
-            return await self.func(**kwargs)
-        return await asyncio.to_thread(self.func, **kwargs)
+        token = _KEY.set(idempotency_key)  # a worker thread runs in a copy of this context
+        try:
+            if inspect.iscoroutinefunction(self.func):
+                return await self.func(**kwargs)
+            return await asyncio.to_thread(self.func, **kwargs)
+        finally:
+            _KEY.reset(token)
 
     def __repr__(self) -> str:
         return f"<Tool {self.name}{' (approval required)' if self.approval_required else ''}>"

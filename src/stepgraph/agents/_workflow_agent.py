@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .. import serde
 from .._events import Output
 from .._requests import Request
-from ._agent import AgentResponse, UpdateSink
+from ._agent import AgentResponse, Step, UpdateSink
 from ._client import ChatUpdate
 from ._messages import (
     ApprovalResponse,
@@ -93,8 +93,15 @@ class WorkflowAgent:
         approvals: Mapping[str, ApprovalResponse] | None = None,
         on_update: UpdateSink | None = None,
         conversation_id: str | None = None,
+        step: Step | None = None,
+        idempotency_key: str | None = None,
     ) -> AgentResponse:
-        """Feed the conversation's new messages (or function results) to the workflow."""
+        """Feed the conversation's new messages (or function results) to the workflow.
+
+        `step` and `idempotency_key` are ignored: the wrapped workflow's session
+        checkpoints its own progress (in `store`), and its executors journal
+        their own calls.
+        """
         messages = (
             [ChatMessage.user(conversation)]
             if isinstance(conversation, str)

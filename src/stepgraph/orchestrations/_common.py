@@ -107,7 +107,11 @@ class AgentStep(Executor):
     async def reply(
         self, conversation: Sequence[ChatMessage], ctx: Context[Any, Any]
     ) -> AgentResponse:
-        """Run the agent on the conversation, streaming `AgentUpdate` events live."""
+        """Run the agent on the conversation, streaming `AgentUpdate` events live.
+
+        Its model and tool calls are durable steps of the handler call (`ctx.step`):
+        run again, finished calls are replayed from their records, emitting nothing.
+        """
         view = list(conversation) if self.context == "full" else list(conversation[-1:])
 
         async def forward(update: ChatUpdate) -> None:
@@ -116,7 +120,9 @@ class AgentStep(Executor):
                     AgentUpdate(self.id, self.agent.name, update.text, update.function_calls)
                 )
 
-        return await self.agent.run(view, on_update=forward)
+        return await self.agent.run(
+            view, on_update=forward, step=ctx.step, idempotency_key=ctx.idempotency_key
+        )
 
 
 def as_step(participant: Participant, context: Literal["full", "last"] = "full") -> Executor:

@@ -1,4 +1,8 @@
-"""Group chat: a manager picks the next speaker each round."""
+"""Group chat: a manager picks the next speaker each round.
+
+A manager agent's model call is a durable step (`ctx.step`) of the manager's
+handler call, like every participant agent's model and tool calls.
+"""
 
 from __future__ import annotations
 
@@ -97,7 +101,7 @@ class Manager(Executor):
         done = round_ >= self.max_rounds or bool(
             self.termination and self.termination(conversation)
         )
-        speaker = None if done else await self._choose(conversation, round_)
+        speaker = None if done else await self._choose(conversation, round_, ctx)
         if speaker is None:
             if self.review:
                 await ctx.request(ReviewRequest(tuple(conversation), self.id), response_type=Review)
@@ -120,7 +124,9 @@ class Manager(Executor):
         feedback = ChatMessage("user", ChatMessage.user(review.feedback).contents, "reviewer")
         await self.on_conversation([*conversation, feedback], ctx)
 
-    async def _choose(self, conversation: list[ChatMessage], round_: int) -> str | None:
+    async def _choose(
+        self, conversation: list[ChatMessage], round_: int, ctx: Context[Any, Any]
+    ) -> str | None:
         if not isinstance(self.select, Agent):
             return self.select(GroupChatState(tuple(conversation), round_, self.participants))
         roster = ", ".join(self.participants)
@@ -131,8 +137,13 @@ class Manager(Executor):
             ),
             *conversation,
         ]
+        # A durable step: run again, a recorded choice is not asked for again; the reply is
+        # parsed inside it, so an unusable reply is not recorded and is asked for again.
+        return await ctx.step(f"{self.select.name}/choose", self._ask, self.select, prompt)
+
+    async def _ask(self, manager: Agent, prompt: list[ChatMessage]) -> str | None:
         options = ChatOptions(response_format=CHOICE_SCHEMA)
-        reply = await self.select.client.get_response(prompt, options=options)
+        reply = await manager.client.get_response(prompt, options=options)
         return parse_choice(reply.message.text, self.participants)
 
 

@@ -9,13 +9,16 @@ too many resets, or too many rounds, end the run with the best final answer.
 
 Every manager call is built from the manager's own state (task, ledger,
 conversation), which is its snapshot and so lives in checkpoints; a reset or
-re-plan starts a new conversation, and participants keep nothing.
+re-plan starts a new conversation, and participants keep nothing. Each model
+call of the manager is a durable step of its handler call (`ctx.step`,
+numbered in call order: `facts-1`, `plan-2`, `ledger-3`...), so a handler run
+again after a failure does not ask the model again for what it already had.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +157,7 @@ class MagenticManager(Executor):
         self.max_resets = max_resets
         self.plan_review = plan_review
         self.state: dict[str, Any] = self._fresh("")
+        self._asked = 0  # model calls of the current handler call (names its steps)
 
     @staticmethod
     def _fresh(task: str) -> dict[str, Any]:
@@ -167,28 +171,57 @@ class MagenticManager(Executor):
             "resets": 0,
         }
 
-    async def _ask(self, messages: list[ChatMessage], schema: dict[str, Any] | None = None) -> str:
+    async def _ask(
+        self,
+        ctx: Context[Any, Any],
+        kind: str,
+        messages: list[ChatMessage],
+        schema: dict[str, Any] | None = None,
+        check: Callable[[str], object] | None = None,
+    ) -> str:
+        """One model call, the durable step `<kind>-<n>` (n counts this handler call's asks).
+
+        `check` runs inside the step: a reply it rejects is not recorded, so it is
+        asked for again when the handler runs again.
+        """
+        self._asked += 1
+        return await ctx.step(f"{kind}-{self._asked}", self._model, messages, schema, check)
+
+    async def _model(
+        self,
+        messages: list[ChatMessage],
+        schema: dict[str, Any] | None,
+        check: Callable[[str], object] | None,
+    ) -> str:
         options = ChatOptions(response_format=schema) if schema else None
         if self.agent.instructions:
             messages = [ChatMessage.system(self.agent.instructions), *messages]
         reply = await self.agent.client.get_response(messages, options=options)
-        return reply.message.text
+        text = reply.message.text
+        if check is not None:
+            check(text)
+        return text
 
-    async def _plan(self, feedback: str = "") -> None:
+    def _parse(self, text: str) -> ProgressLedger:
+        return ProgressLedger.parse(text, self.team)
+
+    async def _plan(self, ctx: Context[Any, Any], feedback: str = "") -> None:
         s = self.state
         team = ", ".join(self.team)
         task = [ChatMessage.user(s["task"])]
         if s["conversation"]:  # a re-plan learns from the conversation it then drops
             task = [*task, *s["conversation"], ChatMessage.user(REPLAN_PROMPT)]
-        s["facts"] = await self._ask([ChatMessage.system(FACTS_PROMPT), *task])
+        s["facts"] = await self._ask(ctx, "facts", [ChatMessage.system(FACTS_PROMPT), *task])
         extra = [ChatMessage.user(f"Reviewer feedback: {feedback}")] if feedback else []
         s["plan"] = await self._ask(
+            ctx,
+            "plan",
             [
                 ChatMessage.system(PLAN_PROMPT.format(team=team)),
                 *task,
                 ChatMessage.assistant(s["facts"]),
                 *extra,
-            ]
+            ],
         )
         s["conversation"] = []
         s["stalls"] = 0
@@ -197,8 +230,9 @@ class MagenticManager(Executor):
     async def on_task(
         self, conversation: list[ChatMessage], ctx: Context[MagenticTask, ChatMessage]
     ) -> None:
+        self._asked = 0
         self.state = self._fresh(last_text(conversation))
-        await self._plan()
+        await self._plan(ctx)
         await self._after_plan(ctx)
 
     async def _after_plan(self, ctx: Context[Any, Any]) -> None:
@@ -218,14 +252,16 @@ class MagenticManager(Executor):
         review: PlanReview,
         ctx: Context[MagenticTask, ChatMessage],
     ) -> None:
+        self._asked = 0
         if review.approved:
             await self._step(ctx)
         else:
-            await self._plan(review.feedback)
+            await self._plan(ctx, review.feedback)
             await self._after_plan(ctx)
 
     @handler
     async def on_reply(self, reply: MagenticReply, ctx: Context[MagenticTask, ChatMessage]) -> None:
+        self._asked = 0
         self.state["conversation"] = [*self.state["conversation"], *reply.messages]
         await self._step(ctx)
 
@@ -236,8 +272,9 @@ class MagenticManager(Executor):
         prompt = PROGRESS_PROMPT.format(
             task=s["task"], facts=s["facts"], plan=s["plan"], team=", ".join(self.team)
         )
-        text = await self._ask([ChatMessage.system(prompt), *s["conversation"]], LEDGER_SCHEMA)
-        ledger = ProgressLedger.parse(text, self.team)
+        messages = [ChatMessage.system(prompt), *s["conversation"]]
+        text = await self._ask(ctx, "ledger", messages, LEDGER_SCHEMA, self._parse)
+        ledger = self._parse(text)
         if ledger.is_request_satisfied:
             return await self._finish(ctx, "request satisfied")
         if ledger.is_in_loop or not ledger.is_progress_being_made:
@@ -249,7 +286,7 @@ class MagenticManager(Executor):
             if s["resets"] > self.max_resets:
                 return await self._finish(ctx, "stalled too often")
             await ctx.emit(Progress("magentic", s["round"], "manager", "stalled: re-planning"))
-            await self._plan()
+            await self._plan(ctx)
             return await self._step(ctx)
         s["round"] += 1
         await ctx.emit(Progress("magentic", s["round"], ledger.next_speaker, ledger.instruction))
@@ -259,7 +296,9 @@ class MagenticManager(Executor):
     async def _finish(self, ctx: Context[Any, Any], reason: str) -> None:
         s = self.state
         answer = await self._ask(
-            [ChatMessage.system(FINAL_PROMPT), ChatMessage.user(s["task"]), *s["conversation"]]
+            ctx,
+            "final",
+            [ChatMessage.system(FINAL_PROMPT), ChatMessage.user(s["task"]), *s["conversation"]],
         )
         await ctx.emit(Progress("magentic", s["round"], "manager", f"finished: {reason}"))
         await ctx.yield_output(ChatMessage.assistant(answer, "manager"))
