@@ -247,7 +247,7 @@ def test_a_takeover_waits_for_an_in_flight_fenced_write_and_sees_it(dsn: str) ->
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}  # this tree
     return subprocess.Popen(
         [sys.executable, str(SUPPORT), *args],
         stdin=subprocess.PIPE,

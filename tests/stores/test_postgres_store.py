@@ -72,8 +72,10 @@ def test_settings_schema_and_indexes(dsn: str) -> None:
             await store.save(_Lineage("s").next({"s:n": 1}))
             assert store.pool_stats()["pool_size"] >= 2
         with raw(dsn) as conn:
-            versions = conn.execute(f'SELECT version FROM "{schema}".stepgraph_schema').fetchall()
-            assert versions == [(SCHEMA_VERSION,)]
+            versions = conn.execute(
+                f'SELECT version FROM "{schema}".stepgraph_schema ORDER BY version'
+            ).fetchall()
+            assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]  # one per migration
             conn.execute("SET enable_seqscan = off")  # the tables are tiny; ask for the index
             for query in (
                 f"SELECT id FROM \"{schema}\".stepgraph_checkpoints WHERE session_id = 's' ORDER BY seq DESC",

@@ -12,6 +12,8 @@ stepgraph_checkpoints(id TEXT PRIMARY KEY, seq BIGSERIAL, session_id, parent_id,
                       superstep, created_at TEXT, is_full, crc, record BYTEA)
     index (session_id, seq)                         -- history and head of a session
 stepgraph_leases(session_id PRIMARY KEY, owner, token, expires_at)
+stepgraph_records(session_id, base_id, key, data BYTEA,            -- version 2
+                  PRIMARY KEY (session_id, base_id, key))
 ```
 
 `record` is `_record.pack(cp)` as in the SQLite store (a delta holds only its
@@ -19,6 +21,9 @@ changed parts); `load` and `latest` rebuild the whole with ONE recursive query
 and check each record's CRC-32; `list` reads columns only. A save first locks
 its session (an advisory lock; a fenced save: the lease row), so a session's
 `seq` order is its commit order; a re-saved id keeps its `seq` (its place).
+Activation records (`RecordStore`): `save_record` is one upsert, `load_records`
+one query on the primary key, and `delete`/`delete_session` drop the records
+of what they delete in the same statement. The SQL lives in `_postgres_sql`.
 Lease expiry is judged by the server's clock, never the clients'. A lease whose
 owner (`host:pid:...`) is a process of this host that no longer exists is taken
 over at once, as in the SQLite store; a holder on another host blocks for its ttl.
@@ -43,10 +48,10 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import aclosing
 from datetime import datetime
-from typing import Any, Final, LiteralString, TypeVar, cast
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
@@ -60,90 +65,14 @@ from .._errors import (
 )
 from .._lease import Lease, LeaseLostError, LeaseStore, check_ttl, held_message, pause
 from . import _record
+from ._postgres_sql import CHANNEL, MIGRATIONS, STATEMENTS, in_schema
 
 __all__ = ["SCHEMA_VERSION", "PostgresCheckpointStore"]
 
 _T = TypeVar("_T")
 _Conn = AsyncConnection[TupleRow]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The newest schema version this store creates; a database with a newer one is refused."""
-CHANNEL: Final = "stepgraph_lease"
-"""The LISTEN/NOTIFY channel on which a released lease wakes waiting `acquire` calls."""
-
-_MIGRATIONS: tuple[LiteralString, ...] = (
-    """CREATE TABLE {s}.stepgraph_checkpoints (id text PRIMARY KEY, seq bigserial NOT NULL,
-        session_id text NOT NULL, parent_id text, superstep bigint NOT NULL,
-        created_at text NOT NULL, is_full boolean NOT NULL, crc bigint NOT NULL,
-        record bytea NOT NULL);
-    CREATE INDEX stepgraph_checkpoints_session ON {s}.stepgraph_checkpoints (session_id, seq);
-    CREATE TABLE {s}.stepgraph_leases (session_id text PRIMARY KEY, owner text,
-        token bigint NOT NULL, expires_at double precision NOT NULL)""",  # version 1
-)
-
-_NOW = "extract(epoch FROM clock_timestamp())"
-_COLUMNS = "(id, session_id, parent_id, superstep, created_at, is_full, crc, record)"
-_VALUES = "%(id)s, %(sid)s, %(parent)s, %(superstep)s, %(at)s, %(full)s, %(crc)s, %(record)s"
-_UPSERT = """ON CONFLICT (id) DO UPDATE SET session_id = excluded.session_id,
-    parent_id = excluded.parent_id, superstep = excluded.superstep,
-    created_at = excluded.created_at, is_full = excluded.is_full, crc = excluded.crc,
-    record = excluded.record"""
-
-
-def _chain(anchor: LiteralString) -> LiteralString:
-    """One recursive query: a checkpoint and its delta chain back to the nearest full one."""
-    return (
-        "WITH RECURSIVE chain AS ((SELECT id, parent_id, is_full, crc, record, 0 AS n FROM "
-        "{s}.stepgraph_checkpoints " + anchor + ") UNION ALL "
-        "SELECT c.id, c.parent_id, c.is_full, c.crc, c.record, chain.n + 1 "
-        "FROM {s}.stepgraph_checkpoints AS c JOIN chain ON c.id = chain.parent_id "
-        "WHERE NOT chain.is_full AND chain.n < 10000) "
-        "SELECT id, is_full, crc, record FROM chain ORDER BY n"
-    )
-
-
-_STATEMENTS: dict[str, LiteralString] = {
-    "load": _chain("WHERE id = %s"),
-    "latest": _chain("WHERE session_id = %s ORDER BY seq DESC LIMIT 1"),
-    "save": f"INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} FROM "
-    f"(SELECT pg_advisory_xact_lock(hashtextextended(%(sid)s, 0))) AS serial {_UPSERT}",
-    "fenced_save": "WITH lease AS (SELECT 1 FROM {s}.stepgraph_leases WHERE session_id = %(sid)s "
-    "AND token = %(token)s AND owner = %(owner)s FOR UPDATE) "
-    f"INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} FROM lease {_UPSERT} "
-    "RETURNING 1",
-    "list": "SELECT id, parent_id, session_id, superstep, created_at FROM "
-    "{s}.stepgraph_checkpoints WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
-    "delete": "DELETE FROM {s}.stepgraph_checkpoints WHERE id = ANY(%s)",
-    "delete_session": "DELETE FROM {s}.stepgraph_checkpoints WHERE session_id = %s",
-    "acquire": "INSERT INTO {s}.stepgraph_leases AS l (session_id, owner, token, expires_at) "
-    f"VALUES (%(sid)s, %(owner)s, 1, {_NOW} + %(ttl)s) "
-    "ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, "
-    "token = l.token + 1, expires_at = excluded.expires_at "
-    f"WHERE l.owner IS NULL OR l.owner = excluded.owner OR l.expires_at <= {_NOW} "
-    "RETURNING token, expires_at",
-    "takeover": "UPDATE {s}.stepgraph_leases SET owner = %(owner)s, token = token + 1, "
-    f"expires_at = {_NOW} + %(ttl)s WHERE session_id = %(sid)s AND owner = %(dead)s "
-    "RETURNING token, expires_at",
-    "holder": f"SELECT owner, token, expires_at - {_NOW} FROM {{s}}.stepgraph_leases "
-    "WHERE session_id = %s",
-    "renew": f"UPDATE {{s}}.stepgraph_leases SET expires_at = {_NOW} + %(ttl)s "
-    "WHERE session_id = %(sid)s AND token = %(token)s AND owner = %(owner)s "
-    "RETURNING expires_at",
-    "release": "WITH gone AS (UPDATE {s}.stepgraph_leases SET owner = NULL, expires_at = 0 "
-    "WHERE session_id = %(sid)s AND token = %(token)s AND owner = %(owner)s "
-    f"RETURNING 1) SELECT pg_notify('{CHANNEL}', %(key)s) FROM gone",
-    "exists": "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s), EXISTS (SELECT "
-    "FROM pg_tables WHERE schemaname = %s AND tablename = 'stepgraph_schema')",
-    "create_schema": "CREATE SCHEMA {s}",
-    "versions": "CREATE TABLE IF NOT EXISTS {s}.stepgraph_schema (version integer PRIMARY KEY, "
-    "applied_at timestamptz NOT NULL DEFAULT now())",
-    "version": "SELECT coalesce(max(version), 0) FROM {s}.stepgraph_schema",
-    "applied": "INSERT INTO {s}.stepgraph_schema (version) VALUES (%s)",
-}
-
-
-def _in_schema(template: LiteralString, schema: str) -> LiteralString:
-    """`template` with `{s}` replaced by the quoted schema name."""
-    return cast(LiteralString, sql.SQL(template).format(s=sql.Identifier(schema)).as_string(None))
 
 
 class PostgresCheckpointStore(LeaseStore):
@@ -174,7 +103,7 @@ class PostgresCheckpointStore(LeaseStore):
         self._pool_kwargs = dict(pool_kwargs or {})
         self._schema = schema
         self._sql: dict[str, LiteralString] = {
-            name: _in_schema(text, schema) for name, text in _STATEMENTS.items()
+            name: in_schema(text, schema) for name, text in STATEMENTS.items()
         }
         self._clock = clock
         self._pool: AsyncConnectionPool[_Conn] | None = None
@@ -264,9 +193,26 @@ class PostgresCheckpointStore(LeaseStore):
             await self._rows("delete checkpoints", self._sql["delete"], (ids,))
 
     async def delete_session(self, session_id: str) -> None:
-        """Delete every checkpoint of the session (its lease row, and so its tokens, stay)."""
+        """Delete every checkpoint and record of the session (its lease row, and tokens, stay)."""
         doing = f"delete session {session_id!r}"
-        await self._rows(doing, self._sql["delete_session"], (session_id,))
+        await self._rows(doing, self._sql["delete_session"], {"sid": session_id})
+
+    async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
+        """Upsert one activation record in its own committed transaction."""
+        doing = f"save record {key!r} of session {session_id!r}"
+        await self._rows(doing, self._sql["save_record"], (session_id, base_id, key, data))
+
+    async def load_records(self, session_id: str, base_id: str) -> dict[str, bytes]:
+        """The session's records under checkpoint `base_id`, by key (one query)."""
+        doing = f"load the records of session {session_id!r}"
+        query = self._sql["load_records"]
+        rows = await self._rows(doing, query, (session_id, base_id), binary=True)
+        return {str(key): bytes(data) for key, data in rows}
+
+    async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
+        """Delete the session's records under `base_id`, or all of them when None."""
+        doing = f"delete the records of session {session_id!r}"
+        await self._rows(doing, self._sql["delete_records"], {"sid": session_id, "base": base_id})
 
     async def acquire(
         self, session_id: str, owner: str, ttl: float, *, wait: float | None = None
@@ -432,7 +378,7 @@ class PostgresCheckpointStore(LeaseStore):
                     f"reads version {SCHEMA_VERSION} (upgrade stepgraph or use another schema)"
                 )
             for number in range(version + 1, SCHEMA_VERSION + 1):
-                await conn.execute(_in_schema(_MIGRATIONS[number - 1], self._schema))
+                await conn.execute(in_schema(MIGRATIONS[number - 1], self._schema))
                 await conn.execute(self._sql["applied"], (number,))
 
     def _resolve(self, rows: list[TupleRow]) -> Checkpoint:
