@@ -9,9 +9,10 @@
   save), with `_sqlite_leases` for its leases
 * `postgres`: `PostgresCheckpointStore(dsn)` (extra `postgres`; import it from there),
   with its SQL in `_postgres_sql`
-* `_file_records`: the activation records of `FileCheckpointStore`, one log per session
+* `_file_records`: the activation records of `FileCheckpointStore`, one log per session,
+  and `_files`, the frames and file plumbing of both its logs
 * `_urls`: `open_store(url)` and `StoreURL`, the store URLs of the CLI and the server
-* `_record`: the binary record layout the durable stores share
+* `_record`: the binary layout of a checkpoint, which the durable stores share
 
 Every store passes `stepgraph.testing.check_checkpoint_store(factory)`, record checks included.
 """
