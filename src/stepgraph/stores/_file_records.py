@@ -118,10 +118,9 @@ class RecordLogs:
                 return
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-                with contextlib.suppress(FileNotFoundError):
-                    if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                        yield fd
-                        return
+                if _names(path, fd):
+                    yield fd  # an error of the caller's block passes through, unchanged
+                    return
             finally:
                 os.close(fd)  # also drops the flock
             # replaced or removed while we waited for the lock: open what the path names now
@@ -156,6 +155,14 @@ class RecordLogs:
                 ) from None
             yield pos, end, base, key, value
             pos = end
+
+
+def _names(path: str, fd: int) -> bool:
+    """True when `path` still names the file open as `fd`."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _unpack(payload: memoryview) -> tuple[bytes, str, memoryview]:
