@@ -8,7 +8,7 @@
 * `sqlite`: `SqliteCheckpointStore(path)`, the embedded default (WAL, one transaction per
   save), with `_sqlite_leases` for its leases
 * `postgres`: `PostgresCheckpointStore(dsn)` (extra `postgres`; import it from there),
-  with its SQL in `_postgres_sql`
+  with its SQL in `_postgres_sql` and its leases in `_postgres_leases`
 * `_file_records`: the activation records of `FileCheckpointStore`, one log per session,
   and `_files`, the frames and file plumbing of both its logs
 * `_urls`: `open_store(url)` and `StoreURL`, the store URLs of the CLI and the server

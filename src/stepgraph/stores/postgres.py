@@ -23,7 +23,8 @@ its session (an advisory lock; a fenced save: the lease row), so a session's
 `seq` order is its commit order; a re-saved id keeps its `seq` (its place).
 Activation records (`RecordStore`): `save_record` is one upsert, `load_records`
 one query on the primary key, and `delete`/`delete_session` drop the records
-of what they delete in the same statement. The SQL lives in `_postgres_sql`.
+of what they delete in the same statement. The SQL lives in `_postgres_sql`,
+the lease methods in `_postgres_leases`.
 Lease expiry is judged by the server's clock, never the clients'. A lease whose
 owner (`host:pid:...`) is a process of this host that no longer exists is taken
 over at once, as in the SQLite store; a holder on another host blocks for its ttl.
@@ -40,13 +41,9 @@ there); a load of a delta chain ~260 us; `latest` ~130 us; `list` ~110 us.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
-import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import aclosing
 from datetime import datetime
 from typing import Any, LiteralString, TypeVar
 
@@ -61,11 +58,12 @@ from .._errors import (
     CheckpointDecodeError,
     CheckpointError,
     CheckpointNotFoundError,
-    ConcurrentRunError,
 )
-from .._lease import Lease, LeaseLostError, LeaseStore, check_ttl, held_message, pause
+from .._lease import Lease, LeaseLostError, LeaseStore
 from . import _record
-from ._postgres_sql import CHANNEL, MIGRATIONS, STATEMENTS, in_schema
+from ._postgres_leases import PostgresLeases, fence
+from ._postgres_sql import CHANNEL as CHANNEL  # where it has always been importable from
+from ._postgres_sql import MIGRATIONS, STATEMENTS, in_schema
 
 __all__ = ["SCHEMA_VERSION", "PostgresCheckpointStore"]
 
@@ -75,7 +73,7 @@ SCHEMA_VERSION = 2
 """The newest schema version this store creates; a database with a newer one is refused."""
 
 
-class PostgresCheckpointStore(LeaseStore):
+class PostgresCheckpointStore(PostgresLeases, LeaseStore):
     """Checkpoints and session leases in PostgreSQL (see the module docstring).
 
     Args:
@@ -152,7 +150,7 @@ class PostgresCheckpointStore(LeaseStore):
                 f"checkpoint {info.id!r} belongs to session {info.session_id!r}, but the "
                 f"lease given is for session {lease.session_id!r}; it was not saved"
             )
-        params.update(_fence(lease))
+        params.update(fence(lease))
         if not await self._rows(doing, self._sql["fenced_save"], params):
             raise LeaseLostError(
                 f"checkpoint {info.id!r} was not saved: lease token {lease.token} of "
@@ -214,73 +212,6 @@ class PostgresCheckpointStore(LeaseStore):
         doing = f"delete the records of session {session_id!r}"
         await self._rows(doing, self._sql["delete_records"], {"sid": session_id, "base": base_id})
 
-    async def acquire(
-        self, session_id: str, owner: str, ttl: float, *, wait: float | None = None
-    ) -> Lease:
-        """Take the session's lease for `ttl` seconds (rules in `stepgraph._lease`).
-
-        Raises `ConcurrentRunError` while another owner holds it; with `wait`, only
-        after trying that long, woken by the holder's release (LISTEN/NOTIFY) or expiry.
-        A holder that was a process of this host and is gone (a crash) is taken over.
-        """
-        ttl = check_ttl(ttl)
-        deadline = None if wait is None else self._clock() + max(wait, 0.0)
-        key = self._wake_key(session_id)
-
-        async def attempt(conn: _Conn) -> Lease:
-            if deadline is not None:
-                await conn.execute(f"LISTEN {CHANNEL}")
-            try:
-                while True:
-                    cur = await conn.execute(
-                        self._sql["acquire"], {"sid": session_id, "owner": owner, "ttl": ttl}
-                    )
-                    if (got := await cur.fetchone()) is not None:
-                        return Lease(session_id, owner, int(got[0]), float(got[1]))
-                    held = await (await conn.execute(self._sql["holder"], (session_id,))).fetchone()
-                    if held is None or held[0] is None:
-                        continue  # released between the two statements: try again
-                    if _dead_here(str(held[0])):
-                        # The holder was a process of this host that no longer exists (a
-                        # crash): take its lease over now instead of waiting out its ttl.
-                        dead = {"sid": session_id, "owner": owner, "ttl": ttl, "dead": held[0]}
-                        cur = await conn.execute(self._sql["takeover"], dead)
-                        if (got := await cur.fetchone()) is not None:
-                            return Lease(session_id, owner, int(got[0]), float(got[1]))
-                        continue  # someone else took it meanwhile: look again
-                    left = 0.0 if deadline is None else deadline - self._clock()
-                    if left <= 0:
-                        message = held_message(session_id, held[0], held[1], held[2])
-                        raise ConcurrentRunError(message)
-                    notes = conn.notifies(timeout=pause(left, float(held[2])))
-                    async with aclosing(notes):  # frees the connection's lock at once
-                        async for note in notes:
-                            if note.payload == key:
-                                break
-            finally:
-                if deadline is not None and not conn.closed:
-                    await conn.execute(f"UNLISTEN {CHANNEL}")
-
-        return await self._run(f"acquire the lease of session {session_id!r}", attempt)
-
-    async def renew(self, lease: Lease, ttl: float) -> Lease:
-        """Extend `lease` to `ttl` seconds from now; `LeaseLostError` if taken over or released."""
-        params = {**_fence(lease), "ttl": check_ttl(ttl)}
-        doing = f"renew the lease of session {lease.session_id!r}"
-        if not (rows := await self._rows(doing, self._sql["renew"], params)):
-            raise LeaseLostError(
-                f"the lease of session {lease.session_id!r} held by {lease.owner!r} (token "
-                f"{lease.token}) was taken over or released; stop this run"
-            )
-        return Lease(lease.session_id, lease.owner, lease.token, float(rows[0][0]))
-
-    async def release(self, lease: Lease) -> None:
-        """End `lease` if it is still current (a no-op otherwise) and wake waiting acquirers."""
-        params = {**_fence(lease), "key": self._wake_key(lease.session_id)}
-        await self._rows(
-            f"release the lease of session {lease.session_id!r}", self._sql["release"], params
-        )
-
     async def aclose(self) -> None:
         """Close the pool; the store refuses use afterwards. Closing twice is fine."""
         self._closed = True
@@ -296,11 +227,6 @@ class PostgresCheckpointStore(LeaseStore):
         await self.aclose()
 
     # -- plumbing -----------------------------------------------------------------------
-
-    def _wake_key(self, session_id: str) -> str:
-        """The NOTIFY payload naming one session of this schema (fixed size, any session id)."""
-        raw = f"{self._schema}\x00{session_id}".encode()
-        return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -399,25 +325,6 @@ class PostgresCheckpointStore(LeaseStore):
                 f"from {self._where}"
             )
         return _record.resolve(chain)
-
-
-def _fence(lease: Lease) -> dict[str, Any]:
-    return {"sid": lease.session_id, "token": lease.token, "owner": lease.owner}
-
-
-def _dead_here(owner: str) -> bool:
-    """True when `owner` ("host:pid:...") names a process of this host that is gone."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):
-        return False
-    return False
 
 
 def _describe(dsn: str) -> str:
