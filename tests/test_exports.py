@@ -24,8 +24,8 @@ EXPECTED = {
 
 STORES = {
     "Checkpoint", "CheckpointInfo", "CheckpointStore", "FileCheckpointStore", "Lease",
-    "LeaseLostError", "LeaseStore", "MemoryCheckpointStore", "SqliteCheckpointStore", "StoreURL",
-    "lease_store", "open_store",
+    "LeaseLostError", "LeaseStore", "MemoryCheckpointStore", "RecordStore",
+    "SqliteCheckpointStore", "StoreURL", "lease_store", "open_store", "record_store",
 }  # fmt: skip
 
 LOADING = {"import_file"}

@@ -342,6 +342,9 @@ def test_a_sigkill_while_a_slow_sibling_runs_does_not_repeat_the_finished_one(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     assert proc.returncode == -signal.SIGKILL
     blocker.unlink()
     done = subprocess.run(argv, capture_output=True, timeout=60, check=True)

@@ -1,4 +1,7 @@
-"""`MemoryCheckpointStore`: checkpoints kept in this process (tests, previews, no durability)."""
+"""`MemoryCheckpointStore`: checkpoints and activation records kept in this process.
+
+For tests and previews: nothing is durable, nothing survives the process.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +16,14 @@ __all__ = ["MemoryCheckpointStore"]
 class MemoryCheckpointStore:
     """Keeps checkpoints in a dict. Checkpoints are immutable bytes, so nothing aliases.
 
-    Saving is O(1): the checkpoint object itself is kept, whole.
+    Saving is O(1): the checkpoint object itself is kept, whole. It is a
+    `RecordStore`: activation records are kept by session, then base.
     """
 
     def __init__(self) -> None:
         self._by_id: dict[str, Checkpoint] = {}
         self._sessions: dict[str, dict[str, None]] = {}  # session -> ids in save order
+        self._records: dict[str, dict[str, dict[str, bytes]]] = {}  # session -> base -> key
         self._closed = False
 
     def _check(self) -> None:
@@ -66,12 +71,34 @@ class MemoryCheckpointStore:
             cp = self._by_id.pop(cid, None)
             if cp is not None:
                 self._sessions.get(cp.info.session_id, {}).pop(cid, None)
+                self._records.get(cp.info.session_id, {}).pop(cid, None)
 
     async def delete_session(self, session_id: str) -> None:
-        """Delete every checkpoint of the session."""
+        """Delete every checkpoint and record of the session."""
         self._check()
         for cid in self._sessions.pop(session_id, {}):
             self._by_id.pop(cid, None)
+        self._records.pop(session_id, None)
+
+    async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
+        """Keep one activation record under checkpoint `base_id` (replacing a same key)."""
+        self._check()
+        self._records.setdefault(session_id, {}).setdefault(base_id, {})[key] = bytes(data)
+
+    async def load_records(self, session_id: str, base_id: str) -> dict[str, bytes]:
+        """The session's records under checkpoint `base_id`, by key (a copy)."""
+        self._check()
+        return dict(self._records.get(session_id, {}).get(base_id, {}))
+
+    async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
+        """Delete the session's records under `base_id`, or all of them when None."""
+        self._check()
+        if base_id is None:
+            self._records.pop(session_id, None)
+        elif (bases := self._records.get(session_id)) is not None:
+            bases.pop(base_id, None)
+            if not bases:
+                del self._records[session_id]
 
     async def aclose(self) -> None:
         """Close the store."""

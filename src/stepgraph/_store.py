@@ -71,6 +71,11 @@ class RecordStore(CheckpointStore, Protocol):
       checkpoint, and `delete_session` every record of the session.
     * Records never change a checkpoint, and `list`/`load`/`latest` never
       show them.
+    * A closed store refuses the record methods too (`CheckpointError`).
+
+    `stepgraph.testing.RECORD_CHECKS` (run by `check_checkpoint_store`) checks
+    these rules. A store that is not a `RecordStore` still works: finished
+    activations of an interrupted superstep then run again.
     """
 
     async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:

@@ -1,12 +1,14 @@
 """Test helpers for users and backend authors: the store conformance suite, a clock, ids.
 
 `check_checkpoint_store(factory)` runs every check a `CheckpointStore` must
-pass; `STORE_CHECKS` and `REOPEN_CHECKS` hold them one by one (coroutine
-functions taking the factory, raising `AssertionError`) for a test runner to
-parametrize over. The factory is an async callable taking a location name and
-returning an open store: a new name gives a fresh, empty location; a used name
-opens the same storage again (the first store may still be open), which is
-how the reopen checks model a restart and a second process. Names match
+pass, and when the store is a `RecordStore` (it keeps activation records),
+every check of those too; `STORE_CHECKS`, `REOPEN_CHECKS`, `RECORD_CHECKS`
+and `RECORD_REOPEN_CHECKS` hold them one by one (coroutine functions taking
+the factory, raising `AssertionError`) for a test runner to parametrize over.
+The factory is an async callable taking a location name and returning an
+open store: a new name gives a fresh, empty location; a used name opens the
+same storage again (the first store may still be open), which is how the
+reopen checks model a restart and a second process. Names match
 `[a-z_]+_[0-9a-f]{8}`. For example
 `async def factory(name): return SqliteCheckpointStore(tmp_path / f"{name}.db")`.
 """
@@ -27,14 +29,30 @@ from . import _parts, serde
 from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo
 from ._clock import SleepingClock
 from ._errors import CheckpointError, CheckpointNotFoundError
+from ._record_checks import (
+    RECORD_CHECKS,
+    RECORD_REOPEN_CHECKS,
+    check_records_closed_store,
+    check_records_concurrent_writers,
+    check_records_deleted_with_checkpoints,
+    check_records_hidden,
+    check_records_isolation,
+    check_records_reopen,
+    check_records_round_trip,
+    check_records_shared_location,
+    keeps_records,
+)
 from .stores import CheckpointStore
 
 __all__ = [
-    "ManualClock", "REOPEN_CHECKS", "STORE_CHECKS", "SequentialIds", "SleepingClock",
-    "StoreFactory", "check_checkpoint_store", "check_closed_store", "check_concurrent_writers",
-    "check_delete", "check_delete_session", "check_deltas", "check_list_order", "check_missing",
-    "check_reopen", "check_replace", "check_round_trip", "check_session_isolation",
-    "check_shared_location",
+    "ManualClock", "RECORD_CHECKS", "RECORD_REOPEN_CHECKS", "REOPEN_CHECKS", "STORE_CHECKS",
+    "SequentialIds", "SleepingClock", "StoreFactory", "check_checkpoint_store",
+    "check_closed_store", "check_concurrent_writers", "check_delete", "check_delete_session",
+    "check_deltas", "check_list_order", "check_missing", "check_records_closed_store",
+    "check_records_concurrent_writers", "check_records_deleted_with_checkpoints",
+    "check_records_hidden", "check_records_isolation", "check_records_reopen",
+    "check_records_round_trip", "check_records_shared_location", "check_reopen",
+    "check_replace", "check_round_trip", "check_session_isolation", "check_shared_location",
 ]  # fmt: skip
 
 StoreFactory = Callable[[str], Awaitable[CheckpointStore]]
@@ -406,15 +424,22 @@ REOPEN_CHECKS: tuple[_Check, ...] = (check_reopen, check_shared_location)
 async def check_checkpoint_store(factory: StoreFactory, *, reopen: bool = True) -> None:
     """Run the whole conformance suite against a store backend.
 
+    A store whose class implements `RecordStore` also runs `RECORD_CHECKS`
+    (and `RECORD_REOPEN_CHECKS`); one that does not is still a valid store,
+    on which finished activations of an interrupted superstep run again.
+
     Args:
         factory: opens a store on a named location (see the module docstring).
-        reopen: also run `REOPEN_CHECKS`; False for a store that keeps nothing
-            once closed, such as `MemoryCheckpointStore`.
+        reopen: also run `REOPEN_CHECKS` (and `RECORD_REOPEN_CHECKS`); False for
+            a store that keeps nothing once closed, such as `MemoryCheckpointStore`.
 
     Raises:
         AssertionError: on the first failing check, named in the message.
     """
-    for check in STORE_CHECKS + (REOPEN_CHECKS if reopen else ()):
+    checks = STORE_CHECKS + (REOPEN_CHECKS if reopen else ())
+    if await keeps_records(factory):
+        checks += RECORD_CHECKS + (RECORD_REOPEN_CHECKS if reopen else ())
+    for check in checks:
         try:
             await check(factory)
         except AssertionError as exc:

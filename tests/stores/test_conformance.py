@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from stepgraph import testing
-from stepgraph.stores import Checkpoint, CheckpointInfo, CheckpointStore, MemoryCheckpointStore
+from stepgraph.stores import (
+    Checkpoint,
+    CheckpointInfo,
+    CheckpointStore,
+    MemoryCheckpointStore,
+    RecordStore,
+    record_store,
+)
 from stepgraph.stores.file import FileCheckpointStore
 from stepgraph.stores.sqlite import SqliteCheckpointStore
 
@@ -43,8 +50,120 @@ def test_reopen_check(kind: str, check: Check, tmp_path: Path) -> None:
     asyncio.run(check(make_factory(kind, tmp_path)))
 
 
+@pytest.mark.parametrize("check", testing.RECORD_CHECKS, ids=by_name)
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_record_check(kind: str, check: Check, tmp_path: Path) -> None:
+    asyncio.run(check(make_factory(kind, tmp_path)))
+
+
+@pytest.mark.parametrize("check", testing.RECORD_REOPEN_CHECKS, ids=by_name)
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_record_reopen_check(kind: str, check: Check, tmp_path: Path) -> None:
+    asyncio.run(check(make_factory(kind, tmp_path)))
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_every_shipped_store_keeps_records(kind: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        store = await make_factory(kind, tmp_path)("probe_00000000")
+        try:
+            assert record_store(store) is store
+            assert isinstance(store, RecordStore)
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
 def test_whole_suite_on_the_memory_store(tmp_path: Path) -> None:
     asyncio.run(testing.check_checkpoint_store(make_factory("memory", tmp_path), reopen=False))
+
+
+def test_whole_suite_on_the_file_store_runs_the_record_checks(tmp_path: Path) -> None:
+    ran: list[str] = []
+    factory = make_factory("file", tmp_path)
+
+    async def counting(name: str) -> CheckpointStore:
+        ran.append(name.rsplit("_", 1)[0])
+        return await factory(name)
+
+    asyncio.run(testing.check_checkpoint_store(counting))
+    for check in testing.RECORD_CHECKS + testing.RECORD_REOPEN_CHECKS:
+        assert check.__name__.removeprefix("check_") in ran, check.__name__
+
+
+class CheckpointsOnly:
+    """A valid store that keeps no records: the memory store's checkpoint methods only."""
+
+    def __init__(self) -> None:
+        self._inner = MemoryCheckpointStore()
+        self.save, self.load, self.list = self._inner.save, self._inner.load, self._inner.list
+        self.latest, self.delete = self._inner.latest, self._inner.delete
+        self.delete_session, self.aclose = self._inner.delete_session, self._inner.aclose
+
+    async def __aenter__(self) -> CheckpointsOnly:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def test_a_store_without_records_passes_the_suite_without_the_record_checks() -> None:
+    ran: list[str] = []
+
+    async def factory(name: str) -> CheckpointStore:
+        ran.append(name)
+        return CheckpointsOnly()  # type: ignore[return-value]
+
+    assert record_store(CheckpointsOnly()) is None
+    asyncio.run(testing.check_checkpoint_store(factory, reopen=False))
+    assert not any(name.startswith("records_") for name in ran), ran
+    with pytest.raises(AssertionError, match="is not a RecordStore"):
+        asyncio.run(testing.check_records_round_trip(factory))
+
+
+class NoGarbageCollection(MemoryCheckpointStore):
+    """A broken record store: `delete` leaves the records of deleted checkpoints behind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: dict[tuple[str, str], dict[str, bytes]] = {}
+
+    async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
+        self.kept.setdefault((session_id, base_id), {})[key] = data
+
+    async def load_records(self, session_id: str, base_id: str) -> dict[str, bytes]:
+        return dict(self.kept.get((session_id, base_id), {}))
+
+    async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
+        for sid, base in list(self.kept):
+            if sid == session_id and base_id in (None, base):
+                del self.kept[sid, base]
+
+
+class ReplacesNothing(MemoryCheckpointStore):
+    """A broken record store: saving a key again keeps the first data."""
+
+    async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
+        if key not in await self.load_records(session_id, base_id):
+            await super().save_record(session_id, base_id, key, data)
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (NoGarbageCollection, r"^check_records_deleted_with_checkpoints: delete\(\[.*must delete"),
+        (ReplacesNothing, r"^check_records_round_trip: saving a key again replaces it: "),
+    ],
+)
+def test_suite_names_the_broken_record_rule(
+    broken: type[MemoryCheckpointStore], message: str
+) -> None:
+    async def factory(name: str) -> CheckpointStore:
+        return broken()
+
+    with pytest.raises(AssertionError, match=message):
+        asyncio.run(testing.check_checkpoint_store(factory, reopen=False))
 
 
 class ForgetfulStore(MemoryCheckpointStore):

@@ -14,7 +14,7 @@ import pytest
 from tests.stores.proc_support import run_together
 
 from stepgraph import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
-from stepgraph.stores import _record
+from stepgraph.stores import _file_records, _record
 from stepgraph.stores.file import FileCheckpointStore, log_name
 from stepgraph.testing import _Lineage
 
@@ -228,6 +228,162 @@ def test_two_processes_append_to_one_log_without_loss(tmp_path: Path) -> None:
             for cid in got:
                 cp = await store.load(cid)
                 assert cp.state["by"] == cid[:2]
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- activation records
+
+
+def records_file(directory: Path, session: str = "s") -> Path:
+    return directory / (log_name(session).removesuffix(".log") + ".rec")
+
+
+def save_records(directory: Path, n: int, base: str = "b") -> list[int]:
+    """Save records k0..k{n-1} under `base` of session "s"; return the records log size after each."""
+    sizes: list[int] = []
+
+    async def main() -> None:
+        async with FileCheckpointStore(directory) as store:
+            for i in range(n):
+                await store.save_record("s", base, f"k{i}", b"v" * 200)
+                sizes.append(records_file(directory).stat().st_size)
+
+    asyncio.run(main())
+    return sizes
+
+
+def test_records_live_beside_the_log_and_cost_one_frame_each(tmp_path: Path) -> None:
+    line = _Lineage("s")
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            await store.save(cp := line.next({"s:n": 1}))
+            await store.save_record("s", cp.id, "a:agent:0", b"x" * 200)
+            size = records_file(tmp_path).stat().st_size
+            assert size == len(_file_records.pack(cp.id, "a:agent:0", b"x" * 200))
+            assert size == 8 + 4 + 4 + len(cp.id) + 4 + len("a:agent:0") + 200
+            assert sorted(os.listdir(tmp_path)) == ["s.log", "s.rec"]
+            await store.delete_records("s", cp.id)  # all of them: truncated in place
+            assert records_file(tmp_path).stat().st_size == 0
+            assert await store.load_records("s", cp.id) == {}
+            await store.save_record("s", cp.id, "k", b"again")
+            await store.delete_session("s")
+            assert os.listdir(tmp_path) == []
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("tear", ["cut-record", "cut-header", "zeros", "garbage"])
+def test_a_torn_record_is_skipped_and_later_records_still_read(tmp_path: Path, tear: str) -> None:
+    sizes = save_records(tmp_path, 3)
+    rec = records_file(tmp_path)
+    if tear == "cut-record":  # a crash in the middle of the third append
+        os.truncate(rec, sizes[2] - 10)
+    elif tear == "cut-header":  # a crash after 3 bytes of a fourth frame
+        with open(rec, "ab") as f:
+            f.write(b"\x00\x00\x01")
+    else:  # a crash that left zero-filled or garbage blocks past the last frame
+        with open(rec, "ab") as f:
+            f.write(b"\0" * 4096 if tear == "zeros" else b"\x00\x00\x01\x00junkSGR1")
+    kept = {f"k{i}": b"v" * 200 for i in range(2 if tear == "cut-record" else 3)}
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            assert await store.load_records("s", "b") == kept
+            await store.save_record("s", "b", "after", b"after the crash")
+            await store.save_record("s", "b", "k0", b"replaced after the crash")
+        async with FileCheckpointStore(tmp_path) as store:
+            want = {**kept, "after": b"after the crash", "k0": b"replaced after the crash"}
+            assert await store.load_records("s", "b") == want
+            await store.delete_records("s", "b")
+            assert await store.load_records("s", "b") == {}
+        assert rec.stat().st_size == 0  # the torn bytes went with the records
+
+    asyncio.run(main())
+
+
+def test_a_damaged_record_is_lost_alone(tmp_path: Path) -> None:
+    sizes = save_records(tmp_path, 3)
+    rec = records_file(tmp_path)
+    data = bytearray(rec.read_bytes())
+    data[sizes[1] - 1] ^= 0x40  # the last byte of the second record
+    rec.write_bytes(bytes(data))
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:  # its activation would run again
+            assert await store.load_records("s", "b") == {"k0": b"v" * 200, "k2": b"v" * 200}
+
+    asyncio.run(main())
+
+
+def test_a_failed_record_save_is_never_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_fdatasync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            await store.save_record("s", "b", "k0", b"kept")
+            size = records_file(tmp_path).stat().st_size
+            with monkeypatch.context() as m:
+                m.setattr(os, "fdatasync", broken_fdatasync)
+                with pytest.raises(CheckpointError, match="Input/output error"):
+                    await store.save_record("s", "b", "k1", b"lost")
+            assert records_file(tmp_path).stat().st_size == size
+            assert await store.load_records("s", "b") == {"k0": b"kept"}
+
+    asyncio.run(main())
+
+
+def test_deleting_one_base_rewrites_the_records_log_for_other_stores(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as a, FileCheckpointStore(tmp_path) as b:
+            for base in ("b1", "b2"):
+                await a.save_record("s", base, "k", base.encode())
+            inode = records_file(tmp_path).stat().st_ino
+            await b.delete_records("s", "b1")
+            assert records_file(tmp_path).stat().st_ino != inode  # renamed over, atomically
+            assert await a.load_records("s", "b1") == {}
+            await a.save_record("s", "b2", "more", b"more")
+            assert await b.load_records("s", "b2") == {"k": b"b2", "more": b"more"}
+        assert sorted(os.listdir(tmp_path)) == ["s.rec"]  # no temp file left behind
+
+    asyncio.run(main())
+
+
+RECORDS_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from stepgraph.stores.file import FileCheckpointStore
+
+    async def main(directory, me, n):
+        async with FileCheckpointStore(directory) as store:
+            print("ready", flush=True)
+            sys.stdin.readline()
+            for i in range(n):
+                await store.save_record("shared", "base", f"{me}:{i}", me.encode() * (i % 50))
+                if i % 25 == 24:  # a superstep of the other process committed: drop its records
+                    await store.delete_records("shared", "other-base")
+                    await store.save_record("shared", "other-base", me, b"x")
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    """
+)
+
+
+def test_two_processes_save_records_to_one_log_without_loss(tmp_path: Path) -> None:
+    n = 150
+    run_together(
+        [[sys.executable, "-c", RECORDS_CHILD, str(tmp_path), me, str(n)] for me in ("p1", "p2")]
+    )
+
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            got = await store.load_records("shared", "base")
+            want = {f"{me}:{i}": me.encode() * (i % 50) for me in ("p1", "p2") for i in range(n)}
+            assert got == want
 
     asyncio.run(main())
 

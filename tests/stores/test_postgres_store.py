@@ -48,7 +48,15 @@ def by_name(check: object) -> str:
     return getattr(check, "__name__", str(check))
 
 
-@pytest.mark.parametrize("check", testing.STORE_CHECKS + testing.REOPEN_CHECKS, ids=by_name)
+ALL_CHECKS = (
+    testing.STORE_CHECKS
+    + testing.REOPEN_CHECKS
+    + testing.RECORD_CHECKS
+    + testing.RECORD_REOPEN_CHECKS
+)
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=by_name)
 def test_conformance(check: Check, dsn: str) -> None:
     async def factory(name: str) -> CheckpointStore:
         return open_store(dsn, name, max_size=4)
@@ -72,8 +80,10 @@ def test_settings_schema_and_indexes(dsn: str) -> None:
             await store.save(_Lineage("s").next({"s:n": 1}))
             assert store.pool_stats()["pool_size"] >= 2
         with raw(dsn) as conn:
-            versions = conn.execute(f'SELECT version FROM "{schema}".stepgraph_schema').fetchall()
-            assert versions == [(SCHEMA_VERSION,)]
+            versions = conn.execute(
+                f'SELECT version FROM "{schema}".stepgraph_schema ORDER BY version'
+            ).fetchall()
+            assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]  # one per migration
             conn.execute("SET enable_seqscan = off")  # the tables are tiny; ask for the index
             for query in (
                 f"SELECT id FROM \"{schema}\".stepgraph_checkpoints WHERE session_id = 's' ORDER BY seq DESC",
@@ -211,5 +221,34 @@ def test_first_use_from_many_tasks_opens_one_pool(dsn: str) -> None:
                 for i in range(10):
                     tg.create_task(store.save(_Lineage(f"s{i}").next({"s:n": i})))
             assert store.pool_stats()["pool_size"] <= 3
+
+    asyncio.run(main())
+
+
+def test_a_version_1_schema_is_migrated_and_keeps_its_checkpoints(dsn: str) -> None:
+    line = _Lineage("s")
+
+    async def main() -> None:
+        async with open_store(dsn, "v1") as store:
+            for i in range(3):
+                await store.save(line.next({"s:n": i}))
+            schema = store.schema
+        with raw(dsn) as conn:  # back to what version 1 created
+            conn.execute(f'DROP TABLE "{schema}".stepgraph_records')
+            conn.execute(f'DELETE FROM "{schema}".stepgraph_schema WHERE version > 1')
+        async with open_store(dsn, schema.removeprefix(f"{RUN}_")) as store:
+            assert [i.id for i in await store.list("s")] == list(reversed(line.saved))
+            for cid, cp in line.saved.items():
+                assert dict((await store.load(cid)).parts) == dict(cp.parts)
+            head = next(reversed(line.saved))
+            await store.save_record("s", head, "k", b"v" * 200)
+            assert await store.load_records("s", head) == {"k": b"v" * 200}
+            await store.delete([head])
+            assert await store.load_records("s", head) == {}
+        with raw(dsn) as conn:
+            rows = conn.execute(
+                f'SELECT version FROM "{schema}".stepgraph_schema ORDER BY version'
+            ).fetchall()
+            assert rows == [(1,), (2,)]
 
     asyncio.run(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import sys
 import textwrap
@@ -13,6 +14,8 @@ import pytest
 from tests.stores.proc_support import run_together
 
 from stepgraph import CheckpointDecodeError, CheckpointError
+from stepgraph._checkpoint import apply_delta
+from stepgraph.stores import Checkpoint, _record
 from stepgraph.stores.sqlite import SCHEMA_VERSION, SqliteCheckpointStore
 from stepgraph.testing import _Lineage
 
@@ -169,5 +172,80 @@ def test_processes_share_one_file_without_loss(tmp_path: Path) -> None:
                 assert mine == [f"{me}-{i:06d}" for i in range(n, 0, -1)]
             for cid in got:
                 assert (await store.load(cid)).state["by"] == cid[:2]
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- older files
+
+SCHEMA2 = Path(__file__).parents[1] / "fixtures" / "checkpoints" / "sqlite-schema2-golden.db"
+"""A database written by stepgraph at schema version 2 (before activation records, commit
+a8b3989): the golden workflow's session "golden", its ten checkpoints and a released lease."""
+
+
+def golden_checkpoints() -> dict[str, Checkpoint]:
+    whole: dict[str, Checkpoint] = {}
+    for path in sorted(SCHEMA2.parent.glob("v1-golden-*.ckpt")):
+        cp = _record.unpack(path.read_bytes())
+        whole[cp.id] = cp if cp.is_full else apply_delta(whole[cp.info.parent_id or ""], cp)
+    return whole
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_database_is_migrated_and_keeps_its_checkpoints(
+    tmp_path: Path, version: int
+) -> None:
+    db = tmp_path / "old.db"
+    shutil.copyfile(SCHEMA2, db)
+    if version == 1:  # version 1 had no leases table
+        with raw(db) as conn:
+            conn.execute("DROP TABLE leases")
+            conn.execute("PRAGMA user_version = 1")
+    golden = golden_checkpoints()
+
+    async def main() -> None:
+        async with SqliteCheckpointStore(db) as store:
+            assert await ids(store, "golden") == list(reversed(golden))
+            for cid, want in golden.items():
+                got = await store.load(cid)
+                assert got.info == want.info
+                assert dict(got.parts) == dict(want.parts)
+            head = next(reversed(golden))
+            assert await store.load_records("golden", head) == {}
+            await store.save_record("golden", head, "a:x:0", b"record")
+            assert await store.load_records("golden", head) == {"a:x:0": b"record"}
+            lease = await store.acquire("golden", "me", 10.0)
+            assert lease.token == (2 if version == 2 else 1)  # a kept lease row counts on
+        with raw(db) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+            tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+            assert {"checkpoints", "leases", "records"} <= tables
+        assert SCHEMA2.read_bytes() != db.read_bytes()  # the copy was migrated, not the fixture
+
+    asyncio.run(main())
+
+
+def test_records_are_one_upsert_and_go_with_their_checkpoints(tmp_path: Path) -> None:
+    db = tmp_path / "cp.db"
+    line = _Lineage("s")
+
+    async def main() -> None:
+        async with SqliteCheckpointStore(db) as store:
+            await store.save(a := line.next({"s:n": 0}))
+            await store.save(b := line.next({"s:n": 1}))
+            for base in (a.id, b.id):
+                await store.save_record("s", base, "k", b"x" * 200)
+                await store.save_record("s", base, "k", b"y" * 200)  # replaced in place
+            with raw(db) as conn:
+                rows = conn.execute("SELECT base_id, key, length(data) FROM records").fetchall()
+                assert sorted(rows) == [(a.id, "k", 200), (b.id, "k", 200)]
+                plan = conn.execute(
+                    "EXPLAIN QUERY PLAN SELECT key, data FROM records "
+                    "WHERE session_id = 's' AND base_id = 'x'"
+                ).fetchall()
+                assert "sqlite_autoindex_records_1" in str(plan)
+            await store.delete([a.id])
+            with raw(db) as conn:
+                assert conn.execute("SELECT base_id FROM records").fetchall() == [(b.id,)]
 
     asyncio.run(main())

@@ -1,23 +1,27 @@
 """Checkpoint stores: the protocols, the shipped backends and store URLs.
 
-* `_store`: the `CheckpointStore` protocol every backend implements
+* `_store`: the `CheckpointStore` protocol every backend implements, and `RecordStore`
+  for the activation records that keep finished work from running twice
 * `_lease`: `LeaseStore`, `Lease` and the rules of session leases and fencing tokens
 * `memory`: `MemoryCheckpointStore`, checkpoints kept in this process
 * `file`: `FileCheckpointStore(dir)`, an append-only log per session, fsync per save
 * `sqlite`: `SqliteCheckpointStore(path)`, the embedded default (WAL, one transaction per
   save), with `_sqlite_leases` for its leases
-* `postgres`: `PostgresCheckpointStore(dsn)` (extra `postgres`; import it from there)
+* `postgres`: `PostgresCheckpointStore(dsn)` (extra `postgres`; import it from there),
+  with its SQL in `_postgres_sql` and its leases in `_postgres_leases`
+* `_file_records`: the activation records of `FileCheckpointStore`, one log per session,
+  and `_files`, the frames and file plumbing of both its logs
 * `_urls`: `open_store(url)` and `StoreURL`, the store URLs of the CLI and the server
-* `_record`: the binary record layout the durable stores share
+* `_record`: the binary layout of a checkpoint, which the durable stores share
 
-Every store passes `stepgraph.testing.check_checkpoint_store(factory)`.
+Every store passes `stepgraph.testing.check_checkpoint_store(factory)`, record checks included.
 """
 
 from __future__ import annotations
 
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._lease import Lease, LeaseLostError, LeaseStore, lease_store
-from .._store import CheckpointStore
+from .._store import CheckpointStore, RecordStore, record_store
 from ._urls import StoreURL, open_store
 from .file import FileCheckpointStore
 from .memory import MemoryCheckpointStore
@@ -32,8 +36,10 @@ __all__ = [
     "LeaseLostError",
     "LeaseStore",
     "MemoryCheckpointStore",
+    "RecordStore",
     "SqliteCheckpointStore",
     "StoreURL",
     "lease_store",
     "open_store",
+    "record_store",
 ]

@@ -32,6 +32,11 @@ needed). Inline was measured against a thread: ~185 us per save inline,
 a blocking fsync dominates); the target is 300 us. The price: the loop blocks
 for the fsync, and while another process holds the log's lock. POSIX only;
 a store object is not thread-safe.
+
+Activation records (`RecordStore`) live beside each log in `<name>.rec`, a log
+of their own (`_file_records`); `delete` drops the records kept under the
+checkpoints it deletes, and `delete_session` both files. Frames and the file
+plumbing both logs share are in `_files`.
 """
 
 from __future__ import annotations
@@ -42,8 +47,6 @@ import hashlib
 import os
 import re
 import secrets
-import struct
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,14 +54,15 @@ from typing import NamedTuple, TypeVar
 
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
-from . import _record
+from . import _file_records, _record
+from ._files import FRAME, frame, frame_ok, fsync_dir, next_frame, open_file, pread, write_all
 
 __all__ = ["FileCheckpointStore"]
 
 _T = TypeVar("_T")
-_FRAME = struct.Struct(">II")
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 _SUFFIX = ".log"
+_RECORDS = ".rec"  # the session's activation records, beside its log
 _MAX_NAME = 200
 _MAX_OPEN = 128  # open logs (descriptors) kept; the least recently used is closed
 _MAX_CHAIN = 10_000  # a longer parent walk means a cycle in the stored data
@@ -105,6 +109,7 @@ class FileCheckpointStore:
         self._dir: str = os.path.abspath(os.fspath(directory))
         self._logs: OrderedDict[str, _Log] = OrderedDict()  # by file name, least recent first
         self._where: dict[str, str] = {}  # checkpoint id -> log name it was last seen in
+        self._records = _file_records.RecordLogs(self._dir)
         self._closed = False
         self._swept = False  # orphan temp files removed (once, at first use)
 
@@ -115,10 +120,9 @@ class FileCheckpointStore:
 
     async def save(self, checkpoint: Checkpoint) -> None:
         """Append `checkpoint` to its session's log, fdatasynced (an existing id is replaced)."""
-        record = _record.pack(checkpoint)
-        frame = _FRAME.pack(len(record), zlib.crc32(record)) + record
         info = checkpoint.info
-        self._io(f"save {info.id!r}", self._append, log_name(info.session_id), info, frame)
+        framed = frame(_record.pack(checkpoint))
+        self._io(f"save {info.id!r}", self._append, log_name(info.session_id), info, framed)
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The whole checkpoint; raises `CheckpointNotFoundError` for an unknown id."""
@@ -150,13 +154,37 @@ class FileCheckpointStore:
                 if (found := self._find(cid, None)) is not None:
                     doomed.setdefault(found[0].name, set()).add(cid)
             for name, ids in doomed.items():
+                self._records.delete(_records_of(name), ids)  # first: no orphans on a crash
                 self._rewrite(name, ids)
 
         self._io("delete checkpoints", delete)
 
     async def delete_session(self, session_id: str) -> None:
-        """Delete every checkpoint of the session (unlinking its log)."""
-        self._io(f"delete session {session_id!r}", self._rewrite, log_name(session_id), None)
+        """Delete every checkpoint and record of the session (unlinking its files)."""
+
+        def delete() -> None:
+            self._records.drop(_records_of(log_name(session_id)))
+            self._rewrite(log_name(session_id), None)
+
+        self._io(f"delete session {session_id!r}", delete)
+
+    async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
+        """Append one activation record to the session's records log, fdatasynced."""
+        framed = _file_records.pack(base_id, key, data)
+        name = _records_of(log_name(session_id))
+        self._io(f"save record {key!r} of session {session_id!r}", self._records.save, name, framed)
+
+    async def load_records(self, session_id: str, base_id: str) -> dict[str, bytes]:
+        """The session's records under checkpoint `base_id`, by key (one read of its log)."""
+        name = _records_of(log_name(session_id))
+        doing = f"load the records of session {session_id!r}"
+        return self._io(doing, self._records.load, name, base_id)
+
+    async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
+        """Delete the session's records under `base_id`, or all of them when None."""
+        name = _records_of(log_name(session_id))
+        bases = None if base_id is None else (base_id,)
+        self._io(f"delete the records of session {session_id!r}", self._records.delete, name, bases)
 
     async def aclose(self) -> None:
         """Close every open log; the store refuses use afterwards."""
@@ -195,20 +223,8 @@ class FileCheckpointStore:
             self._logs.move_to_end(name)
             return log
         path = os.path.join(self._dir, name)
-        try:
-            fd = os.open(path, _OPEN_FLAGS)
-        except FileNotFoundError:
-            if not create:
-                return None
-            if not os.path.isdir(self._dir):
-                os.makedirs(self._dir, exist_ok=True)
-                _fsync_dir(os.path.dirname(self._dir))
-            try:
-                fd = os.open(path, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                fd = os.open(path, _OPEN_FLAGS)
-            else:
-                _fsync_dir(self._dir)
+        if (fd := open_file(self._dir, path, _OPEN_FLAGS, create)) is None:
+            return None
         self._logs[name] = log = _Log(name, path, fd, os.fstat(fd).st_ino)
         while len(self._logs) > _MAX_OPEN:
             self._forget(next(iter(self._logs)))
@@ -253,39 +269,39 @@ class FileCheckpointStore:
         if size < log.end:  # impossible for an append-only inode: start over
             log.entries.clear()
             log.end = 0
-        base, data = log.end, _pread(log.fd, size - log.end, log.end)
+        base, data = log.end, pread(log.fd, size - log.end, log.end)
         view, pos = memoryview(data), 0
         while pos < len(data):
-            if not _frame_ok(view, pos):
-                if _valid_frame_after(data, pos):
+            if not frame_ok(view, pos):
+                if next_frame(data, pos, _record.MAGIC) != -1:
                     raise CheckpointDecodeError(
                         f"checkpoint log {log.path} is corrupt: bad frame at byte {base + pos} "
                         "followed by valid ones"
                     )
                 break  # a torn tail: a crash during the last append
-            length = _FRAME.unpack_from(view, pos)[0]
+            length = FRAME.unpack_from(view, pos)[0]
             info = _unpack(log, base + pos, view[pos + 8 : pos + 8 + length]).info
             log.entries[info.id] = _Entry(base + pos + 8, length, info)
             self._where[info.id] = log.name
             pos += 8 + length
         log.end, log.size = base + pos, size
 
-    def _append(self, name: str, info: CheckpointInfo, frame: bytes) -> None:
+    def _append(self, name: str, info: CheckpointInfo, framed: bytes) -> None:
         log = self._locked(name, create=True)
         assert log is not None
         start = log.end
         try:
             if log.size > start:
                 os.ftruncate(log.fd, start)  # drop the torn tail a crash left
-            _write_all(log.fd, frame)
+            write_all(log.fd, framed)
             os.fdatasync(log.fd)
         except BaseException:
             with contextlib.suppress(OSError):  # a failed save must never be read back
                 os.ftruncate(log.fd, start)
             self._forget(name)
             raise
-        log.entries[info.id] = _Entry(start + 8, len(frame) - 8, info)
-        log.end = log.size = start + len(frame)
+        log.entries[info.id] = _Entry(start + 8, len(framed) - 8, info)
+        log.end = log.size = start + len(framed)
         self._where[info.id] = name
         fcntl.flock(log.fd, fcntl.LOCK_UN)
 
@@ -319,8 +335,8 @@ class FileCheckpointStore:
                     f"checkpoint {chain[-1].id!r} is a delta of {cid!r}, missing from {self._dir}"
                 )
             log, entry = found
-            data = _pread(log.fd, entry.length + 8, entry.offset - 8)
-            if not _frame_ok(memoryview(data), 0) or len(data) != entry.length + 8:
+            data = pread(log.fd, entry.length + 8, entry.offset - 8)
+            if not frame_ok(memoryview(data), 0) or len(data) != entry.length + 8:
                 raise CheckpointDecodeError(f"checkpoint log {log.path}: {cid!r} changed on disk")
             cp = _unpack(log, entry.offset - 8, memoryview(data)[8:])
             if cp.id != cid:
@@ -344,14 +360,14 @@ class FileCheckpointStore:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
                 try:
                     for e in keep:
-                        _write_all(fd, _pread(log.fd, e.length + 8, e.offset - 8))
+                        write_all(fd, pread(log.fd, e.length + 8, e.offset - 8))
                     os.fsync(fd)
                 finally:
                     os.close(fd)
                 os.replace(tmp, log.path)
             else:
                 os.unlink(log.path)
-            _fsync_dir(self._dir)
+            fsync_dir(self._dir)
             for cid in log.entries:
                 if self._where.get(cid) == name:
                     del self._where[cid]
@@ -390,47 +406,13 @@ def _sweep(directory: str) -> None:
                 os.close(fd)
 
 
+def _records_of(log: str) -> str:
+    """The name of the records log beside checkpoint log `log`."""
+    return log.removesuffix(_SUFFIX) + _RECORDS
+
+
 def _unpack(log: _Log, offset: int, record: memoryview) -> Checkpoint:
     try:
         return _record.unpack(bytes(record))
     except CheckpointDecodeError as exc:
         raise CheckpointDecodeError(f"checkpoint log {log.path}, byte {offset}: {exc}") from None
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pread(fd: int, n: int, offset: int) -> bytes:
-    chunks: list[bytes] = []
-    while n > 0 and (chunk := os.pread(fd, n, offset)):
-        chunks.append(chunk)
-        n, offset = n - len(chunk), offset + len(chunk)
-    return b"".join(chunks)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _frame_ok(view: memoryview, pos: int) -> bool:
-    """True when a whole frame with a matching checksum starts at `pos`."""
-    if len(view) - pos < 8:
-        return False
-    length, crc = _FRAME.unpack_from(view, pos)
-    end = pos + 8 + length
-    return length >= 4 and end <= len(view) and zlib.crc32(view[pos + 8 : end]) == crc
-
-
-def _valid_frame_after(data: bytes, pos: int) -> bool:
-    """True when some valid frame starts after `pos` (so `pos` is not a torn tail)."""
-    at = data.find(_record.MAGIC, pos + 9)
-    while at != -1 and not _frame_ok(memoryview(data), at - 8):
-        at = data.find(_record.MAGIC, at + 1)
-    return at != -1

@@ -12,6 +12,8 @@ stepgraph_checkpoints(id TEXT PRIMARY KEY, seq BIGSERIAL, session_id, parent_id,
                       superstep, created_at TEXT, is_full, crc, record BYTEA)
     index (session_id, seq)                         -- history and head of a session
 stepgraph_leases(session_id PRIMARY KEY, owner, token, expires_at)
+stepgraph_records(session_id, base_id, key, data BYTEA,            -- version 2
+                  PRIMARY KEY (session_id, base_id, key))
 ```
 
 `record` is `_record.pack(cp)` as in the SQLite store (a delta holds only its
@@ -19,6 +21,10 @@ changed parts); `load` and `latest` rebuild the whole with ONE recursive query
 and check each record's CRC-32; `list` reads columns only. A save first locks
 its session (an advisory lock; a fenced save: the lease row), so a session's
 `seq` order is its commit order; a re-saved id keeps its `seq` (its place).
+Activation records (`RecordStore`): `save_record` is one upsert, `load_records`
+one query on the primary key, and `delete`/`delete_session` drop the records
+of what they delete in the same statement. The SQL lives in `_postgres_sql`,
+the lease methods in `_postgres_leases`.
 Lease expiry is judged by the server's clock, never the clients'. A lease whose
 owner (`host:pid:...`) is a process of this host that no longer exists is taken
 over at once, as in the SQLite store; a holder on another host blocks for its ttl.
@@ -38,15 +44,14 @@ there); a load of a delta chain ~260 us; `latest` ~130 us; `list` ~110 us.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Final, LiteralString, TypeVar, cast
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
@@ -56,106 +61,23 @@ from .._errors import (
     CheckpointDecodeError,
     CheckpointError,
     CheckpointNotFoundError,
-    ConcurrentRunError,
 )
-from .._lease import (
-    Lease,
-    LeaseLostError,
-    LeaseStore,
-    check_ttl,
-    held_message,
-    owner_is_gone,
-    pause,
-)
+from .._lease import Lease, LeaseLostError, LeaseStore
 from . import _record
 from ._pg_wakeups import Wakeups
+from ._postgres_leases import PostgresLeases, fence
+from ._postgres_sql import CHANNEL as CHANNEL  # where it has always been importable from
+from ._postgres_sql import MIGRATIONS, STATEMENTS, in_schema
 
 __all__ = ["SCHEMA_VERSION", "PostgresCheckpointStore"]
 
 _T = TypeVar("_T")
 _Conn = AsyncConnection[TupleRow]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The newest schema version this store creates; a database with a newer one is refused."""
-CHANNEL: Final = "stepgraph_lease"
-"""The LISTEN/NOTIFY channel on which a released lease wakes waiting `acquire` calls."""
-
-_MIGRATIONS: tuple[LiteralString, ...] = (
-    """CREATE TABLE {s}.stepgraph_checkpoints (id text PRIMARY KEY, seq bigserial NOT NULL,
-        session_id text NOT NULL, parent_id text, superstep bigint NOT NULL,
-        created_at text NOT NULL, is_full boolean NOT NULL, crc bigint NOT NULL,
-        record bytea NOT NULL);
-    CREATE INDEX stepgraph_checkpoints_session ON {s}.stepgraph_checkpoints (session_id, seq);
-    CREATE TABLE {s}.stepgraph_leases (session_id text PRIMARY KEY, owner text,
-        token bigint NOT NULL, expires_at double precision NOT NULL)""",  # version 1
-)
-
-_NOW = "extract(epoch FROM clock_timestamp())"
-_COLUMNS = "(id, session_id, parent_id, superstep, created_at, is_full, crc, record)"
-_VALUES = "%(id)s, %(sid)s, %(parent)s, %(superstep)s, %(at)s, %(full)s, %(crc)s, %(record)s"
-_UPSERT = """ON CONFLICT (id) DO UPDATE SET session_id = excluded.session_id,
-    parent_id = excluded.parent_id, superstep = excluded.superstep,
-    created_at = excluded.created_at, is_full = excluded.is_full, crc = excluded.crc,
-    record = excluded.record"""
 
 
-def _chain(anchor: LiteralString) -> LiteralString:
-    """One recursive query: a checkpoint and its delta chain back to the nearest full one."""
-    return (
-        "WITH RECURSIVE chain AS ((SELECT id, parent_id, is_full, crc, record, 0 AS n FROM "
-        "{s}.stepgraph_checkpoints " + anchor + ") UNION ALL "
-        "SELECT c.id, c.parent_id, c.is_full, c.crc, c.record, chain.n + 1 "
-        "FROM {s}.stepgraph_checkpoints AS c JOIN chain ON c.id = chain.parent_id "
-        "WHERE NOT chain.is_full AND chain.n < 10000) "
-        "SELECT id, is_full, crc, record FROM chain ORDER BY n"
-    )
-
-
-_STATEMENTS: dict[str, LiteralString] = {
-    "load": _chain("WHERE id = %s"),
-    "latest": _chain("WHERE session_id = %s ORDER BY seq DESC LIMIT 1"),
-    "save": f"INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} FROM "
-    f"(SELECT pg_advisory_xact_lock(hashtextextended(%(sid)s, 0))) AS serial {_UPSERT}",
-    "fenced_save": "WITH lease AS (SELECT 1 FROM {s}.stepgraph_leases WHERE session_id = %(sid)s "
-    "AND token = %(token)s AND owner = %(owner)s FOR UPDATE) "
-    f"INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} FROM lease {_UPSERT} "
-    "RETURNING 1",
-    "list": "SELECT id, parent_id, session_id, superstep, created_at FROM "
-    "{s}.stepgraph_checkpoints WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
-    "delete": "DELETE FROM {s}.stepgraph_checkpoints WHERE id = ANY(%s)",
-    "delete_session": "DELETE FROM {s}.stepgraph_checkpoints WHERE session_id = %s",
-    "acquire": "INSERT INTO {s}.stepgraph_leases AS l (session_id, owner, token, expires_at) "
-    f"VALUES (%(sid)s, %(owner)s, 1, {_NOW} + %(ttl)s) "
-    "ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, "
-    "token = l.token + 1, expires_at = excluded.expires_at "
-    f"WHERE l.owner IS NULL OR l.owner = excluded.owner OR l.expires_at <= {_NOW} "
-    "RETURNING token, expires_at",
-    "takeover": "UPDATE {s}.stepgraph_leases SET owner = %(owner)s, token = token + 1, "
-    f"expires_at = {_NOW} + %(ttl)s WHERE session_id = %(sid)s AND owner = %(dead)s "
-    "RETURNING token, expires_at",
-    "holder": f"SELECT owner, token, expires_at - {_NOW} FROM {{s}}.stepgraph_leases "
-    "WHERE session_id = %s",
-    "renew": f"UPDATE {{s}}.stepgraph_leases SET expires_at = {_NOW} + %(ttl)s "
-    "WHERE session_id = %(sid)s AND token = %(token)s AND owner = %(owner)s "
-    "RETURNING expires_at",
-    "release": "WITH gone AS (UPDATE {s}.stepgraph_leases SET owner = NULL, expires_at = 0 "
-    "WHERE session_id = %(sid)s AND token = %(token)s AND owner = %(owner)s "
-    f"RETURNING 1) SELECT pg_notify('{CHANNEL}', %(key)s) FROM gone",
-    "exists": "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s), EXISTS (SELECT "
-    "FROM pg_tables WHERE schemaname = %s AND tablename = 'stepgraph_schema')",
-    "create_schema": "CREATE SCHEMA {s}",
-    "versions": "CREATE TABLE IF NOT EXISTS {s}.stepgraph_schema (version integer PRIMARY KEY, "
-    "applied_at timestamptz NOT NULL DEFAULT now())",
-    "version": "SELECT coalesce(max(version), 0) FROM {s}.stepgraph_schema",
-    "applied": "INSERT INTO {s}.stepgraph_schema (version) VALUES (%s)",
-}
-
-
-def _in_schema(template: LiteralString, schema: str) -> LiteralString:
-    """`template` with `{s}` replaced by the quoted schema name."""
-    return cast(LiteralString, sql.SQL(template).format(s=sql.Identifier(schema)).as_string(None))
-
-
-class PostgresCheckpointStore(LeaseStore):
+class PostgresCheckpointStore(PostgresLeases, LeaseStore):
     """Checkpoints and session leases in PostgreSQL (see the module docstring).
 
     Args:
@@ -183,7 +105,7 @@ class PostgresCheckpointStore(LeaseStore):
         self._pool_kwargs = dict(pool_kwargs or {})
         self._schema = schema
         self._sql: dict[str, LiteralString] = {
-            name: _in_schema(text, schema) for name, text in _STATEMENTS.items()
+            name: in_schema(text, schema) for name, text in STATEMENTS.items()
         }
         self._clock = clock
         self._pool: AsyncConnectionPool[_Conn] | None = None
@@ -233,7 +155,7 @@ class PostgresCheckpointStore(LeaseStore):
                 f"checkpoint {info.id!r} belongs to session {info.session_id!r}, but the "
                 f"lease given is for session {lease.session_id!r}; it was not saved"
             )
-        params.update(_fence(lease))
+        params.update(fence(lease))
         if not await self._rows(doing, self._sql["fenced_save"], params):
             raise LeaseLostError(
                 f"checkpoint {info.id!r} was not saved: lease token {lease.token} of "
@@ -274,81 +196,26 @@ class PostgresCheckpointStore(LeaseStore):
             await self._rows("delete checkpoints", self._sql["delete"], (ids,))
 
     async def delete_session(self, session_id: str) -> None:
-        """Delete every checkpoint of the session (its lease row, and so its tokens, stay)."""
+        """Delete every checkpoint and record of the session (its lease row, and tokens, stay)."""
         doing = f"delete session {session_id!r}"
-        await self._rows(doing, self._sql["delete_session"], (session_id,))
+        await self._rows(doing, self._sql["delete_session"], {"sid": session_id})
 
-    async def acquire(
-        self, session_id: str, owner: str, ttl: float, *, wait: float | None = None
-    ) -> Lease:
-        """Take the session's lease for `ttl` seconds (rules in `stepgraph._lease`).
+    async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
+        """Upsert one activation record in its own committed transaction."""
+        doing = f"save record {key!r} of session {session_id!r}"
+        await self._rows(doing, self._sql["save_record"], (session_id, base_id, key, data))
 
-        Raises `ConcurrentRunError` while another owner holds it; with `wait`, only
-        after trying that long, woken by the holder's release (LISTEN/NOTIFY) or expiry.
-        A waiting call holds no pooled connection between its attempts (it listens on
-        the store's one notice connection, `_pg_wakeups`), so any number of waiters
-        leave the pool to the holders. A holder that was a process of this host and
-        is gone (a crash) is taken over.
-        """
-        ttl = check_ttl(ttl)
-        deadline = None if wait is None else self._clock() + max(wait, 0.0)
-        doing = f"acquire the lease of session {session_id!r}"
-        key = self._wake_key(session_id)
-        with self._wakeups.watching(key):
-            while True:
-                if deadline is not None:  # before the attempt: no release goes unheard
-                    self._check_open()
-                    await self._guarded(doing, self._wakeups.listen())  # reopens if dropped
-                since = self._wakeups.mark(key)
-                got, held = await self._run(
-                    doing, lambda conn: self._attempt(conn, session_id, owner, ttl)
-                )
-                if got is not None:
-                    return got
-                owner_, token, remaining = held
-                left = 0.0 if deadline is None else deadline - self._clock()
-                if left <= 0:
-                    raise ConcurrentRunError(held_message(session_id, owner_, token, remaining))
-                await self._guarded(doing, self._wakeups.wait(key, since, pause(left, remaining)))
+    async def load_records(self, session_id: str, base_id: str) -> dict[str, bytes]:
+        """The session's records under checkpoint `base_id`, by key (one query)."""
+        doing = f"load the records of session {session_id!r}"
+        query = self._sql["load_records"]
+        rows = await self._rows(doing, query, (session_id, base_id), binary=True)
+        return {str(key): bytes(data) for key, data in rows}
 
-    async def _attempt(
-        self, conn: _Conn, session_id: str, owner: str, ttl: float
-    ) -> tuple[Lease | None, tuple[str, int, float]]:
-        """One try: the lease, or None and the holder (owner, token, seconds left)."""
-        params = {"sid": session_id, "owner": owner, "ttl": ttl}
-        while True:
-            cur = await conn.execute(self._sql["acquire"], params)
-            if (got := await cur.fetchone()) is not None:
-                return Lease(session_id, owner, int(got[0]), float(got[1])), ("", 0, 0.0)
-            held = await (await conn.execute(self._sql["holder"], (session_id,))).fetchone()
-            if held is None or held[0] is None:
-                continue  # released between the two statements: try again
-            if not owner_is_gone(str(held[0])):
-                return None, (str(held[0]), int(held[1]), float(held[2]))
-            # The holder was a process of this host that no longer exists (a crash):
-            # take its lease over now instead of waiting out its ttl.
-            cur = await conn.execute(self._sql["takeover"], {**params, "dead": held[0]})
-            if (got := await cur.fetchone()) is not None:
-                return Lease(session_id, owner, int(got[0]), float(got[1])), ("", 0, 0.0)
-            # someone else took it meanwhile: look again
-
-    async def renew(self, lease: Lease, ttl: float) -> Lease:
-        """Extend `lease` to `ttl` seconds from now; `LeaseLostError` if taken over or released."""
-        params = {**_fence(lease), "ttl": check_ttl(ttl)}
-        doing = f"renew the lease of session {lease.session_id!r}"
-        if not (rows := await self._rows(doing, self._sql["renew"], params)):
-            raise LeaseLostError(
-                f"the lease of session {lease.session_id!r} held by {lease.owner!r} (token "
-                f"{lease.token}) was taken over or released; stop this run"
-            )
-        return Lease(lease.session_id, lease.owner, lease.token, float(rows[0][0]))
-
-    async def release(self, lease: Lease) -> None:
-        """End `lease` if it is still current (a no-op otherwise) and wake waiting acquirers."""
-        params = {**_fence(lease), "key": self._wake_key(lease.session_id)}
-        await self._rows(
-            f"release the lease of session {lease.session_id!r}", self._sql["release"], params
-        )
+    async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
+        """Delete the session's records under `base_id`, or all of them when None."""
+        doing = f"delete the records of session {session_id!r}"
+        await self._rows(doing, self._sql["delete_records"], {"sid": session_id, "base": base_id})
 
     async def aclose(self) -> None:
         """Close the pool; the store refuses use afterwards. Closing twice is fine."""
@@ -368,11 +235,6 @@ class PostgresCheckpointStore(LeaseStore):
         await self.aclose()
 
     # -- plumbing -----------------------------------------------------------------------
-
-    def _wake_key(self, session_id: str) -> str:
-        """The NOTIFY payload naming one session of this schema (fixed size, any session id)."""
-        raw = f"{self._schema}\x00{session_id}".encode()
-        return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -465,7 +327,7 @@ class PostgresCheckpointStore(LeaseStore):
                     f"reads version {SCHEMA_VERSION} (upgrade stepgraph or use another schema)"
                 )
             for number in range(version + 1, SCHEMA_VERSION + 1):
-                await conn.execute(_in_schema(_MIGRATIONS[number - 1], self._schema))
+                await conn.execute(in_schema(MIGRATIONS[number - 1], self._schema))
                 await conn.execute(self._sql["applied"], (number,))
 
     def _resolve(self, rows: list[TupleRow]) -> Checkpoint:
@@ -486,10 +348,6 @@ class PostgresCheckpointStore(LeaseStore):
                 f"from {self._where}"
             )
         return _record.resolve(chain)
-
-
-def _fence(lease: Lease) -> dict[str, Any]:
-    return {"sid": lease.session_id, "token": lease.token, "owner": lease.owner}
 
 
 def _describe(dsn: str) -> str:

@@ -10,6 +10,9 @@ checkpoints(seq INTEGER PRIMARY KEY,  -- rowid: save order, assigned inside the 
             id TEXT UNIQUE, session_id, parent_id, superstep, created_at,
             full INTEGER, crc INTEGER, record BLOB)   -- record = `_record.pack(cp)`
 index checkpoints_session ON (session_id, seq)
+leases(session_id PRIMARY KEY, owner, token, expires_at)            -- version 2
+records(session_id, base_id, key, data BLOB, PRIMARY KEY (session_id, base_id, key))
+                                                                    -- version 3
 ```
 
 `seq` is the rowid: SQLite gives a new row `max(seq) + 1` while holding the
@@ -17,7 +20,10 @@ database's write lock, so it grows with save order across processes, and a
 replaced id gets a new, highest `seq`. `load` walks delta records back to the
 nearest full one in one recursive query (one snapshot, at most ~16 rows) and
 checks each record's CRC-32, so a damaged blob raises `CheckpointDecodeError`
-rather than loading wrong bytes. `list` reads columns only.
+rather than loading wrong bytes. `list` reads columns only. Activation
+records (`RecordStore`) are rows of `records`: `save_record` is one upsert in
+the group commit, `load_records` one query on the primary key; `delete` and
+`delete_session` drop the records of what they delete in the same transaction.
 
 Inline calls: measured on the dev machine, a save costs ~200 us inline
 (almost all of it the WAL fsync) against ~300 us through a dedicated thread
@@ -50,7 +56,7 @@ from ._sqlite_leases import SqliteLeases
 __all__ = ["SqliteCheckpointStore"]
 
 _T = TypeVar("_T")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The `user_version` of a database this store created; others are refused."""
 _APPLICATION_ID = 0x53474350  # "SGCP"
 _DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})  # the file, not the call, is wrong
@@ -74,14 +80,27 @@ CREATE TABLE IF NOT EXISTS leases (
     token INTEGER NOT NULL,
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS records (
+    session_id TEXT NOT NULL,
+    base_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (session_id, base_id, key)
+);
 """
 
-# Version 1 files get the leases table (tokens start at 1 for every session).
-_MIGRATE_1_TO_2 = """
-CREATE TABLE IF NOT EXISTS leases (
-    session_id TEXT PRIMARY KEY, owner TEXT, token INTEGER NOT NULL, expires_at REAL NOT NULL
-)
-"""
+# Upgrades by the version they start from; each only adds a table, in one transaction.
+_MIGRATIONS = {
+    # Version 1 files get the leases table (tokens start at 1 for every session).
+    1: """CREATE TABLE IF NOT EXISTS leases (
+        session_id TEXT PRIMARY KEY, owner TEXT, token INTEGER NOT NULL, expires_at REAL NOT NULL
+    )""",
+    # Version 2 files get the activation records table.
+    2: """CREATE TABLE IF NOT EXISTS records (
+        session_id TEXT NOT NULL, base_id TEXT NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL,
+        PRIMARY KEY (session_id, base_id, key)
+    )""",
+}
 
 # A fenced save: the row is inserted only while `lease` is the session's current one.
 _FENCED_SAVE = """
@@ -125,6 +144,16 @@ _LATEST = _CHAIN.format(anchor="seq = (SELECT max(seq) FROM checkpoints WHERE se
 _LIST = """
 SELECT id, parent_id, session_id, superstep, created_at FROM checkpoints
 WHERE session_id = ? ORDER BY seq DESC LIMIT ?
+"""
+
+_SAVE_RECORD = """
+INSERT INTO records (session_id, base_id, key, data) VALUES (?, ?, ?, ?)
+ON CONFLICT (session_id, base_id, key) DO UPDATE SET data = excluded.data
+"""
+# The records kept under checkpoints about to be deleted (run before deleting them).
+_DELETE_RECORDS_UNDER = """
+DELETE FROM records WHERE (session_id, base_id) IN
+    (SELECT session_id, id FROM checkpoints WHERE id IN ({marks}))
 """
 
 
@@ -272,16 +301,52 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
                 for i in range(0, len(ids), 500):
                     chunk = ids[i : i + 500]
                     marks = ",".join("?" * len(chunk))
+                    c.execute(_DELETE_RECORDS_UNDER.format(marks=marks), chunk)
                     c.execute(f"DELETE FROM checkpoints WHERE id IN ({marks})", chunk)
 
         if ids:
             self._run("delete checkpoints", delete)
 
     async def delete_session(self, session_id: str) -> None:
-        """Delete every checkpoint of the session, in one transaction."""
-        self._run(
-            f"delete session {session_id!r}",
-            lambda c: c.execute("DELETE FROM checkpoints WHERE session_id = ?", (session_id,)),
+        """Delete every checkpoint and record of the session, in one transaction."""
+
+        def delete(c: sqlite3.Connection) -> None:
+            with _transaction(c):
+                c.execute("DELETE FROM records WHERE session_id = ?", (session_id,))
+                c.execute("DELETE FROM checkpoints WHERE session_id = ?", (session_id,))
+
+        self._run(f"delete session {session_id!r}", delete)
+
+    async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
+        """Upsert one activation record, committed (fsynced) before returning.
+
+        Rides the group commit like `save`: records that concurrent activations
+        finish in the same turn of the event loop share one transaction.
+        """
+        row = (session_id, base_id, key, bytes(data))
+        await self._write(
+            f"save record {key!r} of session {session_id!r}",
+            lambda c: c.execute(_SAVE_RECORD, row),
+        )
+
+    async def load_records(self, session_id: str, base_id: str) -> dict[str, bytes]:
+        """The session's records under checkpoint `base_id`, by key (one query)."""
+        rows = self._run(
+            f"load the records of session {session_id!r}",
+            lambda c: c.execute(
+                "SELECT key, data FROM records WHERE session_id = ? AND base_id = ?",
+                (session_id, base_id),
+            ).fetchall(),
+        )
+        return {str(key): bytes(data) for key, data in rows}
+
+    async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
+        """Delete the session's records under `base_id`, or all of them when None."""
+        query, args = "DELETE FROM records WHERE session_id = ?", (session_id,)
+        if base_id is not None:
+            query, args = f"{query} AND base_id = ?", (session_id, base_id)
+        await self._write(
+            f"delete the records of session {session_id!r}", lambda c: c.execute(query, args)
         )
 
     async def aclose(self) -> None:
@@ -345,7 +410,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Create the schema on a fresh file; refuse foreign or newer ones."""
+        """Create the schema on a fresh file, upgrade an older one; refuse foreign or newer ones."""
         app = int(conn.execute("PRAGMA application_id").fetchone()[0])
         if app not in (0, _APPLICATION_ID):
             raise CheckpointDecodeError(f"{self._path} is not a stepgraph checkpoint database")
@@ -360,11 +425,12 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
                     conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     version = SCHEMA_VERSION
-        if version == 1:
-            with _transaction(conn):
-                conn.execute(_MIGRATE_1_TO_2)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            version = SCHEMA_VERSION
+        while version in _MIGRATIONS:
+            with _transaction(conn):  # another process may have migrated meanwhile
+                if int(conn.execute("PRAGMA user_version").fetchone()[0]) == version:
+                    conn.execute(_MIGRATIONS[version])
+                    conn.execute(f"PRAGMA user_version = {version + 1}")
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version != SCHEMA_VERSION:
             raise CheckpointError(
                 f"{self._path} has checkpoint schema version {version}; this stepgraph "

@@ -1,0 +1,104 @@
+"""The SQL of `PostgresCheckpointStore`: its migrations and statements, one home for both.
+
+Every statement names its tables as `{s}.stepgraph_...`; `in_schema` puts the
+quoted schema name in. `MIGRATIONS[n - 1]` upgrades a database to version `n`.
+"""
+
+from __future__ import annotations
+
+from typing import Final, LiteralString, cast
+
+from psycopg import sql
+
+__all__ = ["CHANNEL", "MIGRATIONS", "STATEMENTS", "in_schema"]
+
+CHANNEL: Final = "stepgraph_lease"
+"""The LISTEN/NOTIFY channel on which a released lease wakes waiting `acquire` calls."""
+
+MIGRATIONS: tuple[LiteralString, ...] = (
+    """CREATE TABLE {s}.stepgraph_checkpoints (id text PRIMARY KEY, seq bigserial NOT NULL,
+        session_id text NOT NULL, parent_id text, superstep bigint NOT NULL,
+        created_at text NOT NULL, is_full boolean NOT NULL, crc bigint NOT NULL,
+        record bytea NOT NULL);
+    CREATE INDEX stepgraph_checkpoints_session ON {s}.stepgraph_checkpoints (session_id, seq);
+    CREATE TABLE {s}.stepgraph_leases (session_id text PRIMARY KEY, owner text,
+        token bigint NOT NULL, expires_at double precision NOT NULL)""",  # version 1
+    """CREATE TABLE {s}.stepgraph_records (session_id text NOT NULL, base_id text NOT NULL,
+        key text NOT NULL, data bytea NOT NULL,
+        PRIMARY KEY (session_id, base_id, key))""",  # version 2
+)
+
+_NOW = "extract(epoch FROM clock_timestamp())"
+_COLUMNS = "(id, session_id, parent_id, superstep, created_at, is_full, crc, record)"
+_VALUES = "%(id)s, %(sid)s, %(parent)s, %(superstep)s, %(at)s, %(full)s, %(crc)s, %(record)s"
+_UPSERT = """ON CONFLICT (id) DO UPDATE SET session_id = excluded.session_id,
+    parent_id = excluded.parent_id, superstep = excluded.superstep,
+    created_at = excluded.created_at, is_full = excluded.is_full, crc = excluded.crc,
+    record = excluded.record"""
+
+
+def _chain(anchor: LiteralString) -> LiteralString:
+    """One recursive query: a checkpoint and its delta chain back to the nearest full one."""
+    return (
+        "WITH RECURSIVE chain AS ((SELECT id, parent_id, is_full, crc, record, 0 AS n FROM "
+        "{s}.stepgraph_checkpoints " + anchor + ") UNION ALL "
+        "SELECT c.id, c.parent_id, c.is_full, c.crc, c.record, chain.n + 1 "
+        "FROM {s}.stepgraph_checkpoints AS c JOIN chain ON c.id = chain.parent_id "
+        "WHERE NOT chain.is_full AND chain.n < 10000) "
+        "SELECT id, is_full, crc, record FROM chain ORDER BY n"
+    )
+
+
+STATEMENTS: dict[str, LiteralString] = {
+    "load": _chain("WHERE id = %s"),
+    "latest": _chain("WHERE session_id = %s ORDER BY seq DESC LIMIT 1"),
+    "save": f"INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} FROM "
+    f"(SELECT pg_advisory_xact_lock(hashtextextended(%(sid)s, 0))) AS serial {_UPSERT}",
+    "fenced_save": "WITH lease AS (SELECT 1 FROM {s}.stepgraph_leases WHERE session_id = %(sid)s "
+    "AND token = %(token)s AND owner = %(owner)s FOR UPDATE) "
+    f"INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} FROM lease {_UPSERT} "
+    "RETURNING 1",
+    "list": "SELECT id, parent_id, session_id, superstep, created_at FROM "
+    "{s}.stepgraph_checkpoints WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
+    "delete": "WITH gone AS (DELETE FROM {s}.stepgraph_checkpoints WHERE id = ANY(%s) "
+    "RETURNING session_id, id) DELETE FROM {s}.stepgraph_records AS r USING gone "
+    "WHERE r.session_id = gone.session_id AND r.base_id = gone.id",
+    "delete_session": "WITH gone AS (DELETE FROM {s}.stepgraph_records WHERE session_id = "
+    "%(sid)s) DELETE FROM {s}.stepgraph_checkpoints WHERE session_id = %(sid)s",
+    "save_record": "INSERT INTO {s}.stepgraph_records (session_id, base_id, key, data) "
+    "VALUES (%s, %s, %s, %s) ON CONFLICT (session_id, base_id, key) "
+    "DO UPDATE SET data = excluded.data",
+    "load_records": "SELECT key, data FROM {s}.stepgraph_records "
+    "WHERE session_id = %s AND base_id = %s",
+    "delete_records": "DELETE FROM {s}.stepgraph_records WHERE session_id = %(sid)s "
+    "AND base_id = coalesce(%(base)s, base_id)",
+    "acquire": "INSERT INTO {s}.stepgraph_leases AS l (session_id, owner, token, expires_at) "
+    f"VALUES (%(sid)s, %(owner)s, 1, {_NOW} + %(ttl)s) "
+    "ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, "
+    "token = l.token + 1, expires_at = excluded.expires_at "
+    f"WHERE l.owner IS NULL OR l.owner = excluded.owner OR l.expires_at <= {_NOW} "
+    "RETURNING token, expires_at",
+    "takeover": "UPDATE {s}.stepgraph_leases SET owner = %(owner)s, token = token + 1, "
+    f"expires_at = {_NOW} + %(ttl)s WHERE session_id = %(sid)s AND owner = %(dead)s "
+    "RETURNING token, expires_at",
+    "holder": f"SELECT owner, token, expires_at - {_NOW} FROM {{s}}.stepgraph_leases "
+    "WHERE session_id = %s",
+    "renew": f"UPDATE {{s}}.stepgraph_leases SET expires_at = {_NOW} + %(ttl)s "
+    "WHERE session_id = %(sid)s AND token = %(token)s AND owner = %(owner)s "
+    "RETURNING expires_at",
+    "release": "WITH gone AS (UPDATE {s}.stepgraph_leases SET owner = NULL, expires_at = 0 "
+    "WHERE session_id = %(sid)s AND token = %(token)s AND owner = %(owner)s "
+    f"RETURNING 1) SELECT pg_notify('{CHANNEL}', %(key)s) FROM gone",
+    "exists": "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s), EXISTS (SELECT "
+    "FROM pg_tables WHERE schemaname = %s AND tablename = 'stepgraph_schema')",
+    "create_schema": "CREATE SCHEMA {s}",
+    "versions": "CREATE TABLE IF NOT EXISTS {s}.stepgraph_schema (version integer PRIMARY KEY, "
+    "applied_at timestamptz NOT NULL DEFAULT now())",
+    "version": "SELECT coalesce(max(version), 0) FROM {s}.stepgraph_schema",
+    "applied": "INSERT INTO {s}.stepgraph_schema (version) VALUES (%s)",
+}
+
+
+def in_schema(template: LiteralString, schema: str) -> LiteralString:
+    """`template` with `{s}` replaced by the quoted schema name."""
+    return cast(LiteralString, sql.SQL(template).format(s=sql.Identifier(schema)).as_string(None))
