@@ -49,6 +49,8 @@ class Tally:
     mismatched: int = 0
     other: int = 0
     reruns: int = 0
+    finished_reruns: int = 0
+    single_reruns: int = 0
     early: int = 0
     mid: int = 0
     late: int = 0
@@ -97,6 +99,8 @@ def soak(kind: str, kills: int, seed: int, workers: int, root: Path) -> Tally:
                 tally.mismatched += len(verdict.mismatched)
                 tally.other += len(problems)
                 tally.reruns += verdict.reruns
+                tally.finished_reruns += verdict.finished_reruns
+                tally.single_reruns += verdict.single_reruns
                 tally.early += early
                 tally.mid += mid
                 tally.late += late
@@ -142,7 +146,9 @@ def main() -> int:
             f"{t.mid} mid-run, {t.late} after the last checkpoint), {t.sessions} sessions, "
             f"{t.completed} completed runs, {t.launches} child runs, {t.checkpoints} checkpoints "
             f"verified, corrupt checkpoints {t.corrupt}, mismatched outputs {t.mismatched}, "
-            f"other problems {t.other}, handler re-runs {t.reruns}"
+            f"other problems {t.other}, handler re-runs {t.reruns}; re-runs of finished "
+            f"activations: {t.finished_reruns} in supersteps of several (the record window), "
+            f"{t.single_reruns} in supersteps of one (their record is the checkpoint)"
         )
         for failure in t.failures[:20]:
             print(f"    FAIL {failure}")

@@ -12,9 +12,11 @@ JSON line ``{"outputs": [...], "mode": "run" | "resume" | "done"}``: the
 outputs of the invocation that ran the last superstep, or, for ``done``, the
 output the workflow recorded in its state when it finished.
 
-Every handler invocation also appends ``"<superstep> <executor> <pid>"`` to the
-journal ``PATH + ".effects"`` (an outside side effect, written before its
-superstep commits), so a checker can see which handlers ran more than once.
+Every handler invocation also appends ``"<superstep> <executor> <pid> start"`` to
+the journal ``PATH + ".effects"`` (an outside side effect, written before its
+superstep commits) when it starts and ``... done`` when it has finished, so a
+checker can see which handlers ran more than once, and which of those had
+finished before (activation records should have kept them from running again).
 
 Before opening the session it prints ``ready``: a driver times its kills from
 that line, so start-up time (interpreter, imports) does not blur where they land.
@@ -88,10 +90,15 @@ def _mix(a: int, b: int, salt: str) -> int:
     return x ^ (x >> 7)
 
 
+def _note(ctx: sg.Context[Any, Any], what: str) -> None:
+    if _journal_fd is not None:
+        line = f"{ctx.superstep} {ctx.executor_id} {os.getpid()} {what}\n"
+        os.write(_journal_fd, line.encode())
+
+
 async def _step(ctx: sg.Context[Any, Any], value: int) -> None:
     """What every handler does: journal, yield, sleep a little, fold into the shared `mix`."""
-    if _journal_fd is not None:
-        os.write(_journal_fd, f"{ctx.superstep} {ctx.executor_id} {os.getpid()}\n".encode())
+    _note(ctx, "start")
     await asyncio.sleep(0)
     await asyncio.sleep(0.0002 * (value % 4))  # real, tiny: kills land mid-superstep
     await asyncio.sleep(0)
@@ -125,9 +132,11 @@ class Source(sg.Executor):
             }
             ctx.state.set("emitted", [*ctx.state.get("emitted", []), result])
             await ctx.yield_output(result)
+            _note(ctx, "done")
             return
         ctx.state.set("blob", "".join(chr(97 + (value >> i) % 26) for i in range(BLOB_SIZE)))
         await ctx.send(Job(lap, value))
+        _note(ctx, "done")
 
     async def snapshot(self) -> list[int]:
         return list(self.seen)
@@ -144,12 +153,14 @@ def _is_even(job: Job) -> bool:
 async def left(job: Job, ctx: sg.Context[int]) -> None:
     await _step(ctx, job.value)
     await ctx.send(_mix(job.value, job.lap, "left"))
+    _note(ctx, "done")
 
 
 @sg.executor(id="right")
 async def right(job: Job, ctx: sg.Context[int]) -> None:
     await _step(ctx, job.value)
     await ctx.send(_mix(job.value, job.lap, "right"))
+    _note(ctx, "done")
 
 
 @sg.executor(id="mid")
@@ -158,12 +169,14 @@ async def mid(value: int, ctx: sg.Context[int]) -> None:
     ctx.state.set("pair", (value % 1000, bytes([value % 256, 7])))
     ctx.state.set("inflight", value)  # deleted again by join: deltas carry deletions
     await ctx.send(value)
+    _note(ctx, "done")
 
 
 def _worker(name: str) -> sg.Executor:
     async def work(value: int, ctx: sg.Context[Item]) -> None:
         await _step(ctx, value)
         await ctx.send(Item(name, _mix(value, 3, name)))
+        _note(ctx, "done")
 
     return sg.executor(id=name)(work)
 
@@ -172,6 +185,7 @@ def _worker(name: str) -> sg.Executor:
 async def w3(value: int, ctx: sg.Context[int]) -> None:
     await _step(ctx, value)
     await ctx.send(_mix(value, 5, "w3"))
+    _note(ctx, "done")
 
 
 class Join(sg.Executor):
@@ -189,6 +203,7 @@ class Join(sg.Executor):
         ctx.state.set("joins", len(self.sums))
         ctx.state.delete("inflight")
         await ctx.send(_mix(total, len(self.sums), "".join(i.source for i in items)))
+        _note(ctx, "done")
 
     async def snapshot(self) -> list[int]:
         return list(self.sums)
@@ -491,6 +506,13 @@ class Verdict:
     """Every other broken guarantee (must stay empty)."""
     reruns: int = 0
     """Handler invocations beyond the first for a (superstep, executor): at-least-once at work."""
+    finished_reruns: int = 0
+    """Re-runs of an activation that had finished in an earlier process, in a superstep of
+    several activations: activation records should prevent them (a kill between the
+    handler's end and its record being saved is the documented window)."""
+    single_reruns: int = 0
+    """Re-runs of a finished activation in a superstep of one (its record is the
+    superstep's checkpoint: at least once by design)."""
 
 
 async def verify(
@@ -552,7 +574,16 @@ async def verify(
         await store.aclose()
     entries = _journal(Path(str(path) + ".effects")) if journal else []
     ran: dict[tuple[int, str], int] = {}
-    for superstep, eid, pid in entries:
+    finished: set[tuple[int, str]] = set()
+    for superstep, eid, pid, what in entries:
+        if what == "done":
+            finished.add((superstep, eid))
+            continue
+        if (superstep, eid) in finished:  # it had finished in an earlier process
+            if len(ref.schedule.get(superstep, ())) > 1:
+                v.finished_reruns += 1
+            else:
+                v.single_reruns += 1
         ran[superstep, eid] = ran.get((superstep, eid), 0) + 1
         if committed_at_launch and superstep <= committed_at_launch.get(pid, -1):
             v.problems.append(
@@ -622,13 +653,16 @@ def lineage(infos: list[sg.CheckpointInfo], *, complete: bool = True) -> list[st
     return problems
 
 
-def _journal(path: Path) -> list[tuple[int, str, int]]:
-    """The handler invocations a journal recorded: (superstep, executor id, pid)."""
-    entries: list[tuple[int, str, int]] = []
+def _journal(path: Path) -> list[tuple[int, str, int, str]]:
+    """What a journal recorded: (superstep, executor id, pid, "start" or "done")."""
+    entries: list[tuple[int, str, int, str]] = []
     with contextlib.suppress(FileNotFoundError):
         for line in path.read_text().splitlines():
-            superstep, eid, pid = line.split()
-            entries.append((int(superstep), eid, int(pid)))
+            parts = line.split()
+            if len(parts) != 4:
+                continue  # a line cut short by the kill
+            superstep, eid, pid, what = parts
+            entries.append((int(superstep), eid, int(pid), what))
     return entries
 
 
