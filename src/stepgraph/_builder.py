@@ -231,20 +231,9 @@ class WorkflowBuilder(Generic[InT]):
         for eid, table in tables.items():
             if not table.handlers:
                 problems.append(f"executor {eid!r} has no handlers; mark methods with @handler")
-        groups: list[EdgeGroup] = []
-        for kind, srcs, dsts, extra in self._groups:
-            group = EdgeGroup(
-                kind=kind,
-                sources=tuple(srcs),
-                targets=tuple(dsts),
-                conditions=tuple(
-                    extra.get("conditions", [extra.get("when")] if "when" in extra else [])
-                ),
-                has_default=extra.get("has_default", False),
-                selector=extra.get("selector"),
-            )
+        groups = self._edge_groups()
+        for group in groups:
             problems.extend(_check_group(group, tables))
-            groups.append(group)
         problems.extend(_check_duplicates(groups))
         if problems:
             raise GraphError("invalid workflow: " + "; ".join(dict.fromkeys(problems)))
@@ -267,6 +256,22 @@ class WorkflowBuilder(Generic[InT]):
             migrations=dict(self._migrations),
             error_routes=routes,
         )
+
+    def _edge_groups(self) -> list[EdgeGroup]:
+        """The declared edges as `EdgeGroup`s, in declaration order."""
+        return [
+            EdgeGroup(
+                kind=kind,
+                sources=tuple(srcs),
+                targets=tuple(dsts),
+                conditions=tuple(
+                    extra.get("conditions", [extra.get("when")] if "when" in extra else [])
+                ),
+                has_default=extra.get("has_default", False),
+                selector=extra.get("selector"),
+            )
+            for kind, srcs, dsts, extra in self._groups
+        ]
 
     def _routes(self, tables: dict[str, HandlerTable]) -> dict[str, str]:
         """Each routed executor's error handler, checked."""

@@ -83,41 +83,12 @@ class Checkpointer:
         """A checkpoint of the head plus `written` state keys and executor `snapshots`."""
         core = self.core
         bp = core.workflow.blueprint
-        ids = bp.plan.ids
         old = self.parts
         parts = dict(old)
-        deleted: set[str] = set()
-        for key, value in written.items():
-            name = _parts.state(key)
-            if value is DELETED:
-                if parts.pop(name, None) is not None:
-                    deleted.add(key)
-            else:
-                parts[name] = self._encode(value, f"state[{key!r}]")
-                deleted.discard(key)
-        index = bp.plan.index
-        for eid, snap in snapshots.items():
-            i = index[eid]
-            if bp.own_parts[i]:
-                keeper = typing.cast(_parts.StoresOwnParts, bp.prototypes[i])
-                _put_own(parts, eid, keeper.snapshot_parts(snap))
-            else:
-                parts[_parts.snapshot(eid)] = self._encode(
-                    snap, f"the snapshot of executor {eid!r}"
-                )
-        parts[_parts.QUEUE] = (
-            self._encode({ids[i]: msgs for i, msgs in queue.items()}, "a queued message")
-            if queue
-            else _EMPTY_DICT
-        )
-        parts[_parts.FANIN] = (
-            self._encode([[g, bufs] for g, bufs in fanin.items()], "a fan-in buffer")
-            if fanin
-            else _EMPTY_LIST
-        )
-        pending = core.content.pending if pending is None else pending
-        parts[_parts.PENDING] = (
-            self._encode(list(pending.values()), "a pending request") if pending else _EMPTY_LIST
+        deleted = self._write_state(parts, written)
+        self._write_snapshots(parts, snapshots)
+        self._write_queues(
+            parts, queue, fanin, core.content.pending if pending is None else pending
         )
         depth = self.depth + 1
         is_full = full or parent is None or self.depth < 0 or depth >= FULL_EVERY
@@ -146,6 +117,56 @@ class Checkpointer:
             deleted=frozenset(deleted) if not is_full else frozenset(),
             depth=0 if is_full else depth,
             types=bp.registry,
+        )
+
+    def _write_state(self, parts: dict[str, bytes], written: Mapping[str, Any]) -> set[str]:
+        """Encode the written state keys into `parts`; returns the keys deleted."""
+        deleted: set[str] = set()
+        for key, value in written.items():
+            name = _parts.state(key)
+            if value is DELETED:
+                if parts.pop(name, None) is not None:
+                    deleted.add(key)
+            else:
+                parts[name] = self._encode(value, f"state[{key!r}]")
+                deleted.discard(key)
+        return deleted
+
+    def _write_snapshots(self, parts: dict[str, bytes], snapshots: Mapping[str, Any]) -> None:
+        """Encode executor snapshots (or an executor's own parts) into `parts`."""
+        bp = self.core.workflow.blueprint
+        index = bp.plan.index
+        for eid, snap in snapshots.items():
+            i = index[eid]
+            if bp.own_parts[i]:
+                keeper = typing.cast(_parts.StoresOwnParts, bp.prototypes[i])
+                _put_own(parts, eid, keeper.snapshot_parts(snap))
+            else:
+                parts[_parts.snapshot(eid)] = self._encode(
+                    snap, f"the snapshot of executor {eid!r}"
+                )
+
+    def _write_queues(
+        self,
+        parts: dict[str, bytes],
+        queue: Queue,
+        fanin: FanInBuffers,
+        pending: Mapping[str, Request],
+    ) -> None:
+        """Encode the queued messages, fan-in buffers and pending requests into `parts`."""
+        ids = self.core.workflow.blueprint.plan.ids
+        parts[_parts.QUEUE] = (
+            self._encode({ids[i]: msgs for i, msgs in queue.items()}, "a queued message")
+            if queue
+            else _EMPTY_DICT
+        )
+        parts[_parts.FANIN] = (
+            self._encode([[g, bufs] for g, bufs in fanin.items()], "a fan-in buffer")
+            if fanin
+            else _EMPTY_LIST
+        )
+        parts[_parts.PENDING] = (
+            self._encode(list(pending.values()), "a pending request") if pending else _EMPTY_LIST
         )
 
     async def save(self, cp: Checkpoint) -> None:
