@@ -220,7 +220,9 @@ class Asking(sg.Executor):
 def _asking(probe: Probe) -> sg.Workflow[int]:
     split = Split(id="split")
     b = sg.WorkflowBuilder[int](start=split)
-    return b.add_map(split, Asking("work", probe), Collect(id="collect")).register_types(Ask).build()
+    return (
+        b.add_map(split, Asking("work", probe), Collect(id="collect")).register_types(Ask).build()
+    )
 
 
 def test_an_item_waiting_on_a_request_pauses_only_itself() -> None:

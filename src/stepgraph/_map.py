@@ -151,7 +151,14 @@ class MapBuffers:
         return {
             "next": self.next,
             "batches": [
-                [b, x.group, x.target, x.results, sorted(x.todo), [[i, n] for i, n in x.asks.items()]]
+                [
+                    b,
+                    x.group,
+                    x.target,
+                    x.results,
+                    sorted(x.todo),
+                    [[i, n] for i, n in x.asks.items()],
+                ]
                 for b, x in self.batches.items()
             ],
             "waiting": [[r, s.group, s.batch, s.index, s.target] for r, s in self.waiting.items()],

@@ -261,24 +261,27 @@ class Plan:
             if not chosen:
                 skipped.append("the multi-select selector chose no target")
         elif isinstance(r, _Map):
-            worker = r.slot.target
-            if not isinstance(message, list | tuple):
-                skipped.append(f"map to {self.ids[worker]} takes a list or tuple of items")
-                return
-            values = cast("Sequence[object]", message)
-            for n, item in enumerate(values):
-                if not self.accepts(worker, item):
-                    raise RoutingError(
-                        f"item {n} of the sequence mapped over {self.ids[worker]} is a "
-                        f"{type(item).__name__}, which {self.ids[worker]} has no handler for"
-                    )
-            out.append(r.slot)
+            self._map(r, message, out, skipped)
         elif r.takes(message):
             out.append(r.slot)
         else:
             skipped.append(
                 f"fan-in into {self.ids[r.slot.target]} takes no {type(message).__name__} items"
             )
+
+    def _map(self, r: _Map, message: object, out: list[Target], skipped: list[str]) -> None:
+        worker = r.slot.target
+        if not isinstance(message, list | tuple):
+            skipped.append(f"map to {self.ids[worker]} takes a list or tuple of items")
+            return
+        values = cast("Sequence[object]", message)
+        for n, item in enumerate(values):
+            if not self.accepts(worker, item):
+                raise RoutingError(
+                    f"item {n} of the sequence mapped over {self.ids[worker]} is a "
+                    f"{type(item).__name__}, which {self.ids[worker]} has no handler for"
+                )
+        out.append(r.slot)
 
     def _take(self, dst: int, message: object, out: list[Target], skipped: list[str], what: str):
         if not self.accepts(dst, message):

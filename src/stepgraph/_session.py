@@ -29,8 +29,8 @@ from ._errors import CheckpointNotFoundError
 from ._events import RunStatus
 from ._inputs import convert_input, validate_answers
 from ._leasing import LeasePolicy
-from ._planner import Queue
 from ._map import MapBuffers
+from ._planner import Queue
 from ._requests import Answer, Request
 from ._retention import Retention
 from ._run import Run, RunExecution
