@@ -44,7 +44,7 @@ Instance = Callable[[int], Activation]
 class Items:
     """Builds, runs and commits the map items of one run."""
 
-    __slots__ = ("calls", "core", "failures", "limits", "plan", "sink")
+    __slots__ = ("calls", "core", "failures", "limited", "limits", "plan", "sink")
 
     def __init__(self, core: SessionCore, sink: Sink, calls: tuple[Call, ...]) -> None:
         self.core = core
@@ -52,6 +52,7 @@ class Items:
         self.plan = core.workflow.blueprint.plan
         self.calls = calls  # per executor: its handler call (handle chain, error route)
         self.limits: dict[tuple[int, int], asyncio.Semaphore] = {}
+        self.limited = any(m.max_concurrency is not None for m in self.plan.maps)
         self.failures: list[tuple[Activation, Exception]] = []
 
     def activations(self, k: int, content: SessionContent, plain: Instance) -> list[Activation]:
@@ -75,8 +76,15 @@ class Items:
                 continue
             items: list[Activation] = []
             ordinary: list[Any] = []
+            item_of = self.plan.item_of
             for position, message in enumerate(messages):
-                slot = self._slot(message, waiting)
+                cls: type[Any] = type(message)  # pyright: ignore[reportUnknownVariableType]
+                if cls is MapItem:
+                    slot = item_of(message)
+                elif cls is Answer:
+                    slot = waiting.get(message.request.id)
+                else:
+                    slot = None
                 if slot is None:
                     ordinary.append(message)
                 else:
@@ -87,14 +95,6 @@ class Items:
                 acts.append(act)
             acts.extend(items)
         return acts
-
-    def _slot(self, message: Any, waiting: dict[str, ItemSlot]) -> ItemSlot | None:
-        cls: type[Any] = type(message)  # pyright: ignore[reportUnknownVariableType]
-        if cls is MapItem:
-            return self.plan.item_of(message)
-        if cls is Answer:
-            return waiting.get(message.request.id)
-        return None
 
     def _item(
         self, i: int, k: int, content: SessionContent, message: Any, slot: ItemSlot, position: int
@@ -119,7 +119,7 @@ class Items:
         table = self.plan.tables[act.index]
         if type(message) is MapItem:
             value: Any = message.value
-            h = table.resolve(value)
+            h = table.cached(value.__class__) or table.resolve(value)
         else:
             value = message
             h = table.resolve_answer(message.request.payload, message.response)
@@ -127,7 +127,7 @@ class Items:
             raise RoutingError(f"{eid} has no handler for {type(value).__name__}")
         act.message = value
         act.handler = h
-        limit = self._limit(item)
+        limit = self._limit(item) if self.limited else None
         ctx.activation = act
         try:
             if limit is None:

@@ -108,6 +108,7 @@ class Plan:
     """Compiled routing of an immutable workflow graph."""
 
     __slots__ = (
+        "collects",
         "fanin_sizes",
         "fanin_targets",
         "fast",
@@ -159,6 +160,13 @@ class Plan:
         self.routes = tuple(tuple(r) for r in routes)
         self.map_workers = frozenset(m.worker for m in self.maps)
         """Indexes of the executors that are some map's worker."""
+        # Per map edge: what its collector takes as list items (checked once per item send).
+        self.collects = tuple(
+            _FanIn(FanInSlot(g, 0, m.collector), self.tables[m.collector].list_items())
+            if m.collector >= 0
+            else None
+            for g, m in enumerate(self.maps)
+        )
         # Fast path: a lone unconditional direct edge (chains) skips the generic loop.
         self.fast: tuple[int | None, ...] = tuple(
             r[0].dst if len(r) == 1 and isinstance(r[0], _Direct) and r[0].when is None else None
@@ -330,8 +338,8 @@ class Plan:
                 f"an item of a map sent to={to!r}; what the items of a map with a collector "
                 f"send goes to its collector {self.ids[dst]!r}"
             )
-        items = self.tables[dst].list_items()
-        if not any(_types.matches(message, s) for s in items):
+        check = self.collects[item.group]
+        if check is None or not check.takes(message):
             worker = self.ids[self.maps[item.group].worker]
             raise RoutingError(
                 f"{worker} (item {item.index} of a map) sent a {type(message).__name__}, which "
