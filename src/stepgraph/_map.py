@@ -67,7 +67,8 @@ class ItemSlot:
         return hash(self.key())
 
     def __repr__(self) -> str:
-        return f"ItemSlot(group={self.group}, batch={self.batch}, index={self.index}, target={self.target})"
+        g, b, i, t = self.key()
+        return f"ItemSlot(group={g}, batch={b}, index={i}, target={t})"
 
     def key(self) -> tuple[int, int, int, int]:
         """The fields, as a tuple."""
