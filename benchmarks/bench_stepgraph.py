@@ -49,7 +49,7 @@ IMPORT_S = time.perf_counter() - T_IMPORT0
 
 ENGINE = "stepgraph"
 VERSION = bc.pkg_version("stepgraph")
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W8")
 VARIANTS = ("class", "fn")  # W1, W2, W3, W5, W6
 W4_VARIANTS = ("mem", "file", "sqlite")  # W4: the checkpoint store
 W2_VARIANTS = (*VARIANTS, "sqlite")  # W2 sqlite: with a store, the cost of activation records
@@ -778,6 +778,87 @@ async def w6(a: argparse.Namespace) -> None:
     )
 
 
+# ---------------------------------------------------------------- W8 dynamic map
+W8A_N, W8B_N = 100, 1000
+W8_SLEEP_S = 0.01
+W8_REPS, W8_WARMUP = 7, 2
+
+
+@sg.executor(id="plan")
+async def w8_plan(n: int, ctx: sg.Context[list[int]]) -> None:
+    await ctx.send(list(range(n)))
+
+
+@sg.executor(id="item")
+async def w8_sleep_item(i: int, ctx: sg.Context[int]) -> None:
+    await asyncio.sleep(W8_SLEEP_S)
+    await ctx.send(i)
+
+
+@sg.executor(id="item")
+async def w8_noop_item(i: int, ctx: sg.Context[int]) -> None:
+    await ctx.send(i)
+
+
+@sg.executor(id="collect")
+async def w8_collect(results: list[int], ctx: sg.Context[None, list[int]]) -> None:
+    await ctx.yield_output(results)
+
+
+def build_map(item: sg.Executor) -> sg.Workflow[int]:
+    return sg.WorkflowBuilder[int](start=w8_plan).add_map(w8_plan, item, w8_collect).build()
+
+
+async def w8_floor(n: int) -> float:
+    """The floor: an `asyncio.gather` of n trivial tasks."""
+
+    async def item(i: int) -> int:
+        return i
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(asyncio.ensure_future(item(i)) for i in range(n)))
+    return time.perf_counter() - t0
+
+
+async def w8(a: argparse.Namespace) -> None:
+    """W8a: 100 items that each sleep 10 ms (wall ms); W8b: 1,000 no-op items, and the
+    ratio to an asyncio.gather of 1,000 tasks measured in this process."""
+    wa, wb = build_map(w8_sleep_item), build_map(w8_noop_item)
+
+    async def run(wf: sg.Workflow[int], n: int) -> float:
+        t0 = time.perf_counter()
+        res = await wf.run(n)
+        dt = time.perf_counter() - t0
+        bc.check(res.outputs == [list(range(n))], f"W8 collector got {res.outputs!r:.80}")
+        return dt
+
+    ta: list[float] = []
+    tb: list[float] = []
+    tf: list[float] = []
+    for rep in range(W8_WARMUP + a.reps):
+        da, db, df = await run(wa, W8A_N), await run(wb, W8B_N), await w8_floor(W8B_N)
+        if rep >= W8_WARMUP:
+            ta.append(da)
+            tb.append(db)
+            tf.append(df)
+    w8a_ms, w8b_ms, floor_ms = (st.median(t) * 1e3 for t in (ta, tb, tf))
+    bc.emit(
+        ENGINE,
+        VERSION,
+        "W8",
+        W8B_N,
+        variant=a.variant,
+        w8a_ms=w8a_ms,
+        w8a_target_ms=20.0,
+        w8b_ms=w8b_ms,
+        floor_gather_ms=floor_ms,
+        w8b_ratio=w8b_ms / floor_ms,
+        w8b_target_ratio=3.0,
+        seconds=st.median(tb),
+        reps=a.reps,
+    )
+
+
 # ---------------------------------------------------------------- command line
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -789,7 +870,7 @@ def parse_args() -> argparse.Namespace:
         "workload",
         choices=WORKLOADS,
         help="W1 chain, W2 fan-out/in, W3 loop, W4 checkpointed chain, "
-        "W5 concurrent runs, W6 streaming",
+        "W5 concurrent runs, W6 streaming, W8 dynamic map",
     )
     p.add_argument(
         "n",
@@ -816,15 +897,15 @@ def parse_args() -> argparse.Namespace:
     elif a.variant not in allowed:
         p.error(f"{a.workload} variants: {', '.join(allowed)}")
     if a.n is None:
-        a.n = bc.DEFAULT_N[a.workload]
+        a.n = bc.DEFAULT_N.get(a.workload, W8B_N)
     if a.reps is None:
-        a.reps = bc.DEFAULT_REPS[a.workload]
+        a.reps = bc.DEFAULT_REPS.get(a.workload, W8_REPS)
     return a
 
 
 def main() -> None:
     a = parse_args()
-    fn = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}[a.workload]
+    fn = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W8": w8}[a.workload]
     try:
         asyncio.run(fn(a))
     except bc.VerificationError as e:

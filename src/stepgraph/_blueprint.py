@@ -16,6 +16,7 @@ from . import _types, serde
 from ._edges import EdgeGroup
 from ._executor import Executor, is_stateful
 from ._handlers import HandlerTable
+from ._map import MapItem
 from ._names import module_of
 from ._parts import StoresOwnParts
 from ._planner import Plan
@@ -64,10 +65,12 @@ class Blueprint:
         signature: hex digest of `description`.
         migrations: checkpoint migrations by the graph version they come from.
         error_routes: per executor, the index of its error route's handler, or None.
+        any_map: whether the graph has a map edge (the runner's map work is skipped if not).
     """
 
     __slots__ = (
         "any_cache",
+        "any_map",
         "any_policy",
         "any_stateful",
         "description",
@@ -108,9 +111,12 @@ class Blueprint:
         self.start = self.plan.index[start]
         self.stateful = tuple(is_stateful(e) for e in self.prototypes)
         self.any_stateful = any(self.stateful)
+        self.any_map = bool(self.plan.maps)
         self.own_parts = tuple(isinstance(e, StoresOwnParts) for e in self.prototypes)
         known = _known_types(self.plan.tables, tuple(types))
         known.extend(children_known)  # a child's requests and state surface in this workflow
+        if self.plan.maps:  # only then: other graphs keep their registries
+            known.append(MapItem)
         self.known: list[type] = list(dict.fromkeys(known))
         self.registry = serde.TypeRegistry(self.known)
         self.policies = tuple(policies) or (NO_POLICY,) * len(self.prototypes)

@@ -17,12 +17,12 @@ from typing_extensions import TypeVar
 from . import _types
 from ._edges import Case, EdgeGroup, EdgeKind
 from ._errors import GraphError, GraphWarning
-from ._executor import Executor
+from ._executor import Executor, is_stateful
 from ._handlers import HandlerTable
 from ._migrations import Migration
 from ._policies import NO_POLICY, CachePolicy, ExecutorPolicy, RetryPolicy
 from ._requests import ExecutorFailure
-from ._types import TypeSpec
+from ._types import ANY, TypeSpec
 from ._workflow import Workflow
 
 __all__ = ["WorkflowBuilder"]
@@ -131,6 +131,38 @@ class WorkflowBuilder(Generic[InT]):
             raise GraphError("add_multi_select needs a callable selector")
         return self._add("multi_select", [src], dsts, selector=selector)
 
+    def add_map(
+        self,
+        source: Ref,
+        worker: Ref,
+        collect: Ref | None = None,
+        *,
+        max_concurrency: int | None = None,
+    ) -> Self:
+        """Run `worker` once per item of every sequence `source` sends, concurrently.
+
+        `source` sends a `list[T]` (any list or tuple) over the map edge; in the
+        next superstep each item is its own activation of a fresh instance of
+        `worker` (so items never share instance state), at most
+        `max_concurrency` items of one sequence at a time. With `collect`, what
+        the items send is gathered and delivered to `collect` as one `list[R]`
+        in item order (each item's messages in send order; an item that sends
+        nothing adds nothing, so send a value that carries the item when you
+        need to tell) in the superstep after the last item finishes; an empty
+        sequence delivers `[]`. Without `collect`, the items' messages follow
+        the worker's own edges, in item order.
+        """
+        if max_concurrency is not None and (
+            not isinstance(max_concurrency, int)  # pyright: ignore[reportUnnecessaryIsInstance]
+            or isinstance(max_concurrency, bool)
+            or max_concurrency < 1
+        ):
+            raise GraphError(
+                f"add_map: max_concurrency must be a positive int or None, got {max_concurrency!r}"
+            )
+        targets = [worker] if collect is None else [worker, collect]
+        return self._add("map", [source], targets, max_concurrency=max_concurrency)
+
     def add_error_route(self, source: Ref | Sequence[Ref] | None, handler: Ref) -> Self:
         """Deliver an executor's failures to `handler` instead of failing the run.
 
@@ -233,7 +265,7 @@ class WorkflowBuilder(Generic[InT]):
                 problems.append(f"executor {eid!r} has no handlers; mark methods with @handler")
         groups = self._edge_groups()
         for group in groups:
-            problems.extend(_check_group(group, tables))
+            problems.extend(_check_group(group, tables, self._executors))
         problems.extend(_check_duplicates(groups))
         if problems:
             raise GraphError("invalid workflow: " + "; ".join(dict.fromkeys(problems)))
@@ -269,6 +301,7 @@ class WorkflowBuilder(Generic[InT]):
                 ),
                 has_default=extra.get("has_default", False),
                 selector=extra.get("selector"),
+                max_concurrency=extra.get("max_concurrency"),
             )
             for kind, srcs, dsts, extra in self._groups
         ]
@@ -306,8 +339,67 @@ def _names(specs: tuple[TypeSpec, ...]) -> str:
     return " | ".join(_types.describe(s) for s in specs) or "nothing"
 
 
-def _check_group(g: EdgeGroup, tables: dict[str, HandlerTable]) -> list[str]:
+def _check_map(
+    g: EdgeGroup, tables: dict[str, HandlerTable], executors: dict[str, Executor]
+) -> list[str]:
+    """A map edge: a sequence of what the worker accepts in, a list of what it sends out."""
+    src, worker = g.sources[0], g.targets[0]
     problems: list[str] = []
+    if is_stateful(executors[worker]):
+        problems.append(
+            f"map worker {worker!r} keeps state (snapshot()/restore()); every item runs on a "
+            "fresh instance, so a map worker must not keep state: use ctx.state or send results"
+        )
+    if worker == src:
+        problems.append(f"map from {src!r} to itself: the worker must be another executor")
+    sends = tables[src].sends
+    items = _sequence_items(sends)
+    if not sends:
+        problems.append(
+            f"{src!r} has a map edge to {worker!r} but its handlers declare they send nothing"
+        )
+    elif items is None:
+        problems.append(
+            f"map {src!r} -> {worker!r}: {src!r} sends {_names(sends)}, not a sequence; a map "
+            "source sends list[T] (or tuple[T, ...]) of what the worker accepts"
+        )
+    elif not _types.compatible(items, tables[worker].accepts):
+        problems.append(
+            f"map {src!r} -> {worker!r}: {src!r} sends sequences of {_names(items)} but "
+            f"{worker!r} accepts {tables[worker].describe_accepts()}"
+        )
+    if len(g.targets) > 1:
+        dst = g.targets[1]
+        wanted = tables[dst].list_items()
+        if not wanted:
+            problems.append(
+                f"map collector {dst!r} has no handler for a list (it accepts "
+                f"{tables[dst].describe_accepts()}); give it a handler for list[R]"
+            )
+        else:
+            problems.extend(_check_edge(worker, dst, tables[worker].sends, wanted, "collector"))
+    return problems
+
+
+def _sequence_items(sends: tuple[TypeSpec, ...]) -> tuple[TypeSpec, ...] | None:
+    """Item types of the sequences among `sends` (ANY for unconstrained), None for none."""
+    items: list[TypeSpec] = []
+    for spec in sends:
+        if spec.literals is not None:
+            continue
+        if spec.origin is object:
+            items.append(ANY)  # an unannotated context
+        elif spec.origin is tuple or issubclass(list, spec.origin):
+            items.extend(spec.args[0] if spec.args else (ANY,))
+    return tuple(dict.fromkeys(items)) or None
+
+
+def _check_group(
+    g: EdgeGroup, tables: dict[str, HandlerTable], executors: dict[str, Executor]
+) -> list[str]:
+    problems: list[str] = []
+    if g.kind == "map":
+        return _check_map(g, tables, executors)
     if g.kind == "fan_in":
         dst = g.targets[0]
         if len(set(g.sources)) != len(g.sources):

@@ -17,6 +17,7 @@ from ._requests import Answer
 if TYPE_CHECKING:
     from ._context import Context
     from ._executor import Executor
+    from ._map import MapBuffers
     from ._planner import FanInBuffers, Queue
     from ._requests import Request
 
@@ -32,6 +33,7 @@ class SessionContent:
         contexts: the executors' contexts by index (None until first used).
         queue: messages to deliver in the next superstep, by executor index.
         fanin: fan-in buffers by edge group.
+        maps: batches of maps in flight, or None when no map ever ran (or none is in flight).
         pending: requests waiting for answers, by id, in issue order.
         superstep: supersteps committed over the session's whole life.
         status: the status when no run is active.
@@ -43,6 +45,7 @@ class SessionContent:
         "executors",
         "fanin",
         "head",
+        "maps",
         "pending",
         "queue",
         "state",
@@ -58,6 +61,7 @@ class SessionContent:
         executors: list[Executor | None] | None = None,
         queue: Queue | None = None,
         fanin: FanInBuffers | None = None,
+        maps: MapBuffers | None = None,
         pending: dict[str, Request] | None = None,
         superstep: int = 0,
         status: RunStatus = RunStatus.IDLE,
@@ -68,6 +72,7 @@ class SessionContent:
         self.contexts: list[Context[Any, Any] | None] = [None] * size if size else []
         self.queue: Queue = {} if queue is None else queue
         self.fanin: FanInBuffers = {} if fanin is None else fanin
+        self.maps = maps
         self.pending: dict[str, Request] = {} if pending is None else pending
         self.superstep = superstep
         self.status = status
@@ -80,13 +85,14 @@ class SessionContent:
         self.contexts = other.contexts
         self.queue = other.queue
         self.fanin = other.fanin
+        self.maps = other.maps
         self.pending = other.pending
         self.superstep = other.superstep
         self.status = other.status
         self.head = other.head
 
     def drop_queued(self, status: RunStatus) -> None:
-        """Drop undelivered messages and fan-in buffers (a cancelled run).
+        """Drop undelivered messages, fan-in and map buffers (a cancelled run).
 
         An undelivered answer makes its question pending again.
         """
@@ -96,4 +102,5 @@ class SessionContent:
                     self.pending[message.request.id] = message.request
         self.queue = {}
         self.fanin = {}
+        self.maps = None
         self.status = status

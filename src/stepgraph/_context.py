@@ -24,6 +24,7 @@ from ._state import StateView
 if TYPE_CHECKING:
     from ._handlers import HandlerSpec
     from ._journal import Journal
+    from ._map import ItemSlot
     from ._planner import Plan, Target
     from ._sinks import Sink
 
@@ -51,6 +52,7 @@ class Activation:
         "executor",
         "handler",
         "index",
+        "item",
         "journal",
         "message",
         "messages",
@@ -102,6 +104,7 @@ class Activation:
         self.trace: list[tuple[Any, str | None]] | None = None  # (message, to) for caching
         self.span: Any = None  # the tracing span context of this invocation, when traced
         self.closed = False
+        self.item: ItemSlot | None = None  # the map item this activation runs, if any
 
     @property
     def emit(self) -> Callable[[Event], None]:
@@ -144,7 +147,11 @@ class _Base:
         act = self.activation
         if act is None or act.closed:
             act = self._live()  # raises
-        targets = self._plan.route(self._index, message, to)
+        item = act.item
+        if item is None or item.target < 0:
+            targets = self._plan.route(self._index, message, to)
+        else:  # an item of a map with a collector: into its slot
+            targets = [self._plan.collect(item, message, to)]
         if act.trace is not None:
             act.trace.append((message, to))
         if len(targets) == 1:

@@ -27,6 +27,7 @@ from ._errors import (
 )
 from ._events import RunStatus
 from ._executor import Executor
+from ._map import MapBuffers
 from ._migrations import MigrationData
 from ._planner import FanInBuffers, Queue
 from ._requests import Request
@@ -79,6 +80,7 @@ class Checkpointer:
         parent: str | None,
         pending: Mapping[str, Request] | None = None,
         full: bool = False,
+        maps: MapBuffers | None = None,
     ) -> Checkpoint:
         """A checkpoint of the head plus `written` state keys and executor `snapshots`."""
         core = self.core
@@ -90,6 +92,7 @@ class Checkpointer:
         self._write_queues(
             parts, queue, fanin, core.content.pending if pending is None else pending
         )
+        self._write_maps(parts, core.content.maps if maps is None else maps)
         depth = self.depth + 1
         is_full = full or parent is None or self.depth < 0 or depth >= FULL_EVERY
         changed = (
@@ -168,6 +171,13 @@ class Checkpointer:
         parts[_parts.PENDING] = (
             self._encode(list(pending.values()), "a pending request") if pending else _EMPTY_LIST
         )
+
+    def _write_maps(self, parts: dict[str, bytes], maps: MapBuffers | None) -> None:
+        """Encode the maps in flight (once a map ran, an empty part says none is)."""
+        if maps:
+            parts[_parts.MAPS] = self._encode(maps.dump(), "a map's item or result")
+        elif _parts.MAPS in parts:
+            parts[_parts.MAPS] = _EMPTY_LIST
 
     async def save(self, cp: Checkpoint) -> None:
         """Persist `cp`; on success it becomes the head the next delta is built on.
@@ -249,6 +259,8 @@ class Checkpointer:
             snapshots[i] = keeper.snapshot_from_parts(types.MappingProxyType(stored))
         queue = _decode_queue(dec(_parts.QUEUE, _EMPTY_DICT), index)
         fanin = _decode_fanin(dec(_parts.FANIN, _EMPTY_LIST), bp.plan.fanin_sizes)
+        raw_maps = dec(_parts.MAPS, _EMPTY_LIST)
+        maps = MapBuffers.load(raw_maps) if raw_maps else None
         pending: dict[str, Request] = {}
         for req in dec(_parts.PENDING, _EMPTY_LIST):
             if not isinstance(req, Request):
@@ -265,6 +277,7 @@ class Checkpointer:
             executors=executors,
             queue=queue,
             fanin=fanin,
+            maps=maps,
             pending=pending,
             superstep=cp.info.superstep,
             status=_status(cp.status, queue),

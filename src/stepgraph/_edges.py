@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Case", "EdgeGroup", "EdgeKind", "qualname"]
 
-EdgeKind = Literal["direct", "fan_out", "fan_in", "switch", "multi_select"]
+EdgeKind = Literal["direct", "fan_out", "fan_in", "switch", "multi_select", "map"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,9 @@ class EdgeGroup:
         conditions: `when` predicates (direct edge: one or None; switch: one per case).
         has_default: a switch whose last target is the default.
         selector: the multi-select selector.
+        max_concurrency: a map's limit on items of one batch running at once (None: all).
+
+    A map edge's targets are its worker, then its collector when it has one.
     """
 
     kind: EdgeKind
@@ -52,6 +55,7 @@ class EdgeGroup:
     conditions: tuple[Callable[[Any], bool] | None, ...] = ()
     has_default: bool = False
     selector: Callable[[Any, Sequence[str]], Sequence[str]] | None = None
+    max_concurrency: int | None = None
 
     def describe(self) -> dict[str, object]:
         """A JSON-able description used by the graph signature and mismatch messages."""
@@ -67,6 +71,8 @@ class EdgeGroup:
             out["default"] = self.targets[-1]
         if self.selector is not None:
             out["selector"] = qualname(self.selector)
+        if self.max_concurrency is not None:
+            out["max_concurrency"] = self.max_concurrency
         return out
 
 

@@ -7,7 +7,7 @@ that subclasses it and is sent with `ctx.emit`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -76,18 +76,26 @@ class SuperstepCompleted(Event):
 
 @dataclass(frozen=True, slots=True)
 class ExecutorInvoked(Event):
-    """An executor starts processing its messages of a superstep."""
+    """An executor starts processing its messages of a superstep.
+
+    `item` is the item's index when the activation is one item of a map, else None.
+    """
 
     executor_id: str
     superstep: int
+    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutorCompleted(Event):
-    """An executor processed all its messages of a superstep."""
+    """An executor processed all its messages of a superstep.
+
+    `item` is the item's index when the activation is one item of a map, else None.
+    """
 
     executor_id: str
     superstep: int
+    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +154,15 @@ def _fast_init(cls: type) -> None:
     class stays a frozen dataclass: assignment after construction still raises.
     """
     names = [f.name for f in fields(cls)]
-    setters = {f"_set_{n}": getattr(cls, n).__set__ for n in names}
-    args = ", ".join(names)
+    setters: dict[str, object] = {f"_set_{n}": getattr(cls, n).__set__ for n in names}
+    params: list[str] = []
+    for f in fields(cls):  # a field with a default keeps it (fields added at the end)
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            setters[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+    args = ", ".join(params)
     body = "".join(f"    _set_{n}(self, {n})\n" for n in names)
     namespace: dict[str, object] = {}
     exec(f"def __init__(self, {args}):\n{body}", setters, namespace)

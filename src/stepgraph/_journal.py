@@ -32,6 +32,7 @@ from . import serde
 from ._errors import SerializationError, WorkflowError
 from ._events import Output, RequestIssued
 from ._interceptors import Interceptor, Next, SuperstepCall
+from ._map import ItemSlot, MapSlot
 from ._parts import StoresOwnParts
 from ._planner import FanInSlot, Target
 from ._state import DELETED
@@ -210,19 +211,35 @@ class Journaling(Interceptor):
 
 
 def _plain(target: Target) -> Any:
-    return target if isinstance(target, int) else [target.group, target.position, target.target]
+    if isinstance(target, int):
+        return target
+    if isinstance(target, FanInSlot):
+        return [target.group, target.position, target.target]
+    if isinstance(target, MapSlot):
+        return ["m", target.group, target.target]
+    return ["i", target.group, target.batch, target.index, target.target]
 
 
 def _target(raw: Any) -> Target:
     if isinstance(raw, int):
         return raw
+    if raw[0] == "m":
+        return MapSlot(int(raw[1]), int(raw[2]))
+    if raw[0] == "i":
+        return ItemSlot(int(raw[1]), int(raw[2]), int(raw[3]), int(raw[4]))
     group, position, target = raw
     return FanInSlot(int(group), int(position), int(target))
 
 
 def activation_key(act: Activation) -> str:
-    """The activation's name within its superstep: executor id and message position."""
-    return f"{act.context.executor_id}#{act.position}"
+    """The activation's name within its superstep: executor id and message position.
+
+    A map item's adds its batch and item index (its position is in the worker's queue).
+    """
+    item = act.item
+    if item is None:
+        return f"{act.context.executor_id}#{act.position}"
+    return f"{act.context.executor_id}#{item.batch}.{item.index}@{act.position}"
 
 
 def idempotency_key(act: Activation) -> str:

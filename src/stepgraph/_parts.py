@@ -8,7 +8,8 @@ encoding of one piece (see `Checkpoint`):
 * `c:<executor id>/<name>`: parts an executor stores itself (an executor
   implementing `StoresOwnParts`, such as `SubWorkflow`, whose child checkpoint's
   parts are kept as they are, so only the changed ones are written);
-* `q`: the queued messages; `f`: the fan-in buffers; `r`: the pending requests.
+* `q`: the queued messages; `f`: the fan-in buffers; `r`: the pending requests;
+* `m`: the batches of maps in flight (absent: none; written once a map ran).
 
 Everything that reads or writes part names (the checkpointer, retention,
 the CLI, the conformance suite) goes through this module.
@@ -26,6 +27,7 @@ __all__ = [
     "EMPTY_LIST",
     "EMPTY_MAPPING",
     "FANIN",
+    "MAPS",
     "PENDING",
     "QUEUE",
     "Kind",
@@ -47,6 +49,8 @@ FANIN: Final = "f"
 """The fan-in buffers: `[[group, [[message, ...] per source]], ...]`."""
 PENDING: Final = "r"
 """The pending requests: `[Request, ...]` in issue order."""
+MAPS: Final = "m"
+"""The map buffers: `MapBuffers.dump()`'s form, or an empty list for none."""
 
 _STATE: Final = "s:"
 _SNAPSHOT: Final = "e:"
@@ -67,6 +71,7 @@ class Kind(enum.Enum):
     QUEUE = "queue"
     FANIN = "fanin"
     PENDING = "pending"
+    MAPS = "maps"
     UNKNOWN = "unknown"
 
 
@@ -101,7 +106,9 @@ def parse(name: str) -> tuple[Kind, str, str]:
     if name.startswith(_OWN):
         eid, _, rest = name[2:].partition("/")
         return Kind.OWN, eid, rest
-    kind = {QUEUE: Kind.QUEUE, FANIN: Kind.FANIN, PENDING: Kind.PENDING}.get(name, Kind.UNKNOWN)
+    kind = {QUEUE: Kind.QUEUE, FANIN: Kind.FANIN, PENDING: Kind.PENDING, MAPS: Kind.MAPS}.get(
+        name, Kind.UNKNOWN
+    )
     return kind, "", ""
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from . import _types
 from ._edges import EdgeGroup
 from ._errors import RoutingError
 from ._handlers import HandlerTable
+from ._map import ItemSlot, MapBuffers, MapItem, MapSlot
 from ._types import TypeSpec
 
-__all__ = ["FanInSlot", "Plan", "Queue", "Target"]
+__all__ = ["FanInSlot", "MapEdge", "Plan", "Queue", "Target"]
 
 Queue = dict[int, list[Any]]
 """Undelivered messages: executor index -> messages in delivery order."""
@@ -36,7 +37,16 @@ class FanInSlot:
     target: int
 
 
-Target = int | FanInSlot
+@dataclass(frozen=True, slots=True)
+class MapEdge:
+    """A compiled map edge: its worker, its collector (-1: none) and its concurrency limit."""
+
+    worker: int
+    collector: int
+    max_concurrency: int | None
+
+
+Target = int | FanInSlot | MapSlot | ItemSlot
 
 
 class _Direct:
@@ -84,13 +94,31 @@ class _FanIn:
         return any(_types.matches(message, s) for s in self.items)
 
 
-_Route = _Direct | _Switch | _Select | _FanIn
+class _Map:
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: MapSlot) -> None:
+        self.slot = slot
+
+
+_Route = _Direct | _Switch | _Select | _FanIn | _Map
 
 
 class Plan:
     """Compiled routing of an immutable workflow graph."""
 
-    __slots__ = ("fanin_sizes", "fanin_targets", "fast", "ids", "index", "routes", "tables")
+    __slots__ = (
+        "collects",
+        "fanin_sizes",
+        "fanin_targets",
+        "fast",
+        "ids",
+        "index",
+        "map_workers",
+        "maps",
+        "routes",
+        "tables",
+    )
 
     def __init__(
         self, ids: Sequence[str], tables: Sequence[HandlerTable], groups: Sequence[EdgeGroup]
@@ -101,6 +129,7 @@ class Plan:
         routes: list[list[_Route]] = [[] for _ in self.ids]
         self.fanin_sizes: list[int] = []
         self.fanin_targets: list[int] = []
+        self.maps: list[MapEdge] = []
         ix = self.index
         for g in groups:
             src = ix[g.sources[0]]
@@ -115,6 +144,11 @@ class Plan:
             elif g.kind == "multi_select":
                 assert g.selector is not None
                 routes[src].append(_Select({t: ix[t] for t in g.targets}, g.selector))
+            elif g.kind == "map":
+                worker = ix[g.targets[0]]
+                collector = ix[g.targets[1]] if len(g.targets) > 1 else -1
+                routes[src].append(_Map(MapSlot(len(self.maps), worker)))
+                self.maps.append(MapEdge(worker, collector, g.max_concurrency))
             else:
                 group = len(self.fanin_sizes)
                 dst = ix[g.targets[0]]
@@ -124,6 +158,15 @@ class Plan:
                 for pos, s in enumerate(g.sources):
                     routes[ix[s]].append(_FanIn(FanInSlot(group, pos, dst), items))
         self.routes = tuple(tuple(r) for r in routes)
+        self.map_workers = frozenset(m.worker for m in self.maps)
+        """Indexes of the executors that are some map's worker."""
+        # Per map edge: what its collector takes as list items (checked once per item send).
+        self.collects = tuple(
+            _FanIn(FanInSlot(g, 0, m.collector), self.tables[m.collector].list_items())
+            if m.collector >= 0
+            else None
+            for g, m in enumerate(self.maps)
+        )
         # Fast path: a lone unconditional direct edge (chains) skips the generic loop.
         self.fast: tuple[int | None, ...] = tuple(
             r[0].dst if len(r) == 1 and isinstance(r[0], _Direct) and r[0].when is None else None
@@ -144,6 +187,9 @@ class Plan:
                 out.update((dst, None) for dst in r.dsts.values())
             else:
                 out[r.slot.target] = None
+        for m in self.maps:  # a worker's items send to its collector
+            if m.worker == src and m.collector >= 0:
+                out[m.collector] = None
         return tuple(self.ids[i] for i in out)
 
     def accepts(self, dst: int, message: object) -> bool:
@@ -222,12 +268,28 @@ class Plan:
                 self._take(r.dsts[eid], message, out, skipped, "multi-select target")
             if not chosen:
                 skipped.append("the multi-select selector chose no target")
+        elif isinstance(r, _Map):
+            self._map(r, message, out, skipped)
         elif r.takes(message):
             out.append(r.slot)
         else:
             skipped.append(
                 f"fan-in into {self.ids[r.slot.target]} takes no {type(message).__name__} items"
             )
+
+    def _map(self, r: _Map, message: object, out: list[Target], skipped: list[str]) -> None:
+        worker = r.slot.target
+        if not isinstance(message, list | tuple):
+            skipped.append(f"map to {self.ids[worker]} takes a list or tuple of items")
+            return
+        values = cast("Sequence[object]", message)
+        for n, item in enumerate(values):
+            if not self.accepts(worker, item):
+                raise RoutingError(
+                    f"item {n} of the sequence mapped over {self.ids[worker]} is a "
+                    f"{type(item).__name__}, which {self.ids[worker]} has no handler for"
+                )
+        out.append(r.slot)
 
     def _take(self, dst: int, message: object, out: list[Target], skipped: list[str], what: str):
         if not self.accepts(dst, message):
@@ -264,8 +326,35 @@ class Plan:
         narrowed = f" (narrowed by to={to!r})" if to is not None else ""
         return f"message of type {kind} sent by {who} reached no target{narrowed}: {why}"
 
-    def commit(self, sends: list[tuple[Target, Any]], queue: Queue, fanin: FanInBuffers) -> None:
-        """Append one executor's routed sends to the next queue and the fan-in buffers."""
+    def collect(self, item: ItemSlot, message: object, to: str | None) -> ItemSlot:
+        """Target of `message` sent by an item of a collecting map: the item's slot.
+
+        Raises:
+            RoutingError: the collector takes no such items, or `to` names another executor.
+        """
+        dst = item.target
+        if to is not None and to != self.ids[dst]:
+            raise RoutingError(
+                f"an item of a map sent to={to!r}; what the items of a map with a collector "
+                f"send goes to its collector {self.ids[dst]!r}"
+            )
+        check = self.collects[item.group]
+        if check is None or not check.takes(message):
+            worker = self.ids[self.maps[item.group].worker]
+            raise RoutingError(
+                f"{worker} (item {item.index} of a map) sent a {type(message).__name__}, which "
+                f"its collector {self.ids[dst]} takes no list items of"
+            )
+        return item
+
+    def commit(
+        self,
+        sends: list[tuple[Target, Any]],
+        queue: Queue,
+        fanin: FanInBuffers,
+        maps: MapBuffers | None = None,
+    ) -> None:
+        """Append one executor's routed sends to the next queue and the fan-in and map buffers."""
         for target, message in sends:
             if type(target) is int:
                 box = queue.get(target)
@@ -273,6 +362,10 @@ class Plan:
                     queue[target] = [message]
                 else:
                     box.append(message)
+                continue
+            if isinstance(target, MapSlot | ItemSlot):
+                assert maps is not None
+                self._commit_map(target, message, queue, maps)
                 continue
             assert isinstance(target, FanInSlot)
             bufs = fanin.get(target.group)
@@ -284,3 +377,36 @@ class Plan:
                 queue.setdefault(target.target, []).append(joined)
                 if not any(bufs):
                     del fanin[target.group]
+
+    def _commit_map(
+        self, target: MapSlot | ItemSlot, message: Any, queue: Queue, maps: MapBuffers
+    ) -> None:
+        if isinstance(target, ItemSlot):
+            maps.put(target, message)
+            return
+        edge = self.maps[target.group]
+        if message or edge.collector < 0:
+            items = maps.start(target.group, edge.collector, message)
+            if items:
+                queue.setdefault(edge.worker, []).extend(items)
+        else:  # an empty sequence: the collector gets [] at once
+            queue.setdefault(edge.collector, []).append([])
+
+    def settle(
+        self,
+        maps: MapBuffers,
+        item: ItemSlot,
+        answered: str | None,
+        requests: Sequence[Any] | None,
+        queue: Queue,
+    ) -> None:
+        """An item's activation committed: when it completes its batch, queue the list."""
+        done = maps.settle(item, answered, requests)
+        if done is not None:
+            queue.setdefault(item.target, []).append(done)
+
+    def item_of(self, message: MapItem) -> ItemSlot:
+        """The identity of the item a queued `MapItem` carries."""
+        return ItemSlot(
+            message.group, message.batch, message.index, self.maps[message.group].collector
+        )

@@ -46,7 +46,9 @@ from ._events import (
 )
 from ._group import Group, run_group
 from ._interceptors import RunCall, SuperstepCall, compose
+from ._items import Items
 from ._journal import EffectsMark
+from ._map import MapBuffers
 from ._requests import Answer, ExecutorFailure, Request
 from ._state import commit as commit_state
 
@@ -113,11 +115,13 @@ class Runner:
 
     __slots__ = (
         "activate",
+        "activate_item",
         "budget",
         "content",
         "core",
         "durable",
         "handles",
+        "items",
         "outputs",
         "plan",
         "prepare",
@@ -161,6 +165,28 @@ class Runner:
         if handles is None:
             handles = core.handles = handle_chains(core)
         self.handles = handles
+        self.items = self._items(bp.any_map, layers)
+
+    def _items(self, any_map: bool, layers: Sequence[Any]) -> Items | None:
+        """The map work, only for workflows with a map edge."""
+        if not any_map:
+            return None
+        routes = self.routes
+        calls = tuple(
+            handle if routes[i] is None else self._routed_call(handle, routes[i])
+            for i, handle in enumerate(self.handles)
+        )
+        items = Items(self.core, self.sink, calls)
+        self.activate_item = compose(layers, "activation", items.run) if layers else items.run
+        return items
+
+    def _routed_call(self, handle: HandleChain, route: int | None) -> HandleChain:
+        assert route is not None
+
+        def call(act: Activation) -> Awaitable[None]:
+            return self._routed(act, handle, route)
+
+        return call
 
     def execute(self) -> Awaitable[RunStatus]:
         """Run the invocation through the session's run interceptors (lease, tracing)."""
@@ -184,6 +210,9 @@ class Runner:
             # The chains are bound methods of this runner: let go of them, so a finished
             # run's session is freed by reference counting alone (no cycle is left).
             del self.step, self.activate
+            if self.items is not None:
+                del self.activate_item
+                self.items = None
 
     async def _supersteps_to_end(self) -> RunStatus:
         has_input = await self.prepare()
@@ -297,6 +326,7 @@ class Runner:
         queue: Queue,
         fanin: FanInBuffers | None = None,
         pending: dict[str, Request] | None = None,
+        maps: MapBuffers | None = None,
     ) -> None:
         content = self.content
         cpr = self.core.checkpointer
@@ -307,6 +337,7 @@ class Runner:
             queue=queue,
             fanin=content.fanin if fanin is None else fanin,
             pending=content.pending if pending is None else pending,
+            maps=maps,
             superstep=superstep,
             status=status,
             parent=content.head,
@@ -322,10 +353,17 @@ class Runner:
         k = call.number
         mark = sink.mark()
         sink.record((SuperstepStarted, k))
-        acts = call.activations = self._activations(k)
+        items = self.items
+        if items is None:
+            acts = call.activations = self._activations(k)
+        else:
+            acts = call.activations = items.activations(k, self.content, self._plain)
         snapshots = await self._snapshots(acts) if self.stateful else _NO_SNAPSHOTS
         try:
-            if len(acts) == 1:
+            if items is not None:
+                await run_group(self._map_member, acts)
+                self._raise_item_failure(acts, items)
+            elif len(acts) == 1:
                 await self.activate(acts[0])
             else:
                 await run_group(self._member, acts)  # one task per executor
@@ -363,6 +401,38 @@ class Runner:
             assert ctx is not None
             acts.append(Activation(i, queue[i], k, content.state, self.sink, ex, ctx, content.head))
         return acts
+
+    def _plain(self, i: int) -> Activation:
+        """Executor `i`'s activation over its queued messages, with the session's instance."""
+        content = self.content
+        ex = content.executors[i]
+        if ex is None:
+            try:
+                ex = self.core.instantiate(i)
+            except Exception as exc:
+                raise _HandlerFailure(i, exc) from exc
+        ctx = content.contexts[i]
+        assert ctx is not None
+        k = content.superstep + 1
+        return Activation(i, content.queue[i], k, content.state, self.sink, ex, ctx, content.head)
+
+    async def _map_member(self, act: Activation, group: Group) -> None:
+        """A member of a superstep with map items: an item's failure waits for its siblings."""
+        if act.item is None:
+            await self._member(act, group)
+            return
+        try:
+            await self.activate_item(act)
+        except Exception as exc:
+            assert self.items is not None
+            self.items.failed(act, exc)
+
+    @staticmethod
+    def _raise_item_failure(acts: list[Activation], items: Items) -> None:
+        failure = items.first_failure(acts)
+        if failure is not None:
+            act, exc = failure
+            raise _HandlerFailure(act.index, exc) from exc
 
     async def _member(self, act: Activation, group: Group) -> None:
         try:
@@ -439,10 +509,15 @@ class Runner:
         written: dict[str, Any] = {}
         pending = content.pending
         plan = self.plan
+        items = self.items
+        maps = None
+        if items is not None:
+            maps = content.maps.copy() if content.maps is not None else MapBuffers()
+            items.commit(acts, queue, fanin, maps)
         for act in acts:
             if act.writes:
                 written.update(act.writes)
-            if act.sends:
+            if act.sends and items is None:
                 plan.commit(act.sends, queue, fanin)
             if act.requests:
                 pending = {**pending, **{r.id: r for r in act.requests}}
@@ -456,12 +531,14 @@ class Runner:
                 if pending
                 else RunStatus.IDLE
             )
-            await self._save(k, status, written, snaps, queue, fanin, pending)
+            await self._save(k, status, written, snaps, queue, fanin, pending, maps)
         except BaseException:
             self.sink.forget_since(mark)
             await _restore(snapshots)
             raise
         content.fanin = fanin
+        if maps is not None:
+            content.maps = maps
         return queue
 
     def _commit(self, k: int, acts: list[Activation], queue: Queue | None) -> None:
@@ -476,9 +553,14 @@ class Runner:
             queue = {}
             fanin = content.fanin
             plan = self.plan
-            for act in acts:
-                if act.sends:
-                    plan.commit(act.sends, queue, fanin)
+            if self.items is not None:
+                if content.maps is None:
+                    content.maps = MapBuffers()
+                self.items.commit(acts, queue, fanin, content.maps)
+            else:
+                for act in acts:
+                    if act.sends:
+                        plan.commit(act.sends, queue, fanin)
         for act in acts:
             if act.writes:
                 commit_state(content.state, act.writes)

@@ -29,6 +29,7 @@ from ._errors import CheckpointNotFoundError
 from ._events import RunStatus
 from ._inputs import convert_input, validate_answers
 from ._leasing import LeasePolicy
+from ._map import MapBuffers
 from ._planner import Queue
 from ._requests import Answer, Request
 from ._retention import Retention
@@ -301,6 +302,7 @@ class Session(Generic[InT]):
                     parent=None,
                     full=True,
                     pending={},
+                    maps=MapBuffers(),
                 )
                 await cpr.save(cp)
             except BaseException:

@@ -94,6 +94,9 @@ def _edges(description: Mapping[str, Any]) -> list[_Edge]:
         elif kind == "multi_select":
             label = f"select {_short(group.get('selector'))}"
             out += [_Edge(sources[0], t, "select", label) for t in targets]
+        elif kind == "map":
+            out.append(_Edge(sources[0], targets[0], "joined", "map: each item"))
+            out += [_Edge(targets[0], t, "joined", "collect: list") for t in targets[1:2]]
         else:
             plain = "fan-out" if kind == "fan_out" else "direct"
             for t, c in zip(targets, conds + [None] * len(targets), strict=False):

@@ -32,6 +32,10 @@ def _labelled(groups: Sequence[EdgeGroup]) -> list[tuple[str, str, str, str]]:
         elif g.kind == "multi_select":
             for t in g.targets:
                 out.append((src, t, f"select {_short(g.selector)}", "dashed"))
+        elif g.kind == "map":
+            out.append((src, g.targets[0], "map: each item", "bold"))
+            if len(g.targets) > 1:
+                out.append((g.targets[0], g.targets[1], "collect: list", "bold"))
         else:
             join = f"__join{n}"
             for s in g.sources:

@@ -99,9 +99,18 @@ def _annotation(t: object) -> str:
 
 
 def event_fields(event: sg.Event) -> dict[str, object]:
-    """The fields of an event (any frozen dataclass subclass of `sg.Event`)."""
+    """The fields of an event (any frozen dataclass subclass of `sg.Event`).
+
+    A field left at a None default (`item` of an executor event outside a map) is omitted.
+    """
     if dataclasses.is_dataclass(event):
-        return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(event):
+            value = getattr(event, f.name)
+            if value is None and f.default is None:
+                continue
+            out[f.name] = value
+        return out
     return dict(getattr(event, "__dict__", {}))
 
 

@@ -45,6 +45,10 @@ def _edges(desc: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
         elif kind == "multi_select":
             for t in targets:
                 add(sources[0], t, f"select {_short(g.get('selector'))}", "dashed")
+        elif kind == "map":
+            add(sources[0], targets[0], "map: each item", "bold")
+            for t in targets[1:2]:
+                add(targets[0], t, "collect: list", "bold")
         else:
             join = f"__join{n}"
             joins.append(join)
