@@ -23,8 +23,16 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._attempts import Policies
-from ._context import Activation, SyncContext
+from ._context import Activation
+from ._dispatch import (
+    HandlerFailure,
+    handle_chains,
+    restore,
+    routed,
+    routed_chain,
+    snapshots_after,
+    snapshots_before,
+)
 from ._errors import (
     CheckpointError,
     ConvergenceError,
@@ -47,9 +55,8 @@ from ._events import (
 from ._group import Group, run_group
 from ._interceptors import RunCall, SuperstepCall, compose
 from ._items import Items
-from ._journal import EffectsMark
 from ._map import MapBuffers
-from ._requests import Answer, ExecutorFailure, Request
+from ._requests import Answer, Request
 from ._state import commit as commit_state
 
 if TYPE_CHECKING:
@@ -57,57 +64,10 @@ if TYPE_CHECKING:
     from ._planner import FanInBuffers, Queue
     from ._sinks import Sink
 
-__all__ = ["TIME_SLICE_S", "Runner", "handle_chains"]
+__all__ = ["TIME_SLICE_S", "Runner"]
 
 TIME_SLICE_S = 0.01
 """A run yields the event loop between supersteps at least this often (seconds)."""
-
-HandleChain = Callable[[Activation], Awaitable[None]]
-_NO_SNAPSHOTS: tuple[tuple[Any, Any], ...] = ()
-
-
-class _HandlerFailure(Exception):
-    """Internal: carries the failing executor's index out of a task group."""
-
-    def __init__(self, index: int, error: Exception) -> None:
-        super().__init__(index, error)
-        self.index = index
-        self.error = error
-
-
-def _dispatch(act: Activation) -> Awaitable[None]:
-    """Call the handler in this process: async on the loop, sync in a worker thread."""
-    h = act.handler
-    if h.is_async:
-        return h.invoke(act.executor, act.message, act.context)
-    return _in_thread(act)
-
-
-async def _in_thread(act: Activation) -> None:
-    h = act.handler
-    sync_ctx = SyncContext.serving(act.context, asyncio.get_running_loop())
-    await asyncio.to_thread(h.invoke, act.executor, act.message, sync_ctx)
-
-
-def _dispatch_remote(act: Activation) -> Awaitable[None]:
-    """Hand the message to a backend's proxy, which runs the handler where it lives."""
-    return act.executor.handle(act.message, act.context)
-
-
-def handle_chains(core: SessionCore) -> tuple[HandleChain, ...]:
-    """Per executor: the handler call wrapped in the session's and its policy's layers."""
-    bp = core.workflow.blueprint
-    if core.backend is None and not core.layers and not bp.any_policy:
-        return (_dispatch,) * len(bp.prototypes)  # the common case: nothing around a call
-    inner: HandleChain = _dispatch if core.backend is None else _dispatch_remote
-    shared = compose(core.layers, "handle", inner)
-    chains: list[HandleChain] = []
-    for i, policy in enumerate(bp.policies):
-        if bp.policy_active[i]:  # the executor's policy is the innermost layer
-            chains.append(compose((*core.layers, Policies(core, i, policy)), "handle", inner))
-        else:
-            chains.append(shared)
-    return tuple(chains)
 
 
 class Runner:
@@ -129,6 +89,7 @@ class Runner:
         "session_id",
         "sink",
         "stateful",
+        "stateful_at",
         "step",
         "timeout",
     )
@@ -151,6 +112,7 @@ class Runner:
         bp = core.workflow.blueprint
         self.plan = bp.plan
         self.stateful = bp.any_stateful
+        self.stateful_at = bp.stateful
         self.routes = bp.error_routes
         self.durable = core.checkpointer is not None
         self.outputs: list[Any] = []
@@ -173,20 +135,12 @@ class Runner:
             return None
         routes = self.routes
         calls = tuple(
-            handle if routes[i] is None else self._routed_call(handle, routes[i])
-            for i, handle in enumerate(self.handles)
+            handle if route is None else routed_chain(handle, route, self.stateful_at)
+            for handle, route in zip(self.handles, routes, strict=True)
         )
         items = Items(self.core, self.sink, calls)
         self.activate_item = compose(layers, "activation", items.run) if layers else items.run
         return items
-
-    def _routed_call(self, handle: HandleChain, route: int | None) -> HandleChain:
-        assert route is not None
-
-        def call(act: Activation) -> Awaitable[None]:
-            return self._routed(act, handle, route)
-
-        return call
 
     def execute(self) -> Awaitable[RunStatus]:
         """Run the invocation through the session's run interceptors (lease, tracing)."""
@@ -223,7 +177,7 @@ class Runner:
                     await self._supersteps(has_input)
             else:
                 await self._supersteps(has_input)
-        except _HandlerFailure as failure:
+        except HandlerFailure as failure:
             raise self._handler_failed(failure) from failure.error
         except TimeoutError:  # the run's deadline (handler timeouts arrive wrapped)
             self._end(RunStatus.FAILED)
@@ -256,7 +210,7 @@ class Runner:
         self.content.status = status
         self.sink.record((RunCompleted, status))
 
-    def _handler_failed(self, failure: _HandlerFailure) -> ExecutorFailedError:
+    def _handler_failed(self, failure: HandlerFailure) -> ExecutorFailedError:
         eid = self.plan.ids[failure.index]
         err = failure.error
         self.content.status = RunStatus.FAILED
@@ -358,7 +312,7 @@ class Runner:
             acts = call.activations = self._activations(k)
         else:
             acts = call.activations = items.activations(k, self.content, self._plain)
-        snapshots = await self._snapshots(acts) if self.stateful else _NO_SNAPSHOTS
+        snapshots = await snapshots_before(acts, self.stateful_at) if self.stateful else ()
         try:
             if items is not None:
                 await run_group(self._map_member, acts)
@@ -371,7 +325,7 @@ class Runner:
             for act in acts:
                 act.closed = True
             sink.forget_since(mark)
-            await _restore(snapshots)
+            await restore(snapshots)
             raise
         if self.durable:
             self._commit(k, acts, await self._save_superstep(k, acts, mark, snapshots))
@@ -389,18 +343,7 @@ class Runner:
             ctx = content.contexts[i]
             if ex is not None and ctx is not None:
                 return [Activation(i, messages, k, content.state, self.sink, ex, ctx, content.head)]
-        acts: list[Activation] = []
-        for i in sorted(queue):
-            ex = content.executors[i]
-            if ex is None:
-                try:
-                    ex = self.core.instantiate(i)
-                except Exception as exc:
-                    raise _HandlerFailure(i, exc) from exc
-            ctx = content.contexts[i]
-            assert ctx is not None
-            acts.append(Activation(i, queue[i], k, content.state, self.sink, ex, ctx, content.head))
-        return acts
+        return [self._plain(i) for i in sorted(queue)]
 
     def _plain(self, i: int) -> Activation:
         """Executor `i`'s activation over its queued messages, with the session's instance."""
@@ -410,7 +353,7 @@ class Runner:
             try:
                 ex = self.core.instantiate(i)
             except Exception as exc:
-                raise _HandlerFailure(i, exc) from exc
+                raise HandlerFailure(i, exc) from exc
         ctx = content.contexts[i]
         assert ctx is not None
         k = content.superstep + 1
@@ -432,12 +375,12 @@ class Runner:
         failure = items.first_failure(acts)
         if failure is not None:
             act, exc = failure
-            raise _HandlerFailure(act.index, exc) from exc
+            raise HandlerFailure(act.index, exc) from exc
 
     async def _member(self, act: Activation, group: Group) -> None:
         try:
             await self.activate(act)
-        except _HandlerFailure as failure:
+        except HandlerFailure as failure:
             group.fail(failure)  # siblings are cancelled at once
             raise
 
@@ -469,33 +412,12 @@ class Runner:
                 if route is None:
                     await handle(act)
                 else:
-                    await self._routed(act, handle, route)
+                    await routed(act, handle, route, self.stateful_at[act.index])
         except Exception as exc:
-            raise _HandlerFailure(i, exc) from exc
+            raise HandlerFailure(i, exc) from exc
         finally:
             ctx.activation = None
         sink.record((ExecutorCompleted, eid, act.superstep))
-
-    async def _routed(self, act: Activation, handle: HandleChain, route: int) -> None:
-        """A handler call whose failure goes to its error route instead of failing the step.
-
-        The failed call's effects are discarded (and a stateful executor gets its
-        state from before the call back); its `ExecutorFailure` is sent to the route.
-        """
-        mark = EffectsMark(act)
-        stateful = self.core.workflow.blueprint.stateful[act.index]
-        snapshot = await act.executor.snapshot() if stateful else None
-        act.attempts = 1
-        try:
-            await handle(act)
-        except Exception as exc:
-            mark.rollback(act)
-            if stateful:
-                await act.executor.restore(snapshot)
-            eid = act.context.executor_id
-            failure = ExecutorFailure(eid, type(exc).__name__, str(exc), act.message, act.attempts)
-            act.sends.append((route, failure))
-            act.sink.emit(ExecutorFailed(eid, exc))
 
     # -- the barrier ------------------------------------------------------------------------
 
@@ -522,7 +444,7 @@ class Runner:
             if act.requests:
                 pending = {**pending, **{r.id: r for r in act.requests}}
         try:
-            snaps = await self._ran(acts)
+            snaps = await snapshots_after(acts, self.core.workflow.blueprint)
             # With nothing queued the run ends here: the checkpoint says how it ends.
             status = (
                 RunStatus.RUNNING
@@ -534,7 +456,7 @@ class Runner:
             await self._save(k, status, written, snaps, queue, fanin, pending, maps)
         except BaseException:
             self.sink.forget_since(mark)
-            await _restore(snapshots)
+            await restore(snapshots)
             raise
         content.fanin = fanin
         if maps is not None:
@@ -571,29 +493,3 @@ class Runner:
                     content.pending[request.id] = request
         content.queue = queue
         content.superstep = k
-
-    async def _ran(self, acts: list[Activation]) -> dict[str, Any]:
-        """Snapshots, after the superstep, of the stateful executors that ran in it."""
-        bp = self.core.workflow.blueprint
-        if not bp.any_stateful:
-            return {}
-        out: dict[str, Any] = {}
-        for act in acts:
-            if bp.stateful[act.index]:
-                out[self.plan.ids[act.index]] = await act.executor.snapshot()
-        return out
-
-    async def _snapshots(self, acts: list[Activation]) -> list[tuple[Any, Any]]:
-        """Snapshots, before the superstep, of the stateful executors about to run."""
-        stateful = self.core.workflow.blueprint.stateful
-        out: list[tuple[Any, Any]] = []
-        for act in acts:
-            if stateful[act.index]:
-                ex = act.executor
-                out.append((ex, await ex.snapshot()))
-        return out
-
-
-async def _restore(snapshots: Sequence[tuple[Any, Any]]) -> None:
-    for ex, data in snapshots:
-        await ex.restore(data)
