@@ -268,7 +268,10 @@ class Session(Generic[InT]):
         core = self.core
         core.check_guard("restore")
         cp = await core.fetch(checkpoint_id)
+        counted = core.content.superstep
         await core.apply(cp)
+        if _is_fresh(cp):  # like reset(): the count of supersteps goes on over the session's life
+            core.content.superstep = max(counted, core.content.superstep)
         if core.checkpointer is not None:
             await core.save_head(core.checkpointer, parent=cp.info.id)
 
@@ -355,3 +358,10 @@ class Session(Generic[InT]):
 
     def __repr__(self) -> str:
         return f"<Session {self.id!r} of {self.workflow.name!r} {self.status.name}>"
+
+
+def _is_fresh(cp: Checkpoint) -> bool:
+    """True for the checkpoint of a fresh session: no state, snapshots, messages or requests."""
+    return not (
+        cp.encoded_state or cp.snapshot_ids or cp.has_queued_messages or cp.has_pending_requests
+    )
