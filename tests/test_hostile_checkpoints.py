@@ -168,3 +168,41 @@ def test_a_changed_child_graph_changes_the_parents_signature() -> None:
             await parent("b").session("s", store=store).load()
 
     asyncio.run(main())
+
+
+def test_a_run_right_after_dropping_a_partly_read_stream_starts() -> None:
+    import gc
+
+    @sg.executor(id="count")
+    async def count(n: int, ctx: sg.Context[int, int]) -> None:
+        if n < 5:
+            await ctx.send(n + 1)
+        else:
+            await ctx.yield_output(n)
+
+    async def main() -> None:
+        wf = sg.WorkflowBuilder[int](start=count).add_edge(count, count).build()
+        session = wf.session("s")
+        stream = session.run(0)
+        seen = [await anext(stream) for _ in range(3)]
+        assert isinstance(seen[0], sg.RunStarted)
+        del stream
+        gc.collect()
+        result = await session.run(2)  # no ConcurrentRunError: the dropped run winds down first
+        assert result.outputs == [5]
+        assert session.status is sg.RunStatus.IDLE
+
+    asyncio.run(main())
+
+
+def test_a_live_run_still_refuses_a_second() -> None:
+    async def main() -> None:
+        wf = _workflow()
+        session = wf.session("s")
+        stream = session.run("a")
+        await anext(stream)
+        with pytest.raises(sg.ConcurrentRunError):
+            session.run("b")
+        await stream.aclose()
+
+    asyncio.run(main())

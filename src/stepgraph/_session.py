@@ -129,14 +129,17 @@ class Session(Generic[InT]):
         ends `FAILED` at its last committed superstep (`RunTimeoutError`).
         """
         core = self.core
-        if core.active is not None or core.content.queue:
-            core.check_idle("run")  # raises
+        previous = core.take_over("run") if core.active is not None else None
+        if previous is None and core.content.queue:
+            core.check_queue("run")  # raises
         bp = self.workflow.blueprint
         start = bp.start
         if not bp.plan.accepts(start, input):
             input = convert_input(self.workflow, input)
 
         async def prepare() -> bool:
+            if previous is not None:  # a dropped stream's run, winding down
+                await previous.wait_finished()
             if not core.loaded:
                 await core.ensure_loaded()
             core.check_queue("run")
