@@ -68,7 +68,7 @@ def test_a_run_that_lost_its_lease_cannot_write(tmp_path: Path) -> None:
             ctx.state.set("written", True)
             # another process takes the session over while this handler runs
             with sqlite3.connect(db) as conn:
-                conn.execute("UPDATE leases SET owner = 'thief', token = token + 1")
+                conn.execute("UPDATE stepgraph_leases SET owner = 'thief', token = token + 1")
             await ctx.yield_output(text)
 
     wf = sg.WorkflowBuilder[str](start=Stealer(id="stealer")).build()

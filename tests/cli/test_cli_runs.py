@@ -181,3 +181,32 @@ def test_a_failed_run_exits_3_and_the_session_then_refuses_new_input(tmp_path: P
     assert again.returncode == 6
     assert len(again.stderr.splitlines()) == 1
     assert "stepgraph reset --session f" in again.stderr
+
+
+def test_a_bad_store_url_fails_before_the_workflow_file_is_imported(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("print('IMPORTED')\nraise SystemExit(9)\n")
+    done = run_cli("run", f"{app}:wf", "--text", "x", "--store", "http://x", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "bad store URL" in done.stderr
+    assert "IMPORTED" not in done.stdout
+
+
+def test_a_file_without_a_workflow_suggests_its_factory_and_the_hint_works(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import stepgraph as sg\n\n"
+        "@sg.executor(id='echo')\n"
+        "async def echo(text: str, ctx: sg.Context[None, str]) -> None:\n"
+        "    await ctx.yield_output(text)\n\n"
+        "def build() -> sg.Workflow[str]:\n"
+        "    return sg.WorkflowBuilder[str](start=echo).build()\n"
+    )
+    done = run_cli("run", str(app), "--text", "x", "--store", "memory:", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"e.g. {app}:build" in done.stderr
+    done = run_cli("run", f"{app}:build", "--text", "hi", "--store", "memory:", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Output executor_id=echo value=hi" in done.stdout

@@ -18,6 +18,7 @@ from typing import Any
 import stepgraph as sg
 
 from ._exit import CliError, ExitCode, one_line
+from ._stores import parse_store_url
 from ._target import load_workflow
 from ._values import show, type_hint
 from ._view import View, make_view
@@ -218,6 +219,7 @@ def _not_idle(session: sg.Session[Any], ws: Workspace) -> CliError:
 def cmd_run(args: argparse.Namespace, term: Terminal) -> ExitCode:
     """`stepgraph run path.py:workflow --input JSON`."""
     value: Any = args.text if args.text is not None else parse_json(args.input, "--input")
+    parse_store_url(args.store)  # a bad --store fails before the workflow file is imported
     workflow = load_workflow(args.target)  # a bad target fails before a store is created
     with Workspace(term, args.store) as ws:
         session_id: str = args.session or os.urandom(4).hex()
