@@ -119,3 +119,19 @@ def test_mismatch_names_keys_and_values_of_a_mapping() -> None:
     assert mismatch({"a": "x"}, spec) == "the value at 'a' is str, not int"
     assert mismatch({1: 1}, spec) == "the key 1 is int, not str"
     assert mismatch({"a": 1}, spec) is None
+
+
+def test_a_sent_list_with_a_wrong_item_says_so_in_the_routing_error() -> None:
+    @sg.executor(id="make")
+    async def make(n: int, ctx: sg.Context[list[object]]) -> None:
+        await ctx.send([1, "two", 3])
+
+    async def main() -> None:
+        wf = sg.WorkflowBuilder[int](start=make).add_edge(make, total).build()
+        with pytest.raises(sg.ExecutorFailedError) as got:
+            await wf.run(0)
+        assert "total takes list[int], but in this list item 1 ('two') is str, not int" in str(
+            got.value.__cause__
+        )
+
+    asyncio.run(main())
