@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -191,6 +192,8 @@ def _converse(
         text = one_line(str(exc)).replace("pass wait=seconds to acquire", "pass --wait SECONDS")
         raise CliError(text, ExitCode.CONFLICT) from exc
     except (sg.ExecutorFailedError, sg.ConvergenceError) as exc:
+        if args.debug:
+            traceback.print_exception(exc, file=term.err)
         term.note(f"error: {one_line(str(exc))}")
         if ws.spec.kind == "memory":
             term.note("the memory: store keeps nothing after exit: use a durable --store to resume")
