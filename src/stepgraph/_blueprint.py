@@ -81,6 +81,7 @@ class Blueprint:
         "known",
         "migrations",
         "own_parts",
+        "plain_handles",
         "plan",
         "policies",
         "policy_active",
@@ -129,6 +130,7 @@ class Blueprint:
             index[error_routes[e]] if e in error_routes else None for e in ids
         )
         self.description = self._describe(error_routes)
+        self.plain_handles: tuple[Any, ...] | None = None  # memo of the runner's (`_dispatch`)
         digest_input = json.dumps(self.description, sort_keys=True, separators=(",", ":"))
         self.signature = hashlib.sha256(digest_input.encode()).hexdigest()
         stored = self.description if version is None else {**self.description, "version": version}

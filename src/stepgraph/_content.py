@@ -78,6 +78,22 @@ class SessionContent:
         self.status = status
         self.head = head
 
+    @classmethod
+    def empty(cls, size: int) -> SessionContent:
+        """A new session's content (`__init__` without its keywords: one per one-shot run)."""
+        self = cls.__new__(cls)
+        self.state = {}
+        self.executors = [None] * size
+        self.contexts = [None] * size
+        self.queue = {}
+        self.fanin = {}
+        self.maps = None
+        self.pending = {}
+        self.superstep = 0
+        self.status = RunStatus.IDLE
+        self.head = None
+        return self
+
     def replace_with(self, other: SessionContent) -> None:
         """Take over everything of `other` (decoded from a checkpoint, or fresh)."""
         self.state = other.state

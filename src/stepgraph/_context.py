@@ -87,8 +87,11 @@ class Activation:
     handler chosen for it.
     """
 
+    # Hot fields are slots; the rarely set ones are class defaults, overridden per
+    # instance only when used (their dict is made on first write), so an activation of
+    # a plain workflow sets just what every superstep needs.
     __slots__ = (
-        "attempts",
+        "__dict__",
         "base",
         "closed",
         "committed",
@@ -96,8 +99,6 @@ class Activation:
         "executor",
         "handler",
         "index",
-        "item",
-        "journal",
         "message",
         "messages",
         "outputs",
@@ -105,13 +106,17 @@ class Activation:
         "requests",
         "sends",
         "sink",
-        "span",
-        "step_names",
-        "step_results",
         "superstep",
-        "trace",
         "writes",
     )
+
+    attempts: int = 1  # tries of the current handler call (its retry policy sets it)
+    journal: Journal | None = None  # with a store: the session's journal
+    step_names: set[str] | None = None  # "position:name" of this attempt's steps
+    step_results: dict[str, bytes] | None = None  # steps, without a journal
+    trace: list[tuple[Any, str | None]] | None = None  # (message, to) for caching
+    span: Any = None  # the tracing span context of this invocation, when traced
+    item: ItemSlot | None = None  # the map item this activation runs, if any
 
     def __init__(
         self,
@@ -137,18 +142,11 @@ class Activation:
         self.message: Any
         self.position: int
         self.handler: HandlerSpec
-        self.attempts = 1  # tries of the current handler call (its retry policy sets it)
-        self.journal: Journal | None = None  # with a store: the session's journal
-        self.step_names: set[str] | None = None  # "position:name" of this attempt's steps
-        self.step_results: dict[str, bytes] | None = None  # steps, without a journal
         self.sends: list[tuple[Target, Any]] = []
         self.outputs: list[Any] = []
         self.writes: dict[str, Any] | None = None
         self.requests: list[Request] | None = None
-        self.trace: list[tuple[Any, str | None]] | None = None  # (message, to) for caching
-        self.span: Any = None  # the tracing span context of this invocation, when traced
         self.closed = False
-        self.item: ItemSlot | None = None  # the map item this activation runs, if any
 
     @property
     def emit(self) -> Callable[[Event], None]:

@@ -68,7 +68,6 @@ class SessionCore:
         self,
         workflow: Workflow[Any],
         session_id: str,
-        *,
         store: CheckpointStore | None,
         clock: Callable[[], datetime],
         ids: Callable[[], str],
@@ -83,7 +82,7 @@ class SessionCore:
         self.clock = clock
         self.ids = ids
         bp = workflow.blueprint
-        self.content = SessionContent(len(bp.prototypes))
+        self.content = SessionContent.empty(len(bp.prototypes))
         self.loaded = store is None
         if retention is not None:
             self.retention = retention
@@ -166,9 +165,15 @@ class SessionCore:
 
     def instantiate(self, index: int) -> Executor:
         """Make executor `index` (and its context) of this session."""
-        ex = self.new_executor(index)
-        self.content.executors[index] = ex
-        self.content.contexts[index] = self.new_context(index)
+        bp = self.workflow.blueprint
+        ex = (
+            bp.prototypes[index].fresh()
+            if self.backend is None
+            else self.backend.instantiate(self, index)
+        )
+        content = self.content
+        content.executors[index] = ex
+        content.contexts[index] = Context(bp.plan, index, self.id, self.ids, bp.registry)
         return ex
 
     def adopt(self, content: SessionContent) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HandleChain",
     "HandlerFailure",
+    "dispatch",
     "handle_chains",
     "restore",
     "routed",
@@ -48,7 +49,7 @@ class HandlerFailure(Exception):
         self.error = error
 
 
-def _dispatch(act: Activation) -> Awaitable[None]:
+def dispatch(act: Activation) -> Awaitable[None]:
     """Call the handler in this process: async on the loop, sync in a worker thread."""
     h = act.handler
     if h.is_async:
@@ -71,8 +72,11 @@ def handle_chains(core: SessionCore) -> tuple[HandleChain, ...]:
     """Per executor: the handler call wrapped in the session's and its policy's layers."""
     bp = core.workflow.blueprint
     if core.backend is None and not core.layers and not bp.any_policy:
-        return (_dispatch,) * len(bp.prototypes)  # the common case: nothing around a call
-    inner: HandleChain = _dispatch if core.backend is None else _dispatch_remote
+        plain = bp.plain_handles  # the common case: nothing around a call; made once
+        if plain is None:
+            plain = bp.plain_handles = (dispatch,) * len(bp.prototypes)
+        return plain
+    inner: HandleChain = dispatch if core.backend is None else _dispatch_remote
     shared = compose(core.layers, "handle", inner)
     chains: list[HandleChain] = []
     for i, policy in enumerate(bp.policies):

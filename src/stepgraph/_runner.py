@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ._context import Activation
 from ._dispatch import (
     HandlerFailure,
+    dispatch,
     handle_chains,
     restore,
     routed,
@@ -127,12 +128,10 @@ class Runner:
         if handles is None:
             handles = core.handles = handle_chains(core)
         self.handles = handles
-        self.items = self._items(bp.any_map, layers)
+        self.items = self._items(layers) if bp.any_map else None
 
-    def _items(self, any_map: bool, layers: Sequence[Any]) -> Items | None:
+    def _items(self, layers: Sequence[Any]) -> Items:
         """The map work, only for workflows with a map edge."""
-        if not any_map:
-            return None
         routes = self.routes
         calls = tuple(
             handle if route is None else routed_chain(handle, route, self.stateful_at)
@@ -337,13 +336,14 @@ class Runner:
         """One activation per executor with messages, in declaration order."""
         content = self.content
         queue = content.queue
-        if len(queue) == 1:  # the common case of chains and loops: no sort, no loop
-            ((i, messages),) = queue.items()
-            ex = content.executors[i]
-            ctx = content.contexts[i]
-            if ex is not None and ctx is not None:
-                return [Activation(i, messages, k, content.state, self.sink, ex, ctx, content.head)]
-        return [self._plain(i) for i in sorted(queue)]
+        if len(queue) != 1:
+            return [self._plain(i) for i in sorted(queue)]
+        ((i, messages),) = queue.items()  # the common case of chains and loops: no sort
+        ex = content.executors[i]
+        ctx = content.contexts[i]
+        if ex is None or ctx is None:
+            return [self._plain(i)]
+        return [Activation(i, messages, k, content.state, self.sink, ex, ctx, content.head)]
 
     def _plain(self, i: int) -> Activation:
         """Executor `i`'s activation over its queued messages, with the session's instance."""
@@ -409,7 +409,9 @@ class Runner:
                 act.message = message
                 act.position = position
                 act.handler = h
-                if route is None:
+                if handle is dispatch and h.is_async and route is None:
+                    await h.invoke(act.executor, message, ctx)  # nothing around it: no frame
+                elif route is None:
                     await handle(act)
                 else:
                     await routed(act, handle, route, self.stateful_at[act.index])

@@ -73,16 +73,7 @@ class Session(Generic[InT]):
         self.workflow = workflow
         self.store = store
         self.core = SessionCore(
-            workflow,
-            session_id,
-            store=store,
-            clock=clock,
-            ids=ids,
-            retention=retention,
-            cache=cache,
-            tracer=tracer,
-            lease=lease,
-            backend=backend,
+            workflow, session_id, store, clock, ids, retention, cache, tracer, lease, backend
         )
         """The engine's side of this session (for backends and adapters, not workflow code)."""
 
