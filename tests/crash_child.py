@@ -12,7 +12,8 @@ JSON line ``{"outputs": [...], "mode": "run" | "resume" | "done"}``: the
 outputs of the invocation that ran the last superstep, or, for ``done``, the
 output the workflow recorded in its state when it finished.
 
-Every handler invocation also appends ``"<superstep> <executor> <pid> start"`` to
+Every handler invocation also appends ``"<superstep> <executor> <pid> start"`` (a map
+item: ``<executor>.<item index>``) to
 the journal ``PATH + ".effects"`` (an outside side effect, written before its
 superstep commits) when it starts and ``... done`` when it has finished, so a
 checker can see which handlers ran more than once, and which of those had
@@ -81,6 +82,18 @@ class Item:
     value: int
 
 
+@dataclass(frozen=True)
+class Part:
+    """An item of the lap's map (its index names it in the journal)."""
+
+    index: int
+    value: int
+
+
+PARTS = 3
+"""Items of the map in every lap."""
+
+
 _journal_fd: int | None = None
 
 
@@ -90,15 +103,16 @@ def _mix(a: int, b: int, salt: str) -> int:
     return x ^ (x >> 7)
 
 
-def _note(ctx: sg.Context[Any, Any], what: str) -> None:
+def _note(ctx: sg.Context[Any, Any], what: str, name: str | None = None) -> None:
+    """Journal a handler's start or end under `name` (a map item's: `<executor>.<index>`)."""
     if _journal_fd is not None:
-        line = f"{ctx.superstep} {ctx.executor_id} {os.getpid()} {what}\n"
+        line = f"{ctx.superstep} {name or ctx.executor_id} {os.getpid()} {what}\n"
         os.write(_journal_fd, line.encode())
 
 
-async def _step(ctx: sg.Context[Any, Any], value: int) -> None:
+async def _step(ctx: sg.Context[Any, Any], value: int, name: str | None = None) -> None:
     """What every handler does: journal, yield, sleep a little, fold into the shared `mix`."""
-    _note(ctx, "start")
+    _note(ctx, "start", name)
     await asyncio.sleep(0)
     await asyncio.sleep(0.0002 * (value % 4))  # real, tiny: kills land mid-superstep
     await asyncio.sleep(0)
@@ -164,11 +178,30 @@ async def right(job: Job, ctx: sg.Context[int]) -> None:
 
 
 @sg.executor(id="mid")
-async def mid(value: int, ctx: sg.Context[int]) -> None:
+async def mid(value: int, ctx: sg.Context[int | list[Part]]) -> None:
     await _step(ctx, value)
     ctx.state.set("pair", (value % 1000, bytes([value % 256, 7])))
     ctx.state.set("inflight", value)  # deleted again by join: deltas carry deletions
-    await ctx.send(value)
+    await ctx.send(value)  # to w1 and w3
+    await ctx.send([Part(i, _mix(value, i, "part")) for i in range(PARTS)])  # over the map
+    _note(ctx, "done")
+
+
+@sg.executor(id="part")
+async def part(p: Part, ctx: sg.Context[int]) -> None:
+    """The map's worker: one activation per item, beside w1 and w3."""
+    name = f"part.{p.index}"
+    await _step(ctx, p.value, name)
+    await ctx.send(_mix(p.value, p.index, "part"))
+    _note(ctx, "done", name)
+
+
+@sg.executor(id="w2")
+async def gather(values: list[int], ctx: sg.Context[Item]) -> None:
+    """The map's collector: the items' results in item order, on to the fan-in as w2's."""
+    await _step(ctx, sum(values) % 1_000_003)
+    ctx.state.set("parts", values)
+    await ctx.send(Item("w2", _mix(sum(i * v for i, v in enumerate(values)), 3, "w2")))
     _note(ctx, "done")
 
 
@@ -213,18 +246,24 @@ class Join(sg.Executor):
 
 
 def build() -> sg.Workflow[int]:
-    """Switch, chain, fan-out, a fan-in fed one superstep apart, a loop; 61 supersteps."""
+    """Switch, chain, fan-out, a map, a fan-in fed one superstep apart, a loop; 61 supersteps.
+
+    `mid` sends its value to w1 and w3 and a list of `PARTS` items over a map
+    edge: the items run beside w1 and w3, and their collector (`w2`) feeds
+    the fan-in with w3b one superstep later.
+    """
     source = Source("source", ROUNDS)
     join = Join("join")
-    w1, w2, w3b = _worker("w1"), _worker("w2"), _worker("w3b")
+    w1, w3b = _worker("w1"), _worker("w3b")
     return (
         sg.WorkflowBuilder[int](start=source)
         .add_switch(source, [sg.Case(when=_is_even, target=left)], default=right)
         .add_edge(left, mid)
         .add_edge(right, mid)
-        .add_fan_out(mid, [w1, w2, w3])
+        .add_fan_out(mid, [w1, w3])
+        .add_map(mid, part, gather)
         .add_chain([w3, w3b])
-        .add_fan_in([w1, w2, w3b], join)
+        .add_fan_in([w1, gather, w3b], join)
         .add_edge(join, source)
         .build(name="crash", max_supersteps=FINAL_SUPERSTEP + 5)
     )
@@ -261,7 +300,9 @@ def reference() -> Reference:
         schedule: dict[int, set[str]] = {}
         for event in result.events:
             if isinstance(event, sg.ExecutorInvoked):
-                schedule.setdefault(event.superstep, set()).add(event.executor_id)
+                eid = event.executor_id
+                name = eid if event.item is None else f"{eid}.{event.item}"  # as journaled
+                schedule.setdefault(event.superstep, set()).add(name)
         await store.aclose()
         return Reference(_normal(result.outputs), states, schedule)
 
@@ -410,6 +451,10 @@ class Cycle:
     supersteps_at_kill: list[tuple[int, int]] = field(default_factory=list[tuple[int, int]])
     """Per kill, the newest saved superstep before the child started and after it was
     killed (-1: nothing saved)."""
+
+    def in_map(self) -> int:
+        """Kills while a lap's map items ran or were being saved (superstep 6k + 4 of a lap)."""
+        return sum(a % 6 == 3 for _, a in self.supersteps_at_kill)
 
     def where(self) -> tuple[int, int, int]:
         """Kills (before the child's first checkpoint, mid-run, after the run's last one)."""

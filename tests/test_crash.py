@@ -1,9 +1,9 @@
 """Crash semantics (issue 3, point 6): SIGKILL a checkpointed run at random moments.
 
 For each durable store, a child process (`tests/crash_child.py`) runs a
-61-superstep workflow (switch, chain, fan-out, a fan-in fed one superstep
-apart, a loop, shared state written every superstep, executors with
-snapshot()/restore()) and is killed with SIGKILL after a random delay spread
+61-superstep workflow (switch, chain, fan-out, a map of three items beside
+the fan-out, a fan-in fed one superstep apart, a loop, shared state written
+every superstep, executors with snapshot()/restore()) and is killed with SIGKILL after a random delay spread
 over its life: before the first checkpoint, mid-superstep, mid-save, around
 completion. Fresh children are started on the same session and killed again
 until one completes. Then, in this process: the store opens; every checkpoint
@@ -86,12 +86,13 @@ def test_sigkill_at_random_moments_loses_nothing(
         problems += [f"session {i}: wrong output: {m}" for m in verdict.mismatched]
     kills = sum(c.kills for c, _ in results)
     early, mid, late = (sum(c.where()[k] for c, _ in results) for k in range(3))
+    in_map = sum(c.in_map() for c, _ in results)
     reruns = sum(v.reruns for _, v in results)
     finished = sum(v.finished_reruns for _, v in results)
     single = sum(v.single_reruns for _, v in results)
     print(
         f"\n{kind}: {len(results)} sessions, {kills} kills ({early} before the child's first "
-        f"checkpoint, {mid} mid-run, {late} after the last), "
+        f"checkpoint, {mid} mid-run of which {in_map} mid-map, {late} after the last), "
         f"{sum(c.launches for c, _ in results)} child runs, {reruns} handler re-runs "
         f"({finished} of finished activations in supersteps of several, {single} in "
         f"supersteps of one), calibration {timing}, {time.perf_counter() - started:.1f} s"

@@ -125,3 +125,38 @@ def test_no_tracer_imports_nothing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@sg.executor(id="plan")
+async def plan(n: int, ctx: sg.Context[list[int]]) -> None:
+    await ctx.send(list(range(n)))
+
+
+@sg.executor(id="square")
+async def square(x: int, ctx: sg.Context[int]) -> None:
+    await ctx.send(x * x)
+
+
+@sg.executor(id="gather")
+async def gather(xs: list[int], ctx: sg.Context[None, list[int]]) -> None:
+    await ctx.yield_output(xs)
+
+
+def test_a_map_items_span_carries_its_item_index(
+    traced: tuple[OpenTelemetryTracer, InMemorySpanExporter],
+) -> None:
+    tracer, exporter = traced
+    wf = sg.WorkflowBuilder[int](start=plan).add_map(plan, square, gather).build(name="map")
+
+    async def main() -> sg.RunResult:
+        return await wf.session(tracer=tracer).run(3)
+
+    assert asyncio.run(main()).outputs == [[0, 1, 4]]
+    spans = exporter.get_finished_spans()
+    items = [s for s in spans if s.name == "stepgraph.executor square"]
+    assert sorted((s.attributes or {})["stepgraph.item"] for s in items) == [0, 1, 2]  # type: ignore[type-var]
+    plan_span = by_name(spans)["stepgraph.executor plan"]
+    for s in items:  # each item links to the source that sent the sequence
+        assert [link.context.span_id for link in s.links] == [plan_span.context.span_id]
+    others = [s for s in spans if s.name.startswith("stepgraph.executor") and s not in items]
+    assert [s.name for s in others if "stepgraph.item" in (s.attributes or {})] == []

@@ -108,9 +108,10 @@ class SessionContent:
         self.head = other.head
 
     def drop_queued(self, status: RunStatus) -> None:
-        """Drop undelivered messages, fan-in and map buffers (a cancelled run).
+        """Drop undelivered messages, fan-in buffers and unstarted map batches (a cancelled run).
 
-        An undelivered answer makes its question pending again.
+        An undelivered answer makes its question pending again; a map batch
+        with an item waiting on a pending request stays (`MapBuffers.drop`).
         """
         for messages in self.queue.values():
             for message in messages:
@@ -118,5 +119,9 @@ class SessionContent:
                     self.pending[message.request.id] = message.request
         self.queue = {}
         self.fanin = {}
-        self.maps = None
+        maps = self.maps
+        if maps is not None:
+            maps.drop(self.pending)
+            if not maps:
+                self.maps = None
         self.status = status

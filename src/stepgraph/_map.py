@@ -16,7 +16,7 @@ as part `m` (`_parts.MAPS`); a checkpoint without it has no map in flight.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,10 +157,18 @@ class MapBuffers:
         del self.batches[item.batch]
         return [m for slot in batch.results for m in slot]
 
-    def drop(self) -> None:
-        """Forget every batch (a cancelled run drops its undelivered work)."""
-        self.batches = {}
-        self.waiting = {}
+    def drop(self, pending: Container[str]) -> None:
+        """A cancelled run: keep the batches whose items wait on `pending` requests, drop the rest.
+
+        Requests stay pending across a cancel, so an item waiting on one keeps
+        its batch: its finished siblings' results stay, and the batch completes
+        (the collector getting the whole list, as without the cancel) once the
+        remaining requests are answered. A batch with no item waiting has not
+        run yet (its items were queued, and the queue is dropped): it goes.
+        """
+        self.waiting = {r: slot for r, slot in self.waiting.items() if r in pending}
+        live = {slot.batch for slot in self.waiting.values()}
+        self.batches = {b: batch for b, batch in self.batches.items() if b in live}
 
     # -- checkpoint form --------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ __all__ = ["Tracing"]
 class Tracing(Interceptor):
     """Opens a `stepgraph.run`, `stepgraph.superstep` and `stepgraph.executor <id>` span.
 
+    The executor span of a map item carries the item's index (`stepgraph.item`).
+
     A receiver's executor span links to the spans of the invocations that sent
     it messages in the previous superstep. One per session: it remembers those
     senders between supersteps.
@@ -55,6 +57,8 @@ class Tracing(Interceptor):
             "stepgraph.session_id": act.context.session_id,
             "stepgraph.messages": len(act.messages),
         }
+        if act.item is not None:  # one item of a map: which one
+            attributes["stepgraph.item"] = act.item.index
         links = self.links.get(act.index, ())
         with self.tracer.span(f"stepgraph.executor {eid}", attributes, links) as span:
             act.span = span.get_span_context()

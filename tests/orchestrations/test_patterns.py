@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 import stepgraph as sg
-from stepgraph.agents import Agent, ChatMessage, FunctionCall, ScriptedChatClient, ToolSpec
+from stepgraph.agents import (
+    Agent,
+    AgentUpdate,
+    ChatMessage,
+    FunctionCall,
+    ScriptedChatClient,
+    ToolSpec,
+)
 from stepgraph.orchestrations import (
     GroupChatState,
     Handoff,
@@ -161,6 +168,79 @@ def test_concurrent_review_before_aggregation() -> None:
     outputs = assert_resumable(wf, "go", answer)
     assert texts(outputs[0])[-2:] == ["A!", "B!"]
     assert texts(ac.requests[-1].messages) == ["go", "louder"]
+
+
+class Pacing:
+    """What the agents of one test share: who is answering, how many at once at most."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.finished: list[str] = []
+
+
+class PacedClient(ScriptedChatClient):
+    """Streams its reply after `turns` turns of the event loop, counting agents in flight."""
+
+    def __init__(self, name: str, turns: int, pacing: Pacing) -> None:
+        super().__init__(lambda m, t: f"{name} on {m[-1].text}", name=name)
+        self.turns = turns
+        self.pacing = pacing
+
+    async def get_streaming_response(self, messages: Any, **kw: Any) -> Any:
+        p = self.pacing
+        p.in_flight += 1
+        p.peak = max(p.peak, p.in_flight)
+        for _ in range(self.turns):
+            await asyncio.sleep(0)
+        async for update in super().get_streaming_response(messages, **kw):
+            yield update
+        p.in_flight -= 1
+        p.finished.append(self.name or "")
+
+
+@pytest.mark.parametrize(("limit", "peak"), [(None, 3), (1, 1)])
+def test_concurrent_runs_its_agents_as_items_of_a_map(limit: int | None, peak: int) -> None:
+    pacing = Pacing()
+    agents = [Agent(n, PacedClient(n, t, pacing)) for n, t in [("a", 6), ("b", 3), ("c", 0)]]
+    wf = concurrent(agents, max_concurrency=limit)
+    result = asyncio.run(wf.run("q"))
+    (conversation,) = result.outputs
+    assert texts(conversation) == ["q", "a on q", "b on q", "c on q"]  # participant order
+    assert pacing.peak == peak
+    if limit is None:
+        assert pacing.finished == ["c", "b", "a"]  # whatever order they finish in
+    items = [e.item for e in result.events if isinstance(e, sg.ExecutorInvoked)]
+    assert [e.executor_id for e in result.events if isinstance(e, sg.ExecutorInvoked)] == [
+        "input",
+        "spread",
+        "participants",
+        "participants",
+        "participants",
+        "aggregate",
+    ]
+    assert items == [None, None, 0, 1, 2, None]
+    updates = {(e.executor_id, e.agent) for e in result.events if isinstance(e, AgentUpdate)}
+    assert updates == {("a", "a"), ("b", "b"), ("c", "c")}  # per agent, as before
+
+
+def test_concurrent_with_an_executor_participant_fans_out_to_it() -> None:
+    a, _ = agent("a", lambda m: "from a")
+
+    @sg.executor(id="echo")
+    async def echo(conversation: list[ChatMessage], ctx: sg.Context[list[ChatMessage]]) -> None:
+        await ctx.send([*conversation, ChatMessage.assistant("echo", "echo")])
+
+    result = asyncio.run(concurrent([a, echo]).run("hi"))
+    assert texts(result.outputs[0]) == ["hi", "from a", "echo"]
+    invoked = [e.executor_id for e in result.events if isinstance(e, sg.ExecutorInvoked)]
+    assert invoked == ["input", "a", "echo", "aggregate"]
+
+
+def test_concurrent_participants_need_unique_names() -> None:
+    a, _ = agent("a", lambda m: "x")
+    with pytest.raises(ValueError, match="unique names"):
+        concurrent([a, a])
 
 
 # --------------------------------------------------------------------------- handoff

@@ -24,6 +24,7 @@ __all__ = [
     "Review",
     "ReviewRequest",
     "Start",
+    "agent_reply",
     "as_step",
     "last_text",
 ]
@@ -107,22 +108,27 @@ class AgentStep(Executor):
     async def reply(
         self, conversation: Sequence[ChatMessage], ctx: Context[Any, Any]
     ) -> AgentResponse:
-        """Run the agent on the conversation, streaming `AgentUpdate` events live.
-
-        Its model and tool calls are durable steps of the handler call (`ctx.step`):
-        run again, finished calls are replayed from their records, emitting nothing.
-        """
+        """Run the agent on the conversation, streaming `AgentUpdate` events live."""
         view = list(conversation) if self.context == "full" else list(conversation[-1:])
+        return await agent_reply(self.agent, self.id, view, ctx)
 
-        async def forward(update: ChatUpdate) -> None:
-            if update.text or update.function_calls:
-                await ctx.emit(
-                    AgentUpdate(self.id, self.agent.name, update.text, update.function_calls)
-                )
 
-        return await self.agent.run(
-            view, on_update=forward, step=ctx.step, idempotency_key=ctx.idempotency_key
-        )
+async def agent_reply(
+    agent: Agent, executor_id: str, conversation: list[ChatMessage], ctx: Context[Any, Any]
+) -> AgentResponse:
+    """Run `agent` on `conversation`, streaming `AgentUpdate(executor_id, ...)` events live.
+
+    Its model and tool calls are durable steps of the handler call (`ctx.step`):
+    run again, finished calls are replayed from their records, emitting nothing.
+    """
+
+    async def forward(update: ChatUpdate) -> None:
+        if update.text or update.function_calls:
+            await ctx.emit(AgentUpdate(executor_id, agent.name, update.text, update.function_calls))
+
+    return await agent.run(
+        conversation, on_update=forward, step=ctx.step, idempotency_key=ctx.idempotency_key
+    )
 
 
 def as_step(participant: Participant, context: Literal["full", "last"] = "full") -> Executor:

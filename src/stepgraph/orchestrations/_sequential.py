@@ -1,9 +1,8 @@
-"""Sequential and concurrent orchestrations."""
+"""The sequential orchestration, and the pieces other orchestrations share with it."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from .._builder import WorkflowBuilder
@@ -13,7 +12,7 @@ from .._workflow import Workflow
 from ..agents import ChatMessage
 from ._common import Conversation, Participant, Review, ReviewRequest, Start, as_step
 
-__all__ = ["Finish", "ReviewGate", "concurrent", "sequential"]
+__all__ = ["Finish", "ReviewGate", "sequential"]
 
 
 class Finish(Executor):
@@ -87,94 +86,3 @@ def sequential(
         else:
             builder.add_edge(step, nxt)
     return builder.build(name=name, max_supersteps=max_supersteps)
-
-
-Aggregate = Callable[[list[ChatMessage]], Any] | Callable[[list[ChatMessage]], Awaitable[Any]]
-"""A custom aggregator: the participants' last replies, in order -> the run's output."""
-
-
-class Aggregator(Executor):
-    """Joins the participants' conversations: by default the input plus each last reply."""
-
-    def __init__(self, id: str, func: Aggregate | None = None) -> None:
-        super().__init__(id=id)
-        self.func = func
-
-    @handler
-    async def on_replies(self, replies: list[list[ChatMessage]], ctx: Context[None, Any]) -> None:
-        last = [r[-1] for r in replies if r]
-        if self.func is None:
-            shared = _common_prefix(replies)
-            await ctx.yield_output([*shared, *last])
-            return
-        result = self.func(last)
-        if inspect.isawaitable(result):
-            result = await result
-        await ctx.yield_output(result)
-
-
-class ConcurrentReview(Executor):
-    """A person reviews all replies before aggregation; sent back, everyone answers again."""
-
-    def __init__(self, id: str, aggregator: str) -> None:
-        super().__init__(id=id)
-        self.aggregator = aggregator
-
-    @handler
-    async def on_replies(self, replies: list[list[ChatMessage]], ctx: Context[Any]) -> None:
-        flat = [*_common_prefix(replies), *(r[-1] for r in replies if r)]
-        await ctx.request(ReviewRequest(tuple(flat), "all"), response_type=Review)
-        ctx.state.set(f"{self.id}.replies", [list(r) for r in replies])
-
-    @response_handler
-    async def on_review(self, request: ReviewRequest, review: Review, ctx: Context[Any]) -> None:
-        replies: list[list[ChatMessage]] = ctx.state.get(f"{self.id}.replies", [])
-        if review.approved:
-            await ctx.send(replies, to=self.aggregator)
-        else:
-            base = _common_prefix(replies)
-            await ctx.send(
-                [*base, ChatMessage("user", ChatMessage.user(review.feedback).contents, "reviewer")]
-            )
-
-
-def concurrent(
-    participants: Sequence[Participant],
-    *,
-    aggregator: Aggregate | Executor | None = None,
-    review: bool = False,
-    name: str = "concurrent",
-    max_supersteps: int = 100,
-) -> Workflow[Any]:
-    """The input fanned out to every participant, their replies joined in participant order.
-
-    The default aggregator outputs the input conversation plus each participant's
-    last reply; a function gets the last replies and its result is the output; an
-    executor gets `list[list[ChatMessage]]`. With `review`, a person approves the
-    replies before aggregation or sends them back with feedback.
-    """
-    if not participants:
-        raise ValueError("concurrent() needs at least one participant")
-    steps = [as_step(p) for p in participants]
-    start = Start(id="input")
-    agg = aggregator if isinstance(aggregator, Executor) else Aggregator("aggregate", aggregator)
-    builder = WorkflowBuilder[Any](start=start).add_fan_out(start, steps)
-    if review:
-        gate = ConcurrentReview("review", agg.id)
-        builder.add_fan_in(steps, gate).add_edge(gate, agg).add_fan_out(gate, steps)
-    else:
-        builder.add_fan_in(steps, agg)
-    return builder.build(name=name, max_supersteps=max_supersteps)
-
-
-def _common_prefix(replies: Sequence[Sequence[ChatMessage]]) -> list[ChatMessage]:
-    """The messages every reply starts with: the conversation the participants were given."""
-    if not replies:
-        return []
-    prefix: list[ChatMessage] = []
-    for group in zip(*(r[:-1] for r in replies), strict=False):
-        if all(m == group[0] for m in group):
-            prefix.append(group[0])
-        else:
-            break
-    return prefix
