@@ -151,6 +151,7 @@ class RunExecution:
                 return self.finish(runner, RunStatus.CANCELLED)
             raise
         finally:
+            runner.close()
             self.done()
             del run  # the Run may be collected now
         return result
@@ -165,6 +166,7 @@ class RunExecution:
         except Exception as exc:
             self.error = exc
         finally:
+            runner.close()
             self.done()
             channel.close()
 

@@ -149,6 +149,15 @@ class Runner:
         run = compose(layers, "run", self._execute)
         return run(RunCall(self.session_id, self.core.workflow, self.content))
 
+    def close(self) -> None:
+        """Let go of the chains: they are bound methods of this runner, so a finished run's
+        session is freed by reference counting alone (no cycle is left).
+        """
+        self.step = self.activate = _closed
+        if self.items is not None:
+            self.activate_item = _closed
+            self.items = None
+
     async def _execute(self, call: RunCall | None = None) -> RunStatus:
         """Run supersteps until no message is queued; return the final status.
 
@@ -157,17 +166,6 @@ class Runner:
             ConvergenceError: the superstep budget ran out (the session is `FAILED`).
             asyncio.CancelledError: the run was cancelled (the session is `CANCELLED`).
         """
-        try:
-            return await self._supersteps_to_end()
-        finally:
-            # The chains are bound methods of this runner: let go of them, so a finished
-            # run's session is freed by reference counting alone (no cycle is left).
-            del self.step, self.activate
-            if self.items is not None:
-                del self.activate_item
-                self.items = None
-
-    async def _supersteps_to_end(self) -> RunStatus:
         has_input = await self.prepare()
         self.sink.record((RunStarted, self.session_id))
         try:
@@ -340,9 +338,13 @@ class Runner:
             return [self._plain(i) for i in sorted(queue)]
         ((i, messages),) = queue.items()  # the common case of chains and loops: no sort
         ex = content.executors[i]
+        if ex is None:
+            try:
+                ex = self.core.instantiate(i)
+            except Exception as exc:
+                raise HandlerFailure(i, exc) from exc
         ctx = content.contexts[i]
-        if ex is None or ctx is None:
-            return [self._plain(i)]
+        assert ctx is not None
         return [Activation(i, messages, k, content.state, self.sink, ex, ctx, content.head)]
 
     def _plain(self, i: int) -> Activation:
@@ -495,3 +497,7 @@ class Runner:
                     content.pending[request.id] = request
         content.queue = queue
         content.superstep = k
+
+
+async def _closed(_: Any) -> None:
+    raise AssertionError("a finished run runs no more supersteps")
