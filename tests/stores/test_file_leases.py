@@ -299,3 +299,18 @@ def test_a_shorter_line_replaces_a_longer_one(tmp_path: Path) -> None:
             assert second.token == 2
 
     asyncio.run(main())
+
+
+def test_a_lease_line_written_by_hand_still_fences(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            lease = await store.acquire("s", "me", 30)
+            lease_file = tmp_path / "s.lease"
+            lease_file.write_text(f'{{"token":{lease.token},"expires_at":1e99,"owner":"me"}}\n')
+            await store.save(root := next_checkpoint(None, "s", "me"), lease=lease)
+            lease_file.write_text(f'{{"token":{lease.token},"expires_at":1e99,"owner":"you"}}\n')
+            with pytest.raises(LeaseLostError):
+                await store.save(next_checkpoint(root, "s", "me"), lease=lease)
+            assert [i.id for i in await store.list("s")] == [root.id]
+
+    asyncio.run(main())

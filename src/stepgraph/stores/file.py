@@ -329,8 +329,8 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         fcntl.flock(log.fd, fcntl.LOCK_UN)
 
     def _fenced_append(self, name: str, info: CheckpointInfo, framed: bytes, lease: Lease) -> None:
-        with self._lease_files.fencing(info, lease, self._dir):  # lock order: lease, then log
-            self._append(name, info, framed)
+        # Lock order: the lease file, then the log (inside `_append`).
+        self._lease_files.fenced(info, lease, self._dir, lambda: self._append(name, info, framed))
 
     def _find(self, cid: str, prefer: str | None) -> tuple[_Log, _Entry] | None:
         """Locate a checkpoint: in `prefer`'s log, where it was last seen, else in every log."""
