@@ -264,6 +264,7 @@ def test_the_lease_file_is_one_readable_line_kept_by_delete_session(tmp_path: Pa
             lease_file = tmp_path / "a%20b%2F%C3%BC.lease"
             held = json.loads(lease_file.read_text())
             assert held == {"owner": "me", "token": 1, "expires_at": lease.expires_at}
+            assert lease_file.read_text() == json.dumps(held) + "\n"  # as json.dumps writes it
             await store.save(next_checkpoint(None, "a b/ü", "me"), lease=lease)
             await store.release(lease)
             assert json.loads(lease_file.read_text())["owner"] is None

@@ -11,7 +11,8 @@ line of JSON a person can read:
 `owner` is null once released; a missing or empty file is a session never
 leased (token 0). Every call opens the file, takes an exclusive `flock` on it,
 checks that the path still names the locked inode, reads it, rewrites it in
-place (`pwrite` at 0, then `ftruncate`) and closes it, which unlocks it. The
+place if it changes (`pwrite` at 0, then `ftruncate`) and closes it, which
+unlocks it. The
 store never replaces or deletes a lease file (`delete_session` keeps it), so
 tokens never go back. Time is `time.time()`: a machine's processes share its clock.
 
@@ -53,7 +54,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import time
@@ -244,10 +244,9 @@ def _is_current(line: bytes, lease: Lease) -> bool:
     return line.startswith(_prefix(lease.owner, lease.token)) or _names(_parse(line), lease)
 
 
-@functools.lru_cache(maxsize=256)
-def _prefix(owner: str, token: int) -> bytes:
-    """How `_write`'s line for `owner` and `token` starts."""
-    return _line_of(Held(owner, token, 0.0)).partition(b' "expires_at"')[0]
+def _prefix(owner: str | None, token: int) -> bytes:
+    """How the lease line naming `owner` and `token` starts (JSON, keys in this order)."""
+    return b'{"owner": %s, "token": %d,' % (json.dumps(owner).encode(), token)
 
 
 def _open_locked(directory: str, path: str, create: bool) -> int | None:
@@ -302,9 +301,9 @@ def _parse(line: bytes) -> Held:
 
 
 def _line_of(held: Held) -> bytes:
-    """The lease line of `held`, newline included."""
-    doc = {"owner": held.owner, "token": held.token, "expires_at": held.expires_at}
-    return (json.dumps(doc) + "\n").encode()
+    """The lease line of `held`, newline included (`json.dumps` of the three keys)."""
+    expires = json.dumps(held.expires_at).encode()
+    return b'%s "expires_at": %s}\n' % (_prefix(held.owner, held.token), expires)
 
 
 def _write(fd: int, held: Held) -> None:
