@@ -505,7 +505,7 @@ def sqlite_records(path: str, session_id: str) -> tuple[int, int, int, int, int]
     try:
         row = conn.execute(
             "SELECT count(*), sum(length(record)), min(length(record)), max(length(record)), "
-            "sum(full) FROM checkpoints WHERE session_id = ?",
+            "sum(full) FROM stepgraph_checkpoints WHERE session_id = ?",
             (session_id,),
         ).fetchone()
     finally:

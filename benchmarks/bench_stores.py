@@ -133,7 +133,9 @@ def record_bytes(path: Path) -> float:
 
     conn = sqlite3.connect(path)
     try:
-        rows = conn.execute("SELECT length(record) FROM checkpoints WHERE full = 0").fetchall()
+        rows = conn.execute(
+            "SELECT length(record) FROM stepgraph_checkpoints WHERE full = 0"
+        ).fetchall()
     finally:
         conn.close()
     return st.median(n for (n,) in rows)

@@ -47,6 +47,7 @@ class Engine:
     variant: str | None = None  # None: the script's default variant
     peer: bool = False
     module: str = ""  # what a peers environment must be able to import
+    src: Path | None = None  # another stepgraph checkout's src/ (the --baseline engine)
 
 
 ENGINES = {
@@ -191,8 +192,10 @@ def run_case(
         cmd += ["--variant", variant]
     st0, ch0 = stat_sample(), children_cpu()
     t0 = time.perf_counter()
+    env = None if engine.src is None else {**os.environ, "PYTHONPATH": str(engine.src)}
+    cwd = REPO if engine.src is None else engine.src.parent
     try:
-        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
         rc, out, err = r.returncode, r.stdout, r.stderr
     except subprocess.TimeoutExpired as e:
         rc, out, err = -1, "", f"timed out after {timeout:.0f} s: {e}"
@@ -626,6 +629,14 @@ def parse_args() -> argparse.Namespace:
         f"than {BUSY_MAX} CPU cores busy (default 10; 0: never wait)",
     )
     p.add_argument("--out", type=Path, default=None, help="results .jsonl path")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout of stepgraph (e.g. a git worktree of the commit before a "
+        "change), run as engine 'baseline' beside this one: 'baseline ÷ stepgraph' > 1 "
+        "means this checkout is faster",
+    )
     a = p.parse_args()
     a.workloads = [w.strip().upper() for w in a.workloads.split(",") if w.strip()]
     bad = [w for w in a.workloads if w not in WORKLOADS]
@@ -640,6 +651,36 @@ def parse_args() -> argparse.Namespace:
     return a
 
 
+def add_peers(
+    names: list[str], labels: list[str], pythons: dict[str, Path], versions: dict[str, str]
+) -> Path | None:
+    """Add the peer engines whose package the peers environment imports; its python."""
+    peers_py = find_peers_python() if names else None
+    if names and peers_py is None:
+        log("note: no peers environment (PEERS_PY or .peers/bin/python): stepgraph and floor only")
+    for name in names:
+        if peers_py is None:
+            break
+        v = peer_version(peers_py, ENGINES[name])
+        if v is not None:
+            labels.append(name)
+            pythons[name] = peers_py
+            versions[name] = v
+    return peers_py
+
+
+def add_baseline(
+    base: Path, labels: list[str], pythons: dict[str, Path], versions: dict[str, str], py: Path
+) -> None:
+    """Run the checkout `base` too, as engine 'baseline' (compared like a peer)."""
+    ENGINES["baseline"] = Engine(
+        "baseline", base / "benchmarks" / "bench_stepgraph.py", peer=True, src=base / "src"
+    )
+    labels.append("baseline")
+    pythons["baseline"] = py
+    versions["baseline"] = git("-C", str(base), "rev-parse", "--short", "HEAD")
+
+
 def main() -> int:
     a = parse_args()
     if not (SHARED_BENCH / "benchcommon.py").is_file():
@@ -649,17 +690,10 @@ def main() -> int:
     labels = ["stepgraph", "floor", "floor-gather"]
     pythons = dict.fromkeys(labels, own_py)
     versions: dict[str, str] = {}
-    peers_py = find_peers_python() if a.peers else None
-    if a.peers and peers_py is None:
-        log("note: no peers environment (PEERS_PY or .peers/bin/python): stepgraph and floor only")
-    for name in a.peers:
-        if peers_py is None:
-            break
-        v = peer_version(peers_py, ENGINES[name])
-        if v is not None:
-            labels.append(name)
-            pythons[name] = peers_py
-            versions[name] = v
+    peers_py = add_peers(a.peers, labels, pythons, versions)
+
+    if a.baseline is not None:
+        add_baseline(a.baseline.resolve(), labels, pythons, versions, own_py)
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = a.out or RESULTS / f"run-{stamp}.jsonl"

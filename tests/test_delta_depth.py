@@ -33,7 +33,9 @@ def test_reopened_sessions_keep_delta_chains_short(tmp_path: Path) -> None:
 
     asyncio.run(restart_many())
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        flags = [row[0] for row in conn.execute("SELECT full FROM checkpoints ORDER BY rowid")]
+        flags = [
+            row[0] for row in conn.execute("SELECT full FROM stepgraph_checkpoints ORDER BY rowid")
+        ]
     longest = max(len(run) for run in "".join(map(str, flags)).split("1"))
     assert len(flags) > 100
     assert longest < FULL_EVERY  # never more than FULL_EVERY - 1 deltas in a row

@@ -1,8 +1,10 @@
 """`RunResult`: what an awaited run gives back, and what a finished run keeps alive."""
 
 import asyncio
+import copy
 import dataclasses
 import gc
+import pickle
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +108,18 @@ def test_run_result_is_immutable_comparable_and_printable() -> None:
     text = repr(result)
     assert text.startswith("RunResult(session_id=")
     assert "SuperstepStarted(superstep=1)" in text
+
+
+def test_a_result_copies_and_pickles_before_its_events_are_read() -> None:
+    """An awaited run's events are built on first read; a copy made before that has them too."""
+    result = asyncio.run(build().run(1))
+    pickled = pickle.loads(pickle.dumps(result))
+    copied = copy.deepcopy(result)
+    assert pickled == copied == result
+    assert isinstance(pickled.events[0], sg.RunStarted)
+    assert not hasattr(result, "event")  # other names are not invented
+    with pytest.raises(TypeError):
+        hash(result)  # holds lists
 
 
 def test_a_finished_run_lets_its_one_shot_session_go() -> None:

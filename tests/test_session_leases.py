@@ -39,7 +39,7 @@ def steal(kind: str, where: Path) -> None:
     """What another process taking the session over does to the store (token + 1)."""
     if kind == "sqlite":
         with sqlite3.connect(where) as conn:
-            conn.execute("UPDATE leases SET owner = 'thief', token = token + 1")
+            conn.execute("UPDATE stepgraph_leases SET owner = 'thief', token = token + 1")
         return
     lease_file = where / "s.lease"
     held = json.loads(lease_file.read_text())

@@ -22,6 +22,7 @@ from ._parts import StoresOwnParts
 from ._planner import Plan
 from ._policies import NO_POLICY, ExecutorPolicy
 from ._requests import Answer, ExecutorFailure, Request
+from ._subworkflow import SubWorkflow
 
 if TYPE_CHECKING:
     from ._migrations import Migration
@@ -141,13 +142,14 @@ class Blueprint:
     def _describe(self, error_routes: Mapping[str, str]) -> dict[str, Any]:
         executors: list[dict[str, Any]] = []
         for ex, table in zip(self.prototypes, self.plan.tables, strict=True):
-            executors.append(
-                {
-                    "id": ex.id,
-                    "type": f"{module_of(type(ex))}.{type(ex).__qualname__}",
-                    "accepts": sorted(_types.describe(s) for s in table.accepts),
-                }
-            )
+            entry: dict[str, Any] = {
+                "id": ex.id,
+                "type": f"{module_of(type(ex))}.{type(ex).__qualname__}",
+                "accepts": sorted(_types.describe(s) for s in table.accepts),
+            }
+            if isinstance(ex, SubWorkflow):  # a changed child graph changes the parent's
+                entry["child"] = ex.workflow.signature
+            executors.append(entry)
         out: dict[str, Any] = {
             "start": self.start_id,
             "executors": executors,

@@ -69,6 +69,11 @@ class WorkflowBuilder(Generic[InT]):
             return eid
         if isinstance(ref, str):  # pyright: ignore[reportUnnecessaryIsInstance]
             return ref
+        if isinstance(ref, type) and issubclass(ref, Executor):
+            raise GraphError(
+                f"got the class {ref.__qualname__}, not an executor: pass an instance: "
+                f"{ref.__qualname__}(id=...)"
+            )
         raise GraphError(f"expected an Executor or an executor id, got {type(ref).__name__}")
 
     def _add(self, kind: EdgeKind, srcs: Sequence[Ref], dsts: Sequence[Ref], **extra: Any) -> Self:

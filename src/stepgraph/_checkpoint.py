@@ -180,9 +180,14 @@ def apply_delta(base: Checkpoint, delta: Checkpoint) -> Checkpoint:
 def graph_difference(saved: str, current: Mapping[str, Any]) -> str:
     """Say what differs between a saved graph description and the current one."""
     try:
-        old: dict[str, Any] = json.loads(saved)
-    except ValueError:
+        return _difference(json.loads(saved), current)
+    except (ValueError, RecursionError):
         return "the saved graph description is unreadable"
+    except (TypeError, KeyError, AttributeError):
+        return "the saved graph description is malformed"
+
+
+def _difference(old: dict[str, Any], current: Mapping[str, Any]) -> str:
     lines: list[str] = []
     old_ex = {e["id"]: e for e in old.get("executors", [])}
     new_ex = {e["id"]: e for e in current.get("executors", [])}
@@ -195,6 +200,8 @@ def graph_difference(saved: str, current: Mapping[str, Any]) -> str:
             lines.append(
                 f"executor {eid!r} changed class: {old_ex[eid]['type']} -> {new_ex[eid]['type']}"
             )
+        if old_ex[eid].get("child") != new_ex[eid].get("child"):
+            lines.append(f"the child workflow of sub-workflow {eid!r} changed")
         if old_ex[eid].get("accepts") != new_ex[eid].get("accepts"):
             lines.append(
                 f"executor {eid!r} handles {old_ex[eid].get('accepts')} before, "

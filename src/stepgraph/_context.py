@@ -16,8 +16,21 @@ from typing_extensions import TypeVar
 
 from . import serde
 from ._errors import RoutingError, WorkflowError
-from ._events import Event, Output, RequestIssued
+from ._events import (
+    CheckpointSaved,
+    Event,
+    ExecutorCompleted,
+    ExecutorFailed,
+    ExecutorInvoked,
+    Output,
+    RequestIssued,
+    RunCompleted,
+    RunStarted,
+    SuperstepCompleted,
+    SuperstepStarted,
+)
 from ._journal import idempotency_key, run_step
+from ._policies import ExecutorRetrying
 from ._requests import Request
 from ._state import StateView
 
@@ -28,11 +41,42 @@ if TYPE_CHECKING:
     from ._planner import Plan, Target
     from ._sinks import Sink
 
-__all__ = ["Activation", "Context", "Replay", "SyncContext"]
+__all__ = ["Activation", "Context", "Replay", "SyncContext", "check_user_event"]
 
 SendT = TypeVar("SendT", default=Any)
 OutT = TypeVar("OutT", default=Never)
 R = TypeVar("R")
+
+
+_ENGINE_EVENTS: tuple[type[Event], ...] = (
+    RunStarted,
+    RunCompleted,
+    SuperstepStarted,
+    SuperstepCompleted,
+    ExecutorInvoked,
+    ExecutorCompleted,
+    ExecutorFailed,
+    ExecutorRetrying,
+    Output,
+    RequestIssued,
+    CheckpointSaved,
+)
+
+
+def check_user_event(event: object) -> None:
+    """Refuse what `ctx.emit` must not stream: a non-event, or an event only the engine emits.
+
+    Raises:
+        TypeError: `event` is not an `sg.Event`, or is one of the engine's own kinds (a
+            handler cannot forge `RunCompleted`, `Output`, `RequestIssued`, ...).
+    """
+    if not isinstance(event, Event):
+        raise TypeError(f"ctx.emit takes an sg.Event subclass instance, got {type(event).__name__}")
+    if isinstance(event, _ENGINE_EVENTS):
+        raise TypeError(
+            f"ctx.emit takes your own events; {type(event).__name__} is emitted by the engine "
+            "only (use ctx.yield_output for outputs and ctx.request for requests)"
+        )
 
 
 class Activation:
@@ -167,10 +211,7 @@ class _Base:
         act.sink.record((Output, self.executor_id, value))
 
     def _emit(self, event: Event) -> None:
-        if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise TypeError(
-                f"ctx.emit takes an sg.Event subclass instance, got {type(event).__name__}"
-            )
+        check_user_event(event)
         self._live().emit(event)
 
     def _request(self, payload: Any, response_type: Any) -> str:
@@ -339,10 +380,7 @@ class SyncContext(_Base, Generic[SendT, OutT]):
 
     def emit(self, event: Event) -> None:
         """Stream a user event; see `Context.emit`."""
-        if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise TypeError(
-                f"ctx.emit takes an sg.Event subclass instance, got {type(event).__name__}"
-            )
+        check_user_event(event)
         self._loop.call_soon_threadsafe(self._live().emit, event)
 
 

@@ -120,6 +120,23 @@ class SessionCore:
                 f"use another session before calling {what}()"
             )
 
+    def take_over(self, what: str) -> Any:
+        """Check the guard for a new run: the dropped run it must wait for, or None.
+
+        A run whose stream was dropped is winding down (its cancellation runs in the
+        next loop turn); a new run may take the guard at once and start once it ended.
+
+        Raises:
+            ConcurrentRunError: a run that was not dropped holds the guard.
+        """
+        active = self.active
+        if active is None:
+            return None
+        if active.abandoned:
+            return active
+        self.check_guard(what)  # raises
+        return None
+
     def check_queue(self, what: str) -> None:
         """Raise `NotIdleError` when undelivered messages are queued."""
         if self.content.queue:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _parts, serde
-from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo, check_graph
+from ._checkpoint import FORMAT_VERSION, FULL_EVERY, Checkpoint, CheckpointInfo, check_graph
 from ._content import SessionContent
 from ._errors import (
     CheckpointDecodeError,
@@ -222,10 +222,30 @@ class Checkpointer:
     async def decode(self, cp: Checkpoint) -> SessionContent:
         """Decode `cp` into fresh session content without touching the session.
 
+        Whatever the stored bytes hold, the only errors are these two: a part
+        of the wrong shape, a snapshot for an executor that keeps no state or
+        an executor's `restore()` refusing its data is a `CheckpointDecodeError`.
+
         Raises:
             GraphMismatchError: `cp` was made by a different graph.
             CheckpointDecodeError: `cp` cannot be read back.
         """
+        if cp.version > FORMAT_VERSION:
+            raise CheckpointDecodeError(
+                f"checkpoint {cp.info.id!r} has format version {cp.version}; this stepgraph "
+                f"reads up to {FORMAT_VERSION}: open it with a newer stepgraph"
+            )
+        try:
+            return await self._decode(cp)
+        except CheckpointError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+            raise CheckpointDecodeError(
+                f"checkpoint {cp.info.id!r} of session {cp.info.session_id!r} is malformed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def _decode(self, cp: Checkpoint) -> SessionContent:
         bp = self.core.workflow.blueprint
         if cp.graph_signature != bp.signature:
             return await self._migrate(cp)
@@ -246,6 +266,10 @@ class Checkpointer:
             elif kind is _parts.Kind.SNAPSHOT:
                 if subject not in index:
                     raise CheckpointDecodeError(f"checkpoint names unknown executor {subject!r}")
+                if not bp.stateful[index[subject]] or bp.own_parts[index[subject]]:
+                    raise CheckpointDecodeError(
+                        f"checkpoint holds a snapshot of executor {subject!r}, which keeps none"
+                    )
                 snapshots[index[subject]] = serde.decode(data, types=registry)
             elif kind is _parts.Kind.OWN:
                 if subject not in index or not bp.own_parts[index[subject]]:
@@ -262,7 +286,10 @@ class Checkpointer:
         raw_maps = dec(_parts.MAPS, _EMPTY_LIST)
         maps = MapBuffers.load(raw_maps) if raw_maps else None
         pending: dict[str, Request] = {}
-        for req in dec(_parts.PENDING, _EMPTY_LIST):
+        raw_pending = dec(_parts.PENDING, _EMPTY_LIST)
+        if not isinstance(raw_pending, list):
+            raise CheckpointDecodeError("pending requests part is not a list")
+        for req in typing_list(raw_pending):
             if not isinstance(req, Request):
                 raise CheckpointDecodeError("pending requests part holds a non-Request value")
             pending[req.id] = req
@@ -288,9 +315,12 @@ class Checkpointer:
         wf = self.core.workflow
         bp = wf.blueprint
         try:
-            saved: dict[str, Any] = json.loads(cp.graph) if cp.graph else {}
-        except ValueError:
-            saved = {}
+            loaded: Any = json.loads(cp.graph) if cp.graph else {}
+        except (ValueError, RecursionError):
+            loaded = {}
+        saved: dict[str, Any] = (
+            typing.cast(dict[str, Any], loaded) if isinstance(loaded, dict) else {}
+        )
         old_version = saved.get("version")
         fn = bp.migrations.get(str(old_version)) if old_version is not None else None
         if fn is None:

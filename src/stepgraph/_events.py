@@ -7,7 +7,7 @@ that subclasses it and is sent with `ctx.emit`.
 from __future__ import annotations
 
 import enum
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -143,45 +143,3 @@ class SubWorkflowEvent(Event):
 
     executor_id: str
     event: Event
-
-
-def _fast_init(cls: type) -> None:
-    """Give a frozen slotted event class a faster `__init__`.
-
-    Events are made several times per superstep. The generated init of a frozen
-    dataclass goes through `object.__setattr__` per field; writing the slots
-    through their member descriptors does the same at about half the cost. The
-    class stays a frozen dataclass: assignment after construction still raises.
-    """
-    names = [f.name for f in fields(cls)]
-    setters: dict[str, object] = {f"_set_{n}": getattr(cls, n).__set__ for n in names}
-    params: list[str] = []
-    for f in fields(cls):  # a field with a default keeps it (fields added at the end)
-        if f.default is MISSING:
-            params.append(f.name)
-        else:
-            setters[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-    args = ", ".join(params)
-    body = "".join(f"    _set_{n}(self, {n})\n" for n in names)
-    namespace: dict[str, object] = {}
-    exec(f"def __init__(self, {args}):\n{body}", setters, namespace)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
-    cls.__init__ = init  # type: ignore[misc]
-
-
-for _cls in (
-    RunStarted,
-    SuperstepStarted,
-    SuperstepCompleted,
-    ExecutorInvoked,
-    ExecutorCompleted,
-    ExecutorFailed,
-    Output,
-    RequestIssued,
-    CheckpointSaved,
-    RunCompleted,
-    SubWorkflowEvent,
-):
-    _fast_init(_cls)

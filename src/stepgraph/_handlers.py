@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import inspect
 import typing
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import _types
-from ._errors import GraphError
+from ._errors import GraphError, GraphWarning
 from ._types import ANY, TypeSpec
 
 __all__ = ["HandlerSpec", "HandlerTable", "inspect_handler"]
@@ -45,6 +46,7 @@ class HandlerSpec:
 
 
 def _hints(func: Callable[..., Any], localns: dict[str, Any] | None) -> dict[str, Any]:
+    """The resolved annotations of `func`; an unresolvable one maps to its `_Unresolved`."""
     try:
         return typing.get_type_hints(func, localns=localns)
     except Exception:  # unresolvable forward references: resolve what we can
@@ -55,19 +57,56 @@ def _hints(func: Callable[..., Any], localns: dict[str, Any] | None) -> dict[str
                 continue
             try:
                 hints[name] = eval(ann, getattr(func, "__globals__", {}), localns)
-            except Exception:
-                continue
+            except Exception as exc:
+                hints[name] = _Unresolved(ann, f"{type(exc).__name__}: {exc}")
         return hints
 
 
-def _context_sends(annotation: object) -> tuple[TypeSpec, ...]:
+@dataclass(frozen=True, slots=True)
+class _Unresolved:
+    """An annotation that could not be evaluated, and why (for error messages)."""
+
+    text: str
+    reason: str
+
+
+def _is_context(annotation: object) -> bool:
     from ._context import Context, SyncContext
 
     origin = typing.get_origin(annotation) or annotation
-    if not (isinstance(origin, type) and issubclass(origin, (Context, SyncContext))):
+    return isinstance(origin, type) and issubclass(origin, (Context, SyncContext))
+
+
+def _check_return(where: str, hints: dict[str, Any]) -> None:
+    """Warn when a handler's return annotation says it returns a value: it would be dropped."""
+    if "return" not in hints:
+        return
+    ret = hints["return"]
+    if ret is None or ret is type(None) or ret is typing.NoReturn or ret is typing.Never:
+        return
+    shown = ret.text if isinstance(ret, _Unresolved) else getattr(ret, "__name__", repr(ret))
+    warnings.warn(
+        f"handler {where} is annotated to return {shown}, but stepgraph drops return "
+        "values: send it with `await ctx.send(value)` or emit it with "
+        "`await ctx.yield_output(value)`, and annotate the handler `-> None`",
+        GraphWarning,
+        stacklevel=2,
+    )
+
+
+def _context_sends(annotation: object, where: str) -> tuple[TypeSpec, ...]:
+    if not _is_context(annotation):
         return (ANY,)
     args = typing.get_args(annotation)
     if not args:
+        name = getattr(annotation, "__name__", "Context")
+        warnings.warn(
+            f"handler {where} annotates its context as a bare {name}, which may send "
+            f"anything, so build() cannot check its edges: say what it sends, "
+            f"{name}[T] (or {name}[None, OutT] when it only yields outputs)",
+            GraphWarning,
+            stacklevel=2,
+        )
         return (ANY,)
     send = args[0]
     if send is None or send is type(None):
@@ -76,6 +115,20 @@ def _context_sends(annotation: object) -> tuple[TypeSpec, ...]:
         return _types.specs_of(send)
     except TypeError:
         return (ANY,)
+
+
+def _check_message_annotation(where: str, param: str, annotation: object) -> None:
+    if isinstance(annotation, _Unresolved):
+        raise GraphError(
+            f"handler {where}: the annotation {annotation.text!r} of its message parameter "
+            f"{param!r} cannot be resolved ({annotation.reason}); import or define it at "
+            "module level, or pass the type with @handler(input=T)"
+        )
+    if annotation is None:
+        raise GraphError(
+            f"handler {where} has no annotation on its message parameter "
+            f"'{param}': annotate it, or pass the type with @handler(input=T)"
+        )
 
 
 def inspect_handler(
@@ -106,16 +159,19 @@ def inspect_handler(
         raise GraphError(f"handler {where} must be declared 'async def'")
     hints = _hints(func, localns)
     annotation = input if input is not None else hints.get(params[0].name)
-    if annotation is None:
+    _check_message_annotation(where, params[0].name, annotation)
+    if len(params) == 2 and _is_context(annotation):
         raise GraphError(
-            f"handler {where} has no resolvable annotation on its message parameter "
-            f"'{params[0].name}': annotate it, or pass the type with @handler(input=T)"
+            f"handler {where} takes its context first: the message comes first, then the "
+            f"context; write ({params[1].name}: MessageType, {params[0].name}: "
+            f"{getattr(annotation, '__name__', 'Context')}[...])"
         )
     try:
         accepts = _types.specs_of(annotation)
     except TypeError as exc:
         raise GraphError(f"handler {where}: {exc}") from None
-    sends = _context_sends(hints.get(params[1].name)) if len(params) == 2 else ()
+    sends = _context_sends(hints.get(params[1].name), where) if len(params) == 2 else ()
+    _check_return(where, hints)
     takes_ctx = len(params) == 2
     invoke: Invoke
     if bound:
@@ -151,6 +207,13 @@ def inspect_response_handler(
     hints = _hints(func, localns)
     req = request if request is not None else hints.get(params[0].name)
     resp = response if response is not None else hints.get(params[1].name)
+    for param, ann in ((params[0].name, req), (params[1].name, resp)):
+        if isinstance(ann, _Unresolved):
+            raise GraphError(
+                f"response handler {where}: the annotation {ann.text!r} of parameter "
+                f"{param!r} cannot be resolved ({ann.reason}); import or define it at "
+                "module level, or pass @response_handler(request=P, response=T)"
+            )
     if req is None or resp is None:
         raise GraphError(
             f"response handler {where} needs annotations on its request and response "
@@ -160,7 +223,8 @@ def inspect_response_handler(
         accepts, answers = _types.specs_of(req), _types.specs_of(resp)
     except TypeError as exc:
         raise GraphError(f"response handler {where}: {exc}") from None
-    sends = _context_sends(hints.get(params[2].name)) if len(params) == 3 else ()
+    sends = _context_sends(hints.get(params[2].name), where) if len(params) == 3 else ()
+    _check_return(where, hints)
     invoke: Invoke
     if len(params) == 3:
         invoke = lambda ex, a, c: func(ex, a.request.payload, a.response, c)  # noqa: E731
@@ -229,6 +293,21 @@ class HandlerTable:
     def describe_accepts(self) -> str:
         """The accepted types, for error messages."""
         return ", ".join(_types.describe(s) for s in self.accepts) or "nothing"
+
+    def why_not(self, message: object) -> str:
+        """Why no handler takes `message`, to follow an executor id in a `RoutingError`.
+
+        "has no handler for int"; or, when a handler takes the message's class but
+        not its items (a `list[int]` holding a `str`), which item and which type.
+        """
+        cls = type(message)
+        for h in self.handlers:
+            for spec in h.accepts:
+                if spec.args is not None and _distance(cls, spec) >= 0:
+                    reason = _types.mismatch(message, spec)
+                    if reason is not None:
+                        return f"takes {_types.describe(spec)}, but in this {cls.__name__} {reason}"
+        return f"has no handler for {cls.__name__}"
 
     def resolve_answer(self, payload: object, response: object) -> HandlerSpec | None:
         """The response handler for an answered request, most specific first."""

@@ -238,7 +238,7 @@ class Plan:
             # The target's type filter comes first: a condition only sees messages its
             # target could handle.
             if not self.accepts(r.dst, message):
-                skipped.append(f"{self.ids[r.dst]} has no handler for {type(message).__name__}")
+                skipped.append(f"{self.ids[r.dst]} {self.tables[r.dst].why_not(message)}")
             elif r.when is not None and not r.when(message):
                 skipped.append(f"condition of edge to {self.ids[r.dst]} is false")
             else:
@@ -293,9 +293,7 @@ class Plan:
 
     def _take(self, dst: int, message: object, out: list[Target], skipped: list[str], what: str):
         if not self.accepts(dst, message):
-            raise RoutingError(
-                f"{what} {self.ids[dst]} has no handler for {type(message).__name__}"
-            )
+            raise RoutingError(f"{what} {self.ids[dst]} {self.tables[dst].why_not(message)}")
         out.append(dst)
 
     @staticmethod

@@ -46,6 +46,7 @@ class RunExecution:
     """
 
     __slots__ = (
+        "abandoned",
         "cancel_requested",
         "error",
         "finished",
@@ -72,6 +73,7 @@ class RunExecution:
         self.result: RunResult | None = None
         self.error: BaseException | None = None
         self.cancel_requested = False
+        self.abandoned = False  # its stream was dropped: it only winds down now
         self.started = False
         self.finished = False
         self.owner: asyncio.Task[Any] | None = None  # the task awaiting an inline run
@@ -326,6 +328,9 @@ class Run(Coroutine[Any, Any, RunResult]):
         if mode == _NEW:
             self._exec.release()
         elif mode == _STREAMING and self._task is not None and not self._task.done():
+            # The next run() of the session need not wait for this one to wind down: it
+            # takes the guard at once and starts once this run has stopped.
+            self._exec.abandoned = True
             self._task.cancel()
         elif mode == _AWAITED and not self._exec.started and self._coro is not None:
             # Awaited but never started, and now dropped with its coroutine: give the

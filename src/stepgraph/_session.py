@@ -129,14 +129,17 @@ class Session(Generic[InT]):
         ends `FAILED` at its last committed superstep (`RunTimeoutError`).
         """
         core = self.core
-        if core.active is not None or core.content.queue:
-            core.check_idle("run")  # raises
+        previous = core.take_over("run") if core.active is not None else None
+        if previous is None and core.content.queue:
+            core.check_queue("run")  # raises
         bp = self.workflow.blueprint
         start = bp.start
         if not bp.plan.accepts(start, input):
             input = convert_input(self.workflow, input)
 
         async def prepare() -> bool:
+            if previous is not None:  # a dropped stream's run, winding down
+                await previous.wait_finished()
             if not core.loaded:
                 await core.ensure_loaded()
             core.check_queue("run")
@@ -268,7 +271,10 @@ class Session(Generic[InT]):
         core = self.core
         core.check_guard("restore")
         cp = await core.fetch(checkpoint_id)
+        counted = core.content.superstep
         await core.apply(cp)
+        if _is_fresh(cp):  # like reset(): the count of supersteps goes on over the session's life
+            core.content.superstep = max(counted, core.content.superstep)
         if core.checkpointer is not None:
             await core.save_head(core.checkpointer, parent=cp.info.id)
 
@@ -355,3 +361,10 @@ class Session(Generic[InT]):
 
     def __repr__(self) -> str:
         return f"<Session {self.id!r} of {self.workflow.name!r} {self.status.name}>"
+
+
+def _is_fresh(cp: Checkpoint) -> bool:
+    """True for the checkpoint of a fresh session: no state, snapshots, messages or requests."""
+    return not (
+        cp.encoded_state or cp.snapshot_ids or cp.has_queued_messages or cp.has_pending_requests
+    )

@@ -19,7 +19,16 @@ import typing_extensions
 
 from ._names import module_of
 
-__all__ = ["ANY", "TypeSpec", "compatible", "describe", "distance", "matches", "specs_of"]
+__all__ = [
+    "ANY",
+    "TypeSpec",
+    "compatible",
+    "describe",
+    "distance",
+    "matches",
+    "mismatch",
+    "specs_of",
+]
 
 _ITEM_ORIGINS = (list, set, frozenset, collections.abc.Sequence, collections.abc.Set)
 
@@ -122,6 +131,33 @@ def matches(value: object, spec: TypeSpec) -> bool:
         return True
     values = typing.cast(collections.abc.Iterable[object], value)
     return all(_match_any(v, item) for v in values)
+
+
+def mismatch(value: object, spec: TypeSpec) -> str | None:
+    """Why `value` does not match `spec`, naming the first offending item; None if it does."""
+    if matches(value, spec):
+        return None
+    if spec.args is None or spec.literals is not None or not isinstance(value, spec.origin):
+        return f"{type(value).__name__} is not {describe(spec)}"
+    if isinstance(value, collections.abc.Mapping):
+        kspec, vspec = spec.args
+        items = typing.cast(collections.abc.Mapping[object, object], value)
+        for k, v in items.items():
+            if not _match_any(k, kspec):
+                return f"the key {k!r:.40} is {type(k).__name__}, not {_describe_all(kspec)}"
+            if not _match_any(v, vspec):
+                return f"the value at {k!r:.40} is {type(v).__name__}, not {_describe_all(vspec)}"
+        return None  # pragma: no cover - matches() said no
+    (item,) = spec.args
+    values = typing.cast(collections.abc.Iterable[object], value)
+    for i, v in enumerate(values):
+        if not _match_any(v, item):
+            return f"item {i} ({v!r:.40}) is {type(v).__name__}, not {_describe_all(item)}"
+    return None  # pragma: no cover - matches() said no
+
+
+def _describe_all(specs: tuple[TypeSpec, ...]) -> str:
+    return " | ".join(describe(s) for s in specs) or "Never"
 
 
 def distance(cls: type, spec: TypeSpec) -> int:

@@ -181,3 +181,61 @@ def test_a_failed_run_exits_3_and_the_session_then_refuses_new_input(tmp_path: P
     assert again.returncode == 6
     assert len(again.stderr.splitlines()) == 1
     assert "stepgraph reset --session f" in again.stderr
+
+
+def test_a_bad_store_url_fails_before_the_workflow_file_is_imported(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("print('IMPORTED')\nraise SystemExit(9)\n")
+    done = run_cli("run", f"{app}:wf", "--text", "x", "--store", "http://x", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "bad store URL" in done.stderr
+    assert "IMPORTED" not in done.stdout
+
+
+def test_a_file_without_a_workflow_suggests_its_factory_and_the_hint_works(
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import stepgraph as sg\n\n"
+        "@sg.executor(id='echo')\n"
+        "async def echo(text: str, ctx: sg.Context[None, str]) -> None:\n"
+        "    await ctx.yield_output(text)\n\n"
+        "def build() -> sg.Workflow[str]:\n"
+        "    return sg.WorkflowBuilder[str](start=echo).build()\n"
+    )
+    done = run_cli("run", str(app), "--text", "x", "--store", "memory:", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"e.g. {app}:build" in done.stderr
+    done = run_cli("run", f"{app}:build", "--text", "hi", "--store", "memory:", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Output executor_id=echo value=hi" in done.stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_anywhere_prints_the_handlers_traceback(tmp_path: Path, where: str) -> None:
+    args = ["run", fixture("hello.py:workflow"), "--text", "boom", "--store", "memory:"]
+    argv = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    done = run_cli(*argv, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "Traceback (most recent call last)" in done.stderr
+    assert 'raise ValueError("no shouting boom")' in done.stderr
+    plain = run_cli(*args, cwd=tmp_path)
+    assert "Traceback" not in plain.stderr  # without --debug: one line, no traceback
+
+
+def test_a_closed_pipe_exits_zero_quietly(tmp_path: Path) -> None:
+    big = "hi" * 50_000  # event lines larger than a pipe's buffer: the writer meets the close
+    argv = command("run", fixture("hello.py:workflow"), "--text", big, "--store", "memory:")
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.readline()  # like `| head -1`: read one line, then close the pipe
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0
+    assert b"Traceback" not in err
+    assert b"BrokenPipe" not in err

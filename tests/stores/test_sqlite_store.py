@@ -46,7 +46,7 @@ def test_settings_and_schema(tmp_path: Path) -> None:
         with raw(db) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
             plan = conn.execute(
-                "EXPLAIN QUERY PLAN SELECT id FROM checkpoints WHERE session_id = 's' ORDER BY seq DESC"
+                "EXPLAIN QUERY PLAN SELECT id FROM stepgraph_checkpoints WHERE session_id = 's' ORDER BY seq DESC"
             ).fetchall()
             assert "checkpoints_session" in str(plan)
 
@@ -64,11 +64,13 @@ def test_a_damaged_record_raises_naming_the_file(tmp_path: Path) -> None:
         first, second, third, fourth = line.saved
         with raw(db) as conn:
             (blob,) = conn.execute(
-                "SELECT record FROM checkpoints WHERE id = ?", (second,)
+                "SELECT record FROM stepgraph_checkpoints WHERE id = ?", (second,)
             ).fetchone()
             damaged = bytearray(blob)
             damaged[-1] ^= 0x01  # a bit flip inside a part: still well-formed, wrong bytes
-            conn.execute("UPDATE checkpoints SET record = ? WHERE id = ?", (bytes(damaged), second))
+            conn.execute(
+                "UPDATE stepgraph_checkpoints SET record = ? WHERE id = ?", (bytes(damaged), second)
+            )
         async with SqliteCheckpointStore(db) as store:
             with pytest.raises(CheckpointDecodeError, match=f"{second}.*{db}.*checksum"):
                 await store.load(second)
@@ -89,7 +91,7 @@ def test_a_file_that_is_not_a_checkpoint_database(tmp_path: Path) -> None:
     async def main() -> None:
         for path, error, message in [
             (garbage, CheckpointDecodeError, "not a database"),
-            (foreign, CheckpointDecodeError, "not a stepgraph checkpoint database"),
+            (foreign, CheckpointDecodeError, "not a stepgraph database"),
             (newer, CheckpointError, f"schema version {SCHEMA_VERSION + 1}"),
             (tmp_path, CheckpointError, "unable to open"),
         ]:
@@ -132,7 +134,10 @@ def test_bytes_stored_per_delta_save(tmp_path: Path) -> None:
             assert (await store.latest("s")) is not None
         with raw(db) as conn:
             sizes = [
-                n for (n,) in conn.execute("SELECT length(record) FROM checkpoints ORDER BY seq")
+                n
+                for (n,) in conn.execute(
+                    "SELECT length(record) FROM stepgraph_checkpoints ORDER BY seq"
+                )
             ]
         assert sizes[0] > 10 * 1024
         assert max(sizes[1:]) < 1024, sizes
@@ -191,7 +196,7 @@ def golden_checkpoints() -> dict[str, Checkpoint]:
     return whole
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_database_is_migrated_and_keeps_its_checkpoints(
     tmp_path: Path, version: int
 ) -> None:
@@ -201,6 +206,13 @@ def test_an_older_database_is_migrated_and_keeps_its_checkpoints(
         with raw(db) as conn:
             conn.execute("DROP TABLE leases")
             conn.execute("PRAGMA user_version = 1")
+    if version == 3:  # version 3 added records, still without the stepgraph_ prefix
+        with raw(db) as conn:
+            conn.execute(
+                "CREATE TABLE records (session_id TEXT NOT NULL, base_id TEXT NOT NULL, "
+                "key TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (session_id, base_id, key))"
+            )
+            conn.execute("PRAGMA user_version = 3")
     golden = golden_checkpoints()
 
     async def main() -> None:
@@ -215,11 +227,19 @@ def test_an_older_database_is_migrated_and_keeps_its_checkpoints(
             await store.save_record("golden", head, "a:x:0", b"record")
             assert await store.load_records("golden", head) == {"a:x:0": b"record"}
             lease = await store.acquire("golden", "me", 10.0)
-            assert lease.token == (2 if version == 2 else 1)  # a kept lease row counts on
+            assert lease.token == (1 if version == 1 else 2)  # a kept lease row counts on
         with raw(db) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
-            tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
-            assert {"checkpoints", "leases", "records"} <= tables
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+            names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+            assert names == {
+                "stepgraph_checkpoints",
+                "stepgraph_checkpoints_session",
+                "stepgraph_leases",
+                "stepgraph_records",
+                "sqlite_autoindex_stepgraph_checkpoints_1",
+                "sqlite_autoindex_stepgraph_leases_1",
+                "sqlite_autoindex_stepgraph_records_1",
+            }
         assert SCHEMA2.read_bytes() != db.read_bytes()  # the copy was migrated, not the fixture
 
     asyncio.run(main())
@@ -237,15 +257,54 @@ def test_records_are_one_upsert_and_go_with_their_checkpoints(tmp_path: Path) ->
                 await store.save_record("s", base, "k", b"x" * 200)
                 await store.save_record("s", base, "k", b"y" * 200)  # replaced in place
             with raw(db) as conn:
-                rows = conn.execute("SELECT base_id, key, length(data) FROM records").fetchall()
+                rows = conn.execute(
+                    "SELECT base_id, key, length(data) FROM stepgraph_records"
+                ).fetchall()
                 assert sorted(rows) == [(a.id, "k", 200), (b.id, "k", 200)]
                 plan = conn.execute(
-                    "EXPLAIN QUERY PLAN SELECT key, data FROM records "
+                    "EXPLAIN QUERY PLAN SELECT key, data FROM stepgraph_records "
                     "WHERE session_id = 's' AND base_id = 'x'"
                 ).fetchall()
-                assert "sqlite_autoindex_records_1" in str(plan)
+                assert "sqlite_autoindex_stepgraph_records_1" in str(plan)
             await store.delete([a.id])
             with raw(db) as conn:
-                assert conn.execute("SELECT base_id FROM records").fetchall() == [(b.id,)]
+                assert conn.execute("SELECT base_id FROM stepgraph_records").fetchall() == [(b.id,)]
 
     asyncio.run(main())
+
+
+def test_the_store_shares_a_database_with_an_unrelated_checkpoints_table(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    with raw(db) as conn:
+        conn.execute("CREATE TABLE checkpoints (name TEXT PRIMARY KEY, passed INTEGER)")
+        conn.execute("INSERT INTO checkpoints VALUES ('gate 1', 1)")
+    line = _Lineage("s")
+    cp = line.next({"s:n": 1})
+
+    async def main() -> None:
+        async with SqliteCheckpointStore(db) as store:
+            await store.save(cp)
+            assert (await store.load(cp.id)).info == cp.info
+            lease = await store.acquire("s", "me", 10.0)
+            await store.release(lease)
+
+    asyncio.run(main())
+    with raw(db) as conn:
+        assert conn.execute("SELECT * FROM checkpoints").fetchall() == [("gate 1", 1)]
+
+
+@pytest.mark.parametrize("content", [b"hello, not a database\n", bytes(range(256)) * 16])
+def test_a_file_that_is_not_sqlite_is_named_as_not_a_stepgraph_database(
+    tmp_path: Path, content: bytes
+) -> None:
+    db = tmp_path / "notes.db"
+    db.write_bytes(content)
+
+    async def main() -> None:
+        async with SqliteCheckpointStore(db) as store:
+            await store.acquire("s", "me", 10.0)
+
+    with pytest.raises(CheckpointDecodeError, match="is not a stepgraph database") as info:
+        asyncio.run(main())
+    assert "lease" not in str(info.value)
+    assert db.read_bytes() == content  # left as it was

@@ -47,16 +47,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     debug = bool(args.debug) or os.environ.get("STEPGRAPH_DEBUG", "") not in ("", "0")
+    args.debug = debug
     term = Terminal(out=sys.stdout, err=sys.stderr, inp=sys.stdin)
     try:
         with term.runner:
             return int(_dispatch(args.command)(args, term))
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # `stepgraph ... | head -1`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
-        return ExitCode.INTERRUPTED
+        return ExitCode.OK
     except Exception as exc:
         known = classify(exc)
         if known is None:

@@ -87,6 +87,14 @@ def _optional_target(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _debug(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`--debug` after the command too (SUPPRESS: a command never hides the root's)."""
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every `stepgraph` command."""
     raw = argparse.RawDescriptionHelpFormatter
@@ -101,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name, help=text, description=text, formatter_class=raw, epilog=_EPILOG
+        return _debug(
+            sub.add_parser(name, help=text, description=text, formatter_class=raw, epilog=_EPILOG)
         )
 
     p = command("run", "Run a workflow with an input, streaming its events.")
@@ -144,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("tree", "The checkpoint tree with its branches; the head is marked."),
         ("prune", "Delete old checkpoints, keeping the newest N of each branch."),
     ):
-        a = actions.add_parser(
-            action, help=text, description=text, formatter_class=raw, epilog=_EPILOG
+        a = _debug(
+            actions.add_parser(
+                action, help=text, description=text, formatter_class=raw, epilog=_EPILOG
+            )
         )
         _optional_target(a)
         a.add_argument("--session", metavar="ID", required=True)

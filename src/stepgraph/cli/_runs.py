@@ -12,12 +12,14 @@ import argparse
 import asyncio
 import json
 import os
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
 import stepgraph as sg
 
 from ._exit import CliError, ExitCode, one_line
+from ._stores import parse_store_url
 from ._target import load_workflow
 from ._values import show, type_hint
 from ._view import View, make_view
@@ -190,6 +192,8 @@ def _converse(
         text = one_line(str(exc)).replace("pass wait=seconds to acquire", "pass --wait SECONDS")
         raise CliError(text, ExitCode.CONFLICT) from exc
     except (sg.ExecutorFailedError, sg.ConvergenceError) as exc:
+        if args.debug:
+            traceback.print_exception(exc, file=term.err)
         term.note(f"error: {one_line(str(exc))}")
         if ws.spec.kind == "memory":
             term.note("the memory: store keeps nothing after exit: use a durable --store to resume")
@@ -218,6 +222,7 @@ def _not_idle(session: sg.Session[Any], ws: Workspace) -> CliError:
 def cmd_run(args: argparse.Namespace, term: Terminal) -> ExitCode:
     """`stepgraph run path.py:workflow --input JSON`."""
     value: Any = args.text if args.text is not None else parse_json(args.input, "--input")
+    parse_store_url(args.store)  # a bad --store fails before the workflow file is imported
     workflow = load_workflow(args.target)  # a bad target fails before a store is created
     with Workspace(term, args.store) as ws:
         session_id: str = args.session or os.urandom(4).hex()

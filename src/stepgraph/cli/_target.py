@@ -74,7 +74,12 @@ def _find_one(module: ModuleType, path: Path) -> tuple[str, object]:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise CliError(f"{path.name} defines no Workflow; name one with {path}:attribute")
+        factories = [k for k in ("build", "make", "create") if callable(vars(module).get(k))]
+        example = factories[0] if factories else "build"
+        raise CliError(
+            f"{path.name} defines no Workflow at module level; name a workflow or a "
+            f"zero-argument function that returns one, e.g. {path}:{example}"
+        )
     names = ", ".join(k for k, _ in found)
     raise CliError(f"{path.name} defines several workflows ({names}); pick one with {path}:NAME")
 

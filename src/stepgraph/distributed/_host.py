@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from typing import Any
 
-from .._context import Activation, Context, SyncContext
+from .._context import Activation, Context, SyncContext, check_user_event
 from .._errors import RoutingError, WorkflowError
 from .._events import Event
 from .._executor import Executor
@@ -135,8 +135,7 @@ class _RecordingState(StateView):
 
 
 def _check_event(event: Event) -> None:
-    if not isinstance(event, Event):  # pyright: ignore[reportUnnecessaryIsInstance]
-        raise TypeError(f"ctx.emit takes an sg.Event subclass instance, got {type(event).__name__}")
+    check_user_event(event)
 
 
 CallInfo = tuple[int, str, str, str]

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .._checkpoint import Checkpoint, CheckpointInfo, apply_delta
+from .._checkpoint import FORMAT_VERSION, Checkpoint, CheckpointInfo, apply_delta
 from .._errors import CheckpointDecodeError, CheckpointError
 
 __all__ = ["MAGIC", "MAX_GRAPH", "pack", "resolve", "unpack"]
@@ -112,6 +112,12 @@ def _unpack(blob: bytes) -> Checkpoint:
         superstep=int(h["superstep"]),
         created_at=datetime.fromisoformat(h["at"]),
     )
+    version = int(h["v"])
+    if version > FORMAT_VERSION:
+        raise CheckpointDecodeError(
+            f"checkpoint record has format version {version}; this stepgraph reads up to "
+            f"{FORMAT_VERSION}: open it with a newer stepgraph"
+        )
     full = "graph" in h or "graphz" in h
     if "graphz" in h:
         h["graph"] = _inflate(h["graphz"])
@@ -124,7 +130,7 @@ def _unpack(blob: bytes) -> Checkpoint:
         changed=None if full else frozenset(parts),
         deleted=frozenset(str(k) for k in h.get("deleted", [])),
         depth=int(h.get("depth", 0)),
-        version=int(h["v"]),
+        version=version,
     )
 
 

@@ -1,6 +1,6 @@
 """Leases for `SqliteCheckpointStore`: one runner per session among the processes of a machine.
 
-Implements the `LeaseStore` rules of `stepgraph.stepgraph._lease` on the `leases`
+Implements the `LeaseStore` rules of `stepgraph.stepgraph._lease` on the `stepgraph_leases`
 table (schema version 2). Every write goes through the store's group commit.
 A lease whose owner is a process of this host that no longer exists (a crash)
 is taken over at once instead of after its ttl.
@@ -25,10 +25,11 @@ __all__ = ["SqliteLeases"]
 _T = TypeVar("_T")
 
 _ACQUIRE = """
-INSERT INTO leases (session_id, owner, token, expires_at) VALUES (?, ?, 1, ?)
+INSERT INTO stepgraph_leases (session_id, owner, token, expires_at) VALUES (?, ?, 1, ?)
 ON CONFLICT (session_id) DO UPDATE SET
-    owner = excluded.owner, token = leases.token + 1, expires_at = excluded.expires_at
-WHERE leases.owner IS NULL OR leases.owner = excluded.owner OR leases.expires_at <= ?
+    owner = excluded.owner, token = stepgraph_leases.token + 1, expires_at = excluded.expires_at
+WHERE stepgraph_leases.owner IS NULL OR stepgraph_leases.owner = excluded.owner
+    OR stepgraph_leases.expires_at <= ?
 RETURNING token, expires_at
 """
 
@@ -60,7 +61,7 @@ class SqliteLeases:
             holder = self._run(
                 f"read the lease of {session_id!r}",
                 lambda c: c.execute(
-                    "SELECT owner, token, expires_at FROM leases WHERE session_id = ?",
+                    "SELECT owner, token, expires_at FROM stepgraph_leases WHERE session_id = ?",
                     (session_id,),
                 ).fetchone(),
             )
@@ -94,7 +95,7 @@ class SqliteLeases:
             f"renew the lease of {lease.session_id!r}",
             lambda c: (
                 c.execute(
-                    "UPDATE leases SET expires_at = ? "
+                    "UPDATE stepgraph_leases SET expires_at = ? "
                     "WHERE session_id = ? AND token = ? AND owner = ?",
                     (expires, lease.session_id, lease.token, lease.owner),
                 ).rowcount
@@ -109,7 +110,7 @@ class SqliteLeases:
         await self._write(
             f"release the lease of {lease.session_id!r}",
             lambda c: c.execute(
-                "UPDATE leases SET owner = NULL, expires_at = 0 "
+                "UPDATE stepgraph_leases SET owner = NULL, expires_at = 0 "
                 "WHERE session_id = ? AND token = ? AND owner = ?",
                 (lease.session_id, lease.token, lease.owner),
             ),

@@ -6,14 +6,17 @@ save (a single `INSERT OR REPLACE` in autocommit mode). The store creates its
 schema itself and refuses a file whose `user_version` it does not know.
 
 ```
-checkpoints(seq INTEGER PRIMARY KEY,  -- rowid: save order, assigned inside the write lock
+stepgraph_checkpoints(seq INTEGER PRIMARY KEY,  -- rowid: save order, assigned in the write lock
             id TEXT UNIQUE, session_id, parent_id, superstep, created_at,
             full INTEGER, crc INTEGER, record BLOB)   -- record = `_record.pack(cp)`
-index checkpoints_session ON (session_id, seq)
-leases(session_id PRIMARY KEY, owner, token, expires_at)            -- version 2
-records(session_id, base_id, key, data BLOB, PRIMARY KEY (session_id, base_id, key))
-                                                                    -- version 3
+index stepgraph_checkpoints_session ON (session_id, seq)
+stepgraph_leases(session_id PRIMARY KEY, owner, token, expires_at)  -- version 2
+stepgraph_records(session_id, base_id, key, data BLOB,
+                  PRIMARY KEY (session_id, base_id, key))           -- version 3
 ```
+
+Every table is prefixed `stepgraph_` (version 4; versions 1-3 used bare names and
+are renamed on open), so the store can share a database with other tables.
 
 `seq` is the rowid: SQLite gives a new row `max(seq) + 1` while holding the
 database's write lock, so it grows with save order across processes, and a
@@ -21,7 +24,7 @@ replaced id gets a new, highest `seq`. `load` walks delta records back to the
 nearest full one in one recursive query (one snapshot, at most ~16 rows) and
 checks each record's CRC-32, so a damaged blob raises `CheckpointDecodeError`
 rather than loading wrong bytes. `list` reads columns only. Activation
-records (`RecordStore`) are rows of `records`: `save_record` is one upsert in
+records (`RecordStore`) are rows of `stepgraph_records`: `save_record` is one upsert in
 the group commit, `load_records` one query on the primary key; `delete` and
 `delete_session` drop the records of what they delete in the same transaction.
 
@@ -56,13 +59,13 @@ from ._sqlite_leases import SqliteLeases
 __all__ = ["SqliteCheckpointStore"]
 
 _T = TypeVar("_T")
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The `user_version` of a database this store created; others are refused."""
 _APPLICATION_ID = 0x53474350  # "SGCP"
 _DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})  # the file, not the call, is wrong
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS checkpoints (
+CREATE TABLE IF NOT EXISTS stepgraph_checkpoints (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     session_id TEXT NOT NULL,
@@ -73,14 +76,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     crc INTEGER NOT NULL,
     record BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS checkpoints_session ON checkpoints (session_id, seq);
-CREATE TABLE IF NOT EXISTS leases (
+CREATE INDEX IF NOT EXISTS stepgraph_checkpoints_session
+    ON stepgraph_checkpoints (session_id, seq);
+CREATE TABLE IF NOT EXISTS stepgraph_leases (
     session_id TEXT PRIMARY KEY,
     owner TEXT,
     token INTEGER NOT NULL,
     expires_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS records (
+CREATE TABLE IF NOT EXISTS stepgraph_records (
     session_id TEXT NOT NULL,
     base_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -89,7 +93,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 """
 
-# Upgrades by the version they start from; each only adds a table, in one transaction.
+# Upgrades by the version they start from, each in one transaction.
 _MIGRATIONS = {
     # Version 1 files get the leases table (tokens start at 1 for every session).
     1: """CREATE TABLE IF NOT EXISTS leases (
@@ -100,14 +104,22 @@ _MIGRATIONS = {
         session_id TEXT NOT NULL, base_id TEXT NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL,
         PRIMARY KEY (session_id, base_id, key)
     )""",
+    # Version 3 files get the `stepgraph_` prefix, so the store shares a database
+    # with other tables (an application's own `checkpoints`, say).
+    3: """ALTER TABLE checkpoints RENAME TO stepgraph_checkpoints;
+    DROP INDEX IF EXISTS checkpoints_session;
+    CREATE INDEX IF NOT EXISTS stepgraph_checkpoints_session
+        ON stepgraph_checkpoints (session_id, seq);
+    ALTER TABLE leases RENAME TO stepgraph_leases;
+    ALTER TABLE records RENAME TO stepgraph_records""",
 }
 
 # A fenced save: the row is inserted only while `lease` is the session's current one.
 _FENCED_SAVE = """
-INSERT INTO checkpoints
+INSERT INTO stepgraph_checkpoints
     (id, session_id, parent_id, superstep, created_at, full, crc, record)
 SELECT ?, ?, ?, ?, ?, ?, ?, ?
-WHERE EXISTS (SELECT 1 FROM leases WHERE session_id = ? AND token = ? AND owner = ?)
+WHERE EXISTS (SELECT 1 FROM stepgraph_leases WHERE session_id = ? AND token = ? AND owner = ?)
 ON CONFLICT (id) DO UPDATE SET
     session_id = excluded.session_id, parent_id = excluded.parent_id,
     superstep = excluded.superstep, created_at = excluded.created_at,
@@ -118,7 +130,7 @@ ON CONFLICT (id) DO UPDATE SET
 # An upsert keeps a re-saved id at its place in the save order (its rowid): prune
 # re-saves kept deltas whole, and the head must stay the newest checkpoint.
 _SAVE = """
-INSERT INTO checkpoints
+INSERT INTO stepgraph_checkpoints
     (id, session_id, parent_id, superstep, created_at, full, crc, record)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
@@ -130,30 +142,32 @@ ON CONFLICT (id) DO UPDATE SET
 # The chain from one checkpoint back to the nearest full one, newest first.
 _CHAIN = """
 WITH RECURSIVE chain(id, parent_id, full, crc, record, n) AS (
-    SELECT id, parent_id, full, crc, record, 0 FROM checkpoints WHERE {anchor}
+    SELECT id, parent_id, full, crc, record, 0 FROM stepgraph_checkpoints WHERE {anchor}
     UNION ALL
     SELECT c.id, c.parent_id, c.full, c.crc, c.record, chain.n + 1
-    FROM checkpoints AS c JOIN chain ON c.id = chain.parent_id
+    FROM stepgraph_checkpoints AS c JOIN chain ON c.id = chain.parent_id
     WHERE chain.full = 0 AND chain.n < 10000
 )
 SELECT id, parent_id, full, crc, record FROM chain ORDER BY n
 """
 _LOAD = _CHAIN.format(anchor="id = ?")
-_LATEST = _CHAIN.format(anchor="seq = (SELECT max(seq) FROM checkpoints WHERE session_id = ?)")
+_LATEST = _CHAIN.format(
+    anchor="seq = (SELECT max(seq) FROM stepgraph_checkpoints WHERE session_id = ?)"
+)
 
 _LIST = """
-SELECT id, parent_id, session_id, superstep, created_at FROM checkpoints
+SELECT id, parent_id, session_id, superstep, created_at FROM stepgraph_checkpoints
 WHERE session_id = ? ORDER BY seq DESC LIMIT ?
 """
 
 _SAVE_RECORD = """
-INSERT INTO records (session_id, base_id, key, data) VALUES (?, ?, ?, ?)
+INSERT INTO stepgraph_records (session_id, base_id, key, data) VALUES (?, ?, ?, ?)
 ON CONFLICT (session_id, base_id, key) DO UPDATE SET data = excluded.data
 """
 # The records kept under checkpoints about to be deleted (run before deleting them).
 _DELETE_RECORDS_UNDER = """
-DELETE FROM records WHERE (session_id, base_id) IN
-    (SELECT session_id, id FROM checkpoints WHERE id IN ({marks}))
+DELETE FROM stepgraph_records WHERE (session_id, base_id) IN
+    (SELECT session_id, id FROM stepgraph_checkpoints WHERE id IN ({marks}))
 """
 
 
@@ -302,7 +316,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
                     chunk = ids[i : i + 500]
                     marks = ",".join("?" * len(chunk))
                     c.execute(_DELETE_RECORDS_UNDER.format(marks=marks), chunk)
-                    c.execute(f"DELETE FROM checkpoints WHERE id IN ({marks})", chunk)
+                    c.execute(f"DELETE FROM stepgraph_checkpoints WHERE id IN ({marks})", chunk)
 
         if ids:
             self._run("delete checkpoints", delete)
@@ -312,8 +326,8 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
 
         def delete(c: sqlite3.Connection) -> None:
             with _transaction(c):
-                c.execute("DELETE FROM records WHERE session_id = ?", (session_id,))
-                c.execute("DELETE FROM checkpoints WHERE session_id = ?", (session_id,))
+                c.execute("DELETE FROM stepgraph_records WHERE session_id = ?", (session_id,))
+                c.execute("DELETE FROM stepgraph_checkpoints WHERE session_id = ?", (session_id,))
 
         self._run(f"delete session {session_id!r}", delete)
 
@@ -334,7 +348,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         rows = self._run(
             f"load the records of session {session_id!r}",
             lambda c: c.execute(
-                "SELECT key, data FROM records WHERE session_id = ? AND base_id = ?",
+                "SELECT key, data FROM stepgraph_records WHERE session_id = ? AND base_id = ?",
                 (session_id, base_id),
             ).fetchall(),
         )
@@ -342,7 +356,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
 
     async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
         """Delete the session's records under `base_id`, or all of them when None."""
-        query, args = "DELETE FROM records WHERE session_id = ?", (session_id,)
+        query, args = "DELETE FROM stepgraph_records WHERE session_id = ?", (session_id,)
         if base_id is not None:
             query, args = f"{query} AND base_id = ?", (session_id, base_id)
         await self._write(
@@ -398,7 +412,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            mode = str(self._first_read(conn, "PRAGMA journal_mode = WAL")[0])
             if mode.lower() != "wal":
                 raise CheckpointError(f"{self._path}: cannot use WAL (journal mode {mode!r})")
             conn.execute("PRAGMA synchronous = FULL")
@@ -409,11 +423,26 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         self._conn = conn
         return conn
 
+    def _first_read(self, conn: sqlite3.Connection, sql: str) -> Any:
+        """The first read of a file: one that is not SQLite at all is named as such."""
+        try:
+            return conn.execute(sql).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if str(getattr(exc, "sqlite_errorname", "")) not in _DAMAGED:
+                raise
+            raise CheckpointDecodeError(
+                f"{self._path} is not a stepgraph database (SQLite says: {exc}); give the "
+                "store a new file or one that stepgraph created"
+            ) from exc
+
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Create the schema on a fresh file, upgrade an older one; refuse foreign or newer ones."""
         app = int(conn.execute("PRAGMA application_id").fetchone()[0])
         if app not in (0, _APPLICATION_ID):
-            raise CheckpointDecodeError(f"{self._path} is not a stepgraph checkpoint database")
+            raise CheckpointDecodeError(
+                f"{self._path} is not a stepgraph database (its SQLite application_id is "
+                f"{app:#x}); give the store a new file or one that stepgraph created"
+            )
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version == 0:
             with _transaction(conn):
@@ -428,7 +457,8 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         while version in _MIGRATIONS:
             with _transaction(conn):  # another process may have migrated meanwhile
                 if int(conn.execute("PRAGMA user_version").fetchone()[0]) == version:
-                    conn.execute(_MIGRATIONS[version])
+                    for statement in _MIGRATIONS[version].split(";"):
+                        conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {version + 1}")
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version != SCHEMA_VERSION:
