@@ -485,9 +485,10 @@ def wchar() -> int | None:
         return None
 
 
-def list_dir(path: str) -> set[str]:
-    """Names in `path`; empty when it does not exist yet (the store creates it on first save)."""
-    return set(os.listdir(path)) if os.path.isdir(path) else set()
+def list_logs(path: str) -> set[str]:
+    """Checkpoint logs in `path` (beside them: lease files); empty when it does not exist yet
+    (the store creates it on first use)."""
+    return {n for n in os.listdir(path) if n.endswith(".log")} if os.path.isdir(path) else set()
 
 
 def file_size(path: str) -> int:
@@ -547,7 +548,7 @@ async def w4(a: argparse.Namespace) -> None:
         counter[0] += 1
         sid = f"run-{counter[0]}"
         store = sg.MemoryCheckpointStore() if shared is None else shared
-        before = list_dir(logs) if variant == "file" else set()
+        before = list_logs(logs) if variant == "file" else set()
         w0 = wchar()
         t0 = time.perf_counter()
         session = wf.session(sid, store=store)
@@ -571,7 +572,7 @@ async def w4(a: argparse.Namespace) -> None:
         bc.check(state.get("payload") == payload, "W4 latest checkpoint lost the payload")
         bc.check(state == want_state, f"W4 latest checkpoint state has keys {sorted(state)}")
         bc.check(dict(session.state) == want_state, "W4 the session's state is wrong")
-        new = sorted(list_dir(logs) - before) if variant == "file" else []
+        new = sorted(list_logs(logs) - before) if variant == "file" else []
         bc.check(variant != "file" or len(new) == 1, f"W4 expected one new log, got {new}")
         ckpts.append(len(hist))
         if not record:

@@ -96,9 +96,10 @@ def test_as_agent_is_reachable_from_agents_and_from_the_workflow() -> None:
 
 def test_lease_store_is_decided_by_the_class(tmp_path: Path) -> None:
     sqlite = SqliteCheckpointStore(tmp_path / "x.db")
-    assert lease_store(sqlite) is sqlite
-    assert isinstance(sqlite, LeaseStore)
-    for other in (MemoryCheckpointStore(), FileCheckpointStore(tmp_path / "f"), None, object()):
+    for leasing in (sqlite, FileCheckpointStore(tmp_path / "f")):
+        assert lease_store(leasing) is leasing
+        assert isinstance(leasing, LeaseStore)
+    for other in (MemoryCheckpointStore(), None, object()):
         assert lease_store(other) is None
 
     class Delegating:  # has the methods on the instance only: not a lease store

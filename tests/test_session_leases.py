@@ -1,8 +1,12 @@
-"""One runner per session across processes: leases, fencing, takeover, group commit."""
+"""One runner per session across processes: leases, fencing, takeover, group commit.
+
+The session rules run over every lease store of one machine (`KINDS`: SQLite, files).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -16,8 +20,31 @@ import pytest
 
 import stepgraph as sg
 from stepgraph.stores import LeaseLostError
+from stepgraph.stores.file import FileCheckpointStore
 
 GATE: dict[str, asyncio.Event] = {}
+KINDS = ["sqlite", "file"]
+
+
+def place(kind: str, tmp_path: Path) -> Path:
+    """Where the stores of `kind` keep their sessions: a database file or a directory."""
+    return tmp_path / ("lease.db" if kind == "sqlite" else "leases")
+
+
+def open_store(kind: str, where: Path) -> sg.CheckpointStore:
+    return sg.SqliteCheckpointStore(where) if kind == "sqlite" else FileCheckpointStore(where)
+
+
+def steal(kind: str, where: Path) -> None:
+    """What another process taking the session over does to the store (token + 1)."""
+    if kind == "sqlite":
+        with sqlite3.connect(where) as conn:
+            conn.execute("UPDATE stepgraph_leases SET owner = 'thief', token = token + 1")
+        return
+    lease_file = where / "s.lease"
+    held = json.loads(lease_file.read_text())
+    held.update(owner="thief", token=held["token"] + 1)
+    lease_file.write_text(json.dumps(held) + "\n")
 
 
 class Gate(sg.Executor):
@@ -36,13 +63,14 @@ def workflow() -> sg.Workflow[str]:
     return sg.WorkflowBuilder[str](start=Gate(id="gate")).build(name="leased")
 
 
-def test_second_process_gets_concurrent_run_error_then_continues(tmp_path: Path) -> None:
-    db = tmp_path / "lease.db"
+@pytest.mark.parametrize("kind", KINDS)
+def test_second_process_gets_concurrent_run_error_then_continues(kind: str, tmp_path: Path) -> None:
+    where = place(kind, tmp_path)
 
     async def main() -> None:
         GATE["hold"] = asyncio.Event()
-        a = workflow().session("s", store=sg.SqliteCheckpointStore(db))
-        b = workflow().session("s", store=sg.SqliteCheckpointStore(db))  # "another process"
+        a = workflow().session("s", store=open_store(kind, where))
+        b = workflow().session("s", store=open_store(kind, where))  # "another process"
         task = asyncio.ensure_future(a.run("hold"))
         while a.superstep == 0 and not a.core.content.queue:
             await asyncio.sleep(0)
@@ -59,22 +87,21 @@ def test_second_process_gets_concurrent_run_error_then_continues(tmp_path: Path)
     asyncio.run(main())
 
 
-def test_a_run_that_lost_its_lease_cannot_write(tmp_path: Path) -> None:
-    db = tmp_path / "fence.db"
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_run_that_lost_its_lease_cannot_write(kind: str, tmp_path: Path) -> None:
+    where = place(kind, tmp_path)
 
     class Stealer(sg.Executor):
         @sg.handler
         async def on_text(self, text: str, ctx: sg.Context[None, str]) -> None:
             ctx.state.set("written", True)
-            # another process takes the session over while this handler runs
-            with sqlite3.connect(db) as conn:
-                conn.execute("UPDATE stepgraph_leases SET owner = 'thief', token = token + 1")
+            steal(kind, where)  # another process takes the session over while this runs
             await ctx.yield_output(text)
 
     wf = sg.WorkflowBuilder[str](start=Stealer(id="stealer")).build()
 
     async def main() -> None:
-        store = sg.SqliteCheckpointStore(db)
+        store = open_store(kind, where)
         s = wf.session("s", store=store)
         with pytest.raises(LeaseLostError):
             await s.run("x")
@@ -90,6 +117,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, sys
     import stepgraph as sg
+    from stepgraph.stores.file import FileCheckpointStore
 
     @sg.executor(id="forever")
     async def forever(text: str, ctx: sg.Context[None, str]) -> None:
@@ -98,17 +126,20 @@ CHILD = textwrap.dedent(
 
     async def main() -> None:
         wf = sg.WorkflowBuilder(start=forever).build(name="leased")
-        await wf.session("s", store=sg.SqliteCheckpointStore(sys.argv[1])).run("x")
+        kind, path = sys.argv[1:3]
+        store = sg.SqliteCheckpointStore(path) if kind == "sqlite" else FileCheckpointStore(path)
+        await wf.session("s", store=store).run("x")
 
     asyncio.run(main())
     """
 )
 
 
-def test_lease_of_a_crashed_process_is_taken_over_at_once(tmp_path: Path) -> None:
-    db = tmp_path / "crash.db"
+@pytest.mark.parametrize("kind", KINDS)
+def test_lease_of_a_crashed_process_is_taken_over_at_once(kind: str, tmp_path: Path) -> None:
+    where = place(kind, tmp_path)
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD, kind, str(where)], stdout=subprocess.PIPE, text=True
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "holding"
@@ -121,7 +152,7 @@ def test_lease_of_a_crashed_process_is_taken_over_at_once(tmp_path: Path) -> Non
         await ctx.yield_output(text)
 
     async def main() -> list[Any]:
-        store = sg.SqliteCheckpointStore(db)
+        store = open_store(kind, where)
         s = sg.WorkflowBuilder(start=forever).build(name="leased").session("s", store=store)
         await s.load()
         assert s.status is sg.RunStatus.INTERRUPTED

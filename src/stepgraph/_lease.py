@@ -120,8 +120,8 @@ class Lease:
 class LeaseStore(CheckpointStore, Protocol):
     """A checkpoint store that also arbitrates who runs a session (see the module docstring).
 
-    `SqliteCheckpointStore` and `PostgresCheckpointStore` are lease stores;
-    `lease_store(store)` tells whether a store is one.
+    `FileCheckpointStore`, `SqliteCheckpointStore` and `PostgresCheckpointStore` are
+    lease stores; `lease_store(store)` tells whether a store is one.
     """
 
     async def acquire(

@@ -1,6 +1,6 @@
 """One runner per session across processes: taking, renewing and releasing a lease.
 
-When a session's store can arbitrate leases (a `LeaseStore`: SQLite,
+When a session's store can arbitrate leases (a `LeaseStore`: file, SQLite,
 PostgreSQL), every run takes the session's lease before it starts (another
 process's run makes it fail at once with `ConcurrentRunError`, or wait when
 the session asks to), re-reads the session's head in case another process

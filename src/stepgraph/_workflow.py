@@ -140,9 +140,9 @@ class Workflow(Generic[InT]):
             cache: where `CachePolicy` executors keep results; share one (e.g. a
                 `SqliteCache`) to reuse results across sessions. In memory by default.
             tracer: traces runs, supersteps and handlers (`stepgraph.tracing`); off by default.
-            lease: with a store that arbitrates leases (SQLite, PostgreSQL), every run holds
-                the session's lease, so no two processes run it at once (`LeasePolicy` sets
-                ttl, wait and owner; False turns it off).
+            lease: with a store that arbitrates leases (file, SQLite, PostgreSQL), every run
+                holds the session's lease, so no two processes run it at once (`LeasePolicy`
+                sets ttl, wait and owner; False turns it off).
             backend: where executors run (`stepgraph.distributed`); in this process by default.
         """
         id_factory = ids or default_ids

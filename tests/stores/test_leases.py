@@ -1,7 +1,10 @@
-"""Session leases and fencing tokens on PostgreSQL: rules, waiting, takeover, processes.
+"""Session leases and fencing tokens: rules, waiting, takeover, processes.
 
-Runs against the PostgreSQL server of this machine (see `pg_support`): skipped
-when it is unreachable, failed instead under CI=true.
+The rules and waiting run for every lease store over a shared place (`place`:
+a directory for `FileCheckpointStore`, a schema for PostgreSQL); pools, wake-ups,
+row locks and processes are PostgreSQL's own. PostgreSQL runs against the
+server of this machine (see `pg_support`): skipped when it is unreachable,
+failed instead under CI=true. (The file store's processes: `test_file_leases.py`.)
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import sys
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,9 @@ import pytest
 from tests.stores.pg_support import RUN, drop_schemas, next_checkpoint, require_dsn
 
 from stepgraph import ConcurrentRunError
+from stepgraph._lease import MAX_PAUSE
 from stepgraph.stores import Lease, LeaseLostError, LeaseStore, _record
+from stepgraph.stores.file import FileCheckpointStore
 
 SUPPORT = Path(__file__).with_name("pg_support.py")
 ROOT = Path(__file__).parents[2]
@@ -47,9 +53,25 @@ def new_schema() -> str:
     return f"{RUN}_{uuid.uuid4().hex[:8]}"
 
 
-def test_lease_rules(dsn: str) -> None:
+@dataclass(frozen=True)
+class Place:
+    """Where stores of one kind share their sessions; `open()` makes another store object."""
+
+    kind: str
+    open: Callable[..., Any]
+
+
+@pytest.fixture(params=["file", "postgres"])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> Place:
+    if request.param == "file":
+        return Place("file", lambda **kw: FileCheckpointStore(tmp_path / "store", **kw))
+    dsn, schema = request.getfixturevalue("dsn"), new_schema()
+    return Place("postgres", lambda **kw: open_store(dsn, schema, **kw))
+
+
+def test_lease_rules(place: Place) -> None:
     async def main() -> None:
-        async with open_store(dsn) as store:
+        async with place.open() as store:
             assert isinstance(store, LeaseStore)
             a = await store.acquire("s", "a", 30)
             assert (a.session_id, a.owner, a.token) == ("s", "a", 1)
@@ -97,10 +119,9 @@ def test_lease_rules(dsn: str) -> None:
     asyncio.run(main())
 
 
-def test_an_expired_lease_is_taken_over_and_its_holder_fenced(dsn: str) -> None:
+def test_an_expired_lease_is_taken_over_and_its_holder_fenced(place: Place) -> None:
     async def main() -> None:
-        schema = new_schema()
-        async with open_store(dsn, schema) as paused, open_store(dsn, schema) as other:
+        async with place.open() as paused, place.open() as other:
             lease = await paused.acquire("s", "paused", 0.3)
             await paused.save(root := next_checkpoint(None, "s", "paused"), lease=lease)
             with pytest.raises(ConcurrentRunError):
@@ -118,9 +139,9 @@ def test_an_expired_lease_is_taken_over_and_its_holder_fenced(dsn: str) -> None:
     asyncio.run(main())
 
 
-def test_an_expired_lease_nobody_took_can_still_write_and_renew(dsn: str) -> None:
+def test_an_expired_lease_nobody_took_can_still_write_and_renew(place: Place) -> None:
     async def main() -> None:
-        async with open_store(dsn) as store:
+        async with place.open() as store:
             lease = await store.acquire("s", "slow", 0.1)
             await asyncio.sleep(0.2)
             await store.save(next_checkpoint(None, "s", "slow"), lease=lease)  # still current
@@ -129,10 +150,12 @@ def test_an_expired_lease_nobody_took_can_still_write_and_renew(dsn: str) -> Non
     asyncio.run(main())
 
 
-def test_a_waiting_acquire_wakes_on_release(dsn: str) -> None:
+def test_a_waiting_acquire_wakes_on_release(place: Place) -> None:
+    # PostgreSQL wakes waiters (NOTIFY); the file store looks again within MAX_PAUSE.
+    soon = 0.5 if place.kind == "postgres" else MAX_PAUSE + 0.5
+
     async def main() -> None:
-        schema = new_schema()
-        async with open_store(dsn, schema) as a, open_store(dsn, schema) as b:
+        async with place.open() as a, place.open() as b:
             held = await a.acquire("s", "a", 30)
             released_at = 0.0
 
@@ -147,15 +170,14 @@ def test_a_waiting_acquire_wakes_on_release(dsn: str) -> None:
                 got = await b.acquire("s", "b", 30, wait=10)
                 woke = time.monotonic() - released_at
             assert got.token == 2
-            assert woke < 0.5, f"woke {woke:.3f}s after the release"  # NOTIFY, not the 1 s poll
+            assert woke < soon, f"woke {woke:.3f}s after the release"
 
     asyncio.run(main())
 
 
-def test_a_waiting_acquire_gives_up_at_its_deadline(dsn: str) -> None:
+def test_a_waiting_acquire_gives_up_at_its_deadline(place: Place) -> None:
     async def main() -> None:
-        schema = new_schema()
-        async with open_store(dsn, schema) as a, open_store(dsn, schema) as b:
+        async with place.open() as a, place.open() as b:
             await a.acquire("s", "a", 30)
             started = time.monotonic()
             with pytest.raises(ConcurrentRunError):
@@ -165,10 +187,9 @@ def test_a_waiting_acquire_gives_up_at_its_deadline(dsn: str) -> None:
     asyncio.run(main())
 
 
-def test_a_waiting_acquire_takes_over_at_expiry(dsn: str) -> None:
+def test_a_waiting_acquire_takes_over_at_expiry(place: Place) -> None:
     async def main() -> None:
-        schema = new_schema()
-        async with open_store(dsn, schema) as crashed, open_store(dsn, schema) as b:
+        async with place.open() as crashed, place.open() as b:
             await crashed.acquire("s", "crashed", 0.3)  # never renewed nor released
             started = time.monotonic()
             got = await b.acquire("s", "b", 30, wait=5)
@@ -178,13 +199,12 @@ def test_a_waiting_acquire_takes_over_at_expiry(dsn: str) -> None:
     asyncio.run(main())
 
 
-def test_the_wait_deadline_uses_the_injected_clock(dsn: str) -> None:
+def test_the_wait_deadline_uses_the_injected_clock(place: Place) -> None:
     ticks = iter(range(0, 10_000, 100))
 
     async def main() -> None:
-        schema = new_schema()
         clock = lambda: float(next(ticks))  # noqa: E731 - 100 s pass between two readings
-        async with open_store(dsn, schema) as a, open_store(dsn, schema, clock=clock) as b:
+        async with place.open() as a, place.open(clock=clock) as b:
             await a.acquire("s", "a", 30)
             started = time.monotonic()
             with pytest.raises(ConcurrentRunError):

@@ -141,8 +141,8 @@ def create_app(
             database and schema, shared by every replica serving it).
         shutdown_grace: seconds runs may take to finish at shutdown before they are
             cancelled.
-        lease_ttl: with a store that has leases (SQLite, PostgreSQL), seconds a run's
-            session lease and a request's lock last without renewal (renewed every
+        lease_ttl: with a store that has leases (file, SQLite, PostgreSQL), seconds a
+            run's session lease and a request's lock last without renewal (renewed every
             third of it): how long a replica that stopped (crashed, paused) blocks its
             conversations. A replica paused longer loses them to others, and what it
             writes afterwards is refused.

@@ -10,7 +10,8 @@
 * `postgres`: `PostgresCheckpointStore(dsn)` (extra `postgres`; import it from there),
   with its SQL in `_postgres_sql` and its leases in `_postgres_leases`
 * `_file_records`: the activation records of `FileCheckpointStore`, one log per session,
-  and `_files`, the frames and file plumbing of both its logs
+  `_file_leases` its session leases (a lease file per session), and `_files`, the file
+  names, frames and file plumbing they share
 * `_urls`: `open_store(url)` and `StoreURL`, the store URLs of the CLI and the server
 * `_record`: the binary layout of a checkpoint, which the durable stores share
 

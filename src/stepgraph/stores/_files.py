@@ -1,18 +1,22 @@
-"""File plumbing of `FileCheckpointStore`: frames, whole reads and writes, directory fsyncs.
+"""File plumbing of `FileCheckpointStore`: file names, frames, whole reads and writes, fsyncs.
 
-Both of its logs (checkpoints, `<name>.log`; activation records, `<name>.rec`)
-are sequences of frames, `u32 length | u32 crc32 | payload` (big-endian), each
-payload starting with a 4-byte magic naming its layout. Synchronous, POSIX only.
+A session's files share one stem (`file_stem`): its checkpoint log
+`<stem>.log`, its activation records `<stem>.rec` and its lease `<stem>.lease`.
+Both logs are sequences of frames, `u32 length | u32 crc32 | payload`
+(big-endian), each payload starting with a 4-byte magic naming its layout.
+Synchronous, POSIX only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import zlib
 
 __all__ = [
     "FRAME",
+    "file_stem",
     "fsync_dir",
     "frame",
     "frame_ok",
@@ -24,6 +28,23 @@ __all__ = [
 
 FRAME = struct.Struct(">II")
 """A frame's header: payload length, CRC-32 of the payload."""
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_MAX_STEM = 200
+
+
+def file_stem(session_id: str) -> str:
+    """The stem of a session's file names: the session id with every character but
+    `[a-z0-9_-]` percent-encoded as UTF-8 (reversible, and safe on case-insensitive
+    file systems); past 200 characters, `~<sha256 of the id>`.
+    """
+    raw = "".join(
+        c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        for c in session_id
+    )
+    if len(raw) > _MAX_STEM:
+        raw = "~" + hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return raw
 
 
 def frame(payload: bytes) -> bytes:

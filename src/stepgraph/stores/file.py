@@ -37,16 +37,21 @@ Activation records (`RecordStore`) live beside each log in `<name>.rec`, a log
 of their own (`_file_records`); `delete` drops the records kept under the
 checkpoints it deletes, and `delete_session` both files. Frames and the file
 plumbing both logs share are in `_files`.
+
+The store is a `LeaseStore`: sessions sharing a directory among the processes
+of one machine (a local file system, not NFS) take a lease per session, kept
+in `<name>.lease` (`_file_leases`; `delete_session` keeps it), and fence their
+saves with it. Lock order: a session's lease file, then its log.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import re
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,16 +59,26 @@ from typing import NamedTuple, TypeVar
 
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
+from .._lease import Lease, LeaseStore
 from . import _file_records, _record
-from ._files import FRAME, frame, frame_ok, fsync_dir, next_frame, open_file, pread, write_all
+from ._file_leases import FileLeases, LeaseFiles
+from ._files import (
+    FRAME,
+    file_stem,
+    frame,
+    frame_ok,
+    fsync_dir,
+    next_frame,
+    open_file,
+    pread,
+    write_all,
+)
 
 __all__ = ["FileCheckpointStore"]
 
 _T = TypeVar("_T")
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 _SUFFIX = ".log"
 _RECORDS = ".rec"  # the session's activation records, beside its log
-_MAX_NAME = 200
 _MAX_OPEN = 128  # open logs (descriptors) kept; the least recently used is closed
 _MAX_CHAIN = 10_000  # a longer parent walk means a cycle in the stored data
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
@@ -72,13 +87,7 @@ _TMP = re.compile(r"\.(.+\.log)\.[0-9a-f]{16}\.tmp")  # a rewrite's temp file: i
 
 def log_name(session_id: str) -> str:
     """The file name of a session's log (see the module docstring)."""
-    raw = "".join(
-        c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
-        for c in session_id
-    )
-    if len(raw) > _MAX_NAME:
-        raw = "~" + hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
-    return raw + _SUFFIX
+    return file_stem(session_id) + _SUFFIX
 
 
 class _Entry(NamedTuple):
@@ -98,18 +107,23 @@ class _Log:
     entries: dict[str, _Entry] = field(default_factory=dict[str, _Entry])  # in save order
 
 
-class FileCheckpointStore:
+class FileCheckpointStore(FileLeases, LeaseStore):
     """Checkpoints in a directory, one append-only log per session (see the module docstring).
 
     Args:
         directory: where the logs live; created on the first save.
+        clock: monotonic seconds, for the deadline of `acquire(wait=...)`.
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._dir: str = os.path.abspath(os.fspath(directory))
         self._logs: OrderedDict[str, _Log] = OrderedDict()  # by file name, least recent first
         self._where: dict[str, str] = {}  # checkpoint id -> log name it was last seen in
         self._records = _file_records.RecordLogs(self._dir)
+        self._lease_files = LeaseFiles(self._dir)
+        self._clock = clock
         self._closed = False
         self._swept = False  # orphan temp files removed (once, at first use)
 
@@ -118,11 +132,20 @@ class FileCheckpointStore:
         """The absolute path of the store's directory."""
         return self._dir
 
-    async def save(self, checkpoint: Checkpoint) -> None:
-        """Append `checkpoint` to its session's log, fdatasynced (an existing id is replaced)."""
+    async def save(self, checkpoint: Checkpoint, *, lease: Lease | None = None) -> None:
+        """Append `checkpoint` to its session's log, fdatasynced (an existing id is replaced).
+
+        With `lease`, the save is fenced: `LeaseLostError`, and nothing written, unless
+        the lease is still the session's current one (checked under the lease file's
+        lock, held until the append is durable).
+        """
         info = checkpoint.info
         framed = frame(_record.pack(checkpoint))
-        self._io(f"save {info.id!r}", self._append, log_name(info.session_id), info, framed)
+        name = log_name(info.session_id)
+        if lease is None:
+            self._io(f"save {info.id!r}", self._append, name, info, framed)
+        else:
+            self._io(f"save {info.id!r}", self._fenced_append, name, info, framed, lease)
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The whole checkpoint; raises `CheckpointNotFoundError` for an unknown id."""
@@ -304,6 +327,10 @@ class FileCheckpointStore:
         log.end = log.size = start + len(framed)
         self._where[info.id] = name
         fcntl.flock(log.fd, fcntl.LOCK_UN)
+
+    def _fenced_append(self, name: str, info: CheckpointInfo, framed: bytes, lease: Lease) -> None:
+        # Lock order: the lease file, then the log (inside `_append`).
+        self._lease_files.fenced(info, lease, self._dir, lambda: self._append(name, info, framed))
 
     def _find(self, cid: str, prefer: str | None) -> tuple[_Log, _Entry] | None:
         """Locate a checkpoint: in `prefer`'s log, where it was last seen, else in every log."""
