@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from . import serde
@@ -95,7 +95,8 @@ class Journal:
         if base == self.base and (self.records or not resuming):
             return  # the same superstep again, in this process: its records are here
         self.base = base
-        self.records = {}
+        if self.records:
+            self.records = {}
         self.written = False
         if resuming and base is not None and self.store is not None:
             self.records = await self.store.load_records(self.session_id, base)
@@ -109,10 +110,11 @@ class Journal:
 
     async def committed(self) -> None:
         """The superstep on `base` committed: its records are garbage."""
-        if self.store is not None and self.base is not None and (self.written or self.records):
-            await self.store.delete_records(self.session_id, self.base)
-        self.records = {}
-        self.written = False
+        if self.written or self.records:
+            if self.store is not None and self.base is not None:
+                await self.store.delete_records(self.session_id, self.base)
+            self.records = {}
+            self.written = False
         self.base = None
 
     async def discard_all(self) -> None:
@@ -135,13 +137,21 @@ class Journaling(Interceptor):
         journal = self.journal
         content = call.content
         await journal.open(content.head, call.resuming)
-        journal.recording = sum(len(m) for m in content.queue.values()) > 1
+        queue = content.queue
+        # Record finished activations only when the superstep has more than one.
+        journal.recording = len(queue) > 1 or any(len(m) > 1 for m in queue.values())
         await next(call)  # a failure keeps the records for resume()
         await journal.committed()
 
-    async def handle(self, act: Activation, next: Next[Activation, None]) -> None:
+    def handle(self, act: Activation, next: Next[Activation, None]) -> Awaitable[None]:
         journal = self.journal
         act.journal = journal
+        if not journal.records and not journal.recording:
+            return next(act)  # nothing to replay or record: no frame of its own
+        return self._handle(act, next)
+
+    async def _handle(self, act: Activation, next: Next[Activation, None]) -> None:
+        journal = self.journal
         key = _ACTIVATION + activation_key(act)
         recorded = journal.records.get(key) if journal.records else None
         if recorded is not None:
