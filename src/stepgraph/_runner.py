@@ -332,20 +332,10 @@ class Runner:
 
     def _activations(self, k: int) -> list[Activation]:
         """One activation per executor with messages, in declaration order."""
-        content = self.content
-        queue = content.queue
-        if len(queue) != 1:
-            return [self._plain(i) for i in sorted(queue)]
-        ((i, messages),) = queue.items()  # the common case of chains and loops: no sort
-        ex = content.executors[i]
-        if ex is None:
-            try:
-                ex = self.core.instantiate(i)
-            except Exception as exc:
-                raise HandlerFailure(i, exc) from exc
-        ctx = content.contexts[i]
-        assert ctx is not None
-        return [Activation(i, messages, k, content.state, self.sink, ex, ctx, content.head)]
+        queue = self.content.queue
+        if len(queue) == 1:  # the common case of chains and loops: no sort
+            return [self._plain(next(iter(queue)))]
+        return [self._plain(i) for i in sorted(queue)]
 
     def _plain(self, i: int) -> Activation:
         """Executor `i`'s activation over its queued messages, with the session's instance."""
