@@ -239,3 +239,29 @@ def test_a_closed_pipe_exits_zero_quietly(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 0
     assert b"Traceback" not in err
     assert b"BrokenPipe" not in err
+
+
+def test_the_postgresql_answer_hint_works_as_printed(tmp_path: Path) -> None:
+    """A PostgreSQL store keeps no index of session workflows: the hint names the workflow."""
+    import shlex
+
+    from tests.stores.pg_support import RUN, drop_schemas, require_dsn, store_url
+
+    dsn = require_dsn()
+    schema = f"{RUN}_hint"
+    store = store_url(dsn, schema)
+    try:
+        waiting = run_cli("run", fixture("approve.py:workflow"), "--input", "900",
+                          "--session", "exp", "--store", store, cwd=tmp_path)  # fmt: skip
+        assert waiting.returncode == 4, waiting.stderr
+        hint = next(x for x in waiting.stderr.splitlines() if x.startswith("answer with: "))
+        argv = shlex.split(hint.removeprefix("answer with: "))
+        assert argv[:2] == ["stepgraph", "respond"]
+        assert argv[2].endswith("approve.py:workflow")
+        pasted = [a.replace("<JSON>", "") for a in argv[1:]]
+        pasted[-1] += '{"approved": true}'
+        done = run_cli(*pasted, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "paid 900" in done.stdout
+    finally:
+        drop_schemas(dsn, schema)

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import openai
 import pytest
@@ -101,15 +100,9 @@ class CliReplica(ServerProcess):
 
 
 def _url(dsn: str, schema: str) -> str:
-    """The key=value DSN of the tests as a `postgresql://` store URL with `?schema=`."""
-    from psycopg.conninfo import conninfo_to_dict
+    from tests.stores.pg_support import store_url
 
-    p = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
-    auth = quote(p.pop("user", "postgres")) + (
-        ":" + quote(p.pop("password"), safe="") if "password" in p else ""
-    )
-    where = f"{p.pop('host', '127.0.0.1')}:{p.pop('port', '5432')}/{quote(p.pop('dbname'))}"
-    return f"postgresql://{auth}@{where}?{urlencode({**p, 'schema': schema}, quote_via=quote)}"
+    return store_url(dsn, schema)
 
 
 @dataclass

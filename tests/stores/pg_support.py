@@ -193,3 +193,17 @@ if __name__ == "__main__":
         asyncio.run(_hammer(dsn_, schema_, session_, owner_, int(sys.argv[6])))
     else:
         asyncio.run(_pause(dsn_, schema_, session_, owner_))
+
+
+def store_url(dsn: str, schema: str) -> str:
+    """The key=value DSN of the tests as a `postgresql://` store URL with `?schema=`."""
+    from urllib.parse import quote, urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    p = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    auth = quote(p.pop("user", "postgres")) + (
+        ":" + quote(p.pop("password"), safe="") if "password" in p else ""
+    )
+    where = f"{p.pop('host', '127.0.0.1')}:{p.pop('port', '5432')}/{quote(p.pop('dbname'))}"
+    return f"postgresql://{auth}@{where}?{urlencode({**p, 'schema': schema}, quote_via=quote)}"

@@ -152,7 +152,8 @@ def _hint_waiting(ws: Workspace, session: sg.Session[Any]) -> None:
         return
     example = pending[0].id if pending else "REQUEST_ID"
     term.note(
-        f"answer with: stepgraph respond --session {session.id}{ws.store_flag()} "
+        f"answer with: stepgraph respond{ws.target_arg(session.workflow)} --session "
+        f"{session.id}{ws.store_flag()} "
         f"--answer {example}='<JSON>'"
     )
 

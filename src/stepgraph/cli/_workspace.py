@@ -83,6 +83,13 @@ class Workspace:
         self._named[id(workflow)] = target
         return workflow
 
+    def target_arg(self, workflow: sg.Workflow[Any]) -> str:
+        """`" path.py:workflow"` for hints when this store keeps no index of session workflows."""
+        if self.index.path is not None:
+            return ""
+        target = self._named.get(id(workflow), "path.py:workflow")
+        return f" {shlex.quote(target)}"
+
     def store_flag(self) -> str:
         """`" --store URL"` when the store is not the default one, for hints."""
         return f" --store {shlex.quote(self.spec.url)}" if self.explicit else ""
@@ -116,17 +123,12 @@ class Workspace:
             session_id: the session.
             wait: seconds a run may wait for another process's run of the
                 session (its lease) to end; None fails at once.
-
-        Raises:
-            CliError: `wait` was given but this stepgraph has no session leases.
         """
         if wait is None:
             session = workflow.session(session_id, store=self.store)
         else:
-            policy: Any = getattr(sg, "LeasePolicy", None)  # public once leases are exported
-            if policy is None:
-                raise CliError("--wait needs session leases, which this stepgraph does not have")
-            session = workflow.session(session_id, store=self.store, lease=policy(wait=wait))
+            lease = sg.LeasePolicy(wait=wait)
+            session = workflow.session(session_id, store=self.store, lease=lease)
         self.term.run(session.load())
         if (target := self._named.get(id(workflow))) is not None:
             self.index.remember(session_id, target_key(target))
