@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import socket
 from pathlib import Path
 
 from ._exit import CliError, ExitCode
@@ -38,8 +39,9 @@ def cmd_graph(args: argparse.Namespace, term: Terminal) -> ExitCode:
 
 def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
     """`stepgraph serve path.py:workflow`: hand over to `stepgraph.hosting.serve`."""
-    workflow = load_workflow(args.target)
     spec = parse_store_url(args.store)
+    _check_port(args.host, args.port)
+    workflow = load_workflow(args.target)
     try:
         hosting = importlib.import_module("stepgraph.hosting")
     except ImportError as exc:
@@ -47,9 +49,22 @@ def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
         raise CliError(
             f"stepgraph serve needs the hosting extra: pip install 'stepgraph[hosting]'{missing}"
         ) from exc
-    serve = getattr(hosting, "serve", None)
-    if not callable(serve):
-        raise CliError("this install's stepgraph.hosting has no serve(); upgrade stepgraph")
+    serve = hosting.serve
     api_key: str | None = args.api_key or os.environ.get("STEPGRAPH_API_KEY") or None
     serve(workflow, host=args.host, port=args.port, store_url=spec.url, api_key=api_key)
     return ExitCode.OK
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port that is taken, before anything starts (a usage error, exit 2)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port "
+                "with --port (0: any free port) or stop what is using it"
+            ) from exc
