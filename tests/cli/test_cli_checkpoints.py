@@ -121,12 +121,20 @@ def test_render_tree_keeps_chains_in_one_column() -> None:
         _info("d" * 8, "b" * 8, 2), _info("e" * 8, "d" * 8, 3), _info("f" * 8, None, 3),
     ]  # fmt: skip
     lines = [line.split("  superstep")[0] for line in render_tree(saved[::-1])]
-    assert lines == [
+    assert lines == [  # two roots (a reset started the second): a branch each
+        "├── aaaaaaaa",
+        "│   bbbbbbbb",
+        "│   ├── cccccccc",
+        "│   └── dddddddd",
+        "│       eeeeeeee",
+        "└── ffffffff",
+    ]
+    one_root = [line.split("  superstep")[0] for line in render_tree(saved[:5][::-1])]
+    assert one_root == [
         "aaaaaaaa",
         "bbbbbbbb",
         "├── cccccccc",
         "└── dddddddd",
         "    eeeeeeee",
-        "ffffffff",
     ]
     assert render_tree(saved[::-1])[-1].endswith("← head")

@@ -71,7 +71,8 @@ def render_tree(
     """Draw the checkpoint tree (infos newest first); a chain stays in one column.
 
     A checkpoint with several children opens a branch per child, drawn with
-    box-drawing characters, oldest branch first. The head (the newest) is marked.
+    box-drawing characters, oldest branch first; several roots (a `reset` starts
+    a new one) are branches of their own too. The head (the newest) is marked.
     """
     if not infos:
         return []
@@ -83,9 +84,18 @@ def render_tree(
         parent = info.parent_id if info.parent_id in known else None  # pruned parent: a root
         children.setdefault(parent, []).append(info)
     lines: list[str] = []
-    stack: list[tuple[sg.CheckpointInfo, str, str]] = [
-        (root, "", "") for root in reversed(children.get(None, []))
-    ]
+    roots = children.get(None, [])
+    if len(roots) == 1:
+        stack: list[tuple[sg.CheckpointInfo, str, str]] = [(roots[0], "", "")]
+    else:  # several roots (a reset starts a new one): each its own branch, oldest first
+        stack = [
+            (
+                root,
+                "└── " if n == len(roots) - 1 else "├── ",
+                "    " if n == len(roots) - 1 else "│   ",
+            )
+            for n, root in reversed(list(enumerate(roots)))
+        ]
     while stack:
         info, first, rest = stack.pop()
         lines.append(first + _line(info, statuses.get(info.id, ""), head))
