@@ -353,3 +353,24 @@ def test_a_sigkill_while_a_slow_sibling_runs_does_not_repeat_the_finished_one(
     lines = [line.split()[0] for line in effects.read_text().splitlines()]
     assert lines.count("mail") == 1  # the e-mail went out once, across two processes
     assert lines.count("slow") == 2  # the unfinished branch ran again
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_reopened_session_says_failed_after_a_failure_and_interrupted_after_a_crash(
+    kind: str, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        store = _store(kind, tmp_path)
+        wf = _two_branches([], [1], {})
+        with pytest.raises(sg.ExecutorFailedError):
+            await wf.session("s", store=store).run("x")
+        again = wf.session("s", store=store)
+        await again.load()
+        assert again.status is sg.RunStatus.FAILED  # not INTERRUPTED: the failure is recorded
+        result = await again.resume()
+        assert result.status is sg.RunStatus.IDLE
+        later = wf.session("s", store=store)
+        await later.load()
+        assert later.status is sg.RunStatus.IDLE  # the record went with the committed superstep
+
+    asyncio.run(main())

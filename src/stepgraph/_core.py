@@ -18,6 +18,7 @@ from ._content import SessionContent
 from ._context import Activation, Context
 from ._durability import Checkpointer
 from ._errors import ConcurrentRunError, NotIdleError
+from ._events import RunStatus
 from ._executor import Executor
 from ._interceptors import Interceptor
 from ._journal import Journal, Journaling
@@ -25,7 +26,7 @@ from ._lease import lease_store
 from ._leasing import LeasePolicy, Leasing
 from ._memory import MemoryCheckpointStore
 from ._retention import Retention, prune
-from ._store import record_store
+from ._store import failure_at, record_store
 from ._traced import Tracing
 
 if TYPE_CHECKING:
@@ -246,6 +247,14 @@ class SessionCore:
         cpr = self.writer()
         restored = await cpr.decode(cp)
         restored.head = cp.info.id
+        cpr_store = self.checkpointer.store if self.checkpointer is not None else None
+        # A run that failed here left a record saying so: FAILED, not a crash.
+        if (
+            restored.status is RunStatus.INTERRUPTED
+            and cpr_store is not None
+            and await failure_at(cpr_store, self.id, cp.info.id) is not None
+        ):
+            restored.status = RunStatus.FAILED
         self.adopt(restored)
         self.loaded = True
         if self.checkpointer is not None:

@@ -23,23 +23,33 @@ recording); `run_step` implements `ctx.step`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from . import serde
-from ._errors import SerializationError, WorkflowError
+from ._errors import (
+    CheckpointError,
+    ConvergenceError,
+    ExecutorFailedError,
+    RunTimeoutError,
+    SerializationError,
+    WorkflowError,
+)
 from ._events import Output, RequestIssued
-from ._interceptors import Interceptor, Next, SuperstepCall
+from ._interceptors import Interceptor, Next, RunCall, SuperstepCall
 from ._map import ItemSlot, MapSlot
 from ._parts import StoresOwnParts
 from ._planner import FanInSlot, Target
 from ._state import DELETED
+from ._store import FAILED_RECORD
 
 if TYPE_CHECKING:
     from ._blueprint import Blueprint
     from ._context import Activation
+    from ._events import RunStatus
     from ._store import RecordStore
 
 __all__ = ["EffectsMark", "Journal", "Journaling", "idempotency_key", "run_step"]
@@ -117,6 +127,15 @@ class Journal:
             self.written = False
         self.base = None
 
+    async def failed(self, base: str | None, why: str) -> None:
+        """A run failed on `base`: say so durably (a reopened session is FAILED, not
+        INTERRUPTED). Best effort: a store that cannot take it leaves INTERRUPTED.
+        """
+        if self.store is None or base is None:
+            return
+        with contextlib.suppress(CheckpointError):
+            await self.store.save_record(self.session_id, base, FAILED_RECORD, why.encode())
+
     async def discard_all(self) -> None:
         """Forget every record of the session (a reset)."""
         self.records = {}
@@ -132,6 +151,13 @@ class Journaling(Interceptor):
     def __init__(self, journal: Journal, blueprint: Blueprint) -> None:
         self.journal = journal
         self.blueprint = blueprint
+
+    async def run(self, call: RunCall, next: Next[RunCall, RunStatus]) -> RunStatus:
+        try:
+            return await next(call)
+        except (ExecutorFailedError, ConvergenceError, RunTimeoutError) as exc:
+            await self.journal.failed(call.content.head, str(exc))
+            raise
 
     async def superstep(self, call: SuperstepCall, next: Next[SuperstepCall, None]) -> None:
         journal = self.journal

@@ -7,7 +7,10 @@ from typing import Protocol, cast, runtime_checkable
 
 from ._checkpoint import Checkpoint, CheckpointInfo
 
-__all__ = ["CheckpointStore", "RecordStore", "record_store"]
+__all__ = ["FAILED_RECORD", "CheckpointStore", "RecordStore", "failure_at", "record_store"]
+
+FAILED_RECORD = "!failed"
+"""The record a failed run leaves under its base: the error, as UTF-8 text."""
 
 
 @runtime_checkable
@@ -97,3 +100,18 @@ def record_store(store: object) -> RecordStore | None:
     Decided by the class (`issubclass`, cached by `abc`), like `lease_store`.
     """
     return cast(RecordStore, store) if issubclass(type(store), RecordStore) else None
+
+
+async def failure_at(store: object, session_id: str, checkpoint_id: str) -> str | None:
+    """The error of a run that failed on checkpoint `checkpoint_id`, or None.
+
+    A failed superstep commits nothing, so the session's head stays the checkpoint
+    it started from; the failure is a record under it (in a `RecordStore`), which is
+    how a reopened session, or `stepgraph checkpoints list`, tells FAILED from
+    INTERRUPTED (a crash).
+    """
+    records = record_store(store)
+    if records is None:
+        return None
+    data = (await records.load_records(session_id, checkpoint_id)).get(FAILED_RECORD)
+    return data.decode("utf-8", "replace") if data is not None else None

@@ -181,6 +181,11 @@ def test_a_failed_run_exits_3_and_the_session_then_refuses_new_input(tmp_path: P
     assert again.returncode == 6
     assert len(again.stderr.splitlines()) == 1
     assert "stepgraph reset --session f" in again.stderr
+    assert "(FAILED)" in again.stderr  # a failure, not a crash: said after reopening
+    listed = run_cli("checkpoints", "list", "--session", "f", "--store", store, "--json",
+                     cwd=tmp_path)  # fmt: skip
+    head = json.loads(listed.stdout)[0]
+    assert head["status"] == "failed"
 
 
 def test_a_bad_store_url_fails_before_the_workflow_file_is_imported(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import stepgraph as sg
 from stepgraph import serde
+from stepgraph.stores import failure_at
 
 from ._exit import CliError, ExitCode
 from ._target import load_workflow
@@ -117,7 +118,10 @@ async def _statuses(
     out: dict[str, str] = {}
     for info in infos:
         cp = await store.load(info.id)
-        out[info.id] = checkpoint_status(cp)
+        status = checkpoint_status(cp)
+        if status == "mid-run" and await failure_at(store, info.session_id, info.id) is not None:
+            status = "failed"  # a run failed on it (a crash leaves no such record)
+        out[info.id] = status
     return out
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._lease import Lease, LeaseLostError, LeaseStore, lease_store
-from .._store import CheckpointStore, RecordStore, record_store
+from .._store import FAILED_RECORD, CheckpointStore, RecordStore, failure_at, record_store
 from ._urls import StoreURL, open_store
 from .file import FileCheckpointStore
 from .memory import MemoryCheckpointStore
@@ -32,6 +32,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointInfo",
     "CheckpointStore",
+    "FAILED_RECORD",
     "FileCheckpointStore",
     "Lease",
     "LeaseLostError",
@@ -40,6 +41,7 @@ __all__ = [
     "RecordStore",
     "SqliteCheckpointStore",
     "StoreURL",
+    "failure_at",
     "lease_store",
     "open_store",
     "record_store",
