@@ -162,12 +162,18 @@ class Journaling(Interceptor):
     async def superstep(self, call: SuperstepCall, next: Next[SuperstepCall, None]) -> None:
         journal = self.journal
         content = call.content
-        await journal.open(content.head, call.resuming)
+        if call.resuming or journal.records or journal.written:
+            await journal.open(content.head, call.resuming)
+        else:  # the usual superstep: nothing recorded, nothing to read (no await)
+            journal.base = content.head
         queue = content.queue
         # Record finished activations only when the superstep has more than one.
         journal.recording = len(queue) > 1 or any(len(m) > 1 for m in queue.values())
         await next(call)  # a failure keeps the records for resume()
-        await journal.committed()
+        if journal.written or journal.records:
+            await journal.committed()
+        else:
+            journal.base = None
 
     def handle(self, act: Activation, next: Next[Activation, None]) -> Awaitable[None]:
         journal = self.journal
