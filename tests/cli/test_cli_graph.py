@@ -138,7 +138,10 @@ def test_serve_hands_the_workflow_to_the_hosting_server(tmp_path: Path) -> None:
     with subprocess.Popen(argv, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True) as proc:  # fmt: skip
         try:
-            read_until(proc.stderr, "running on http://127.0.0.1:")
+            seen = read_until(proc.stderr, "stepgraph: dev UI at http://127.0.0.1:")
+            ui = seen[-1].split("dev UI at ", 1)[1].split()[0]
+            assert ui.endswith("/ui/")
+            assert int(ui.removeprefix("http://127.0.0.1:").removesuffix("/ui/")) > 0  # port 0
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=20)

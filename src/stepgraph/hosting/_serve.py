@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import importlib
 import signal
+import socket
+import sys
 import threading
 from collections.abc import Generator
 from pathlib import Path
@@ -70,6 +72,20 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, host: Host) -> None:
         super().__init__(config)
         self._host = host
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start, then say where the dev UI and the API are (the port 0 picked, too)."""
+        await super().startup(sockets)
+        if self.should_exit or not self.servers or not self.servers[0].sockets:
+            return
+        port = self.servers[0].sockets[0].getsockname()[1]
+        host = self.config.host
+        where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        print(
+            f"stepgraph: dev UI at {where}/ui/ - Responses API at {where}/v1/responses",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._host.closing = True
