@@ -45,8 +45,7 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Generator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -55,65 +54,11 @@ from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFound
 from .._lease import Lease, LeaseLostError, LeaseStore
 from . import _record
 from ._sqlite_leases import SqliteLeases
+from ._sqlite_schema import DAMAGED, SCHEMA_VERSION, first_read, migrate, transaction
 
-__all__ = ["SqliteCheckpointStore"]
+__all__ = ["SCHEMA_VERSION", "SqliteCheckpointStore"]
 
 _T = TypeVar("_T")
-SCHEMA_VERSION = 4
-"""The `user_version` of a database this store created; others are refused."""
-_APPLICATION_ID = 0x53474350  # "SGCP"
-_DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})  # the file, not the call, is wrong
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stepgraph_checkpoints (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    session_id TEXT NOT NULL,
-    parent_id TEXT,
-    superstep INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    full INTEGER NOT NULL,
-    crc INTEGER NOT NULL,
-    record BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS stepgraph_checkpoints_session
-    ON stepgraph_checkpoints (session_id, seq);
-CREATE TABLE IF NOT EXISTS stepgraph_leases (
-    session_id TEXT PRIMARY KEY,
-    owner TEXT,
-    token INTEGER NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS stepgraph_records (
-    session_id TEXT NOT NULL,
-    base_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (session_id, base_id, key)
-);
-"""
-
-# Upgrades by the version they start from, each in one transaction.
-_MIGRATIONS = {
-    # Version 1 files get the leases table (tokens start at 1 for every session).
-    1: """CREATE TABLE IF NOT EXISTS leases (
-        session_id TEXT PRIMARY KEY, owner TEXT, token INTEGER NOT NULL, expires_at REAL NOT NULL
-    )""",
-    # Version 2 files get the activation records table.
-    2: """CREATE TABLE IF NOT EXISTS records (
-        session_id TEXT NOT NULL, base_id TEXT NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL,
-        PRIMARY KEY (session_id, base_id, key)
-    )""",
-    # Version 3 files get the `stepgraph_` prefix, so the store shares a database
-    # with other tables (an application's own `checkpoints`, say).
-    3: """ALTER TABLE checkpoints RENAME TO stepgraph_checkpoints;
-    DROP INDEX IF EXISTS checkpoints_session;
-    CREATE INDEX IF NOT EXISTS stepgraph_checkpoints_session
-        ON stepgraph_checkpoints (session_id, seq);
-    ALTER TABLE leases RENAME TO stepgraph_leases;
-    ALTER TABLE records RENAME TO stepgraph_records""",
-}
-
 # A fenced save: the row is inserted only while `lease` is the session's current one.
 _FENCED_SAVE = """
 INSERT INTO stepgraph_checkpoints
@@ -248,7 +193,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
 
     def _commit(self, doing: str, batch: list[_Pending]) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
+            with transaction(conn):
                 for item in batch:
                     try:
                         item.result = item.op(conn)
@@ -311,7 +256,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         ids = list(dict.fromkeys(checkpoint_ids))
 
         def delete(c: sqlite3.Connection) -> None:
-            with _transaction(c):
+            with transaction(c):
                 for i in range(0, len(ids), 500):
                     chunk = ids[i : i + 500]
                     marks = ",".join("?" * len(chunk))
@@ -325,7 +270,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         """Delete every checkpoint and record of the session, in one transaction."""
 
         def delete(c: sqlite3.Connection) -> None:
-            with _transaction(c):
+            with transaction(c):
                 c.execute("DELETE FROM stepgraph_records WHERE session_id = ?", (session_id,))
                 c.execute("DELETE FROM stepgraph_checkpoints WHERE session_id = ?", (session_id,))
 
@@ -390,7 +335,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
             return fn(self._conn or self._connect())
         except sqlite3.Error as exc:
             name = str(getattr(exc, "sqlite_errorname", ""))
-            cls = CheckpointDecodeError if name in _DAMAGED else CheckpointError
+            cls = CheckpointDecodeError if name in DAMAGED else CheckpointError
             raise cls(f"could not {doing} in {self._path}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
@@ -412,60 +357,16 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            mode = str(self._first_read(conn, "PRAGMA journal_mode = WAL")[0])
+            mode = str(first_read(conn, "PRAGMA journal_mode = WAL", self._path)[0])
             if mode.lower() != "wal":
                 raise CheckpointError(f"{self._path}: cannot use WAL (journal mode {mode!r})")
             conn.execute("PRAGMA synchronous = FULL")
-            self._migrate(conn)
+            migrate(conn, self._path)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
         return conn
-
-    def _first_read(self, conn: sqlite3.Connection, sql: str) -> Any:
-        """The first read of a file: one that is not SQLite at all is named as such."""
-        try:
-            return conn.execute(sql).fetchone()
-        except sqlite3.DatabaseError as exc:
-            if str(getattr(exc, "sqlite_errorname", "")) not in _DAMAGED:
-                raise
-            raise CheckpointDecodeError(
-                f"{self._path} is not a stepgraph database (SQLite says: {exc}); give the "
-                "store a new file or one that stepgraph created"
-            ) from exc
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Create the schema on a fresh file, upgrade an older one; refuse foreign or newer ones."""
-        app = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        if app not in (0, _APPLICATION_ID):
-            raise CheckpointDecodeError(
-                f"{self._path} is not a stepgraph database (its SQLite application_id is "
-                f"{app:#x}); give the store a new file or one that stepgraph created"
-            )
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version == 0:
-            with _transaction(conn):
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                if version == 0:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    version = SCHEMA_VERSION
-        while version in _MIGRATIONS:
-            with _transaction(conn):  # another process may have migrated meanwhile
-                if int(conn.execute("PRAGMA user_version").fetchone()[0]) == version:
-                    for statement in _MIGRATIONS[version].split(";"):
-                        conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {version + 1}")
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version != SCHEMA_VERSION:
-            raise CheckpointError(
-                f"{self._path} has checkpoint schema version {version}; this stepgraph "
-                f"reads version {SCHEMA_VERSION} (upgrade stepgraph or use another file)"
-            )
 
     def _resolve(self, rows: list[Any]) -> Checkpoint:
         chain: list[Checkpoint] = []
@@ -497,16 +398,3 @@ class _Pending:
         self.result: Any = None
         self.done: asyncio.Future[None] | None = None
         self.error: CheckpointError | None = None
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Generator[None]:
-    """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` when the block raises."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # a failed COMMIT (busy) leaves it open
-            conn.execute("ROLLBACK")
-        raise
