@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import WorkflowError
 from ._events import Event, RunStatus
-from ._requests import RunResult
+from ._requests import RunResult, recorded_result
 from ._runner import Runner
 from ._sinks import Channel, ListSink, Sink
 
@@ -129,9 +129,10 @@ class RunExecution:
 
     def finish(self, runner: Runner, status: RunStatus) -> RunResult:
         content = runner.content
+        events, taped = runner.sink.recording()
         pending = tuple(content.pending.values())
-        self.result = result = runner.sink.result(
-            runner.session_id, pending, content.head, runner.outputs, status
+        self.result = result = recorded_result(
+            runner.session_id, pending, content.head, runner.outputs, events, taped, status
         )
         return result
 

@@ -13,12 +13,11 @@ import collections
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._events import Event, RunStatus
-from ._requests import RunResult, recorded_result
+from ._events import Event
 from ._tape import forget_since
 
 if TYPE_CHECKING:
-    from ._requests import Request
+    pass
 
 __all__ = ["Channel", "ListSink", "Sink"]
 
@@ -51,16 +50,8 @@ class Sink(Protocol):
         """Drop the outputs and requests recorded since `mark` (a rolled-back superstep)."""
         ...
 
-    def result(
-        self,
-        session_id: str,
-        pending: tuple[Request, ...],
-        head: str | None,
-        outputs: list[Any],
-        status: RunStatus,
-        /,
-    ) -> RunResult:
-        """The `RunResult` of the run, with every event recorded."""
+    def recording(self) -> tuple[list[Any], bool]:
+        """What the run recorded, for its `RunResult`: the events, or a tape (True)."""
         ...
 
     async def barrier(self) -> None:
@@ -83,15 +74,8 @@ class ListSink:
     def forget_since(self, mark: int) -> None:
         forget_since(self.tape, mark)
 
-    def result(
-        self,
-        session_id: str,
-        pending: tuple[Request, ...],
-        head: str | None,
-        outputs: list[Any],
-        status: RunStatus,
-    ) -> RunResult:
-        return recorded_result(session_id, pending, head, outputs, self.tape, True, status)
+    def recording(self) -> tuple[list[Any], bool]:
+        return self.tape, True
 
     async def barrier(self) -> None:
         return None
@@ -131,15 +115,8 @@ class Channel:
     def forget_since(self, mark: int) -> None:
         forget_since(self.events, mark)
 
-    def result(
-        self,
-        session_id: str,
-        pending: tuple[Request, ...],
-        head: str | None,
-        outputs: list[Any],
-        status: RunStatus,
-    ) -> RunResult:
-        return recorded_result(session_id, pending, head, outputs, self.events, False, status)
+    def recording(self) -> tuple[list[Any], bool]:
+        return self.events, False
 
     def _wake_consumer(self) -> None:
         w = self.waiter
