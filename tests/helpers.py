@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import stepgraph as sg
@@ -23,3 +24,12 @@ def sink(id: str) -> sg.FunctionExecutor:
         await ctx.yield_output(message)
 
     return sg.executor(id=id)(out)
+
+
+def store_of(kind: str, tmp_path: Path) -> sg.CheckpointStore:
+    """A fresh store of `kind`: "memory" or "sqlite" (a file under `tmp_path`)."""
+    from stepgraph.stores import MemoryCheckpointStore, SqliteCheckpointStore
+
+    if kind == "memory":
+        return MemoryCheckpointStore()
+    return SqliteCheckpointStore(tmp_path / "runs.db")

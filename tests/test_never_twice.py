@@ -7,15 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import store_of
 
 import stepgraph as sg
 from stepgraph.stores import MemoryCheckpointStore, SqliteCheckpointStore
-
-
-def _store(kind: str, tmp_path: Path) -> sg.CheckpointStore:
-    if kind == "memory":
-        return MemoryCheckpointStore()
-    return SqliteCheckpointStore(tmp_path / "runs.db")
 
 
 class Mailer(sg.Executor):
@@ -72,7 +67,7 @@ def test_a_finished_branch_of_a_failed_superstep_does_not_run_again(
         sent: list[str] = []
         done: dict[str, asyncio.Event] = {}
         wf = _two_branches(sent, [1], done)
-        session = wf.session("s", store=_store(kind, tmp_path))
+        session = wf.session("s", store=store_of(kind, tmp_path))
         with pytest.raises(sg.ExecutorFailedError):
             await session.run("hello")
         assert sent == ["hello"]
@@ -176,7 +171,7 @@ def test_a_retried_handler_does_not_repeat_a_finished_step(kind: str, tmp_path: 
             .set_policy("pay", retry=sg.RetryPolicy(max_attempts=2, initial_delay=0))
             .build()
         )
-        store = None if kind == "none" else _store(kind, tmp_path)
+        store = None if kind == "none" else store_of(kind, tmp_path)
         result = await wf.session("s", store=store).run(5)
         assert result.outputs == ["receipt-5"]
         assert charged == [5]
@@ -360,7 +355,7 @@ def test_a_reopened_session_says_failed_after_a_failure_and_interrupted_after_a_
     kind: str, tmp_path: Path
 ) -> None:
     async def main() -> None:
-        store = _store(kind, tmp_path)
+        store = store_of(kind, tmp_path)
         wf = _two_branches([], [1], {})
         with pytest.raises(sg.ExecutorFailedError):
             await wf.session("s", store=store).run("x")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import store_of
 
 import stepgraph as sg
 from stepgraph.agents import (
@@ -25,13 +26,7 @@ from stepgraph.agents import (
     tool,
     tool_idempotency_key,
 )
-from stepgraph.stores import MemoryCheckpointStore, SqliteCheckpointStore
-
-
-def _store(kind: str, tmp_path: Path) -> sg.CheckpointStore:
-    if kind == "memory":
-        return MemoryCheckpointStore()
-    return SqliteCheckpointStore(tmp_path / "agents.db")
+from stepgraph.stores import MemoryCheckpointStore
 
 
 def _prompts(requests: list[ScriptedRequest]) -> list[tuple[str, ...]]:
@@ -86,7 +81,7 @@ def test_a_resumed_turn_repeats_no_model_call_and_no_tool_call(
     weather = Weather(list(TURN), stream=stream)
 
     async def main() -> None:
-        session = weather.workflow().session("s", store=_store(kind, tmp_path))
+        session = weather.workflow().session("s", store=store_of(kind, tmp_path))
         with pytest.raises(sg.ExecutorFailedError):
             await session.run("Weather in Oslo?")
         assert weather.looked == ["Oslo"]
@@ -192,7 +187,7 @@ def test_an_approved_tool_runs_once_when_its_superstep_fails_after_it(
     )
 
     async def main() -> None:
-        session = ledger.workflow().session("desk", store=_store(kind, tmp_path))
+        session = ledger.workflow().session("desk", store=store_of(kind, tmp_path))
         (request,) = (await session.run("pay the invoice")).pending_requests
         assert isinstance(request.payload, ApprovalRequest)
         with pytest.raises(sg.ExecutorFailedError):

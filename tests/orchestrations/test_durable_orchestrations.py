@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import store_of
 
 import stepgraph as sg
 from stepgraph.agents import (
@@ -21,13 +22,7 @@ from stepgraph.agents import (
     tool,
 )
 from stepgraph.orchestrations import concurrent, group_chat, magentic
-from stepgraph.stores import MemoryCheckpointStore, SqliteCheckpointStore
-
-
-def _store(kind: str, tmp_path: Path) -> sg.CheckpointStore:
-    if kind == "memory":
-        return MemoryCheckpointStore()
-    return SqliteCheckpointStore(tmp_path / "orchestrations.db")
+from stepgraph.stores import MemoryCheckpointStore
 
 
 def _systems(requests: Sequence[ScriptedRequest]) -> list[str]:
@@ -55,7 +50,7 @@ def test_concurrent_resumed_repeats_no_finished_model_or_tool_call(
     wf = concurrent([Agent("a", a_client), Agent("b", b_client, tools=[tool(search)])])
 
     async def main() -> list[Any]:
-        session = wf.session("s", store=_store(kind, tmp_path))
+        session = wf.session("s", store=store_of(kind, tmp_path))
         with pytest.raises(sg.ExecutorFailedError):
             await session.run("tides")
         return (await session.resume()).outputs
@@ -104,7 +99,7 @@ def test_magentic_resumed_does_not_plan_again(kind: str, tmp_path: Path) -> None
     wf = magentic([coder], manager=Agent("manager", manager_client))
 
     async def main() -> list[Any]:
-        session = wf.session("s", store=_store(kind, tmp_path))
+        session = wf.session("s", store=store_of(kind, tmp_path))
         with pytest.raises(sg.ExecutorFailedError):
             await session.run("write a sorter")
         return (await session.resume()).outputs
