@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from . import _parts, serde
+from . import _chunks, _parts, serde
 from ._errors import CheckpointDecodeError, GraphMismatchError
 
 __all__ = [
@@ -33,8 +33,12 @@ __all__ = [
     "graph_difference",
 ]
 
-FORMAT_VERSION = 1
-"""Version of the checkpoint layout; bumped only with a migration and new golden files."""
+FORMAT_VERSION = 2
+"""Version of the checkpoint layout; bumped only with a migration and new golden files.
+
+Version 2 added the stored forms of `_chunks` (chunked lists, blobs, relative
+parts in delta records); version-1 records hold only plain parts and load as they are.
+"""
 
 FULL_EVERY = 32
 """A chain of deltas is cut by a full checkpoint at least this often."""
@@ -75,6 +79,11 @@ class Checkpoint:
         deleted: state keys removed since the parent (delta checkpoints only).
         depth: deltas since the last full checkpoint of the chain (0 = full).
         version: the layout version.
+        chunks: content-addressed chunks by id. Saved: the ones this checkpoint
+            introduces (a store keeps them per session, once); loaded: every
+            chunk its parts reference.
+        relative: for changed parts of a delta, their form relative to the
+            parent's (what a store persists instead of the whole form).
     """
 
     info: CheckpointInfo
@@ -87,6 +96,8 @@ class Checkpoint:
     depth: int = 0
     version: int = FORMAT_VERSION
     types: serde.TypeRegistry | None = field(default=None, repr=False)
+    chunks: Mapping[str, bytes] = field(default_factory=lambda: _EMPTY, repr=False)
+    relative: Mapping[str, bytes] = field(default_factory=lambda: _EMPTY, repr=False)
 
     @property
     def id(self) -> str:
@@ -106,14 +117,27 @@ class Checkpoint:
             CheckpointDecodeError: a value's type is not known to this checkpoint's workflow.
         """
         registry = self.types if self.types is not None else ()
+        chunks = self.chunks
         return {
-            key: serde.decode(data, types=registry) for key, data in _parts.state_items(self.parts)
+            key: _chunks.decode(data, chunks, registry)
+            for key, data in _parts.state_items(self.parts)
         }
 
     @property
     def encoded_state(self) -> dict[str, bytes]:
         """Each state value still encoded, by key (decode with `serde.decode`)."""
-        return dict(_parts.state_items(self.parts))
+        chunks = self.chunks
+        return {k: _chunks.plain(v, chunks) for k, v in _parts.state_items(self.parts)}
+
+    def value(self, name: str) -> Any:
+        """The decoded value of part `name` (a state value or an executor snapshot).
+
+        Raises:
+            KeyError: no such part.
+            CheckpointDecodeError: it cannot be decoded.
+        """
+        registry = self.types if self.types is not None else ()
+        return _chunks.decode(self.parts[name], self.chunks, registry)
 
     @property
     def snapshot_ids(self) -> tuple[str, ...]:
@@ -140,12 +164,20 @@ class Checkpoint:
         """The parts a store must persist: all of a full checkpoint, the changed ones of a delta."""
         if self.changed is None:
             return self.parts
-        # A changed part that is gone from the whole content is stored as a tombstone: b"".
-        return {name: self.parts.get(name, b"") for name in sorted(self.changed)}
+        # A changed part that is gone from the whole content is stored as a tombstone: b"";
+        # one stored relative to the parent's form (a list that grew) as that form.
+        rel = self.relative
+        return {
+            name: rel.get(name) or self.parts.get(name, b"") for name in sorted(self.changed)
+        }
+
+    def chunk_ids(self) -> set[str]:
+        """Ids of every chunk the whole content references."""
+        return {i for data in self.parts.values() for i in _chunks.mentioned(data)}
 
     def as_full(self) -> Checkpoint:
         """The same checkpoint, standing alone (used when its base is pruned)."""
-        return replace(self, changed=None, deleted=frozenset(), depth=0)
+        return replace(self, changed=None, deleted=frozenset(), depth=0, relative=_EMPTY)
 
     def with_types(self, registry: serde.TypeRegistry) -> Checkpoint:
         """The same checkpoint, decoding user types of `registry` in `state`."""
@@ -170,7 +202,9 @@ def apply_delta(base: Checkpoint, delta: Checkpoint) -> Checkpoint:
         parts.pop(_parts.state(key), None)
     for name in delta.changed:
         data = delta.parts.get(name, b"")
-        if data:
+        if _chunks.is_relative(data):
+            parts[name] = _chunks.apply(parts.get(name), data)
+        elif data:
             parts[name] = data
         else:  # a tombstone: the part was removed
             parts.pop(name, None)

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _parts, serde
+from . import _chunks, _parts, serde
 from ._checkpoint import FORMAT_VERSION, FULL_EVERY, Checkpoint, CheckpointInfo, check_graph
 from ._content import SessionContent
 from ._errors import (
@@ -32,6 +32,7 @@ from ._migrations import MigrationData
 from ._planner import FanInBuffers, Queue
 from ._requests import Request
 from ._state import DELETED
+from ._store import chunk_store
 
 if TYPE_CHECKING:
     from ._core import SessionCore
@@ -47,7 +48,18 @@ _EMPTY_DICT = _parts.EMPTY_MAPPING
 class Checkpointer:
     """Builds, saves and restores the checkpoints of one session."""
 
-    __slots__ = ("core", "depth", "lease", "parts", "seen", "store")
+    __slots__ = (
+        "chunking",
+        "core",
+        "decoded",
+        "depth",
+        "lease",
+        "parts",
+        "seen",
+        "staged",
+        "store",
+        "tracks",
+    )
 
     def __init__(self, core: SessionCore, store: CheckpointStore) -> None:
         self.core = core
@@ -56,6 +68,13 @@ class Checkpointer:
         self.depth = -1  # -1: no head yet, the next checkpoint is full
         self.lease: Lease | None = None  # while a run holds the session's lease: fences saves
         self.seen: str | None = None  # the store's newest checkpoint when we last looked
+        # Long lists and large values are stored as chunks when the store keeps them.
+        self.chunking = chunk_store(store) is not None
+        # What the head stores of each chunked part (`_chunks.Track`), so the next
+        # checkpoint writes what was appended; `staged`: the same for a built, unsaved one.
+        self.tracks: dict[str, _chunks.Track] = {}
+        self.staged: tuple[str, dict[str, _chunks.Track | None]] | None = None
+        self.decoded: tuple[str, dict[str, _chunks.Track]] | None = None
 
     # -- building ---------------------------------------------------------------------
 
@@ -87,8 +106,9 @@ class Checkpointer:
         bp = core.workflow.blueprint
         old = self.parts
         parts = dict(old)
-        deleted = self._write_state(parts, written)
-        self._write_snapshots(parts, snapshots)
+        out = _Out()
+        deleted = self._write_state(parts, written, out)
+        self._write_snapshots(parts, snapshots, out)
         self._write_queues(
             parts, queue, fanin, core.content.pending if pending is None else pending
         )
@@ -110,6 +130,10 @@ class Checkpointer:
             superstep=superstep,
             created_at=core.clock(),
         )
+        relative = (
+            {n: r for n, r in out.relative.items() if n in changed} if changed else _NONE
+        )
+        self.staged = (info.id, out.tracks) if out.tracks else None
         return Checkpoint(
             info=info,
             graph_signature=bp.signature,
@@ -120,9 +144,27 @@ class Checkpointer:
             deleted=frozenset(deleted) if not is_full else frozenset(),
             depth=0 if is_full else depth,
             types=bp.registry,
+            chunks=types.MappingProxyType(out.chunks) if out.chunks else _NONE,
+            relative=types.MappingProxyType(relative) if relative else _NONE,
         )
 
-    def _write_state(self, parts: dict[str, bytes], written: Mapping[str, Any]) -> set[str]:
+    def _put(self, parts: dict[str, bytes], name: str, value: Any, what: str, out: _Out) -> None:
+        """Store `value` as part `name`: plain, or in a chunked form relative to the head's."""
+        if not self.chunking:
+            parts[name] = self._encode(value, what)
+            return
+        stored = _chunks.store(value, self.tracks.get(name), lambda v: self._encode(v, what))
+        parts[name] = stored.whole
+        if stored.relative is not None:
+            out.relative[name] = stored.relative
+        if stored.chunks:
+            out.chunks.update(stored.chunks)
+        if stored.track is not None or name in self.tracks:
+            out.tracks[name] = stored.track
+
+    def _write_state(
+        self, parts: dict[str, bytes], written: Mapping[str, Any], out: _Out
+    ) -> set[str]:
         """Encode the written state keys into `parts`; returns the keys deleted."""
         deleted: set[str] = set()
         for key, value in written.items():
@@ -130,12 +172,16 @@ class Checkpointer:
             if value is DELETED:
                 if parts.pop(name, None) is not None:
                     deleted.add(key)
+                if name in self.tracks:
+                    out.tracks[name] = None
             else:
-                parts[name] = self._encode(value, f"state[{key!r}]")
+                self._put(parts, name, value, f"state[{key!r}]", out)
                 deleted.discard(key)
         return deleted
 
-    def _write_snapshots(self, parts: dict[str, bytes], snapshots: Mapping[str, Any]) -> None:
+    def _write_snapshots(
+        self, parts: dict[str, bytes], snapshots: Mapping[str, Any], out: _Out
+    ) -> None:
         """Encode executor snapshots (or an executor's own parts) into `parts`."""
         bp = self.core.workflow.blueprint
         index = bp.plan.index
@@ -145,9 +191,8 @@ class Checkpointer:
                 keeper = typing.cast(_parts.StoresOwnParts, bp.prototypes[i])
                 _put_own(parts, eid, keeper.snapshot_parts(snap))
             else:
-                parts[_parts.snapshot(eid)] = self._encode(
-                    snap, f"the snapshot of executor {eid!r}"
-                )
+                name = _parts.snapshot(eid)
+                self._put(parts, name, snap, f"the snapshot of executor {eid!r}", out)
 
     def _write_queues(
         self,
@@ -201,6 +246,21 @@ class Checkpointer:
         self.parts = cp.parts
         self.depth = cp.depth
         self.seen = cp.info.id
+        staged, self.staged = self.staged, None
+        if staged is not None and staged[0] == cp.info.id:
+            for name, track in staged[1].items():
+                if track is None:
+                    self.tracks.pop(name, None)
+                else:
+                    self.tracks[name] = track
+
+    def mark(self) -> tuple[Mapping[str, bytes], int, dict[str, _chunks.Track]]:
+        """The head as the next checkpoint builds on it (`rewind` puts it back)."""
+        return self.parts, self.depth, dict(self.tracks)
+
+    def rewind(self, mark: tuple[Mapping[str, bytes], int, dict[str, _chunks.Track]]) -> None:
+        """Put back a `mark` (after a failed save)."""
+        self.parts, self.depth, self.tracks = mark
 
     def adopt(self, cp: Checkpoint) -> None:
         """Make `cp` (loaded, not saved by us) the base of the next delta.
@@ -211,11 +271,19 @@ class Checkpointer:
         """
         self.parts = cp.parts
         self.depth = cp.depth
+        decoded, self.decoded = self.decoded, None
+        self.tracks = dict(decoded[1]) if decoded is not None and decoded[0] == cp.info.id else {}
 
-    def forget(self) -> None:
-        """The next checkpoint is a full one (after a reset)."""
+    def forget(self, *, keep_chunks: bool = False) -> None:
+        """The next checkpoint is a full one (after a reset).
+
+        With `keep_chunks`, what the head stores as chunks is still built on (a
+        full checkpoint of the same content names the same chunks).
+        """
         self.parts = types.MappingProxyType({})
         self.depth = -1
+        if not keep_chunks:
+            self.tracks = {}
 
     # -- restoring ------------------------------------------------------------------------
 
@@ -256,13 +324,22 @@ class Checkpointer:
         def dec(name: str, default: bytes) -> Any:
             return serde.decode(cp.parts.get(name, default), types=registry)
 
+        chunks = cp.chunks
+        tracks: dict[str, _chunks.Track] = {}
+
+        def value(name: str, data: bytes) -> Any:
+            v = _chunks.decode(data, chunks, registry)
+            if data[:1] == b"\x00" and (track := _chunks.track_of(data, v)) is not None:
+                tracks[name] = track
+            return v
+
         state: dict[str, Any] = {}
         snapshots: dict[int, Any] = {}
         own: dict[str, dict[str, bytes]] = {}
         for name, data in cp.parts.items():
             kind, subject, rest = _parts.parse(name)
             if kind is _parts.Kind.STATE:
-                state[subject] = serde.decode(data, types=registry)
+                state[subject] = value(name, data)
             elif kind is _parts.Kind.SNAPSHOT:
                 if subject not in index:
                     raise CheckpointDecodeError(f"checkpoint names unknown executor {subject!r}")
@@ -270,7 +347,7 @@ class Checkpointer:
                     raise CheckpointDecodeError(
                         f"checkpoint holds a snapshot of executor {subject!r}, which keeps none"
                     )
-                snapshots[index[subject]] = serde.decode(data, types=registry)
+                snapshots[index[subject]] = value(name, data)
             elif kind is _parts.Kind.OWN:
                 if subject not in index or not bp.own_parts[index[subject]]:
                     raise CheckpointDecodeError(
@@ -298,6 +375,7 @@ class Checkpointer:
             ex = self.core.new_executor(i)
             await ex.restore(data)  # type: ignore[attr-defined]
             executors[i] = ex
+        self.decoded = (cp.info.id, tracks) if tracks and self.chunking else None
         return SessionContent(
             len(bp.prototypes),
             state=state,
@@ -339,9 +417,9 @@ class Checkpointer:
         for name, blob in cp.parts.items():
             kind, subject, _ = _parts.parse(name)
             if kind is _parts.Kind.STATE:
-                data.state[subject] = serde.decode(blob, types=registry)
+                data.state[subject] = _chunks.decode(blob, cp.chunks, registry)
             elif kind is _parts.Kind.SNAPSHOT:
-                data.executors[subject] = serde.decode(blob, types=registry)
+                data.executors[subject] = _chunks.decode(blob, cp.chunks, registry)
         queue = serde.decode(cp.parts.get(_parts.QUEUE, _EMPTY_DICT), types=registry)
         data.queue = {str(k): list(v) for k, v in typing_items(typing.cast(dict[Any, Any], queue))}
         data.pending = list(
@@ -374,6 +452,20 @@ class Checkpointer:
             superstep=new.superstep,
             status=_status(cp.status, queue_new),
         )
+
+
+class _Out:
+    """What building one checkpoint produced besides its parts."""
+
+    __slots__ = ("chunks", "relative", "tracks")
+
+    def __init__(self) -> None:
+        self.relative: dict[str, bytes] = {}
+        self.chunks: dict[str, bytes] = {}
+        self.tracks: dict[str, _chunks.Track | None] = {}
+
+
+_NONE: Mapping[str, bytes] = types.MappingProxyType({})
 
 
 def _put_own(parts: dict[str, bytes], eid: str, own: Mapping[str, bytes] | None) -> None:

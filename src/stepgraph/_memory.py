@@ -5,7 +5,9 @@ For tests and previews: nothing is durable, nothing survives the process.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import types
+from collections.abc import Collection, Sequence
+from dataclasses import replace
 
 from ._checkpoint import Checkpoint, CheckpointInfo
 from ._errors import CheckpointError, CheckpointNotFoundError
@@ -16,14 +18,16 @@ __all__ = ["MemoryCheckpointStore"]
 class MemoryCheckpointStore:
     """Keeps checkpoints in a dict. Checkpoints are immutable bytes, so nothing aliases.
 
-    Saving is O(1): the checkpoint object itself is kept, whole. It is a
-    `RecordStore`: activation records are kept by session, then base.
+    Saving is O(1): the checkpoint object itself is kept, whole, sharing the
+    session's chunks (a `ChunkStore`: each chunk is held once per session). It
+    is a `RecordStore`: activation records are kept by session, then base.
     """
 
     def __init__(self) -> None:
         self._by_id: dict[str, Checkpoint] = {}
         self._sessions: dict[str, dict[str, None]] = {}  # session -> ids in save order
         self._records: dict[str, dict[str, dict[str, bytes]]] = {}  # session -> base -> key
+        self._chunks: dict[str, dict[str, bytes]] = {}  # session -> chunk id -> bytes
         self._closed = False
 
     def _check(self) -> None:
@@ -35,8 +39,20 @@ class MemoryCheckpointStore:
         self._check()
         cid = checkpoint.info.id
         order = self._sessions.setdefault(checkpoint.info.session_id, {})
+        whole = checkpoint.as_full() if checkpoint.changed is not None else checkpoint
+        needed = whole.chunk_ids()
+        held = self._chunks.setdefault(checkpoint.info.session_id, {})
+        if needed or checkpoint.chunks:
+            held.update(checkpoint.chunks)
+            missing = needed - held.keys()
+            if missing:
+                raise CheckpointError(
+                    f"checkpoint {cid!r} references chunks neither it nor its session "
+                    f"holds: {sorted(missing)[:3]}"
+                )
+            whole = replace(whole, chunks=types.MappingProxyType({i: held[i] for i in needed}))
         order[cid] = None  # a re-saved id keeps its place in the save order
-        self._by_id[cid] = checkpoint.as_full() if checkpoint.changed is not None else checkpoint
+        self._by_id[cid] = whole
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The checkpoint with that id."""
@@ -72,6 +88,22 @@ class MemoryCheckpointStore:
             if cp is not None:
                 self._sessions.get(cp.info.session_id, {}).pop(cid, None)
                 self._records.get(cp.info.session_id, {}).pop(cid, None)
+                if cp.chunks:
+                    self._free_chunks(cp.info.session_id)
+
+    def _free_chunks(self, session_id: str) -> None:
+        held = self._chunks.get(session_id)
+        if not held:
+            return
+        live = {i for cid in self._sessions.get(session_id, {}) for i in self._by_id[cid].chunks}
+        for i in [i for i in held if i not in live]:
+            del held[i]
+
+    async def load_chunks(self, session_id: str, ids: Collection[str]) -> dict[str, bytes]:
+        """The session's chunks among `ids`."""
+        self._check()
+        held = self._chunks.get(session_id, {})
+        return {i: held[i] for i in ids if i in held}
 
     async def delete_session(self, session_id: str) -> None:
         """Delete every checkpoint and record of the session."""
@@ -79,6 +111,7 @@ class MemoryCheckpointStore:
         for cid in self._sessions.pop(session_id, {}):
             self._by_id.pop(cid, None)
         self._records.pop(session_id, None)
+        self._chunks.pop(session_id, None)
 
     async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
         """Keep one activation record under checkpoint `base_id` (replacing a same key)."""

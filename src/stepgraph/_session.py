@@ -236,7 +236,9 @@ class Session(Generic[InT]):
         cpr = core.writer()
         snapshots = await core.snapshots()
         c = core.content
-        cpr.forget()  # a full checkpoint built from the live session, not from the head's parts
+        # A full checkpoint built from the live session, not from the head's parts (the
+        # head's chunks are named again, not re-written).
+        cpr.forget(keep_chunks=True)
         cp = cpr.build(
             written=c.state,
             snapshots=snapshots,
@@ -286,7 +288,7 @@ class Session(Generic[InT]):
         fresh.head = core.content.head
         cpr = core.checkpointer
         if cpr is not None:
-            old = (cpr.parts, cpr.depth)
+            old = cpr.mark()
             cpr.forget()
             try:
                 cp = cpr.build(
@@ -303,7 +305,7 @@ class Session(Generic[InT]):
                 )
                 await cpr.save(cp)
             except BaseException:
-                cpr.parts, cpr.depth = old
+                cpr.rewind(old)
                 raise
             fresh.head = cp.info.id
         core.adopt(fresh)

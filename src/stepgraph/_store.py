@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol, cast, runtime_checkable
 
 from ._checkpoint import Checkpoint, CheckpointInfo
 
-__all__ = ["FAILED_RECORD", "CheckpointStore", "RecordStore", "failure_at", "record_store"]
+__all__ = [
+    "FAILED_RECORD",
+    "CheckpointStore",
+    "ChunkStore",
+    "RecordStore",
+    "chunk_store",
+    "failure_at",
+    "record_store",
+]
 
 FAILED_RECORD = "!failed"
 """The record a failed run leaves under its base: the error, as UTF-8 text."""
@@ -92,6 +100,39 @@ class RecordStore(CheckpointStore, Protocol):
     async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
         """Delete the session's records under `base_id`, or all of them when None."""
         ...
+
+
+@runtime_checkable
+class ChunkStore(CheckpointStore, Protocol):
+    """A checkpoint store that keeps content-addressed chunks, so checkpoints cost what changed.
+
+    A session saving to a `ChunkStore` stores long lists (a growing
+    conversation) as chunks plus the items each save appended, and large
+    values as chunks named by their hash (see `Checkpoint.chunks`). Rules:
+
+    * `save(cp)` persists every chunk of `cp.chunks` for `cp.info.session_id`
+      (one already held is kept), atomically with the record, or at least
+      durably before it.
+    * `load`/`latest` return a checkpoint whose `chunks` hold every chunk its
+      parts reference (`Checkpoint.chunk_ids()`); a missing one raises
+      `CheckpointDecodeError`.
+    * `delete(ids)` frees the session's chunks no remaining record names
+      (`stores._record.mentioned`); `delete_session` frees all of them.
+    * `load_chunks` returns the session's chunks among `ids` (unknown ids are left out).
+
+    `stepgraph.testing.check_checkpoint_store` checks these rules for a store
+    that implements this protocol. A store that does not still works: its
+    sessions store every value plain.
+    """
+
+    async def load_chunks(self, session_id: str, ids: Collection[str]) -> dict[str, bytes]:
+        """The session's chunks among `ids`, by id."""
+        ...
+
+
+def chunk_store(store: object) -> ChunkStore | None:
+    """`store` as a `ChunkStore` when its class implements the protocol, else None."""
+    return cast(ChunkStore, store) if issubclass(type(store), ChunkStore) else None
 
 
 def record_store(store: object) -> RecordStore | None:

@@ -22,14 +22,16 @@ import json
 import struct
 import types
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from .. import _chunks
 from .._checkpoint import FORMAT_VERSION, Checkpoint, CheckpointInfo, apply_delta
 from .._errors import CheckpointDecodeError, CheckpointError
 
-__all__ = ["MAGIC", "MAX_GRAPH", "pack", "resolve", "unpack"]
+__all__ = ["MAGIC", "MAX_GRAPH", "attach", "mentioned", "pack", "resolve", "unpack"]
 
 MAGIC = b"SGC1"
 MAX_GRAPH = 16 * 1024 * 1024
@@ -169,3 +171,31 @@ def resolve(chain: Sequence[Checkpoint]) -> Checkpoint:
             version=whole.version,
         )
     return whole
+
+
+def mentioned(cp: Checkpoint) -> set[str]:
+    """Ids of the chunks the record of `cp` names (what keeps them alive in a store).
+
+    Every chunk a stored checkpoint needs is named by its own record or by a
+    record of its chain, which a store keeps (`prune` re-saves a kept delta
+    whole before deleting its base), so a chunk no record names can go.
+    """
+    return {i for data in cp.stored_parts().values() for i in _chunks.mentioned(data)}
+
+
+def attach(cp: Checkpoint, found: Mapping[str, bytes]) -> Checkpoint:
+    """`cp` (whole) carrying the chunks its parts reference, taken from `found`.
+
+    Raises:
+        CheckpointDecodeError: a referenced chunk is missing.
+    """
+    needed = cp.chunk_ids()
+    if not needed:
+        return cp
+    missing = needed - found.keys()
+    if missing:
+        raise CheckpointDecodeError(
+            f"checkpoint {cp.info.id!r} of session {cp.info.session_id!r} references "
+            f"{len(missing)} chunk(s) the store does not hold (e.g. {min(missing)!r})"
+        )
+    return replace(cp, chunks=types.MappingProxyType({i: found[i] for i in needed}))
