@@ -1,37 +1,38 @@
-"""Stored forms of large values: growing lists cost what they gained, not what they hold.
+r"""Stored forms of large values: growing lists cost what they gained, not what they hold.
 
 A checkpoint part (a state value or an executor snapshot) is stored in one
 of these forms; the plain one is a `serde` encoding (tagged JSON, never
 starting with a NUL byte), the others start with NUL and a letter:
 
 * plain: `serde.encode(value)`;
-* `\\0B<id>`: a blob: a plain encoding of at least `BLOB_MIN` bytes kept as
+* `\0B<id>`: a blob: a plain encoding of at least `BLOB_MIN` bytes kept as
   one content-addressed chunk, so full checkpoints repeat 34 bytes, not the value;
-* `\\0L`: a list of at least `LIST_MIN` items: content-addressed chunks of
+* `\0L`: a list of at least `LIST_MIN` items: content-addressed chunks of
   items (`[[id, count, level], ...]`) and a tail of segments (each a
   `serde`-encoded list of the items one save appended). A tail of
   `SEAL_BYTES` becomes a chunk, and `MERGE` chunks of one level become one
   of the next level (an LSM-like binary counter), so a list of n items has
   O(log n) chunks and each item is re-written O(log n) times in all;
-* `\\0M`: a dict with str keys, some of whose values are such lists: each
+* `\0M`: a dict with str keys, some of whose values are such lists: each
   value stored in its own form (an agent's snapshot holding its conversation);
 
 and, in the stored records of delta checkpoints only, two relative forms
 applied to the part's form in the parent (`apply`):
 
-* `\\0D`: a list that extends the parent's: chunks and tail segments kept,
+* `\0D`: a list that extends the parent's: chunks and tail segments kept,
   the new ones appended (what one `append` costs: the new items);
-* `\\0E`: a dict whose fields are stored relative to the parent's fields
-  (an empty field: unchanged).
+* `\0E`: a dict whose fields are stored relative to the parent's fields
+  (an empty field: unchanged; a list field may extend another field of the
+  parent, named in the header's `b`: a conversation queued for the next
+  speaker extends the one queued for the last).
 
 A chunk is a sequence of frames (`u32 length | serde-encoded list`); its id
 is the BLAKE2b-128 of its bytes in hex. A checkpoint carries the chunks it
 introduces (`Checkpoint.chunks`), the store keeps them per session, and
 `load` returns a checkpoint with every chunk its parts reference.
 
-A list extends the committed one when its first items compare equal (`==`,
-identical objects compare equal at once) to the committed items: values in
-state are shared, not copied, and items are never re-encoded once stored.
+A list extends the committed one when its first items compare equal (`==`)
+to the committed items (state values are shared, not copied).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "apply",
     "chunk_id",
     "decode",
+    "is_long_list",
     "is_relative",
     "mentioned",
     "plain",
@@ -74,11 +76,7 @@ MERGE: Final = 8
 BLOB_MIN: Final = 4096
 """A plain encoding this large is kept as a content-addressed chunk."""
 
-_BLOB: Final = b"\x00B"
-_LIST: Final = b"\x00L"
-_DICT: Final = b"\x00M"
-_LIST_DELTA: Final = b"\x00D"
-_DICT_DELTA: Final = b"\x00E"
+_BLOB, _LIST, _DICT, _LIST_DELTA, _DICT_DELTA = b"\x00B", b"\x00L", b"\x00M", b"\x00D", b"\x00E"
 _LEN = struct.Struct(">I")
 
 Encoder = Callable[[Any], bytes]
@@ -178,8 +176,13 @@ def _dict_fields(data: bytes) -> dict[str, bytes]:
     return dict(zip(names, _cut(body, lengths), strict=True))
 
 
-def _dict_bytes(mark: bytes, fields: Mapping[str, bytes]) -> bytes:
-    return _with_header(mark, {"f": [[k, len(v)] for k, v in fields.items()]}, fields.values())
+def _dict_bytes(
+    mark: bytes, fields: Mapping[str, bytes], bases: Mapping[str, str] | None = None
+) -> bytes:
+    header: dict[str, Any] = {"f": [[k, len(v)] for k, v in fields.items()]}
+    if bases:
+        header["b"] = dict(bases)
+    return _with_header(mark, header, fields.values())
 
 
 def is_relative(data: bytes) -> bool:
@@ -213,14 +216,21 @@ def apply(base: bytes | None, data: bytes) -> bytes:
         if base is None or base[:2] != _DICT:
             raise CheckpointDecodeError("a dict delta's parent part is not a stored dict")
         old_fields = _dict_fields(base)
+        header, _ = _split(data)
+        raw: object = cast(dict[str, Any], header).get("b", {}) if isinstance(header, dict) else {}
+        if not isinstance(raw, dict):
+            raise CheckpointDecodeError("a dict delta's bases are malformed")
+        bases = {str(k): str(v) for k, v in cast(dict[Any, Any], raw).items()}
         fields: dict[str, bytes] = {}
         for name, value in _dict_fields(data).items():
             if not value:
                 if name not in old_fields:
                     raise CheckpointDecodeError(f"a dict delta keeps field {name!r} it lacks")
                 fields[name] = old_fields[name]
+            elif is_relative(value):
+                fields[name] = apply(old_fields.get(bases.get(name, name)), value)
             else:
-                fields[name] = apply(old_fields.get(name), value) if is_relative(value) else value
+                fields[name] = value
         return _dict_bytes(_DICT, fields)
     return data
 
@@ -244,11 +254,8 @@ def mentioned(data: bytes) -> list[str]:
 
 
 def _chunk(chunks: Mapping[str, bytes], cid: str) -> bytes:
-    data = chunks.get(cid)
-    if data is None:
-        raise CheckpointDecodeError(
-            f"the checkpoint references chunk {cid!r}, which the store does not hold"
-        )
+    if (data := chunks.get(cid)) is None:
+        raise CheckpointDecodeError(f"the checkpoint references chunk {cid!r}, which is missing")
     return data
 
 
@@ -331,7 +338,8 @@ Track = ListTrack | DictTrack
 @dataclass(frozen=True, slots=True)
 class Stored:
     """How one value is stored: its whole form, the form relative to the previous one
-    (None: store the whole), the chunks it introduces, and what to remember of it."""
+    (None: store the whole), the chunks it introduces, and what to remember of it.
+    """
 
     whole: bytes
     relative: bytes | None
@@ -339,17 +347,18 @@ class Stored:
     track: Track | None
 
 
-def _is_long_list(value: object) -> bool:
+def is_long_list(value: object) -> bool:
+    """True for a list stored in the chunked list form."""
     return type(value) is list and len(cast(list[Any], value)) >= LIST_MIN
 
 
 def store(value: Any, track: Track | None, enc: Encoder) -> Stored:
     """The stored form of `value`, relative to `track` (what the previous save stored)."""
-    if _is_long_list(value):
+    if is_long_list(value):
         return _store_list(value, track if isinstance(track, ListTrack) else None, enc)
     if type(value) is dict:
         d = cast(dict[Any, Any], value)
-        if any(_is_long_list(v) for v in d.values()) and all(type(k) is str for k in d):
+        if any(is_long_list(v) for v in d.values()) and all(type(k) is str for k in d):
             return _store_dict(d, track if isinstance(track, DictTrack) else None, enc)
     data = enc(value)
     if len(data) >= BLOB_MIN:
@@ -358,11 +367,21 @@ def store(value: Any, track: Track | None, enc: Encoder) -> Stored:
     return Stored(data, None, {}, None)
 
 
+def _extends(value: list[Any], track: ListTrack | None) -> bool:
+    """True when `value` starts with the items `track` stored."""
+    if track is None:
+        return False
+    n = len(track.items)
+    return (
+        n <= len(value)
+        and (n == 0 or value[n - 1] == track.items[-1])
+        and (value[:n] == track.items)
+    )
+
+
 def _store_list(value: list[Any], track: ListTrack | None, enc: Encoder) -> Stored:
-    if track is not None:
-        n = len(track.items)
-        if n <= len(value) and value[:n] == track.items:
-            return _extend(value, track, enc)
+    if track is not None and _extends(value, track):
+        return _extend(value, track, enc)
     data = enc(value)
     chunks: dict[str, bytes] = {}
     if len(data) >= SEAL_BYTES:  # stored whole as one chunk, levelled by its size
@@ -429,9 +448,15 @@ def _store_dict(value: dict[str, Any], track: DictTrack | None, enc: Encoder) ->
     lists: dict[str, ListTrack] = {}
     relative: dict[str, bytes] = {}
     chunks: dict[str, bytes] = {}
+    bases: dict[str, str] = {}
     for name, field in value.items():
-        if _is_long_list(field):
+        if is_long_list(field):
             prev = track.lists.get(name) if track is not None else None
+            if track is not None and not _extends(field, prev):
+                other = next((k for k, t in track.lists.items() if _extends(field, t)), None)
+                if other is not None:
+                    prev = track.lists[other]
+                    bases[name] = other
             s = _store_list(field, prev, enc)
             assert isinstance(s.track, ListTrack)
             lists[name] = s.track
@@ -445,9 +470,11 @@ def _store_dict(value: dict[str, Any], track: DictTrack | None, enc: Encoder) ->
             relative[name] = b""
         else:
             relative[name] = rel if rel is not None else whole
+    for name in [n for n in bases if relative[n] is wholes[n]]:
+        del bases[name]  # stored whole after all
     return Stored(
         _dict_bytes(_DICT, wholes),
-        _dict_bytes(_DICT_DELTA, relative) if track is not None else None,
+        _dict_bytes(_DICT_DELTA, relative, bases) if track is not None else None,
         chunks,
         DictTrack(wholes, lists),
     )

@@ -19,6 +19,16 @@ from typing import TYPE_CHECKING, Any
 from . import _chunks, _parts, serde
 from ._checkpoint import FORMAT_VERSION, FULL_EVERY, Checkpoint, CheckpointInfo, check_graph
 from ._content import SessionContent
+from ._decoding import (
+    decode_fanin,
+    decode_queue,
+    queue_value,
+    read_parts,
+    read_pending,
+    status_of,
+    typing_items,
+    typing_list,
+)
 from ._errors import (
     CheckpointDecodeError,
     CheckpointError,
@@ -110,7 +120,7 @@ class Checkpointer:
         deleted = self._write_state(parts, written, out)
         self._write_snapshots(parts, snapshots, out)
         self._write_queues(
-            parts, queue, fanin, core.content.pending if pending is None else pending
+            parts, queue, fanin, core.content.pending if pending is None else pending, out
         )
         self._write_maps(parts, core.content.maps if maps is None else maps)
         depth = self.depth + 1
@@ -130,9 +140,7 @@ class Checkpointer:
             superstep=superstep,
             created_at=core.clock(),
         )
-        relative = (
-            {n: r for n, r in out.relative.items() if n in changed} if changed else _NONE
-        )
+        relative = {n: r for n, r in out.relative.items() if n in changed} if changed else _NONE
         self.staged = (info.id, out.tracks) if out.tracks else None
         return Checkpoint(
             info=info,
@@ -200,14 +208,31 @@ class Checkpointer:
         queue: Queue,
         fanin: FanInBuffers,
         pending: Mapping[str, Request],
+        out: _Out,
     ) -> None:
         """Encode the queued messages, fan-in buffers and pending requests into `parts`."""
         ids = self.core.workflow.blueprint.plan.ids
+        if self.chunking and any(_chunks.is_long_list(m) for ms in queue.values() for m in ms):
+            # A message that is a long list (an orchestration's conversation) is stored
+            # relative to the one queued before it: the queue as one dict by message.
+            flat = {
+                _parts.queue_slot(ids[i], k): m for i, ms in queue.items() for k, m in enumerate(ms)
+            }
+            self._put(parts, _parts.QUEUE, flat, "a queued message", out)
+            return self._write_waiting(parts, fanin, pending)
+        if _parts.QUEUE in self.tracks:
+            out.tracks[_parts.QUEUE] = None
         parts[_parts.QUEUE] = (
             self._encode({ids[i]: msgs for i, msgs in queue.items()}, "a queued message")
             if queue
             else _EMPTY_DICT
         )
+        self._write_waiting(parts, fanin, pending)
+
+    def _write_waiting(
+        self, parts: dict[str, bytes], fanin: FanInBuffers, pending: Mapping[str, Request]
+    ) -> None:
+        """Encode the fan-in buffers and pending requests into `parts`."""
         parts[_parts.FANIN] = (
             self._encode([[g, bufs] for g, bufs in fanin.items()], "a fan-in buffer")
             if fanin
@@ -321,71 +346,36 @@ class Checkpointer:
         registry = bp.registry
         index = bp.plan.index
 
-        def dec(name: str, default: bytes) -> Any:
-            return serde.decode(cp.parts.get(name, default), types=registry)
-
-        chunks = cp.chunks
-        tracks: dict[str, _chunks.Track] = {}
-
-        def value(name: str, data: bytes) -> Any:
-            v = _chunks.decode(data, chunks, registry)
-            if data[:1] == b"\x00" and (track := _chunks.track_of(data, v)) is not None:
-                tracks[name] = track
-            return v
-
-        state: dict[str, Any] = {}
-        snapshots: dict[int, Any] = {}
-        own: dict[str, dict[str, bytes]] = {}
-        for name, data in cp.parts.items():
-            kind, subject, rest = _parts.parse(name)
-            if kind is _parts.Kind.STATE:
-                state[subject] = value(name, data)
-            elif kind is _parts.Kind.SNAPSHOT:
-                if subject not in index:
-                    raise CheckpointDecodeError(f"checkpoint names unknown executor {subject!r}")
-                if not bp.stateful[index[subject]] or bp.own_parts[index[subject]]:
-                    raise CheckpointDecodeError(
-                        f"checkpoint holds a snapshot of executor {subject!r}, which keeps none"
-                    )
-                snapshots[index[subject]] = value(name, data)
-            elif kind is _parts.Kind.OWN:
-                if subject not in index or not bp.own_parts[index[subject]]:
-                    raise CheckpointDecodeError(
-                        f"checkpoint names unknown sub-workflow {subject!r}"
-                    )
-                own.setdefault(subject, {})[rest] = data
-        for eid, stored in own.items():
+        read = read_parts(cp, bp)
+        snapshots = read.snapshots
+        for eid, stored in read.own.items():
             i = index[eid]
             keeper = typing.cast(_parts.StoresOwnParts, bp.prototypes[i])
             snapshots[i] = keeper.snapshot_from_parts(types.MappingProxyType(stored))
-        queue = _decode_queue(dec(_parts.QUEUE, _EMPTY_DICT), index)
-        fanin = _decode_fanin(dec(_parts.FANIN, _EMPTY_LIST), bp.plan.fanin_sizes)
-        raw_maps = dec(_parts.MAPS, _EMPTY_LIST)
+        queue = decode_queue(queue_value(cp, registry), index)
+        fanin = decode_fanin(
+            serde.decode(cp.parts.get(_parts.FANIN, _EMPTY_LIST), types=registry),
+            bp.plan.fanin_sizes,
+        )
+        raw_maps = serde.decode(cp.parts.get(_parts.MAPS, _EMPTY_LIST), types=registry)
         maps = MapBuffers.load(raw_maps) if raw_maps else None
-        pending: dict[str, Request] = {}
-        raw_pending = dec(_parts.PENDING, _EMPTY_LIST)
-        if not isinstance(raw_pending, list):
-            raise CheckpointDecodeError("pending requests part is not a list")
-        for req in typing_list(raw_pending):
-            if not isinstance(req, Request):
-                raise CheckpointDecodeError("pending requests part holds a non-Request value")
-            pending[req.id] = req
+        pending = read_pending(cp, registry)
         executors: list[Executor | None] = [None] * len(bp.prototypes)
         for i, data in snapshots.items():
             ex = self.core.new_executor(i)
             await ex.restore(data)  # type: ignore[attr-defined]
             executors[i] = ex
-        self.decoded = (cp.info.id, tracks) if tracks and self.chunking else None
+        self.decoded = (cp.info.id, read.tracks) if read.tracks and self.chunking else None
         return SessionContent(
             len(bp.prototypes),
-            state=state,
+            state=read.state,
             executors=executors,
             queue=queue,
             fanin=fanin,
             maps=maps,
             pending=pending,
             superstep=cp.info.superstep,
-            status=_status(cp.status, queue),
+            status=status_of(cp.status, queue),
         )
 
     async def _migrate(self, cp: Checkpoint) -> SessionContent:
@@ -420,7 +410,7 @@ class Checkpointer:
                 data.state[subject] = _chunks.decode(blob, cp.chunks, registry)
             elif kind is _parts.Kind.SNAPSHOT:
                 data.executors[subject] = _chunks.decode(blob, cp.chunks, registry)
-        queue = serde.decode(cp.parts.get(_parts.QUEUE, _EMPTY_DICT), types=registry)
+        queue = queue_value(cp, registry)
         data.queue = {str(k): list(v) for k, v in typing_items(typing.cast(dict[Any, Any], queue))}
         data.pending = list(
             typing_list(serde.decode(cp.parts.get(_parts.PENDING, _EMPTY_LIST), types=registry))
@@ -450,7 +440,7 @@ class Checkpointer:
             queue=queue_new,
             pending={r.id: r for r in new.pending},
             superstep=new.superstep,
-            status=_status(cp.status, queue_new),
+            status=status_of(cp.status, queue_new),
         )
 
 
@@ -475,58 +465,3 @@ def _put_own(parts: dict[str, bytes], eid: str, own: Mapping[str, bytes] | None)
         del parts[name]
     for name, data in (own or {}).items():
         parts[prefix + name] = data
-
-
-def _status(saved: str, queue: Queue) -> RunStatus:
-    status = RunStatus.__members__.get(saved, RunStatus.INTERRUPTED)
-    if queue:
-        return RunStatus.FAILED if status is RunStatus.FAILED else RunStatus.INTERRUPTED
-    if status in (RunStatus.RUNNING, RunStatus.FAILED, RunStatus.INTERRUPTED):
-        return RunStatus.IDLE
-    return status
-
-
-def _decode_queue(raw: Any, index: Mapping[str, int]) -> Queue:
-    if not isinstance(raw, dict):
-        raise CheckpointDecodeError("queued messages part is not a mapping")
-    queue: Queue = {}
-    for eid, msgs in typing_items(typing.cast(dict[Any, Any], raw)):
-        if eid not in index or not isinstance(msgs, list):
-            raise CheckpointDecodeError(f"queued messages for unknown executor {eid!r}")
-        queue[index[eid]] = list(typing_list(msgs))
-    return queue
-
-
-def _decode_fanin(raw: Any, sizes: list[int]) -> FanInBuffers:
-    if not isinstance(raw, list):
-        raise CheckpointDecodeError("fan-in part is not a list")
-    out: FanInBuffers = {}
-    for entry in typing_list(raw):
-        try:
-            group, bufs = entry
-            if not (isinstance(group, int) and 0 <= group < len(sizes)):
-                raise ValueError(group)
-            lists = [list(typing_list(b)) for b in typing_list(bufs)]
-            if len(lists) != sizes[group]:
-                raise ValueError(len(lists))
-        except (TypeError, ValueError):
-            raise CheckpointDecodeError("fan-in part is malformed") from None
-        out[group] = lists
-    return out
-
-
-def typing_items(raw: dict[Any, Any]) -> list[tuple[Any, Any]]:
-    """Items of a decoded dict, typed for the checker."""
-    return list(raw.items())
-
-
-def typing_list(raw: Any) -> list[Any]:
-    """A decoded list, typed for the checker."""
-    if not isinstance(raw, list):
-        raise TypeError("expected a list")
-    return list(raw)  # pyright: ignore[reportUnknownArgumentType]
-
-
-def description_json(description: Mapping[str, Any]) -> str:
-    """The graph description as stored in full checkpoints."""
-    return json.dumps(description, sort_keys=True, separators=(",", ":"))

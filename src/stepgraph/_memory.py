@@ -83,13 +83,16 @@ class MemoryCheckpointStore:
     async def delete(self, checkpoint_ids: Sequence[str]) -> None:
         """Delete checkpoints by id."""
         self._check()
+        freed: set[str] = set()
         for cid in checkpoint_ids:
             cp = self._by_id.pop(cid, None)
             if cp is not None:
                 self._sessions.get(cp.info.session_id, {}).pop(cid, None)
                 self._records.get(cp.info.session_id, {}).pop(cid, None)
                 if cp.chunks:
-                    self._free_chunks(cp.info.session_id)
+                    freed.add(cp.info.session_id)
+        for session_id in freed:
+            self._free_chunks(session_id)
 
     def _free_chunks(self, session_id: str) -> None:
         held = self._chunks.get(session_id)

@@ -8,7 +8,10 @@ encoding of one piece (see `Checkpoint`):
 * `c:<executor id>/<name>`: parts an executor stores itself (an executor
   implementing `StoresOwnParts`, such as `SubWorkflow`, whose child checkpoint's
   parts are kept as they are, so only the changed ones are written);
-* `q`: the queued messages; `f`: the fan-in buffers; `r`: the pending requests;
+* `q`: the queued messages (`{executor id: [message, ...]}`; in a store that
+  keeps chunks, when a message is a long list, a `_chunks` dict form of
+  `{queue_slot(executor id, k): message}`); `f`: the fan-in buffers; `r`: the
+  pending requests;
 * `m`: the batches of maps in flight (absent: none; written once a map ran).
 
 Everything that reads or writes part names (the checkpointer, retention,
@@ -38,6 +41,8 @@ __all__ = [
     "own",
     "own_prefix",
     "parse",
+    "queue_slot",
+    "queue_slot_owner",
     "snapshot",
     "state",
     "state_items",
@@ -110,6 +115,16 @@ def parse(name: str) -> tuple[Kind, str, str]:
         name, Kind.UNKNOWN
     )
     return kind, "", ""
+
+
+def queue_slot(executor_id: str, k: int) -> str:
+    """The key of the `k`-th message queued for an executor, in the chunked queue form."""
+    return f"{executor_id}\x1f{k}"
+
+
+def queue_slot_owner(slot: str) -> str:
+    """The executor id of a `queue_slot` key."""
+    return slot.rpartition("\x1f")[0]
 
 
 def is_state(name: str) -> bool:

@@ -57,6 +57,26 @@ class StateView:
             raise TypeError(f"state keys must be str, got {type(key).__name__}")
         self._writes[key] = value
 
+    def append(self, key: str, *items: Any) -> None:
+        """Append `items` to the list at `key` (a new list; an absent key starts empty).
+
+        Same as setting `[*ctx.state.get(key, []), *items]`: with a store that keeps
+        chunks, a checkpoint then stores only the appended items, however long the
+        list grows.
+
+        Raises:
+            TypeError: the value at `key` is not a list.
+        """
+        current = self.get(key, None)
+        if current is None:
+            current = []
+        elif type(current) is not list:
+            raise TypeError(
+                f"ctx.state.append({key!r}, ...) needs a list at {key!r}, found "
+                f"{type(current).__name__}: set a list first, or use ctx.state.set"
+            )
+        self.set(key, [*current, *items])
+
     def delete(self, key: str) -> None:
         """Delete `key` (no error when it is absent)."""
         self._writes[key] = DELETED
