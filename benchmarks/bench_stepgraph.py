@@ -513,6 +513,23 @@ def sqlite_records(path: str, session_id: str) -> tuple[int, int, int, int, int]
     return tuple(int(x or 0) for x in row)  # type: ignore[return-value]
 
 
+async def w4_disk(wf: sg.Workflow[Any], variant: str, tmp: str, n: int) -> float:
+    """Bytes on disk per superstep after one run in a fresh store, the store closed.
+
+    SQLite: the database file plus its WAL (closing checkpoints the WAL into the
+    database and removes it); file: every file under the store's folder.
+    """
+    where = os.path.join(tmp, f"disk-{variant}")
+    db = where + ".sqlite"
+    store = sg.SqliteCheckpointStore(db) if variant == "sqlite" else sg.FileCheckpointStore(where)
+    await wf.session("disk", store=store).run(0)
+    await store.aclose()
+    if variant == "sqlite":
+        wal = db + "-wal"
+        return (file_size(db) + (file_size(wal) if os.path.exists(wal) else 0)) / n
+    return sum(p.stat().st_size for p in Path(where).rglob("*") if p.is_file()) / n
+
+
 async def w4(a: argparse.Namespace) -> None:
     """Checkpointed chain: a checkpoint after every superstep, to memory, a file log or SQLite.
 
@@ -622,6 +639,8 @@ async def w4(a: argparse.Namespace) -> None:
                 )
             else:
                 print("bench_stepgraph: W4 could not empty the WAL; no WAL figure", file=sys.stderr)
+        if variant in ("sqlite", "file"):
+            extra["disk_bytes_per_superstep"] = await w4_disk(wf, variant, tmp, n)
         if shared is not None:
             # Durable means readable by a fresh store object: reopen and reload the head.
             sid = f"run-{counter[0]}"

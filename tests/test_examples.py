@@ -57,6 +57,13 @@ EXPECT = {
         "cheapest got ['slow', 'fast', 'abroad+tax'] (superstep 4)",
         "OUTPUT buy from slow at 9.50",
     ],
+    "basics_growing_history": [
+        "1000 supersteps: a history of 1000 messages",
+        "on disk per superstep: under 2 KiB",
+        "the checkpoint of superstep 500 holds 500 messages",
+        "the fork ends with 503 messages",
+        "the old branch still ends with 1000 messages",
+    ],
     "basics_state": [
         "observer, same superstep: count = 1",
         "OUTPUT after the barrier: count = 2, last_writer = observer",
