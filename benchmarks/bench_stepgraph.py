@@ -524,10 +524,15 @@ async def w4_disk(wf: sg.Workflow[Any], variant: str, tmp: str, n: int) -> float
     store = sg.SqliteCheckpointStore(db) if variant == "sqlite" else sg.FileCheckpointStore(where)
     await wf.session("disk", store=store).run(0)
     await store.aclose()
-    if variant == "sqlite":
-        wal = db + "-wal"
-        return (file_size(db) + (file_size(wal) if os.path.exists(wal) else 0)) / n
-    return sum(p.stat().st_size for p in Path(where).rglob("*") if p.is_file()) / n
+    return disk_size(db if variant == "sqlite" else where) / n
+
+
+def disk_size(path: str) -> int:
+    """A SQLite database with its WAL (if any), or every file under a folder."""
+    if os.path.isdir(path):
+        return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+    wal = path + "-wal"
+    return file_size(path) + (file_size(wal) if os.path.exists(wal) else 0)
 
 
 async def w4(a: argparse.Namespace) -> None:
@@ -639,9 +644,8 @@ async def w4(a: argparse.Namespace) -> None:
                 )
             else:
                 print("bench_stepgraph: W4 could not empty the WAL; no WAL figure", file=sys.stderr)
-        if variant in ("sqlite", "file"):
-            extra["disk_bytes_per_superstep"] = await w4_disk(wf, variant, tmp, n)
         if shared is not None:
+            extra["disk_bytes_per_superstep"] = await w4_disk(wf, variant, tmp, n)
             # Durable means readable by a fresh store object: reopen and reload the head.
             sid = f"run-{counter[0]}"
             fresh = (
