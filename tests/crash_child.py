@@ -61,6 +61,9 @@ FINAL_SUPERSTEP = 6 * ROUNDS + 1
 BLOB_SIZE = 4096
 """Characters of the state value rewritten every lap (checkpoints of a few KiB)."""
 
+TRAIL = "t" * 200
+"""Padding of each item of the growing `trail` list (it seals into chunks within a run)."""
+
 CHILD = Path(__file__).resolve()
 
 # --------------------------------------------------------------------------- the workflow
@@ -118,6 +121,9 @@ async def _step(ctx: sg.Context[Any, Any], value: int, name: str | None = None) 
     await asyncio.sleep(0)
     ctx.state.set("mix", _mix(ctx.state.get("mix", 1), value, ctx.executor_id))
     ctx.state.set("last:" + ctx.executor_id, value)
+    # A growing list (stored as chunks plus the appended items in a ChunkStore):
+    # every handler extends the committed one; the later writer of a superstep wins.
+    ctx.state.set("trail", [*ctx.state.get("trail", []), f"{ctx.executor_id}:{value}:" + TRAIL])
 
 
 class Source(sg.Executor):
