@@ -167,9 +167,7 @@ class Checkpoint:
         # A changed part that is gone from the whole content is stored as a tombstone: b"";
         # one stored relative to the parent's form (a list that grew) as that form.
         rel = self.relative
-        return {
-            name: rel.get(name) or self.parts.get(name, b"") for name in sorted(self.changed)
-        }
+        return {name: rel.get(name) or self.parts.get(name, b"") for name in sorted(self.changed)}
 
     def chunk_ids(self) -> set[str]:
         """Ids of every chunk the whole content references."""

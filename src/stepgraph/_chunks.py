@@ -1,4 +1,4 @@
-"""Stored forms of large values: growing lists cost what they gained, not what they hold.
+r"""Stored forms of large values: growing lists cost what they gained, not what they hold.
 
 A checkpoint part (a state value or an executor snapshot) is stored in one
 of these forms; the plain one is a `serde` encoding (tagged JSON, never
@@ -331,7 +331,8 @@ Track = ListTrack | DictTrack
 @dataclass(frozen=True, slots=True)
 class Stored:
     """How one value is stored: its whole form, the form relative to the previous one
-    (None: store the whole), the chunks it introduces, and what to remember of it."""
+    (None: store the whole), the chunks it introduces, and what to remember of it.
+    """
 
     whole: bytes
     relative: bytes | None

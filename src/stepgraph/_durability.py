@@ -130,9 +130,7 @@ class Checkpointer:
             superstep=superstep,
             created_at=core.clock(),
         )
-        relative = (
-            {n: r for n, r in out.relative.items() if n in changed} if changed else _NONE
-        )
+        relative = {n: r for n, r in out.relative.items() if n in changed} if changed else _NONE
         self.staged = (info.id, out.tracks) if out.tracks else None
         return Checkpoint(
             info=info,
@@ -362,14 +360,7 @@ class Checkpointer:
         fanin = _decode_fanin(dec(_parts.FANIN, _EMPTY_LIST), bp.plan.fanin_sizes)
         raw_maps = dec(_parts.MAPS, _EMPTY_LIST)
         maps = MapBuffers.load(raw_maps) if raw_maps else None
-        pending: dict[str, Request] = {}
-        raw_pending = dec(_parts.PENDING, _EMPTY_LIST)
-        if not isinstance(raw_pending, list):
-            raise CheckpointDecodeError("pending requests part is not a list")
-        for req in typing_list(raw_pending):
-            if not isinstance(req, Request):
-                raise CheckpointDecodeError("pending requests part holds a non-Request value")
-            pending[req.id] = req
+        pending = _decode_pending(dec(_parts.PENDING, _EMPTY_LIST))
         executors: list[Executor | None] = [None] * len(bp.prototypes)
         for i, data in snapshots.items():
             ex = self.core.new_executor(i)
@@ -495,6 +486,17 @@ def _decode_queue(raw: Any, index: Mapping[str, int]) -> Queue:
             raise CheckpointDecodeError(f"queued messages for unknown executor {eid!r}")
         queue[index[eid]] = list(typing_list(msgs))
     return queue
+
+
+def _decode_pending(raw: Any) -> dict[str, Request]:
+    if not isinstance(raw, list):
+        raise CheckpointDecodeError("pending requests part is not a list")
+    pending: dict[str, Request] = {}
+    for req in typing_list(raw):
+        if not isinstance(req, Request):
+            raise CheckpointDecodeError("pending requests part holds a non-Request value")
+        pending[req.id] = req
+    return pending
 
 
 def _decode_fanin(raw: Any, sizes: list[int]) -> FanInBuffers:
