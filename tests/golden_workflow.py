@@ -79,3 +79,54 @@ def build() -> sg.Workflow[str]:
 
 
 INPUT = "Hello Golden"
+
+
+# -- version 2: values stored in chunked forms (tests/fixtures/checkpoints/v2-golden-*) ----
+# Changing anything below changes the v2 golden files on purpose, as above.
+
+
+def golden_item(i: int) -> str:
+    """About 200 bytes: 20 items fill a chunk."""
+    return f"item {i:04d} " + "ü" * 30 + "x" * 150
+
+
+GOLDEN_BLOB = "blob " * 2000  # 10 KB: stored as one chunk
+
+
+class Collector(sg.Executor):
+    """Appends to state["history"] and to its own conversation, `steps` supersteps long."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id=id)
+        self.conversation: list[Part] = []
+
+    @sg.handler
+    async def on_steps(self, steps: int, ctx: sg.Context[int, str]) -> None:
+        history = ctx.state.get("history", [])
+        ctx.state.set("history", [*history, golden_item(len(history))])
+        self.conversation.append(Part(len(self.conversation), "said", Mood.CALM))
+        if len(history) == 20:
+            ctx.state.set("blob", GOLDEN_BLOB)
+        if steps > 1:
+            await ctx.send(steps - 1)
+        else:
+            await ctx.yield_output(f"{len(history) + 1} items, {len(self.conversation)} turns")
+
+    async def snapshot(self) -> dict[str, object]:
+        return {"conversation": list(self.conversation), "n": len(self.conversation)}
+
+    async def restore(self, data: dict[str, object]) -> None:
+        self.conversation = list(data["conversation"])  # type: ignore[call-overload]
+
+
+def build_chunked() -> sg.Workflow[int]:
+    collector = Collector(id="collect")
+    return (
+        sg.WorkflowBuilder[int](start=collector)
+        .add_edge(collector, collector)
+        .register_types(Part)
+        .build(name="golden-chunks", max_supersteps=1000)
+    )
+
+
+CHUNKED_INPUT = 60

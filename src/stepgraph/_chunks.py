@@ -161,7 +161,7 @@ class _ListForm:
         try:
             chunks = tuple((str(c[0]), int(c[1]), int(c[2])) for c in header["c"])
             lengths = [int(n) for n in header["s"]]
-        except (TypeError, KeyError, ValueError, IndexError):
+        except (TypeError, KeyError, ValueError, IndexError, OverflowError):
             raise CheckpointDecodeError("a stored list's header is malformed") from None
         return _ListForm(chunks, tuple(_cut(body, lengths)))
 
@@ -171,7 +171,7 @@ def _dict_fields(data: bytes) -> dict[str, bytes]:
     try:
         names = [str(f[0]) for f in header["f"]]
         lengths = [int(f[1]) for f in header["f"]]
-    except (TypeError, KeyError, ValueError, IndexError):
+    except (TypeError, KeyError, ValueError, IndexError, OverflowError):
         raise CheckpointDecodeError("a stored dict's header is malformed") from None
     return dict(zip(names, _cut(body, lengths), strict=True))
 
@@ -206,7 +206,7 @@ def apply(base: bytes | None, data: bytes) -> bytes:
             keep, kept_segs = int(header["k"]), int(header["t"])
             new = tuple((str(c[0]), int(c[1]), int(c[2])) for c in header["c"])
             lengths = [int(n) for n in header["s"]]
-        except (TypeError, KeyError, ValueError, IndexError):
+        except (TypeError, KeyError, ValueError, IndexError, OverflowError):
             raise CheckpointDecodeError("a list delta's header is malformed") from None
         if not (0 <= keep <= len(old.chunks) and 0 <= kept_segs <= len(old.segs)):
             raise CheckpointDecodeError("a list delta keeps more than its parent holds")
@@ -358,7 +358,10 @@ def store(value: Any, track: Track | None, enc: Encoder) -> Stored:
         return _store_list(value, track if isinstance(track, ListTrack) else None, enc)
     if type(value) is dict:
         d = cast(dict[Any, Any], value)
-        if any(is_long_list(v) for v in d.values()) and all(type(k) is str for k in d):
+        # Only a dict `serde` writes as a plain JSON object (str keys, none the tag
+        # key "!"): `plain` assembles the form back into exactly that encoding.
+        plain_keys = all(type(k) is str for k in d) and "!" not in d
+        if plain_keys and any(is_long_list(v) for v in d.values()):
             return _store_dict(d, track if isinstance(track, DictTrack) else None, enc)
     data = enc(value)
     if len(data) >= BLOB_MIN:

@@ -43,7 +43,8 @@ class MemoryCheckpointStore:
         needed = whole.chunk_ids()
         held = self._chunks.setdefault(checkpoint.info.session_id, {})
         if needed or checkpoint.chunks:
-            held.update(checkpoint.chunks)
+            for i, data in checkpoint.chunks.items():
+                held.setdefault(i, data)  # one already held is kept
             missing = needed - held.keys()
             if missing:
                 raise CheckpointError(

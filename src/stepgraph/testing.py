@@ -2,9 +2,17 @@
 
 `check_checkpoint_store(factory)` runs every check a `CheckpointStore` must
 pass, and when the store is a `RecordStore` (it keeps activation records),
-every check of those too; `STORE_CHECKS`, `REOPEN_CHECKS`, `RECORD_CHECKS`
-and `RECORD_REOPEN_CHECKS` hold them one by one (coroutine functions taking
-the factory, raising `AssertionError`) for a test runner to parametrize over.
+every check of those too, and when it is a `ChunkStore` (it keeps
+content-addressed chunks), the chunk checks; `STORE_CHECKS`, `REOPEN_CHECKS`,
+`RECORD_CHECKS`, `RECORD_REOPEN_CHECKS`, `CHUNK_CHECKS` and
+`CHUNK_REOPEN_CHECKS` hold them one by one (coroutine functions taking the
+factory, raising `AssertionError`) for a test runner to parametrize over.
+The chunk checks save checkpoints in the stored forms a session writes to a
+`ChunkStore` (chunked lists that grow, blobs, parts relative to the
+parent's) and check that loads carry every chunk referenced, that
+`load_chunks` answers per session, that `delete` frees exactly the chunks no
+remaining checkpoint references and `delete_session` all, and that a chunk
+already held is kept as it is.
 The factory is an async callable taking a location name and returning an
 open store: a new name gives a fresh, empty location; a used name opens the
 same storage again (the first store may still be open), which is how the
@@ -27,6 +35,20 @@ from typing import cast
 
 from . import _parts, serde
 from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo
+from ._chunk_checks import (
+    CHUNK_CHECKS,
+    CHUNK_REOPEN_CHECKS,
+    check_chunks_closed_store,
+    check_chunks_delete_session,
+    check_chunks_freed_by_delete,
+    check_chunks_kept_once,
+    check_chunks_load_chunks,
+    check_chunks_relative_deltas,
+    check_chunks_reopen,
+    check_chunks_round_trip,
+    check_chunks_shared_location,
+    keeps_chunks,
+)
 from ._clock import SleepingClock
 from ._errors import CheckpointError, CheckpointNotFoundError
 from ._record_checks import (
@@ -45,6 +67,10 @@ from ._record_checks import (
 from .stores import CheckpointStore
 
 __all__ = [
+    "CHUNK_CHECKS", "CHUNK_REOPEN_CHECKS", "check_chunks_closed_store",
+    "check_chunks_delete_session", "check_chunks_freed_by_delete", "check_chunks_kept_once",
+    "check_chunks_load_chunks", "check_chunks_relative_deltas", "check_chunks_reopen",
+    "check_chunks_round_trip", "check_chunks_shared_location", "keeps_chunks",
     "ManualClock", "RECORD_CHECKS", "RECORD_REOPEN_CHECKS", "REOPEN_CHECKS", "STORE_CHECKS",
     "SequentialIds", "SleepingClock", "StoreFactory", "check_checkpoint_store",
     "check_closed_store", "check_concurrent_writers", "check_delete", "check_delete_session",
@@ -427,10 +453,12 @@ async def check_checkpoint_store(factory: StoreFactory, *, reopen: bool = True) 
     A store whose class implements `RecordStore` also runs `RECORD_CHECKS`
     (and `RECORD_REOPEN_CHECKS`); one that does not is still a valid store,
     on which finished activations of an interrupted superstep run again.
+    Likewise a `ChunkStore` runs `CHUNK_CHECKS` (and `CHUNK_REOPEN_CHECKS`);
+    a store that is not one stores every value plain.
 
     Args:
         factory: opens a store on a named location (see the module docstring).
-        reopen: also run `REOPEN_CHECKS` (and `RECORD_REOPEN_CHECKS`); False for
+        reopen: also run `REOPEN_CHECKS` (and the record and chunk ones); False for
             a store that keeps nothing once closed, such as `MemoryCheckpointStore`.
 
     Raises:
@@ -439,6 +467,8 @@ async def check_checkpoint_store(factory: StoreFactory, *, reopen: bool = True) 
     checks = STORE_CHECKS + (REOPEN_CHECKS if reopen else ())
     if await keeps_records(factory):
         checks += RECORD_CHECKS + (RECORD_REOPEN_CHECKS if reopen else ())
+    if await keeps_chunks(factory):
+        checks += CHUNK_CHECKS + (CHUNK_REOPEN_CHECKS if reopen else ())
     for check in checks:
         try:
             await check(factory)

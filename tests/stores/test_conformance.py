@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from stepgraph import testing
+from stepgraph._store import chunk_store
 from stepgraph.stores import (
     Checkpoint,
     CheckpointInfo,
@@ -60,6 +62,43 @@ def test_record_check(kind: str, check: Check, tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["file", "sqlite"])
 def test_record_reopen_check(kind: str, check: Check, tmp_path: Path) -> None:
     asyncio.run(check(make_factory(kind, tmp_path)))
+
+
+async def require_chunks(factory: testing.StoreFactory) -> None:
+    """Skip a store that is not a ChunkStore yet (its sessions store every value plain)."""
+    if not await testing.keeps_chunks(factory):
+        pytest.skip("this store is not a ChunkStore (yet)")
+
+
+@pytest.mark.parametrize("check", testing.CHUNK_CHECKS, ids=by_name)
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_chunk_check(kind: str, check: Check, tmp_path: Path) -> None:
+    factory = make_factory(kind, tmp_path)
+    asyncio.run(require_chunks(factory))
+    asyncio.run(check(factory))
+
+
+@pytest.mark.parametrize("check", testing.CHUNK_REOPEN_CHECKS, ids=by_name)
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_chunk_reopen_check(kind: str, check: Check, tmp_path: Path) -> None:
+    factory = make_factory(kind, tmp_path)
+    asyncio.run(require_chunks(factory))
+    asyncio.run(check(factory))
+
+
+def test_the_memory_store_keeps_chunks_and_the_suite_runs_the_chunk_checks(tmp_path: Path) -> None:
+    ran: list[str] = []
+    factory = make_factory("memory", tmp_path)
+
+    async def counting(name: str) -> CheckpointStore:
+        ran.append(name.rsplit("_", 1)[0])
+        return await factory(name)
+
+    assert chunk_store(MemoryCheckpointStore()) is not None
+    asyncio.run(testing.check_checkpoint_store(counting, reopen=False))
+    for check in testing.CHUNK_CHECKS:
+        assert check.__name__.removeprefix("check_") in ran, check.__name__
+    assert not any(c.__name__.removeprefix("check_") in ran for c in testing.CHUNK_REOPEN_CHECKS)
 
 
 @pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
@@ -157,6 +196,54 @@ class ReplacesNothing(MemoryCheckpointStore):
     ],
 )
 def test_suite_names_the_broken_record_rule(
+    broken: type[MemoryCheckpointStore], message: str
+) -> None:
+    async def factory(name: str) -> CheckpointStore:
+        return broken()
+
+    with pytest.raises(AssertionError, match=message):
+        asyncio.run(testing.check_checkpoint_store(factory, reopen=False))
+
+
+class KeepsEveryChunk(MemoryCheckpointStore):
+    """A broken chunk store: `delete` frees no chunk."""
+
+    def _free_chunks(self, session_id: str) -> None:
+        pass
+
+
+class LoadsWithoutChunks(MemoryCheckpointStore):
+    """A broken chunk store: loaded checkpoints carry no chunks."""
+
+    async def load(self, checkpoint_id: str) -> Checkpoint:
+        return replace(await super().load(checkpoint_id), chunks={})
+
+
+class ReplacesHeldChunks(MemoryCheckpointStore):
+    """A broken chunk store: a re-save replaces chunks already held."""
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        await super().save(checkpoint)
+        self._chunks[checkpoint.info.session_id].update(checkpoint.chunks)
+
+
+class SharesChunksAcrossSessions(MemoryCheckpointStore):
+    """A broken chunk store: `load_chunks` answers from every session."""
+
+    async def load_chunks(self, session_id: str, ids: Collection[str]) -> dict[str, bytes]:
+        return {i: d for held in self._chunks.values() for i, d in held.items() if i in ids}
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (KeepsEveryChunk, r"^check_chunks_freed_by_delete: delete left \d+ chunks"),
+        (LoadsWithoutChunks, r"^check_chunks_round_trip: right after saving it: .* lacks chunks"),
+        (ReplacesHeldChunks, r"^check_chunks_kept_once: re-saving changed"),
+        (SharesChunksAcrossSessions, r"^check_chunks_load_chunks: load_chunks of another session"),
+    ],
+)
+def test_suite_names_the_broken_chunk_rule(
     broken: type[MemoryCheckpointStore], message: str
 ) -> None:
     async def factory(name: str) -> CheckpointStore:

@@ -64,6 +64,16 @@ def test_conformance(check: Check, dsn: str) -> None:
     asyncio.run(check(factory))
 
 
+@pytest.mark.parametrize("check", testing.CHUNK_CHECKS + testing.CHUNK_REOPEN_CHECKS, ids=by_name)
+def test_chunk_conformance(check: Check, dsn: str) -> None:
+    async def factory(name: str) -> CheckpointStore:
+        return open_store(dsn, name, max_size=4)
+
+    if not asyncio.run(testing.keeps_chunks(factory)):
+        pytest.skip("PostgresCheckpointStore is not a ChunkStore (yet)")
+    asyncio.run(check(factory))
+
+
 def test_settings_schema_and_indexes(dsn: str) -> None:
     from stepgraph.stores.postgres import SCHEMA_VERSION
 
