@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +19,7 @@ import pytest
 from tests.stores.grow_support import expected, workflow
 
 import stepgraph as sg
-from stepgraph import CheckpointDecodeError, CheckpointError
+from stepgraph import CheckpointDecodeError, CheckpointError, _retention
 from stepgraph._store import ChunkStore, chunk_store
 from stepgraph.stores import _record, file
 from stepgraph.stores._file_chunks import chunks_name
@@ -229,3 +236,160 @@ def test_a_directory_written_before_chunks_loads_resumes_and_prunes(tmp_path: Pa
             assert chunk_files(directory, "grow") == named_by_records(directory, "grow")
 
     asyncio.run(main())
+
+
+CHILD = """
+import asyncio, sys
+import stepgraph as sg
+from stepgraph.stores.file import FileCheckpointStore
+from tests.stores.grow_support import workflow
+
+async def main() -> None:
+    async with FileCheckpointStore(sys.argv[1]) as store:
+        s = workflow(int(sys.argv[2])).session("s", store=store)
+        print("ready", flush=True)
+        await s.load()
+        if s.head is None:
+            await s.run(0)
+        elif s.status in (sg.RunStatus.INTERRUPTED, sg.RunStatus.FAILED):
+            await s.resume()
+
+asyncio.run(main())
+"""
+
+
+def _prune_until(directory: Path, stop: threading.Event) -> int:
+    """Prune the session to its newest 3 checkpoints, again and again, from another store."""
+
+    async def main() -> int:
+        rounds = 0
+        async with FileCheckpointStore(directory) as store:
+            while not stop.is_set():
+                await _retention.prune(store, "s", None, 3)
+                rounds += 1
+                await asyncio.sleep(0.005)
+        return rounds
+
+    return asyncio.run(main())
+
+
+@pytest.mark.slow
+def test_killed_saves_and_a_concurrent_pruner_never_leave_a_record_without_its_chunks(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL a growing run at random moments while another store prunes the session.
+
+    A killed run re-runs its superstep and makes the same chunks again (same ids): one
+    may lie on disk as an orphan, which a save then relies on instead of writing it, while
+    the pruner's sweep would remove it, were the two not serialized by the log's locks.
+    """
+    root = Path(__file__).parent.parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(sg.__file__).parent.parent), str(root)]),
+    }
+    rng = random.Random(20_260_107)
+    n = 600
+    for attempt in range(12):
+        stop = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            pruned = pool.submit(_prune_until, tmp_path, stop)
+            child = subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(tmp_path), str(n)],
+                stdout=subprocess.PIPE,
+                env=env,
+                cwd=root,
+            )
+            try:
+                assert child.stdout is not None
+                assert child.stdout.readline().strip() == b"ready"
+                if attempt < 11:
+                    time.sleep(rng.uniform(0.05, 0.6))
+                    child.send_signal(signal.SIGKILL)
+                assert child.wait(timeout=60) in (0, -signal.SIGKILL)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+                if child.stdout is not None:
+                    child.stdout.close()
+                stop.set()
+            assert pruned.result() > 0
+
+        async def check() -> None:
+            async with FileCheckpointStore(tmp_path) as store:
+                await check_all_load(store)
+                assert named_by_records(tmp_path) <= chunk_files(tmp_path)
+
+        asyncio.run(check())
+
+    async def finish() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            latest = await store.latest("s")
+            assert latest is not None
+            assert latest.state["history"] == expected(n)
+            await _retention.prune(store, "s", None, 3)
+            assert await check_all_load(store) == 3
+            assert chunk_files(tmp_path) == named_by_records(tmp_path)  # orphans, temp files: gone
+
+    asyncio.run(finish())
+
+
+@pytest.mark.parametrize("warm", [True, False])
+@pytest.mark.parametrize("how", ["delete", "delete_session"])
+def test_a_save_waits_for_a_sweep_in_progress(tmp_path: Path, how: str, warm: bool) -> None:
+    """The sweep holds the lock of the log a save would append to, old inode and new.
+
+    A warm saver has the old log open and waits for its lock; a cold one opens what
+    the path names, the new log (or the emptied one), and waits for that one's lock.
+    """
+
+    async def setup() -> tuple[sg.Checkpoint, str]:
+        async with FileCheckpointStore(tmp_path) as store:
+            await grow(store, 60)
+            latest = await store.latest("s")
+            assert latest is not None
+            assert latest.chunks
+            return latest, (await store.list("s"))[0].id
+
+    latest, newest = asyncio.run(setup())
+    saver = FileCheckpointStore(tmp_path)
+    sweeper = FileCheckpointStore(tmp_path)
+    entered, release = threading.Event(), threading.Event()
+    chunks = sweeper._chunks
+    real = chunks.sweep if how == "delete" else chunks.drop
+
+    def paused(*args: object) -> None:
+        entered.set()
+        assert release.wait(10)
+        real(*args)  # type: ignore[arg-type]
+
+    async def warm_up() -> None:  # the saver has the log open and knows its chunks are on disk
+        await saver.save(latest.as_full())
+
+    async def sweep() -> None:
+        if how == "delete":
+            await sweeper.delete([newest])
+        else:
+            await sweeper.delete_session("s")
+
+    if warm:
+        asyncio.run(warm_up())
+    setattr(chunks, "sweep" if how == "delete" else "drop", paused)
+    with ThreadPoolExecutor(2) as pool:
+        swept = pool.submit(asyncio.run, sweep())
+        assert entered.wait(10)
+        saved = pool.submit(asyncio.run, saver.save(latest.as_full()))
+        time.sleep(0.3)
+        assert not saved.done()  # waiting for the lock the sweep holds
+        release.set()
+        swept.result(timeout=10)
+        saved.result(timeout=10)
+
+    async def check() -> None:
+        async with FileCheckpointStore(tmp_path) as store:
+            again = await store.load(latest.id)
+            assert again.state["history"] == expected(60)
+            assert chunk_files(tmp_path) == named_by_records(tmp_path)
+
+    asyncio.run(check())
