@@ -418,7 +418,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         """
         if (log := self._locked(name, create)) is None:
             return
-        fd = -1
+        fd, tmp = -1, ""
         try:
             keep = [e for cid, e in log.entries.items() if doomed is not None and cid not in doomed]
             if doomed is not None and len(keep) == len(log.entries):
@@ -432,9 +432,12 @@ class FileCheckpointStore(FileLeases, LeaseStore):
                 live = self._copy(log, keep, fd, chunked)
                 os.fsync(fd)
                 os.replace(tmp, log.path)
+                tmp = ""
                 fsync_dir(self._dir)
-                if chunked:  # after the rename: a crash before it leaves orphans, never a gap
-                    self._chunks.sweep(stem, live) if keep else self._chunks.drop(stem)
+                if chunked and keep:  # after the rename: a crash before leaves orphans, no gap
+                    self._chunks.sweep(stem, live)
+                elif chunked:
+                    self._chunks.drop(stem)
             if not keep:
                 os.unlink(log.path)
                 fsync_dir(self._dir)
@@ -444,6 +447,9 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         finally:
             if fd != -1:
                 os.close(fd)
+            if tmp:  # failed before the rename
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
             self._forget(name)  # unlocks; the next use reopens whatever the path names
 
     def _copy(self, log: _Log, keep: list[_Entry], fd: int, chunked: bool) -> set[str]:
