@@ -1,7 +1,9 @@
 """File plumbing of `FileCheckpointStore`: file names, frames, whole reads and writes, fsyncs.
 
 A session's files share one stem (`file_stem`): its checkpoint log
-`<stem>.log`, its activation records `<stem>.rec` and its lease `<stem>.lease`.
+`<stem>.log`, its activation records `<stem>.rec`, its lease `<stem>.lease`
+and its chunks directory `<stem>.chunks/`. `sweep_temps` removes the temp
+files of log rewrites a killed process left.
 Both logs are sequences of frames, `u32 length | u32 crc32 | payload`
 (big-endian), each payload starting with a 4-byte magic naming its layout.
 Synchronous, POSIX only.
@@ -9,8 +11,11 @@ Synchronous, POSIX only.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
+import re
 import struct
 import zlib
 
@@ -23,6 +28,7 @@ __all__ = [
     "next_frame",
     "open_file",
     "pread",
+    "sweep_temps",
     "write_all",
 ]
 
@@ -31,6 +37,7 @@ FRAME = struct.Struct(">II")
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 _MAX_STEM = 200
+_LOG_TMP = re.compile(r"\.(.+\.log)\.[0-9a-f]{16}\.tmp")  # a log rewrite's temp file
 
 
 def file_stem(session_id: str) -> str:
@@ -114,3 +121,34 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def sweep_temps(directory: str) -> None:
+    """Remove the temp files of rewrites that a killed process left in `directory`.
+
+    A temp file is an orphan when its log is absent or can be flock'ed at once: a live
+    rewrite holds that lock from before it creates the file until after the rename.
+    """
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for tmp in names:
+        match = _LOG_TMP.fullmatch(tmp)
+        if match is None:
+            continue
+        try:
+            fd = os.open(os.path.join(directory, match[1]), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = None
+        try:
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a rewrite in progress in another process
+            with contextlib.suppress(FileNotFoundError):  # renamed or swept meanwhile
+                os.unlink(os.path.join(directory, tmp))
+        finally:
+            if fd is not None:
+                os.close(fd)

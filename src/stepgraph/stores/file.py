@@ -38,6 +38,13 @@ of their own (`_file_records`); `delete` drops the records kept under the
 checkpoints it deletes, and `delete_session` both files. Frames and the file
 plumbing both logs share are in `_files`.
 
+The store is a `ChunkStore`: a session's chunks are files `<name>.chunks/<id>`
+(`_file_chunks`), made durable under the log's lock before the record naming
+them is appended; `load` reads those its checkpoint references. `delete`
+sweeps the chunks no remaining record names once the log is rewritten, still
+holding the old log's lock and the new one's; `delete_session` removes the
+directory. A store directory from before chunks has none and reads as it is.
+
 The store is a `LeaseStore`: sessions sharing a directory among the processes
 of one machine (a local file system, not NFS) take a lease per session, kept
 in `<name>.lease` (`_file_leases`; `delete_session` keeps it), and fence their
@@ -49,11 +56,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
@@ -61,6 +67,7 @@ from .._checkpoint import Checkpoint, CheckpointInfo
 from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
 from .._lease import Lease, LeaseStore
 from . import _file_records, _record
+from ._file_chunks import ChunkFiles
 from ._file_leases import FileLeases, LeaseFiles
 from ._files import (
     FRAME,
@@ -71,6 +78,7 @@ from ._files import (
     next_frame,
     open_file,
     pread,
+    sweep_temps,
     write_all,
 )
 
@@ -82,7 +90,7 @@ _RECORDS = ".rec"  # the session's activation records, beside its log
 _MAX_OPEN = 128  # open logs (descriptors) kept; the least recently used is closed
 _MAX_CHAIN = 10_000  # a longer parent walk means a cycle in the stored data
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
-_TMP = re.compile(r"\.(.+\.log)\.[0-9a-f]{16}\.tmp")  # a rewrite's temp file: its log's name
+_Chunks = tuple[Mapping[str, bytes], set[str]]  # a save's new chunks, and every chunk it needs
 
 
 def log_name(session_id: str) -> str:
@@ -105,6 +113,7 @@ class _Log:
     size: int = 0  # file size when last looked at
     end: int = 0  # end of the last good frame; [end, size) is a torn tail
     entries: dict[str, _Entry] = field(default_factory=dict[str, _Entry])  # in save order
+    chunks: set[str] = field(default_factory=set[str])  # ids known on disk while this is the log
 
 
 class FileCheckpointStore(FileLeases, LeaseStore):
@@ -122,6 +131,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         self._logs: OrderedDict[str, _Log] = OrderedDict()  # by file name, least recent first
         self._where: dict[str, str] = {}  # checkpoint id -> log name it was last seen in
         self._records = _file_records.RecordLogs(self._dir)
+        self._chunks = ChunkFiles(self._dir)
         self._lease_files = LeaseFiles(self._dir)
         self._clock = clock
         self._closed = False
@@ -137,15 +147,18 @@ class FileCheckpointStore(FileLeases, LeaseStore):
 
         With `lease`, the save is fenced: `LeaseLostError`, and nothing written, unless
         the lease is still the session's current one (checked under the lease file's
-        lock, held until the append is durable).
+        lock, held until the append is durable). The chunks it introduces are made
+        durable first (`_file_chunks`).
         """
         info = checkpoint.info
         framed = frame(_record.pack(checkpoint))
         name = log_name(info.session_id)
+        needed = checkpoint.chunk_ids()
+        chunks = (checkpoint.chunks, needed) if needed else None
         if lease is None:
-            self._io(f"save {info.id!r}", self._append, name, info, framed)
+            self._io(f"save {info.id!r}", self._append, name, info, framed, chunks)
         else:
-            self._io(f"save {info.id!r}", self._fenced_append, name, info, framed, lease)
+            self._io(f"save {info.id!r}", self._fenced_append, name, info, framed, chunks, lease)
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The whole checkpoint; raises `CheckpointNotFoundError` for an unknown id."""
@@ -183,13 +196,19 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         self._io("delete checkpoints", delete)
 
     async def delete_session(self, session_id: str) -> None:
-        """Delete every checkpoint and record of the session (unlinking its files)."""
+        """Delete every checkpoint, record and chunk of the session (unlinking its files)."""
 
         def delete() -> None:
             self._records.drop(_records_of(log_name(session_id)))
-            self._rewrite(log_name(session_id), None)
+            # Chunks without a log (a crash before the first record): lock a new log to drop them.
+            self._rewrite(log_name(session_id), None, self._chunks.held(file_stem(session_id)))
 
         self._io(f"delete session {session_id!r}", delete)
+
+    async def load_chunks(self, session_id: str, ids: Collection[str]) -> dict[str, bytes]:
+        """The session's chunks among `ids`, by id (unknown ids are left out)."""
+        doing = f"load the chunks of session {session_id!r}"
+        return self._io(doing, self._chunks.read, file_stem(session_id), ids)
 
     async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
         """Append one activation record to the session's records log, fdatasynced."""
@@ -229,7 +248,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
             raise CheckpointError(f"this FileCheckpointStore ({self._dir}) is closed")
         try:
             if not self._swept:
-                _sweep(self._dir)
+                sweep_temps(self._dir)
                 self._swept = True
             return fn(*args)
         except OSError as exc:
@@ -309,11 +328,15 @@ class FileCheckpointStore(FileLeases, LeaseStore):
             pos += 8 + length
         log.end, log.size = base + pos, size
 
-    def _append(self, name: str, info: CheckpointInfo, framed: bytes) -> None:
+    def _append(
+        self, name: str, info: CheckpointInfo, framed: bytes, chunks: _Chunks | None
+    ) -> None:
         log = self._locked(name, create=True)
         assert log is not None
         start = log.end
         try:
+            if chunks is not None:  # first, and under the log's lock (see `_file_chunks`)
+                self._chunks.write(_stem(name), chunks[0], chunks[1], log.chunks)
             if log.size > start:
                 os.ftruncate(log.fd, start)  # drop the torn tail a crash left
             write_all(log.fd, framed)
@@ -328,9 +351,12 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         self._where[info.id] = name
         fcntl.flock(log.fd, fcntl.LOCK_UN)
 
-    def _fenced_append(self, name: str, info: CheckpointInfo, framed: bytes, lease: Lease) -> None:
+    def _fenced_append(
+        self, name: str, info: CheckpointInfo, framed: bytes, chunks: _Chunks | None, lease: Lease
+    ) -> None:
         # Lock order: the lease file, then the log (inside `_append`).
-        self._lease_files.fenced(info, lease, self._dir, lambda: self._append(name, info, framed))
+        append = lambda: self._append(name, info, framed, chunks)  # noqa: E731
+        self._lease_files.fenced(info, lease, self._dir, append)
 
     def _find(self, cid: str, prefer: str | None) -> tuple[_Log, _Entry] | None:
         """Locate a checkpoint: in `prefer`'s log, where it was last seen, else in every log."""
@@ -370,67 +396,76 @@ class FileCheckpointStore(FileLeases, LeaseStore):
                 raise CheckpointDecodeError(f"checkpoint log {log.path}: {cid!r} is misplaced")
             chain.append(cp)
             if cp.is_full:
-                return _record.resolve(chain)
+                return self._attach(_record.resolve(chain))
             cid, prefer = cp.info.parent_id, log.name
         raise CheckpointDecodeError(f"checkpoint {checkpoint_id!r} has no full base")
 
-    def _rewrite(self, name: str, doomed: set[str] | None) -> None:
-        """Drop `doomed` ids (all, when None) from a log: atomic rewrite, or unlink when empty."""
-        if (log := self._locked(name, create=False)) is None:
+    def _attach(self, cp: Checkpoint) -> Checkpoint:
+        """`cp` carrying the chunks it references, read from its session's chunk files."""
+        if not (needed := cp.chunk_ids()):
+            return cp
+        found = self._chunks.read(file_stem(cp.info.session_id), needed)
+        if needed - found.keys() and self._find(cp.id, None) is None:
+            # deleted (and its chunks swept) by another process while we read it
+            raise CheckpointNotFoundError(f"no checkpoint {cp.id!r} in {self._dir}")
+        return _record.attach(cp, found)
+
+    def _rewrite(self, name: str, doomed: set[str] | None, create: bool = False) -> None:
+        """Drop `doomed` ids (all, when None) from a log: atomic rewrite, or unlink when empty.
+
+        Then sweep the session's chunks no kept record names, holding the locks of
+        the old log and of the new one (its temp file's), so no save runs meanwhile.
+        """
+        if (log := self._locked(name, create)) is None:
             return
+        fd, tmp = -1, ""
         try:
             keep = [e for cid, e in log.entries.items() if doomed is not None and cid not in doomed]
             if doomed is not None and len(keep) == len(log.entries):
                 return
-            if keep:
+            stem = _stem(name)
+            chunked = self._chunks.held(stem)
+            if keep or chunked:
                 tmp = os.path.join(self._dir, f".{name}.{secrets.token_hex(8)}.tmp")
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-                try:
-                    for e in keep:
-                        write_all(fd, pread(log.fd, e.length + 8, e.offset - 8))
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # a save that opens the new log waits for the sweep
+                live = self._copy(log, keep, fd, chunked)
+                os.fsync(fd)
                 os.replace(tmp, log.path)
-            else:
+                tmp = ""
+                fsync_dir(self._dir)
+                if chunked and keep:  # after the rename: a crash before leaves orphans, no gap
+                    self._chunks.sweep(stem, live)
+                elif chunked:
+                    self._chunks.drop(stem)
+            if not keep:
                 os.unlink(log.path)
-            fsync_dir(self._dir)
+                fsync_dir(self._dir)
             for cid in log.entries:
                 if self._where.get(cid) == name:
                     del self._where[cid]
         finally:
+            if fd != -1:
+                os.close(fd)
+            if tmp:  # failed before the rename
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
             self._forget(name)  # unlocks; the next use reopens whatever the path names
 
+    def _copy(self, log: _Log, keep: list[_Entry], fd: int, chunked: bool) -> set[str]:
+        """Write the `keep` frames of `log` to `fd`; the chunk ids they name (when `chunked`)."""
+        live: set[str] = set()
+        for e in keep:
+            data = pread(log.fd, e.length + 8, e.offset - 8)
+            write_all(fd, data)
+            if chunked:
+                live |= _record.mentioned(_unpack(log, e.offset - 8, memoryview(data)[8:]))
+        return live
 
-def _sweep(directory: str) -> None:
-    """Remove the temp files of rewrites that a killed process left in `directory`.
 
-    A temp file is an orphan when its log is absent or can be flock'ed at once: a live
-    rewrite holds that lock from before it creates the file until after the rename.
-    """
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return
-    for tmp in names:
-        match = _TMP.fullmatch(tmp)
-        if match is None:
-            continue
-        try:
-            fd = os.open(os.path.join(directory, match[1]), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            fd = None
-        try:
-            if fd is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a rewrite in progress in another process
-            with contextlib.suppress(FileNotFoundError):  # renamed or swept meanwhile
-                os.unlink(os.path.join(directory, tmp))
-        finally:
-            if fd is not None:
-                os.close(fd)
+def _stem(log: str) -> str:
+    """The file stem of checkpoint log `log` (its session's, see `_files.file_stem`)."""
+    return log.removesuffix(_SUFFIX)
 
 
 def _records_of(log: str) -> str:
