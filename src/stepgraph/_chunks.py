@@ -100,9 +100,7 @@ def _unframe(data: bytes) -> list[bytes]:
     out: list[bytes] = []
     pos, end = 0, len(data)
     while pos < end:
-        if pos + 4 > end:
-            raise CheckpointDecodeError("a chunk or tail frame is truncated")
-        (n,) = _LEN.unpack_from(data, pos)
+        (n,) = _LEN.unpack_from(data, pos) if pos + 4 <= end else (end,)
         pos += 4
         if pos + n > end:
             raise CheckpointDecodeError("a chunk or tail frame is truncated")
@@ -133,7 +131,7 @@ def _split(data: bytes) -> tuple[Any, bytes]:
 def _cut(body: bytes, lengths: list[int]) -> list[bytes]:
     out: list[bytes] = []
     pos = 0
-    for n in lengths:
+    for n in lengths:  # callers pass ints; a hostile header's other values fail here
         if not isinstance(n, int) or n < 0 or pos + n > len(body):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise CheckpointDecodeError("a stored value's pieces do not match its header")
         out.append(body[pos : pos + n])
@@ -141,9 +139,6 @@ def _cut(body: bytes, lengths: list[int]) -> list[bytes]:
     if pos != len(body):
         raise CheckpointDecodeError("a stored value has trailing bytes")
     return out
-
-
-# -- the forms --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +411,8 @@ def _extend(value: list[Any], track: ListTrack, enc: Encoder) -> Stored:
         chunks = (*chunks, (cid, len(value) - sealed, 0))
         segs = ()
         chunks = _merge(chunks, value, enc, new_chunks)
+        named = {c[0] for c in chunks}  # a chunk merged away at once is never stored
+        new_chunks = {k: v for k, v in new_chunks.items() if k in named}
     form = _ListForm(chunks, segs)
     keep = 0
     while keep < min(len(chunks), len(old.chunks)) and chunks[keep] == old.chunks[keep]:
