@@ -11,6 +11,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from tests.stores.chunk_support import check_histories, run_growing
 from tests.stores.proc_support import run_together
 
 from stepgraph import CheckpointDecodeError, CheckpointError
@@ -238,6 +239,9 @@ def test_an_older_database_is_migrated_and_keeps_its_checkpoints(
             assert await store.load_records("golden", head) == {"a:x:0": b"record"}
             lease = await store.acquire("golden", "me", 10.0)
             assert lease.token == (1 if version == 1 else 2)  # a kept lease row counts on
+            await run_growing(store, "grow", 60)  # the new chunk tables at work
+            assert (await store.latest("grow")).chunks
+            await check_histories(store, "grow")
         with raw(db) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
             names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
