@@ -17,6 +17,7 @@ from tests.stores.chunk_support import check_histories, chunked_checkpoint, item
 from tests.stores.pg_support import RUN, drop_schemas, require_dsn
 
 import stepgraph as sg
+from stepgraph import CheckpointDecodeError
 from stepgraph._store import chunk_store
 from stepgraph.stores import LeaseLostError
 from stepgraph.stores.sqlite import SqliteCheckpointStore
@@ -195,5 +196,25 @@ def test_sqlite_bytes_per_superstep(tmp_path: Path) -> None:
             head = await store.latest("s")
             assert head is not None
             assert len(head.state["history"]) == steps
+
+    asyncio.run(main())
+
+
+def test_a_missing_chunk_raises_a_decode_error(db: Harness) -> None:
+    async def main() -> None:
+        cp = await chunked_checkpoint("s", "s-1")
+        async with db.open() as store:
+            await store.save(cp)
+            gone = min(cp.chunks)
+            if db.kind == "sqlite":
+                with closing(sqlite3.connect(db.path)) as conn:
+                    conn.execute("DELETE FROM stepgraph_chunks WHERE id = ?", (gone,))
+                    conn.commit()
+            else:
+                db.query(f"DELETE FROM stepgraph_chunks WHERE id = '{gone}' RETURNING id")
+            for read in (store.load("s-1"), store.latest("s")):
+                with pytest.raises(CheckpointDecodeError, match="references 1 chunk"):
+                    await read
+            assert await store.load_chunks("s", [gone]) == {}
 
     asyncio.run(main())
