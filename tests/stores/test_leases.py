@@ -359,6 +359,7 @@ def test_a_takeover_waits_for_an_in_flight_fenced_write_and_sees_it(dsn: str) ->
                 "id": late.id, "sid": "s", "parent": root.id, "superstep": 1, "full": True,
                 "crc": zlib.crc32(record), "at": late.info.created_at.isoformat(),
                 "record": record, "token": lease.token, "owner": "old",
+                "refs": [], "cids": [], "cdata": [],  # it brings and names no chunk
             }  # fmt: skip
             async with (
                 await psycopg.AsyncConnection.connect(dsn) as writer,

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.stores.chunk_support import check_histories, run_growing
 from tests.stores.pg_support import RUN, drop_schemas, require_dsn
 
 from stepgraph import CheckpointDecodeError, CheckpointError, testing
@@ -235,17 +236,22 @@ def test_first_use_from_many_tasks_opens_one_pool(dsn: str) -> None:
     asyncio.run(main())
 
 
-def test_a_version_1_schema_is_migrated_and_keeps_its_checkpoints(dsn: str) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_schema_is_migrated_and_keeps_its_checkpoints(dsn: str, version: int) -> None:
+    from stepgraph.stores.postgres import SCHEMA_VERSION
+
     line = _Lineage("s")
 
     async def main() -> None:
-        async with open_store(dsn, "v1") as store:
+        async with open_store(dsn, f"v{version}") as store:
             for i in range(3):
                 await store.save(line.next({"s:n": i}))
             schema = store.schema
-        with raw(dsn) as conn:  # back to what version 1 created
-            conn.execute(f'DROP TABLE "{schema}".stepgraph_records')
-            conn.execute(f'DELETE FROM "{schema}".stepgraph_schema WHERE version > 1')
+        with raw(dsn) as conn:  # back to what that version created
+            conn.execute(f'DROP TABLE "{schema}".stepgraph_chunk_refs, "{schema}".stepgraph_chunks')
+            if version == 1:
+                conn.execute(f'DROP TABLE "{schema}".stepgraph_records')
+            conn.execute(f'DELETE FROM "{schema}".stepgraph_schema WHERE version > %s', (version,))
         async with open_store(dsn, schema.removeprefix(f"{RUN}_")) as store:
             assert [i.id for i in await store.list("s")] == list(reversed(line.saved))
             for cid, cp in line.saved.items():
@@ -255,10 +261,13 @@ def test_a_version_1_schema_is_migrated_and_keeps_its_checkpoints(dsn: str) -> N
             assert await store.load_records("s", head) == {"k": b"v" * 200}
             await store.delete([head])
             assert await store.load_records("s", head) == {}
+            await run_growing(store, "grow", 60)  # the new chunk tables at work
+            assert (await store.latest("grow")).chunks
+            await check_histories(store, "grow")
         with raw(dsn) as conn:
             rows = conn.execute(
                 f'SELECT version FROM "{schema}".stepgraph_schema ORDER BY version'
             ).fetchall()
-            assert rows == [(1,), (2,)]
+            assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)] == [(1,), (2,), (3,)]
 
     asyncio.run(main())

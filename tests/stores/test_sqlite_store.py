@@ -11,6 +11,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from tests.stores.chunk_support import check_histories, run_growing
 from tests.stores.proc_support import run_together
 
 from stepgraph import CheckpointDecodeError, CheckpointError
@@ -196,7 +197,7 @@ def golden_checkpoints() -> dict[str, Checkpoint]:
     return whole
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_an_older_database_is_migrated_and_keeps_its_checkpoints(
     tmp_path: Path, version: int
 ) -> None:
@@ -206,13 +207,23 @@ def test_an_older_database_is_migrated_and_keeps_its_checkpoints(
         with raw(db) as conn:
             conn.execute("DROP TABLE leases")
             conn.execute("PRAGMA user_version = 1")
-    if version == 3:  # version 3 added records, still without the stepgraph_ prefix
+    if version >= 3:  # version 3 added records, still without the stepgraph_ prefix
         with raw(db) as conn:
             conn.execute(
                 "CREATE TABLE records (session_id TEXT NOT NULL, base_id TEXT NOT NULL, "
                 "key TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (session_id, base_id, key))"
             )
             conn.execute("PRAGMA user_version = 3")
+    if version == 4:  # version 4 prefixed every table with stepgraph_ (no chunk tables yet)
+        with raw(db) as conn:
+            conn.executescript(
+                "ALTER TABLE checkpoints RENAME TO stepgraph_checkpoints;"
+                "DROP INDEX checkpoints_session;"
+                "CREATE INDEX stepgraph_checkpoints_session ON stepgraph_checkpoints (session_id, seq);"
+                "ALTER TABLE leases RENAME TO stepgraph_leases;"
+                "ALTER TABLE records RENAME TO stepgraph_records;"
+                "PRAGMA user_version = 4;"
+            )
     golden = golden_checkpoints()
 
     async def main() -> None:
@@ -228,14 +239,20 @@ def test_an_older_database_is_migrated_and_keeps_its_checkpoints(
             assert await store.load_records("golden", head) == {"a:x:0": b"record"}
             lease = await store.acquire("golden", "me", 10.0)
             assert lease.token == (1 if version == 1 else 2)  # a kept lease row counts on
+            await run_growing(store, "grow", 60)  # the new chunk tables at work
+            assert (await store.latest("grow")).chunks
+            await check_histories(store, "grow")
         with raw(db) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
             names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
             assert names == {
                 "stepgraph_checkpoints",
                 "stepgraph_checkpoints_session",
                 "stepgraph_leases",
                 "stepgraph_records",
+                "stepgraph_chunks",
+                "stepgraph_chunk_refs",
+                "stepgraph_chunk_refs_chunk",
                 "sqlite_autoindex_stepgraph_checkpoints_1",
                 "sqlite_autoindex_stepgraph_leases_1",
                 "sqlite_autoindex_stepgraph_records_1",

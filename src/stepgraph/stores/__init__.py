@@ -6,9 +6,11 @@
 * `memory`: `MemoryCheckpointStore`, checkpoints kept in this process
 * `file`: `FileCheckpointStore(dir)`, an append-only log per session, fsync per save
 * `sqlite`: `SqliteCheckpointStore(path)`, the embedded default (WAL, one transaction per
-  save), with `_sqlite_leases` for its leases
+  save), with `_sqlite_leases` for its leases and `_sqlite_chunks` for its chunks
+  (a `ChunkStore`)
 * `postgres`: `PostgresCheckpointStore(dsn)` (extra `postgres`; import it from there),
-  with its SQL in `_postgres_sql` and its leases in `_postgres_leases`
+  with its SQL in `_postgres_sql` and `_postgres_chunks` (a `ChunkStore`) and its
+  leases in `_postgres_leases`
 * `_file_records`: the activation records of `FileCheckpointStore`, one log per session,
   `_file_leases` its session leases (a lease file per session), and `_files`, the file
   names, frames and file plumbing they share

@@ -10,6 +10,8 @@ from typing import Final, LiteralString, cast
 
 from psycopg import sql
 
+from . import _postgres_chunks
+
 __all__ = ["CHANNEL", "MIGRATIONS", "STATEMENTS", "in_schema"]
 
 CHANNEL: Final = "stepgraph_lease"
@@ -26,6 +28,7 @@ MIGRATIONS: tuple[LiteralString, ...] = (
     """CREATE TABLE {s}.stepgraph_records (session_id text NOT NULL, base_id text NOT NULL,
         key text NOT NULL, data bytea NOT NULL,
         PRIMARY KEY (session_id, base_id, key))""",  # version 2
+    _postgres_chunks.MIGRATION,  # version 3
 )
 
 _NOW = "extract(epoch FROM clock_timestamp())"
@@ -52,19 +55,18 @@ def _chain(anchor: LiteralString) -> LiteralString:
 STATEMENTS: dict[str, LiteralString] = {
     "load": _chain("WHERE id = %s"),
     "latest": _chain("WHERE session_id = %s ORDER BY seq DESC LIMIT 1"),
-    "save": f"INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} FROM "
-    f"(SELECT pg_advisory_xact_lock(hashtextextended(%(sid)s, 0))) AS serial {_UPSERT}",
+    # The record's upsert, then its chunks and refs (`_postgres_chunks.WRITES`): one row.
+    "save": f"WITH saved AS (INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} "
+    f"FROM (SELECT pg_advisory_xact_lock(hashtextextended(%(sid)s, 0))) AS serial {_UPSERT} "
+    f"RETURNING id), {_postgres_chunks.WRITES}",
+    # No row (and nothing written) unless the lease is the session's current one.
     "fenced_save": "WITH lease AS (SELECT 1 FROM {s}.stepgraph_leases WHERE session_id = %(sid)s "
-    "AND token = %(token)s AND owner = %(owner)s FOR UPDATE) "
-    f"INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} FROM lease {_UPSERT} "
-    "RETURNING 1",
+    "AND token = %(token)s AND owner = %(owner)s FOR UPDATE), "
+    f"saved AS (INSERT INTO {{s}}.stepgraph_checkpoints {_COLUMNS} SELECT {_VALUES} FROM lease "
+    f"{_UPSERT} RETURNING id), {_postgres_chunks.WRITES}",
     "list": "SELECT id, parent_id, session_id, superstep, created_at FROM "
     "{s}.stepgraph_checkpoints WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
-    "delete": "WITH gone AS (DELETE FROM {s}.stepgraph_checkpoints WHERE id = ANY(%s) "
-    "RETURNING session_id, id) DELETE FROM {s}.stepgraph_records AS r USING gone "
-    "WHERE r.session_id = gone.session_id AND r.base_id = gone.id",
-    "delete_session": "WITH gone AS (DELETE FROM {s}.stepgraph_records WHERE session_id = "
-    "%(sid)s) DELETE FROM {s}.stepgraph_checkpoints WHERE session_id = %(sid)s",
+    **_postgres_chunks.STATEMENTS,  # delete, delete_session, load_chunks
     "save_record": "INSERT INTO {s}.stepgraph_records (session_id, base_id, key, data) "
     "VALUES (%s, %s, %s, %s) ON CONFLICT (session_id, base_id, key) "
     "DO UPDATE SET data = excluded.data",

@@ -14,15 +14,17 @@ from contextlib import contextmanager
 from typing import Any
 
 from .._errors import CheckpointDecodeError, CheckpointError
+from . import _sqlite_chunks
 
 __all__ = ["DAMAGED", "SCHEMA_VERSION", "first_read", "migrate", "transaction"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The `user_version` of a database this store created; others are refused."""
 _APPLICATION_ID = 0x53474350  # "SGCP"
 DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})  # the file, not the call, is wrong
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS stepgraph_checkpoints (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -50,6 +52,8 @@ CREATE TABLE IF NOT EXISTS stepgraph_records (
     PRIMARY KEY (session_id, base_id, key)
 );
 """
+    + _sqlite_chunks.SCHEMA
+)
 
 # Upgrades by the version they start from, each in one transaction.
 _MIGRATIONS = {
@@ -70,6 +74,8 @@ _MIGRATIONS = {
         ON stepgraph_checkpoints (session_id, seq);
     ALTER TABLE leases RENAME TO stepgraph_leases;
     ALTER TABLE records RENAME TO stepgraph_records""",
+    # Version 4 files get the chunk tables (`_sqlite_chunks`); their checkpoints hold none.
+    4: _sqlite_chunks.SCHEMA,
 }
 
 
@@ -109,7 +115,8 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         with transaction(conn):  # another process may have migrated meanwhile
             if int(conn.execute("PRAGMA user_version").fetchone()[0]) == version:
                 for statement in _MIGRATIONS[version].split(";"):
-                    conn.execute(statement)
+                    if statement.strip():
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {version + 1}")
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version != SCHEMA_VERSION:

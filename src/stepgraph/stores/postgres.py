@@ -14,6 +14,10 @@ stepgraph_checkpoints(id TEXT PRIMARY KEY, seq BIGSERIAL, session_id, parent_id,
 stepgraph_leases(session_id PRIMARY KEY, owner, token, expires_at)
 stepgraph_records(session_id, base_id, key, data BYTEA,            -- version 2
                   PRIMARY KEY (session_id, base_id, key))
+stepgraph_chunks(session_id, id, data BYTEA, PRIMARY KEY (session_id, id))  -- version 3
+stepgraph_chunk_refs(session_id, checkpoint_id, chunk_id,
+                     PRIMARY KEY (checkpoint_id, chunk_id))
+    index (session_id, chunk_id)
 ```
 
 `record` is `_record.pack(cp)` as in the SQLite store (a delta holds only its
@@ -23,8 +27,13 @@ its session (an advisory lock; a fenced save: the lease row), so a session's
 `seq` order is its commit order; a re-saved id keeps its `seq` (its place).
 Activation records (`RecordStore`): `save_record` is one upsert, `load_records`
 one query on the primary key, and `delete`/`delete_session` drop the records
-of what they delete in the same statement. The SQL lives in `_postgres_sql`,
-the lease methods in `_postgres_leases`.
+of what they delete in the same statement. It is a `ChunkStore`
+(`_postgres_chunks`): a save writes the chunks its checkpoint brings and the
+refs its record names in its one statement (a fenced save: only when the
+fenced insert happened); `load`/`latest` then read the chunks the whole
+references with one more query; `delete` frees, in its statement, the chunks
+no remaining record names, and `delete_session` all of them. The SQL lives
+in `_postgres_sql` and `_postgres_chunks`, the lease methods in `_postgres_leases`.
 Lease expiry is judged by the server's clock, never the clients'. A lease whose
 owner (`host:pid:...`) is a process of this host that no longer exists is taken
 over at once, as in the SQLite store; a holder on another host blocks for its ttl.
@@ -46,7 +55,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, LiteralString, TypeVar
 
@@ -63,7 +72,7 @@ from .._errors import (
     CheckpointNotFoundError,
 )
 from .._lease import Lease, LeaseLostError, LeaseStore
-from . import _record
+from . import _postgres_chunks, _record
 from ._pg_wakeups import Wakeups
 from ._postgres_leases import PostgresLeases, fence
 from ._postgres_sql import CHANNEL as CHANNEL  # where it has always been importable from
@@ -73,7 +82,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresCheckpointStore"]
 
 _T = TypeVar("_T")
 _Conn = AsyncConnection[TupleRow]
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The newest schema version this store creates; a database with a newer one is refused."""
 
 
@@ -145,6 +154,7 @@ class PostgresCheckpointStore(PostgresLeases, LeaseStore):
             "id": info.id, "sid": info.session_id, "parent": info.parent_id,
             "superstep": info.superstep, "at": info.created_at.isoformat(),
             "full": checkpoint.is_full, "crc": zlib.crc32(record), "record": record,
+            **_postgres_chunks.chunk_params(checkpoint),
         }  # fmt: skip
         doing = f"save checkpoint {info.id!r}"
         if lease is None:
@@ -165,11 +175,10 @@ class PostgresCheckpointStore(PostgresLeases, LeaseStore):
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The whole checkpoint; raises `CheckpointNotFoundError` for an unknown id."""
-        doing = f"load checkpoint {checkpoint_id!r}"
-        rows = await self._rows(doing, self._sql["load"], (checkpoint_id,), binary=True)
-        if not rows:
+        cp = await self._read(f"load checkpoint {checkpoint_id!r}", "load", checkpoint_id)
+        if cp is None:
             raise CheckpointNotFoundError(f"no checkpoint {checkpoint_id!r} in {self._where}")
-        return self._resolve(rows)
+        return cp
 
     async def list(self, session_id: str, limit: int | None = None) -> list[CheckpointInfo]:
         """The session's checkpoints, newest first by save order, at most `limit`."""
@@ -184,19 +193,36 @@ class PostgresCheckpointStore(PostgresLeases, LeaseStore):
 
     async def latest(self, session_id: str) -> Checkpoint | None:
         """The session's most recently saved checkpoint, or None."""
-        doing = f"read session {session_id!r}"
-        rows = await self._rows(doing, self._sql["latest"], (session_id,), binary=True)
-        return self._resolve(rows) if rows else None
+        return await self._read(f"read session {session_id!r}", "latest", session_id)
+
+    async def load_chunks(self, session_id: str, ids: Collection[str]) -> dict[str, bytes]:
+        """The session's chunks among `ids`, by id (unknown ids are left out; one query)."""
+        query = self._sql["load_chunks"]
+        return await self._run(
+            f"load chunks of session {session_id!r}",
+            lambda conn: _postgres_chunks.fetch(conn, query, session_id, ids),
+        )
+
+    async def _read(self, doing: str, query: str, key: str) -> Checkpoint | None:
+        """The whole checkpoint the chain query `query` anchors at `key`, with its chunks."""
+        chain: tuple[LiteralString, str] = (self._sql[query], key)
+        chunks = self._sql["load_chunks"]
+        return await self._run(
+            doing, lambda conn: _postgres_chunks.read(conn, chain, chunks, self._resolve)
+        )
 
     async def delete(self, checkpoint_ids: Sequence[str]) -> None:
-        """Delete checkpoints by id, in one statement; unknown ids are ignored."""
+        """Delete checkpoints by id, with their records and the chunks only they named.
+
+        One statement; unknown ids are ignored.
+        """
         ids = list(dict.fromkeys(checkpoint_ids))
         self._check_open()
         if ids:
-            await self._rows("delete checkpoints", self._sql["delete"], (ids,))
+            await self._rows("delete checkpoints", self._sql["delete"], {"ids": ids})
 
     async def delete_session(self, session_id: str) -> None:
-        """Delete every checkpoint and record of the session (its lease row, and tokens, stay)."""
+        """Delete every checkpoint, record and chunk of the session (its lease row stays)."""
         doing = f"delete session {session_id!r}"
         await self._rows(doing, self._sql["delete_session"], {"sid": session_id})
 

@@ -2,7 +2,7 @@
 
 Settings: WAL journal, `synchronous=FULL` (the WAL is fsynced on every commit),
 a busy timeout so several processes can share the file, one transaction per
-save (a single `INSERT OR REPLACE` in autocommit mode). The store creates its
+save (the record's upsert, with its chunks and chunk refs). The store creates its
 schema itself and refuses a file whose `user_version` it does not know.
 
 ```
@@ -13,10 +13,22 @@ index stepgraph_checkpoints_session ON (session_id, seq)
 stepgraph_leases(session_id PRIMARY KEY, owner, token, expires_at)  -- version 2
 stepgraph_records(session_id, base_id, key, data BLOB,
                   PRIMARY KEY (session_id, base_id, key))           -- version 3
+stepgraph_chunks(session_id, id, data BLOB,
+                 PRIMARY KEY (session_id, id)) WITHOUT ROWID        -- version 5
+stepgraph_chunk_refs(session_id, checkpoint_id, chunk_id,
+                     PRIMARY KEY (checkpoint_id, chunk_id)) WITHOUT ROWID
+index stepgraph_chunk_refs_chunk ON (session_id, chunk_id)
 ```
 
 Every table is prefixed `stepgraph_` (version 4; versions 1-3 used bare names and
 are renamed on open), so the store can share a database with other tables.
+Version 5 added the chunk tables: the store is a `ChunkStore` (`_sqlite_chunks`).
+A save inserts the chunks its checkpoint brings (keeping held ones) and one ref
+per chunk its record names, in the record's transaction (a fenced save writes
+them only after its fenced insert happened); `load`/`latest` read the chain and
+then the chunks the whole references with one `IN` query, in one read
+transaction; `delete` drops the refs of what it deletes and frees the chunks
+no remaining ref names, in its transaction; `delete_session` drops them all.
 
 `seq` is the rowid: SQLite gives a new row `max(seq) + 1` while holding the
 database's write lock, so it grows with save order across processes, and a
@@ -45,14 +57,14 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
 from .._lease import Lease, LeaseLostError, LeaseStore
-from . import _record
+from . import _record, _sqlite_chunks
 from ._sqlite_leases import SqliteLeases
 from ._sqlite_schema import DAMAGED, SCHEMA_VERSION, first_read, migrate, transaction
 
@@ -160,13 +172,15 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         def write(conn: sqlite3.Connection) -> None:
             if lease is None:
                 conn.execute(_SAVE, row)
+                _sqlite_chunks.save_chunks(conn, checkpoint)
                 return
             fence = (lease.session_id, lease.token, lease.owner)
             if conn.execute(_FENCED_SAVE, (*row, *fence)).rowcount == 0:
-                raise LeaseLostError(
+                raise LeaseLostError(  # before any other write: nothing of it commits
                     f"checkpoint {info.id!r} was not saved: session {lease.session_id!r} no "
                     f"longer holds lease token {lease.token}"
                 )
+            _sqlite_chunks.save_chunks(conn, checkpoint)
 
         await self._write(f"save checkpoint {info.id!r}", write)
 
@@ -212,13 +226,12 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
         """The whole checkpoint; raises `CheckpointNotFoundError` for an unknown id."""
-        rows = self._run(
-            f"load checkpoint {checkpoint_id!r}",
-            lambda c: c.execute(_LOAD, (checkpoint_id,)).fetchall(),
+        cp = self._run(
+            f"load checkpoint {checkpoint_id!r}", lambda c: self._read(c, _LOAD, checkpoint_id)
         )
-        if not rows:
+        if cp is None:
             raise CheckpointNotFoundError(f"no checkpoint {checkpoint_id!r} in {self._path}")
-        return self._resolve(rows)
+        return cp
 
     async def list(self, session_id: str, limit: int | None = None) -> list[CheckpointInfo]:
         """The session's checkpoints, newest first by save order, at most `limit`."""
@@ -245,33 +258,56 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
 
     async def latest(self, session_id: str) -> Checkpoint | None:
         """The session's most recently saved checkpoint, or None."""
-        rows = self._run(
-            f"read session {session_id!r}",
-            lambda c: c.execute(_LATEST, (session_id,)).fetchall(),
+        return self._run(
+            f"read session {session_id!r}", lambda c: self._read(c, _LATEST, session_id)
         )
-        return self._resolve(rows) if rows else None
+
+    def _read(self, conn: sqlite3.Connection, query: str, key: str) -> Checkpoint | None:
+        """The whole checkpoint `query` anchors at, with its chunks, read in one snapshot."""
+        with _sqlite_chunks.snapshot(conn):
+            rows = conn.execute(query, (key,)).fetchall()
+            if not rows:
+                return None
+            cp = self._resolve(rows)
+            ids = cp.chunk_ids()
+            found = _sqlite_chunks.fetch(conn, cp.info.session_id, ids) if ids else {}
+        return _record.attach(cp, found)
+
+    async def load_chunks(self, session_id: str, ids: Collection[str]) -> dict[str, bytes]:
+        """The session's chunks among `ids`, by id (unknown ids are left out)."""
+        return self._run(
+            f"load chunks of session {session_id!r}",
+            lambda c: _sqlite_chunks.fetch(c, session_id, ids),
+        )
 
     async def delete(self, checkpoint_ids: Sequence[str]) -> None:
-        """Delete checkpoints by id, in one transaction; unknown ids are ignored."""
+        """Delete checkpoints by id, with their records and the chunks only they named.
+
+        One transaction; unknown ids are ignored.
+        """
         ids = list(dict.fromkeys(checkpoint_ids))
 
         def delete(c: sqlite3.Connection) -> None:
             with transaction(c):
+                freed: set[tuple[str, str]] = set()
                 for i in range(0, len(ids), 500):
                     chunk = ids[i : i + 500]
                     marks = ",".join("?" * len(chunk))
                     c.execute(_DELETE_RECORDS_UNDER.format(marks=marks), chunk)
+                    freed |= _sqlite_chunks.drop_refs(c, chunk)
                     c.execute(f"DELETE FROM stepgraph_checkpoints WHERE id IN ({marks})", chunk)
+                _sqlite_chunks.free(c, freed)  # the chunks no remaining record names
 
         if ids:
             self._run("delete checkpoints", delete)
 
     async def delete_session(self, session_id: str) -> None:
-        """Delete every checkpoint and record of the session, in one transaction."""
+        """Delete every checkpoint, record and chunk of the session, in one transaction."""
 
         def delete(c: sqlite3.Connection) -> None:
             with transaction(c):
                 c.execute("DELETE FROM stepgraph_records WHERE session_id = ?", (session_id,))
+                _sqlite_chunks.delete_session(c, session_id)
                 c.execute("DELETE FROM stepgraph_checkpoints WHERE session_id = ?", (session_id,))
 
         self._run(f"delete session {session_id!r}", delete)
