@@ -65,9 +65,8 @@ def test_record_reopen_check(kind: str, check: Check, tmp_path: Path) -> None:
 
 
 async def require_chunks(factory: testing.StoreFactory) -> None:
-    """Skip a store that is not a ChunkStore yet (its sessions store every value plain)."""
-    if not await testing.keeps_chunks(factory):
-        pytest.skip("this store is not a ChunkStore (yet)")
+    """Every built-in store keeps chunks: fail loudly if one stops being a ChunkStore."""
+    assert await testing.keeps_chunks(factory), "a built-in store must be a ChunkStore"
 
 
 @pytest.mark.parametrize("check", testing.CHUNK_CHECKS, ids=by_name)
