@@ -106,6 +106,7 @@ async def stepgraph_case(kind: str, n: int, measure_memory: bool) -> dict[str, A
         history = session.state["history"]
         check(result.outputs == [n] and len(history) == n, f"{kind} N={n}: final history")
         kept = None
+        del result  # its event log is the run's, not the session's
         if measure_memory:
             gc.collect()
             held, _ = tracemalloc.get_traced_memory()

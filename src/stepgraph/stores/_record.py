@@ -31,7 +31,17 @@ from .. import _chunks
 from .._checkpoint import FORMAT_VERSION, Checkpoint, CheckpointInfo, apply_delta
 from .._errors import CheckpointDecodeError, CheckpointError
 
-__all__ = ["MAGIC", "MAX_GRAPH", "attach", "mentioned", "pack", "resolve", "unpack"]
+__all__ = [
+    "MAGIC",
+    "MAX_GRAPH",
+    "attach",
+    "info",
+    "mentioned",
+    "pack",
+    "record_id",
+    "resolve",
+    "unpack",
+]
 
 MAGIC = b"SGC1"
 MAX_GRAPH = 16 * 1024 * 1024
@@ -87,16 +97,78 @@ def unpack(blob: bytes) -> Checkpoint:
         ) from None
 
 
-def _unpack(blob: bytes) -> Checkpoint:
-    view = memoryview(blob)
+def _header(view: memoryview) -> tuple[dict[str, Any], int]:
+    """A record's header and where its parts start."""
     if bytes(view[:4]) != MAGIC:
         raise CheckpointDecodeError("not a stepgraph checkpoint record (bad magic)")
     (hlen,) = _LEN.unpack_from(view, 4)
     header = json.loads(bytes(view[8 : 8 + hlen]).decode())
     if not isinstance(header, dict):
         raise CheckpointDecodeError("checkpoint record header is not an object")
-    h: dict[str, Any] = header  # pyright: ignore[reportUnknownVariableType]
-    pos = 8 + hlen
+    return header, 8 + hlen  # pyright: ignore[reportUnknownVariableType]
+
+
+def _info(h: dict[str, Any]) -> CheckpointInfo:
+    return CheckpointInfo(
+        id=str(h["id"]),
+        parent_id=None if h["parent"] is None else str(h["parent"]),
+        session_id=str(h["session"]),
+        superstep=int(h["superstep"]),
+        created_at=datetime.fromisoformat(h["at"]),
+    )
+
+
+def info(record: bytes | memoryview) -> CheckpointInfo:
+    """The `CheckpointInfo` of one record, reading its header only (for indexing a log).
+
+    `pack` writes the info's keys first, so only the header up to `"sig"` is parsed
+    (not the parts list, nor a full record's compressed graph description).
+    """
+    try:
+        view = memoryview(record)
+        if bytes(view[:4]) == MAGIC:
+            (hlen,) = _LEN.unpack_from(view, 4)
+            head = bytes(view[8 : 8 + hlen])
+            cut = head.find(b',"sig":')
+            if cut > 0:
+                h = json.loads(head[:cut] + b"}")
+                if isinstance(h, dict):
+                    return _info(h)  # pyright: ignore[reportUnknownArgumentType]
+        return _info(_header(view)[0])
+    except CheckpointDecodeError:
+        raise
+    except Exception as exc:
+        raise CheckpointDecodeError(
+            f"malformed checkpoint record: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+_ID_AT = b',"id":'
+_STRINGS = json.JSONDecoder()
+
+
+def record_id(record: bytes | memoryview) -> str:
+    """The checkpoint id of one record, read from the start of its header (`pack` puts
+    it second), without parsing the rest: indexing a long log costs little per record.
+    """
+    view = memoryview(record)
+    if bytes(view[:4]) == MAGIC:
+        (hlen,) = _LEN.unpack_from(view, 4)
+        head = bytes(view[8 : 8 + min(hlen, 512)]).decode("utf-8", "replace")
+        at = head.find(',"id":', 0, 24)
+        if at > 0:
+            try:
+                value, _ = _STRINGS.raw_decode(head, at + len(_ID_AT))
+            except ValueError:
+                value = None
+            if isinstance(value, str):
+                return value
+    return info(record).id
+
+
+def _unpack(blob: bytes) -> Checkpoint:
+    view = memoryview(blob)
+    h, pos = _header(view)
     parts: dict[str, bytes] = {}
     for name in h["parts"]:
         (n,) = _LEN.unpack_from(view, pos)
@@ -107,13 +179,7 @@ def _unpack(blob: bytes) -> Checkpoint:
         pos += n
     if pos != len(view):
         raise CheckpointDecodeError("checkpoint record has trailing bytes")
-    info = CheckpointInfo(
-        id=str(h["id"]),
-        parent_id=None if h["parent"] is None else str(h["parent"]),
-        session_id=str(h["session"]),
-        superstep=int(h["superstep"]),
-        created_at=datetime.fromisoformat(h["at"]),
-    )
+    found = _info(h)
     version = int(h["v"])
     if version > FORMAT_VERSION:
         raise CheckpointDecodeError(
@@ -124,7 +190,7 @@ def _unpack(blob: bytes) -> Checkpoint:
     if "graphz" in h:
         h["graph"] = _inflate(h["graphz"])
     return Checkpoint(
-        info=info,
+        info=found,
         graph_signature=str(h["sig"]),
         graph=str(h["graph"]) if full else "",
         status=str(h["status"]),

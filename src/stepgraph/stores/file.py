@@ -19,19 +19,18 @@ temp file (`.<log name>.<16 hex>.tmp`); the first call of a store object sweeps
 those whose log nobody holds locked (a live rewrite holds its log's flock from
 before it creates the temp file until after the rename).
 
-A log is scanned once into memory (id -> offset, in save order) and indexed
-with its descriptor held open, so its inode cannot be reused meanwhile. Each
-call stats the path: another inode means another process rewrote or deleted
-the log (rescan); a larger size means it appended (scan the new bytes).
+A log is scanned once into memory (id -> offset, in save order; a record's
+other header fields are read when `list` needs them) with its descriptor held
+open, so its inode cannot be reused meanwhile. Each call stats the path:
+another inode: rewritten or deleted by another process (rescan); larger: appended.
 
 Writers `flock` the log, then check that the path still names the locked
 inode. All file I/O runs inline, start to finish without an `await`, so in a
 process the event loop itself serializes operations (no `asyncio.Lock` is
-needed). Inline was measured against a thread: ~185 us per save inline,
-~240-315 us through `run_in_executor`/`asyncio.to_thread` (the wake-up after
-a blocking fsync dominates); the target is 300 us. The price: the loop blocks
-for the fsync, and while another process holds the log's lock. POSIX only;
-a store object is not thread-safe.
+needed). Inline: ~185 us per save, against ~240-315 us through a thread (the
+wake-up after a blocking fsync dominates). The price: the loop blocks for the
+fsync, and while another process holds the log's lock. POSIX only; a store
+object is not thread-safe.
 
 Activation records (`RecordStore`) live beside each log in `<name>.rec`, a log
 of their own (`_file_records`); `delete` drops the records kept under the
@@ -61,7 +60,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
@@ -101,7 +100,7 @@ def log_name(session_id: str) -> str:
 class _Entry(NamedTuple):
     offset: int  # of the record, just past its frame header
     length: int
-    info: CheckpointInfo
+    info: CheckpointInfo | None  # None until `list` needs it: a scan reads ids only
 
 
 @dataclass(slots=True, eq=False)
@@ -167,8 +166,11 @@ class FileCheckpointStore(FileLeases, LeaseStore):
     async def list(self, session_id: str, limit: int | None = None) -> list[CheckpointInfo]:
         """The session's checkpoints, newest first by save order, at most `limit`."""
         log = self._io(f"read session {session_id!r}", self._current, log_name(session_id))
-        infos = [] if log is None else [e.info for e in reversed(log.entries.values())]
-        return infos if limit is None else infos[: max(limit, 0)]
+        if log is None:
+            return []
+        entries = list(reversed(log.entries.values()))
+        entries = entries if limit is None else entries[: max(limit, 0)]
+        return self._io(f"read session {session_id!r}", _infos, log, entries)
 
     async def latest(self, session_id: str) -> Checkpoint | None:
         """The session's most recently saved checkpoint, or None."""
@@ -322,9 +324,9 @@ class FileCheckpointStore(FileLeases, LeaseStore):
                     )
                 break  # a torn tail: a crash during the last append
             length = FRAME.unpack_from(view, pos)[0]
-            info = _unpack(log, base + pos, view[pos + 8 : pos + 8 + length]).info
-            log.entries[info.id] = _Entry(base + pos + 8, length, info)
-            self._where[info.id] = log.name
+            cid = _record.record_id(view[pos + 8 : pos + 8 + length])
+            log.entries[cid] = _Entry(base + pos + 8, length, None)
+            self._where[cid] = log.name
             pos += 8 + length
         log.end, log.size = base + pos, size
 
@@ -473,8 +475,21 @@ def _records_of(log: str) -> str:
     return log.removesuffix(_SUFFIX) + _RECORDS
 
 
-def _unpack(log: _Log, offset: int, record: memoryview) -> Checkpoint:
+def _infos(log: _Log, entries: list[_Entry]) -> list[CheckpointInfo]:
+    """The infos of `entries` of `log`, reading the headers a scan skipped (and keeping them)."""
+    out: list[CheckpointInfo] = []
+    for e in entries:
+        if e.info is None:
+            record = memoryview(pread(log.fd, e.length, e.offset))
+            e = e._replace(info=_unpack(log, e.offset - 8, record, whole=False))
+            log.entries[e.info.id] = e  # pyright: ignore[reportOptionalMemberAccess]
+        out.append(e.info)  # pyright: ignore[reportArgumentType]
+    return out
+
+
+def _unpack(log: _Log, offset: int, record: memoryview, whole: bool = True) -> Any:
+    """The checkpoint (or, not `whole`, the info) of a record; errors name the file."""
     try:
-        return _record.unpack(bytes(record))
+        return _record.unpack(bytes(record)) if whole else _record.info(record)
     except CheckpointDecodeError as exc:
         raise CheckpointDecodeError(f"checkpoint log {log.path}, byte {offset}: {exc}") from None
