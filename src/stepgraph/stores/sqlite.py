@@ -71,6 +71,11 @@ from ._sqlite_schema import DAMAGED, SCHEMA_VERSION, first_read, migrate, transa
 __all__ = ["SCHEMA_VERSION", "SqliteCheckpointStore"]
 
 _T = TypeVar("_T")
+# Pages of a new database file. Records are a few hundred bytes (deltas) and chunks a
+# few KiB, and each of the store's ten b-trees takes at least a page: 1 KiB pages keep
+# a short session's file small (W4: ~1.15 KiB per superstep with 4 KiB pages) and each
+# commit's WAL frames few bytes. An existing file keeps the page size it was made with.
+PAGE_SIZE = 1024
 # A fenced save: the row is inserted only while `lease` is the session's current one.
 _FENCED_SAVE = """
 INSERT INTO stepgraph_checkpoints
@@ -393,6 +398,7 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a new file only: see PAGE_SIZE
             mode = str(first_read(conn, "PRAGMA journal_mode = WAL", self._path)[0])
             if mode.lower() != "wal":
                 raise CheckpointError(f"{self._path}: cannot use WAL (journal mode {mode!r})")
