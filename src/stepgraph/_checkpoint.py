@@ -171,7 +171,25 @@ class Checkpoint:
 
     def chunk_ids(self) -> set[str]:
         """Ids of every chunk the whole content references."""
-        return {i for data in self.parts.values() for i in _chunks.mentioned(data)}
+        marked = [d for d in self.parts.values() if d[:1] == b"\x00"]  # plain parts name none
+        return {i for data in marked for i in _chunks.mentioned(data)}
+
+    def whole(self, chunks: Mapping[str, bytes] | None = None) -> Checkpoint:
+        """The same checkpoint standing alone (`as_full`), carrying `chunks` if given.
+
+        One constructor call (cheaper than `dataclasses.replace`): stores keeping
+        checkpoint objects call it on every save.
+        """
+        return Checkpoint(
+            info=self.info,
+            graph_signature=self.graph_signature,
+            graph=self.graph,
+            status=self.status,
+            parts=self.parts,
+            version=self.version,
+            types=self.types,
+            chunks=self.chunks if chunks is None else chunks,
+        )
 
     def as_full(self) -> Checkpoint:
         """The same checkpoint, standing alone (used when its base is pruned)."""

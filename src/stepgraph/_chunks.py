@@ -57,6 +57,7 @@ __all__ = [
     "Stored",
     "Track",
     "apply",
+    "blob",
     "chunk_id",
     "decode",
     "is_long_list",
@@ -358,7 +359,11 @@ def store(value: Any, track: Track | None, enc: Encoder) -> Stored:
         plain_keys = all(type(k) is str for k in d) and "!" not in d
         if plain_keys and any(is_long_list(v) for v in d.values()):
             return _store_dict(d, track if isinstance(track, DictTrack) else None, enc)
-    data = enc(value)
+    return blob(enc(value))
+
+
+def blob(data: bytes) -> Stored:
+    """How a plain encoding is stored: as a blob chunk from `BLOB_MIN` bytes, else as it is."""
     if len(data) >= BLOB_MIN:
         cid = chunk_id(data)
         return Stored(_BLOB + cid.encode(), None, {cid: data}, None)

@@ -140,7 +140,8 @@ class Checkpointer:
             superstep=superstep,
             created_at=core.clock(),
         )
-        relative = {n: r for n, r in out.relative.items() if n in changed} if changed else _NONE
+        rel = out.relative
+        relative = {n: r for n, r in rel.items() if n in changed} if rel and changed else _NONE
         self.staged = (info.id, out.tracks) if out.tracks else None
         return Checkpoint(
             info=info,
@@ -158,10 +159,16 @@ class Checkpointer:
 
     def _put(self, parts: dict[str, bytes], name: str, value: Any, what: str, out: _Out) -> None:
         """Store `value` as part `name`: plain, or in a chunked form relative to the head's."""
-        if not self.chunking:
-            parts[name] = self._encode(value, what)
-            return
-        stored = _chunks.store(value, self.tracks.get(name), lambda v: self._encode(v, what))
+        if not self.chunking or (type(value) is not list and type(value) is not dict):
+            data = self._encode(value, what)  # the common case: a small plain value
+            if not self.chunking or len(data) < _chunks.BLOB_MIN:
+                parts[name] = data
+                if name in self.tracks:
+                    out.tracks[name] = None
+                return
+            stored = _chunks.blob(data)
+        else:
+            stored = _chunks.store(value, self.tracks.get(name), lambda v: self._encode(v, what))
         parts[name] = stored.whole
         if stored.relative is not None:
             out.relative[name] = stored.relative
@@ -212,7 +219,7 @@ class Checkpointer:
     ) -> None:
         """Encode the queued messages, fan-in buffers and pending requests into `parts`."""
         ids = self.core.workflow.blueprint.plan.ids
-        if self.chunking and any(_chunks.is_long_list(m) for ms in queue.values() for m in ms):
+        if self.chunking and queue and _has_long_list(queue):
             # A message that is a long list (an orchestration's conversation) is stored
             # relative to the one queued before it: the queue as one dict by message.
             flat = {
@@ -442,6 +449,15 @@ class Checkpointer:
             superstep=new.superstep,
             status=status_of(cp.status, queue_new),
         )
+
+
+def _has_long_list(queue: Queue) -> bool:
+    """True when a queued message is a list stored in the chunked list form."""
+    for messages in queue.values():
+        for m in messages:
+            if type(m) is list and len(m) >= _chunks.LIST_MIN:  # pyright: ignore[reportUnknownArgumentType]
+                return True
+    return False
 
 
 class _Out:

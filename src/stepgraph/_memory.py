@@ -6,13 +6,14 @@ For tests and previews: nothing is durable, nothing survives the process.
 from __future__ import annotations
 
 import types
-from collections.abc import Collection, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Mapping, Sequence
 
 from ._checkpoint import Checkpoint, CheckpointInfo
 from ._errors import CheckpointError, CheckpointNotFoundError
 
 __all__ = ["MemoryCheckpointStore"]
+
+_NONE: Mapping[str, bytes] = types.MappingProxyType({})
 
 
 class MemoryCheckpointStore:
@@ -39,10 +40,10 @@ class MemoryCheckpointStore:
         self._check()
         cid = checkpoint.info.id
         order = self._sessions.setdefault(checkpoint.info.session_id, {})
-        whole = checkpoint.as_full() if checkpoint.changed is not None else checkpoint
-        needed = whole.chunk_ids()
-        held = self._chunks.setdefault(checkpoint.info.session_id, {})
+        needed = checkpoint.chunk_ids()
+        found: Mapping[str, bytes] = _NONE
         if needed or checkpoint.chunks:
+            held = self._chunks.setdefault(checkpoint.info.session_id, {})
             for i, data in checkpoint.chunks.items():
                 held.setdefault(i, data)  # one already held is kept
             missing = needed - held.keys()
@@ -51,7 +52,8 @@ class MemoryCheckpointStore:
                     f"checkpoint {cid!r} references chunks neither it nor its session "
                     f"holds: {sorted(missing)[:3]}"
                 )
-            whole = replace(whole, chunks=types.MappingProxyType({i: held[i] for i in needed}))
+            found = types.MappingProxyType({i: held[i] for i in needed})
+        whole = checkpoint.whole(found)
         order[cid] = None  # a re-saved id keeps its place in the save order
         self._by_id[cid] = whole
 
