@@ -223,7 +223,7 @@ class ReplacesHeldChunks(MemoryCheckpointStore):
 
     async def save(self, checkpoint: Checkpoint) -> None:
         await super().save(checkpoint)
-        self._chunks[checkpoint.info.session_id].update(checkpoint.chunks)
+        self._chunks.setdefault(checkpoint.info.session_id, {}).update(checkpoint.chunks)
 
 
 class SharesChunksAcrossSessions(MemoryCheckpointStore):
