@@ -187,23 +187,6 @@ class ReplacesNothing(MemoryCheckpointStore):
             await super().save_record(session_id, base_id, key, data)
 
 
-@pytest.mark.parametrize(
-    ("broken", "message"),
-    [
-        (NoGarbageCollection, r"^check_records_deleted_with_checkpoints: delete\(\[.*must delete"),
-        (ReplacesNothing, r"^check_records_round_trip: saving a key again replaces it: "),
-    ],
-)
-def test_suite_names_the_broken_record_rule(
-    broken: type[MemoryCheckpointStore], message: str
-) -> None:
-    async def factory(name: str) -> CheckpointStore:
-        return broken()
-
-    with pytest.raises(AssertionError, match=message):
-        asyncio.run(testing.check_checkpoint_store(factory, reopen=False))
-
-
 class KeepsEveryChunk(MemoryCheckpointStore):
     """A broken chunk store: `delete` frees no chunk."""
 
@@ -236,15 +219,15 @@ class SharesChunksAcrossSessions(MemoryCheckpointStore):
 @pytest.mark.parametrize(
     ("broken", "message"),
     [
+        (NoGarbageCollection, r"^check_records_deleted_with_checkpoints: delete\(\[.*must delete"),
+        (ReplacesNothing, r"^check_records_round_trip: saving a key again replaces it: "),
         (KeepsEveryChunk, r"^check_chunks_freed_by_delete: delete left \d+ chunks"),
         (LoadsWithoutChunks, r"^check_chunks_round_trip: right after saving it: .* lacks chunks"),
         (ReplacesHeldChunks, r"^check_chunks_kept_once: re-saving changed"),
         (SharesChunksAcrossSessions, r"^check_chunks_load_chunks: load_chunks of another session"),
     ],
 )
-def test_suite_names_the_broken_chunk_rule(
-    broken: type[MemoryCheckpointStore], message: str
-) -> None:
+def test_suite_names_the_broken_rule(broken: type[MemoryCheckpointStore], message: str) -> None:
     async def factory(name: str) -> CheckpointStore:
         return broken()
 

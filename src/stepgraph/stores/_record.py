@@ -22,10 +22,10 @@ import json
 import struct
 import types
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import _chunks
 from .._checkpoint import FORMAT_VERSION, Checkpoint, CheckpointInfo, apply_delta
@@ -47,6 +47,7 @@ MAGIC = b"SGC1"
 MAX_GRAPH = 16 * 1024 * 1024
 """Largest graph description (UTF-8 bytes) a record holds; graphs take KiBs."""
 _LEN = struct.Struct(">I")
+_T = TypeVar("_T")
 
 
 def pack(cp: Checkpoint) -> bytes:
@@ -87,8 +88,13 @@ def pack(cp: Checkpoint) -> bytes:
 
 def unpack(blob: bytes) -> Checkpoint:
     """Decode one record; a delta comes back with only its stored parts (see `resolve`)."""
+    return _decoding(_unpack, blob)
+
+
+def _decoding(fn: Callable[[Any], _T], record: Any) -> _T:
+    """`fn(record)`, any error but `CheckpointDecodeError` turned into one."""
     try:
-        return _unpack(blob)
+        return fn(record)
     except CheckpointDecodeError:
         raise
     except Exception as exc:
@@ -124,23 +130,19 @@ def info(record: bytes | memoryview) -> CheckpointInfo:
     `pack` writes the info's keys first, so only the header up to `"sig"` is parsed
     (not the parts list, nor a full record's compressed graph description).
     """
-    try:
-        view = memoryview(record)
-        if bytes(view[:4]) == MAGIC:
-            (hlen,) = _LEN.unpack_from(view, 4)
-            head = bytes(view[8 : 8 + hlen])
-            cut = head.find(b',"sig":')
-            if cut > 0:
-                h = json.loads(head[:cut] + b"}")
-                if isinstance(h, dict):
-                    return _info(h)  # pyright: ignore[reportUnknownArgumentType]
-        return _info(_header(view)[0])
-    except CheckpointDecodeError:
-        raise
-    except Exception as exc:
-        raise CheckpointDecodeError(
-            f"malformed checkpoint record: {type(exc).__name__}: {exc}"
-        ) from None
+    return _decoding(_info_of, memoryview(record))
+
+
+def _info_of(view: memoryview) -> CheckpointInfo:
+    if bytes(view[:4]) == MAGIC:
+        (hlen,) = _LEN.unpack_from(view, 4)
+        head = bytes(view[8 : 8 + hlen])
+        cut = head.find(b',"sig":')
+        if cut > 0:
+            h = json.loads(head[:cut] + b"}")
+            if isinstance(h, dict):
+                return _info(h)  # pyright: ignore[reportUnknownArgumentType]
+    return _info(_header(view)[0])
 
 
 _ID_AT = b',"id":'
