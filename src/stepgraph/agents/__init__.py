@@ -11,6 +11,8 @@ Module map:
   `tool_idempotency_key()`
 * `_agent`: `Agent` and its bounded tool loop (journaled through `Step`); `AgentResponse`
 * `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
+* `_tokens`: `ReplyStream`, agents' tokens in a run's events as replies (open, grow, close)
+  and the outputs they already showed
 * `_workflow_agent`: `as_agent(workflow)` (also `Workflow.as_agent()`), `WorkflowAgent`
 """
 
@@ -29,6 +31,16 @@ from ._messages import (
     Usage,
 )
 from ._scripted import Reply, ScriptedChatClient, ScriptedRequest
+from ._tokens import (
+    OutputText,
+    ReplyClosed,
+    ReplyDelta,
+    ReplyOpened,
+    ReplyStep,
+    ReplyStream,
+    agent_update,
+    reply_texts,
+)
 from ._tools import Tool, ToolError, json_schema, tool, tool_idempotency_key
 from ._workflow_agent import REQUEST_TOOL, WorkflowAgent, as_agent
 
@@ -49,7 +61,13 @@ __all__ = [
     "Content",
     "FunctionCall",
     "FunctionResult",
+    "OutputText",
     "Reply",
+    "ReplyClosed",
+    "ReplyDelta",
+    "ReplyOpened",
+    "ReplyStep",
+    "ReplyStream",
     "Role",
     "ScriptedChatClient",
     "ScriptedRequest",
@@ -58,12 +76,14 @@ __all__ = [
     "Tool",
     "ToolError",
     "ToolSpec",
-    "Usage",
     "UpdateSink",
+    "Usage",
     "WorkflowAgent",
+    "agent_update",
     "as_agent",
     "collect",
     "json_schema",
+    "reply_texts",
     "tool",
     "tool_idempotency_key",
 ]

@@ -5,6 +5,11 @@ call become the workflow's input (a `list[ChatMessage]`, one `ChatMessage` or
 its text, whichever the start executor takes); workflow outputs become the
 reply; workflow requests become function calls (call id = request id) that
 the caller answers with function results in a later call.
+
+Streamed (`on_update`), the reply arrives as text: the tokens of the agents
+inside the workflow (in sub-workflows and orchestrations too) as they come,
+then the text of each output that no token showed (`ReplyStream`), so the
+updates joined are the reply's text.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import serde
-from .._events import Output
 from .._requests import Request
 from ._agent import AgentResponse, Step, UpdateSink
 from ._client import ChatUpdate
@@ -26,6 +30,7 @@ from ._messages import (
     FunctionResult,
     TextContent,
 )
+from ._tokens import OutputText, ReplyDelta, ReplyStream, reply_texts
 
 if TYPE_CHECKING:
     from .._session import Session
@@ -118,10 +123,14 @@ class WorkflowAgent:
         }
         before = set(pending)
         run = session.respond(answers) if answers else session.run(self._input(messages))
-        async for event in run:
-            if on_update is not None and isinstance(event, Output):
-                await on_update(ChatUpdate(text=_text(event.value)))
-        result = await run
+        if on_update is None:
+            result = await run
+        else:
+            replies = ReplyStream()
+            async for event in run:
+                for text in _streamed(replies, event):
+                    await on_update(ChatUpdate(text=text))
+            result = await run
         reply: list[ChatMessage] = []
         for value in result.outputs:
             reply.extend(self._as_messages(value))
@@ -149,7 +158,38 @@ class WorkflowAgent:
             return [m for m in value.messages if m.role == "assistant"]
         if isinstance(value, ChatMessage):
             return [value]
+        if reply_texts(value) is not None:  # a conversation: its replies
+            return [m for m in _messages_of(value) if m.role == "assistant"]
         return [ChatMessage("assistant", (TextContent(_text(value)),), self.name)]
+
+
+def _messages_of(value: Sequence[ChatMessage | AgentResponse]) -> list[ChatMessage]:
+    out: list[ChatMessage] = []
+    for item in value:
+        out.extend(item.messages if isinstance(item, AgentResponse) else (item,))
+    return out
+
+
+def _streamed(replies: ReplyStream, event: Any) -> list[str]:
+    """The text updates one inner event makes: tokens, then outputs no token showed."""
+    texts: list[str] = []
+    for step in replies.feed(event):
+        if isinstance(step, ReplyDelta):
+            texts.append(step.text)
+        elif isinstance(step, OutputText):
+            if step.texts is not None:
+                texts.extend(step.texts)
+            elif (whole := _reply_text(step.value)) is not None:
+                texts.append(whole)
+    return texts
+
+
+def _reply_text(value: Any) -> str | None:
+    """The text of an output as the reply holds it (None: no text, e.g. only tool calls)."""
+    texts = reply_texts(value)
+    if texts is None:
+        return _text(value)
+    return "".join(texts) or None
 
 
 def _since_last_reply(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
