@@ -21,6 +21,7 @@ from stepgraph.agents import (
     ApprovalRequest,
     ApprovalResponse,
     ChatMessage,
+    ChatUpdate,
     FunctionCall,
     FunctionResult,
     ScriptedChatClient,
@@ -375,5 +376,56 @@ def test_scripted_client_that_runs_out_says_so(bad: list[str]) -> None:
             await agent.run("1")
         with pytest.raises(sg.WorkflowError, match="ran out of replies"):
             await agent.run("2")
+
+    asyncio.run(main())
+
+
+def test_workflow_agent_streams_text_and_its_agents_tokens() -> None:
+    from stepgraph.orchestrations import sequential
+
+    pair = sequential(
+        [
+            Agent("a", ScriptedChatClient(["one two"])),
+            Agent("b", ScriptedChatClient(["three four"])),
+        ],
+        name="pair",
+    )
+    agent = pair.as_agent()
+
+    async def main() -> None:
+        updates: list[str] = []
+
+        async def on_update(update: ChatUpdate) -> None:
+            updates.append(update.text)
+
+        reply = await agent.run("go", on_update=on_update)
+        assert updates == ["one ", "two", "three ", "four"]  # tokens, then nothing again
+        assert [m.text for m in reply.messages] == ["one two", "three four"]
+        assert all(m.role == "assistant" for m in reply.messages)
+
+    asyncio.run(main())
+
+
+def test_workflow_agent_streams_outputs_that_are_not_tokens_as_text() -> None:
+    @sg.executor(id="echo")
+    async def echo(text: str, ctx: sg.Context[None, str]) -> None:
+        await ctx.yield_output(f"echo {text}")
+
+    quiet = Agent("q", ScriptedChatClient(["quiet reply"]))
+    wf = (
+        sg.WorkflowBuilder[str](start=echo).build(name="echo"),
+        sg.WorkflowBuilder[str](start=AgentExecutor(quiet, stream=False)).build(name="q"),
+    )
+
+    async def main() -> None:
+        for workflow, expected in zip(wf, (["echo hi"], ["quiet reply"]), strict=True):
+            updates: list[str] = []
+
+            async def on_update(update: ChatUpdate, into: list[str] = updates) -> None:
+                into.append(update.text)
+
+            reply = await workflow.as_agent().run("hi", on_update=on_update)
+            assert updates == expected
+            assert reply.text == expected[0]
 
     asyncio.run(main())

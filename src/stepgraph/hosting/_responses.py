@@ -26,11 +26,11 @@ from starlette.responses import JSONResponse, Response
 import stepgraph as sg
 
 from ._errors import ApiError
-from ._events import event_json
 from ._host import Host, RunRecord
 from ._http import host_of, int_query, read_json
 from ._log import ResponseRecord
 from ._plain import output_text
+from ._replies import ReplyFrames
 from ._sse import EventStream, ResponseEvents
 from ._turns import start_answers, start_messages
 from ._wire import (
@@ -255,32 +255,24 @@ def _replay(req: TurnRequest, earlier: ResponseRecord) -> Response:
     return EventStream(frames())
 
 
-def _frames(turn: _Turn, events: ResponseEvents, ev: sg.Event) -> list[bytes]:
-    frames: list[bytes] = []
-    if turn.req.stepgraph_events:
-        frames.append(events.custom("stepgraph.event", {"event": event_json(ev)}))
-    if isinstance(ev, sg.Output):
-        frames += events.text(output_text(ev.value))
-    elif isinstance(ev, sg.RequestIssued):
-        frames += events.function_call(ev.request)
-    return frames
-
-
 async def _stream(
     turn: _Turn, driven: AsyncGenerator[sg.Event], first: sg.Event | None
 ) -> AsyncIterator[bytes]:
     """The SSE body; `driven` was started already and gave `first` (None: it ended)."""
     events = ResponseEvents(lambda status: turn.body(status, list(events.output)))
+    replies = ReplyFrames(events, stepgraph_events=turn.req.stepgraph_events)
     finished = False
     try:
         for f in events.started():
             yield f
         if first is not None:
-            for f in _frames(turn, events, first):
+            for f in replies.frames(first):
                 yield f
         async for ev in driven:  # an ended generator yields nothing
-            for f in _frames(turn, events, ev):
+            for f in replies.frames(ev):
                 yield f
+        for f in replies.close():
+            yield f
         body = turn.body(_STATUS.get(turn.rec.status, "incomplete"), events.output)
         turn.record(body)
         finished = True
@@ -288,6 +280,7 @@ async def _stream(
     finally:
         await driven.aclose()  # the client went away: stop the run, release the session
         if not finished:
+            replies.close()  # the items streamed so far, done, in the recorded body
             turn.record(turn.body(_STATUS.get(turn.rec.status, "incomplete"), events.output))
 
 

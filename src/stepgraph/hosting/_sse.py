@@ -68,8 +68,52 @@ class ResponseEvents:
         ]
 
     def text(self, text: str) -> list[bytes]:
-        """One assistant message item holding `text`."""
-        return self._message(message_item(new_id("msg"), text))
+        """One assistant message item holding `text`, whole (one delta)."""
+        idx, frames = self.open_text()
+        return frames + self.delta(idx, text) + self.close_text(idx, text)
+
+    def open_text(self, item_id: str | None = None) -> tuple[int, list[bytes]]:
+        """Start an assistant message item that deltas will fill: its output index and the
+        `output_item.added` and `content_part.added` events.
+        """
+        idx, item_id = len(self.output), item_id or new_id("msg")
+        self.output.append(message_item(item_id, "", "in_progress"))
+        part: dict[str, Any] = {
+            "type": "output_text",
+            "text": "",
+            "annotations": [],
+            "logprobs": [],
+        }
+        return idx, [
+            self._event(
+                "response.output_item.added",
+                output_index=idx,
+                item={**message_item(item_id, "", "in_progress"), "content": []},
+            ),
+            self._event("response.content_part.added", **self._where(idx), part=part),
+        ]
+
+    def delta(self, idx: int, text: str) -> list[bytes]:
+        """`output_text.delta` of the open message item `idx` (none for empty text)."""
+        if not text:
+            return []
+        return [
+            self._event("response.output_text.delta", **self._where(idx), delta=text, logprobs=[])
+        ]
+
+    def close_text(self, idx: int, text: str) -> list[bytes]:
+        """Finish message item `idx`, whose deltas joined are `text`."""
+        done = message_item(self.output[idx]["id"], text)
+        self.output[idx] = done
+        where = self._where(idx)
+        return [
+            self._event("response.output_text.done", **where, text=text, logprobs=[]),
+            self._event("response.content_part.done", **where, part=done["content"][0]),
+            self._event("response.output_item.done", output_index=idx, item=done),
+        ]
+
+    def _where(self, idx: int) -> dict[str, Any]:
+        return {"item_id": self.output[idx]["id"], "output_index": idx, "content_index": 0}
 
     def function_call(self, request: Request) -> list[bytes]:
         """One `function_call` item for a workflow request."""
@@ -84,27 +128,9 @@ class ResponseEvents:
         return frames
 
     def _message(self, done: dict[str, Any]) -> list[bytes]:
-        idx, item_id, text = len(self.output), done["id"], done["content"][0]["text"]
-        self.output.append(done)
-        part: dict[str, Any] = {
-            "type": "output_text",
-            "text": "",
-            "annotations": [],
-            "logprobs": [],
-        }
-        where = {"item_id": item_id, "output_index": idx, "content_index": 0}
-        return [
-            self._event(
-                "response.output_item.added",
-                output_index=idx,
-                item={**message_item(item_id, "", "in_progress"), "content": []},
-            ),
-            self._event("response.content_part.added", **where, part=part),
-            self._event("response.output_text.delta", **where, delta=text, logprobs=[]),
-            self._event("response.output_text.done", **where, text=text, logprobs=[]),
-            self._event("response.content_part.done", **where, part=done["content"][0]),
-            self._event("response.output_item.done", output_index=idx, item=done),
-        ]
+        idx, frames = self.open_text(done["id"])
+        text = done["content"][0]["text"]
+        return frames + self.delta(idx, text) + self.close_text(idx, text)
 
     def _call(self, done: dict[str, Any]) -> list[bytes]:
         idx = len(self.output)
