@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import stepgraph as sg
+from stepgraph.agents import Agent, AgentExecutor, ChatUpdate
 
 
 @dataclass(frozen=True)
@@ -92,3 +96,23 @@ async def answer(text: str, ctx: sg.Context[None, str]) -> None:
 
 three = sg.WorkflowBuilder[str](start=parse).add_chain([parse, enrich, answer]).build(name="three")
 """The three-executor workflow of the load figures."""
+
+
+class PacedModel:
+    """A scripted model streaming `streamed reply to <input>` a word every 0.3 s."""
+
+    async def get_response(self, messages: Any, *, tools: Any = (), options: Any = None) -> Any:
+        raise NotImplementedError("the writer streams")
+
+    async def get_streaming_response(
+        self, messages: Any, *, tools: Any = (), options: Any = None
+    ) -> AsyncIterator[ChatUpdate]:
+        for word in re.findall(r"\S+\s*", f"streamed reply to {messages[-1].text}"):
+            yield ChatUpdate(text=word)
+            await asyncio.sleep(0.3)
+
+
+writer = sg.WorkflowBuilder[str](start=AgentExecutor(Agent("writer", PacedModel()))).build(
+    name="writer"
+)
+"""One agent whose reply streams slowly enough to watch."""

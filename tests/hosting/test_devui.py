@@ -6,6 +6,7 @@ Skipped with a reason when Chromium or playwright is missing, except under
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -31,14 +32,14 @@ MISSING = (
 )
 
 
-@pytest.fixture(scope="module")
-def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+@contextlib.contextmanager
+def browser_on(app: str, tmp: Path) -> Iterator[tuple[Any, str]]:
+    """A headless page on the dev UI of `apps.<app>` served by a uvicorn process."""
     if MISSING is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"dev UI tests must run under CI: {MISSING}")
         pytest.skip(MISSING)
-    tmp: Path = tmp_path_factory.mktemp("ui")
-    server = ServerProcess(f"{APPS}:chat", f"sqlite:///{tmp}/runs.db", tmp / "server.log")
+    server = ServerProcess(f"{APPS}:{app}", f"sqlite:///{tmp}/runs.db", tmp / "server.log")
     server.start()
     ARTIFACTS.mkdir(exist_ok=True)
     try:
@@ -57,6 +58,12 @@ def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any
             browser.close()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+    with browser_on("chat", tmp_path_factory.mktemp("ui")) as page:
+        yield page
 
 
 def shot(page: Page, name: str) -> None:

@@ -101,6 +101,7 @@ async function selectSession(id) {
   $("#session-id").textContent = id;
   resetNodes();
   $("#events").replaceChildren();
+  $("#replies").replaceChildren();
   for (const rec of state.recent) if (rec.session_id === id) show(rec); // what arrived before
   await refreshSession();
 }
@@ -275,7 +276,32 @@ function onRecord(rec) {
   if (rec.session_id === state.selected) show(rec);
 }
 
+// -- live replies: agents' tokens as they stream -------------------------------------------
+
+function agentUpdate(rec, path = "") {
+  if (rec.type === "subworkflow_event") return agentUpdate(rec.event, `${path}${rec.executor_id}/`);
+  return rec.type === "agent_update" ? { ...rec, path: path + rec.executor_id } : null;
+}
+
+function showToken(rec, upd) {
+  if (!upd.text) return;
+  const box = $("#replies");
+  const key = `${rec.run_id}|${upd.path}|${upd.agent}`;
+  let text = [...box.children].find((p) => p.dataset.key === key)?.querySelector(".text");
+  if (!text) {
+    $("#replies-none")?.remove();
+    text = el("span", { class: "text" });
+    box.append(el("p", { class: "reply", "data-key": key, "data-run": rec.run_id, "data-agent": upd.agent },
+      el("strong", { text: `${upd.path}: ` }), text));
+  }
+  text.textContent += upd.text;
+  box.scrollTop = box.scrollHeight;
+}
+
 function show(rec) {
+  const upd = agentUpdate(rec);
+  if (upd) { showToken(rec, upd); return; } // tokens go to the live reply, not the event list
+  if (rec.type === "run_started") $("#replies").replaceChildren();
   if (rec.type === "executor_invoked") paintNode(rec.executor_id, "running");
   else if (rec.type === "executor_completed") paintNode(rec.executor_id, "done");
   else if (rec.type === "executor_failed") paintNode(rec.executor_id, "failed");
