@@ -51,7 +51,9 @@ def reply_text(tokens: int) -> str:
 
 
 class PacedModel:
-    """A scripted model: `TOKENS` tokens, `TOKEN_MS` apart (0: as fast as the loop goes)."""
+    """A scripted model: `TOKENS` tokens, `TOKEN_MS` apart (0: as fast as the loop goes), the
+    first at once.
+    """
 
     async def get_response(
         self,
@@ -70,7 +72,7 @@ class PacedModel:
         options: ChatOptions | None = None,
     ) -> AsyncIterator[ChatUpdate]:
         for i in range(TOKENS):
-            if TOKEN_MS:
+            if TOKEN_MS and i:  # the first token comes at once: TTFT is the server's own
                 await asyncio.sleep(TOKEN_MS / 1000)
             yield ChatUpdate(text=f"w{i}" + (" " if i < TOKENS - 1 else ""))
         yield ChatUpdate(finish_reason="stop")
