@@ -2,10 +2,12 @@
 
 Run it as a subprocess speaking MCP on stdin/stdout (`MCPTools.stdio(sys.executable,
 ["examples/mcp_server_notes.py"], env={"NOTES_FILE": ...})`). Each tool call is also
-appended to `$NOTES_FILE.calls`, so a client can count how often a tool really ran.
+appended to `$NOTES_FILE.calls` (with the server's pid), so a client can count how
+often a tool really ran.
 Testing knob: while `$NOTES_FILE.block` exists, `add_note` writes the server's pid to
 that file and then waits forever (a call in flight when the server is killed).
-Run directly with nothing on stdin, it exits at once.
+Run directly with nothing on stdin, it exits at once; `mcp_server_notes.py http PORT`
+serves Streamable HTTP at `http://127.0.0.1:PORT/mcp` instead.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
@@ -32,7 +35,15 @@ def _save(notes: dict[str, str]) -> None:
 
 def _called(name: str) -> None:
     with Path(f"{NOTES}.calls").open("a") as log:
-        log.write(name + "\n")
+        log.write(f"{name} {os.getpid()}\n")
+
+
+def _blocking() -> bool:
+    block = Path(f"{NOTES}.block")
+    if not block.exists():
+        return False
+    block.write_text(str(os.getpid()))
+    return True
 
 
 @server.tool()
@@ -43,9 +54,7 @@ async def add_note(title: str, text: str) -> str:
         title: a short title, like "meeting".
         text: the note itself.
     """
-    block = Path(f"{NOTES}.block")
-    if block.exists():
-        block.write_text(str(os.getpid()))
+    if _blocking():
         await asyncio.Event().wait()  # until the process is killed
     _called("add_note")
     notes = _load()
@@ -82,4 +91,7 @@ def delete_note(title: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if sys.argv[1:2] == ["http"]:  # `mcp_server_notes.py http PORT`: Streamable HTTP at /mcp
+        server.run("streamable-http", port=int(sys.argv[2]))
+    else:
+        server.run("stdio")

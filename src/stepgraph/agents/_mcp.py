@@ -31,7 +31,7 @@ import shlex
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 
 from ._client import ToolSpec
 from ._tools import Tool, ToolError
@@ -233,13 +233,9 @@ class _MCPTool(Tool):
         )
         try:
             result = await session.call_tool(self.name, dict(arguments), meta=meta)
-        except Exception as exc:
-            raise MCPServerError(
-                f"MCP server {server.name!r} failed during a call to its tool {self.name!r}: "
-                f"{_describe(exc)}",
-                server=server.name,
-                tool=self.name,
-            ) from exc
+        except BaseException as exc:
+            doing = f"MCP server {server.name!r} failed during a call to its tool {self.name!r}"
+            await self._box.fail(exc, doing, server, self.name)
         return _result_value(server, self.name, result)
 
     def __repr__(self) -> str:
@@ -269,7 +265,7 @@ class Toolbox:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self._stack.aclose()
+            await self._stack.__aexit__(exc_type, exc, tb)
         except Exception as close_error:
             if exc is not None:
                 return  # the run's own error says more than a failed close after it
@@ -287,23 +283,35 @@ class Toolbox:
         """
         key = id(server)
         if key not in self._sessions:
-            stack = contextlib.AsyncExitStack()
             try:
-                self._sessions[key] = await _open(server, stack)
-            except ToolError:
-                await stack.aclose()
-                raise
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    await stack.aclose()
+                self._sessions[key] = await _open(server, self._stack)
+            except BaseException as exc:
                 doing = f" to call its tool {tool!r}" if tool else ""
-                raise MCPServerError(
-                    f"cannot connect to MCP server {server.name!r}{doing}: {_describe(exc)}",
-                    server=server.name,
-                    tool=tool,
-                ) from exc
-            self._stack.push_async_callback(stack.aclose)
+                await self.fail(
+                    exc, f"cannot connect to MCP server {server.name!r}{doing}", server, tool
+                )
         return self._sessions[key]
+
+    async def fail(
+        self, exc: BaseException, doing: str, server: MCPTools, tool: str | None
+    ) -> NoReturn:
+        """Close every connection (the run fails), then raise what went wrong as `MCPServerError`.
+
+        A transport failure cancels the SDK's tasks, which shows in this task as a
+        cancellation; closing the connections with it turns it back into the error
+        behind it. A genuine cancellation of the run is raised as it is.
+        """
+        error: BaseException = exc
+        try:
+            await self._stack.__aexit__(type(exc), exc, exc.__traceback__)
+        except BaseException as close_error:  # the same error, or the one behind a cancellation
+            error = close_error
+        self._sessions.clear()
+        if isinstance(error, ToolError) or not isinstance(error, Exception):
+            raise error
+        raise MCPServerError(
+            f"{doing}: {_describe(error)}", server=server.name, tool=tool
+        ) from error
 
     async def specs(self) -> list[ToolSpec]:
         """Every tool as the model sees it: the Python tools, then each server's."""
@@ -344,24 +352,20 @@ class Toolbox:
         session = await self.session(server)
         tools: list[_MCPTool] = []
         cursor: str | None = None
-        try:
-            from mcp_types import PaginatedRequestParams
+        from mcp_types import PaginatedRequestParams
 
-            while True:
-                params = PaginatedRequestParams(cursor=cursor) if cursor else None
+        while True:
+            params = PaginatedRequestParams(cursor=cursor) if cursor else None
+            try:
                 page = await session.list_tools(params=params)
-                for t in page.tools:
-                    tools.append(
-                        _MCPTool(self, server, t.name, t.description or "", t.input_schema)
-                    )
-                cursor = page.next_cursor
-                if not cursor:
-                    return tools
-        except Exception as exc:
-            raise MCPServerError(
-                f"MCP server {server.name!r} failed to list its tools: {_describe(exc)}",
-                server=server.name,
-            ) from exc
+            except BaseException as exc:
+                doing = f"MCP server {server.name!r} failed to list its tools"
+                await self.fail(exc, doing, server, None)
+            for t in page.tools:
+                tools.append(_MCPTool(self, server, t.name, t.description or "", t.input_schema))
+            cursor = page.next_cursor
+            if not cursor:
+                return tools
 
 
 def _result_value(server: MCPTools, tool: str, result: CallToolResult) -> Any:
