@@ -26,6 +26,16 @@ EXPECT = {
         "OUTPUT Supersteps: predictable, durable, fast.",
     ],
     "agents_tool_approval": ["approval needed: refund", "OUTPUT Done: refunded 129.00", "['A-17']"],
+    "agents_mcp_tools": [
+        "turn failed: executor 'secretary' raised ConnectionError",
+        "tools offered to the model: add_note, list_notes, read_note, delete_note",
+        "OUTPUT Saved your note about the meeting.",
+        "add_note ran 1x",
+        "approval needed: delete_note {'title': 'meeting'}",
+        "OUTPUT Deleted the meeting note.",
+        "notes on the server: {}",
+    ],
+    "mcp_server_notes": [],  # a stdio server: with nothing on stdin it exits at once
     "agents_workflow_as_agent": ["says: Summary: Notes on tidal power", "Notes on heat pumps"],
     "orchestration_sequential": ["reviewer: Add a number.", "OUTPUT Edited: Heat pumps: 3x"],
     "orchestration_concurrent": ["OUTPUT 2 of 3 say BUY (growth, value, risk)"],

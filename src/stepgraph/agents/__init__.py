@@ -9,6 +9,8 @@ Module map:
 * `_openai`: `OpenAIChatClient` on the official `openai` package (extra `openai`)
 * `_tools`: `Tool` and `@tool`, described from type hints and docstrings;
   `tool_idempotency_key()`
+* `_mcp`: `MCPTools`, an MCP server's tools (stdio or HTTP, extra `mcp`), one
+  connection per agent run; `MCPServerError`
 * `_agent`: `Agent` and its bounded tool loop (journaled through `Step`); `AgentResponse`
 * `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
 * `_tokens`: `ReplyStream`, agents' tokens in a run's events as replies (open, grow, close)
@@ -19,6 +21,7 @@ Module map:
 from ._agent import Agent, AgentLike, AgentResponse, Step, UpdateSink
 from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, ToolSpec, collect
 from ._executor import AgentExecutor, AgentUpdate
+from ._mcp import MCPServerError, MCPTools
 from ._messages import (
     ApprovalRequest,
     ApprovalResponse,
@@ -61,6 +64,8 @@ __all__ = [
     "Content",
     "FunctionCall",
     "FunctionResult",
+    "MCPServerError",
+    "MCPTools",
     "OutputText",
     "Reply",
     "ReplyClosed",

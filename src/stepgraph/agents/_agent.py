@@ -16,6 +16,11 @@ recorded result is its `FunctionResult`, errors included, so the replayed
 conversation is the one the model saw. Given an `idempotency_key` (the
 handler's `ctx.idempotency_key`), each tool call gets its own key, derived from
 it and the call's step name, which the tool reads with `tool_idempotency_key()`.
+
+`MCPTools` among the tools add an MCP server's tools; each run connects to the
+server when it first needs it and closes the connection when it ends (see
+`_mcp`). A server that is down fails the run (`MCPServerError`) instead of
+becoming a tool result: nothing is recorded for that call, so a retry calls it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .._errors import SerializationError
 from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, collect
+from ._mcp import MCPServerError, MCPTools, Toolbox
 from ._messages import (
     ApprovalRequest,
     ApprovalResponse,
@@ -117,7 +123,7 @@ class Agent:
         name: the agent's name (the author of its messages).
         client: the chat client it talks to.
         instructions: the system prompt.
-        tools: functions or `Tool`s it may call.
+        tools: functions, `Tool`s or `MCPTools` (an MCP server's tools) it may call.
         options: default model options.
         max_tool_iterations: model calls with tools per run before a final call without tools.
     """
@@ -128,14 +134,20 @@ class Agent:
         client: ChatClient,
         *,
         instructions: str = "",
-        tools: Sequence[Tool | Callable[..., Any]] = (),
+        tools: Sequence[Tool | MCPTools | Callable[..., Any]] = (),
         options: ChatOptions | None = None,
         max_tool_iterations: int = 8,
     ) -> None:
         self.name = name
         self.client = client
         self.instructions = instructions
-        self.tools = {t.name: t for t in (x if isinstance(x, Tool) else Tool(x) for x in tools)}
+        self.servers = tuple(x for x in tools if isinstance(x, MCPTools))
+        self.tools = {
+            t.name: t
+            for t in (
+                x if isinstance(x, Tool) else Tool(x) for x in tools if not isinstance(x, MCPTools)
+            )
+        }
         self.options = options
         self.max_tool_iterations = max_tool_iterations
 
@@ -164,7 +176,20 @@ class Agent:
 
         Raises:
             SerializationError: with `step`, a tool's result cannot be recorded.
+            MCPServerError: an MCP server is down or broke off a call.
         """
+        async with Toolbox(self.tools, self.servers) as box:
+            return await self._run(conversation, approvals, on_update, step, idempotency_key, box)
+
+    async def _run(
+        self,
+        conversation: Sequence[ChatMessage] | str,
+        approvals: Mapping[str, ApprovalResponse] | None,
+        on_update: UpdateSink | None,
+        step: Step | None,
+        idempotency_key: str | None,
+        box: Toolbox,
+    ) -> AgentResponse:
         history = (
             [ChatMessage.user(conversation)]
             if isinstance(conversation, str)
@@ -175,20 +200,21 @@ class Agent:
         pending = _unresolved(history)
         if pending:
             tools = _Calls(step, idempotency_key, "approved")
-            waiting = await self._resolve(pending, approvals or {}, new, tools)
+            waiting = await self._resolve(pending, approvals or {}, new, tools, box)
             if waiting:
                 return AgentResponse(self.name, tuple(new), tuple(waiting), usage)
         for i in range(self.max_tool_iterations):
-            reply = await self._ask([*history, *new], on_update, step, str(i), with_tools=True)
+            reply = await self._ask([*history, *new], on_update, step, str(i), box)
             usage = _add(usage, reply.usage)
             new.append(reply.message)
             calls = reply.message.function_calls
             if not calls:
                 return AgentResponse(self.name, tuple(new), (), usage)
-            waiting = await self._resolve(calls, {}, new, _Calls(step, idempotency_key, str(i)))
+            journal = _Calls(step, idempotency_key, str(i))
+            waiting = await self._resolve(calls, {}, new, journal, box)
             if waiting or any(self._ends_turn(c) for c in calls):
                 return AgentResponse(self.name, tuple(new), tuple(waiting), usage)
-        reply = await self._ask([*history, *new], on_update, step, "final", with_tools=False)
+        reply = await self._ask([*history, *new], on_update, step, "final", None)
         new.append(reply.message)
         return AgentResponse(self.name, tuple(new), (), _add(usage, reply.usage))
 
@@ -198,32 +224,31 @@ class Agent:
         on_update: UpdateSink | None,
         step: Step | None,
         tag: str,
-        *,
-        with_tools: bool,
+        box: Toolbox | None,
     ) -> ChatResponse:
-        """One model call; with `step`, the durable step `<agent>/model-<tag>`."""
+        """One model call, offered the box's tools; with `step`, the step `<agent>/model-<tag>`."""
         if step is None:
-            return await self._model(messages, on_update, with_tools)
+            return await self._model(messages, on_update, box)
         # The step records a (message, usage, finish reason) tuple: those are types every
         # workflow running agents knows (ChatResponse is not named by any handler).
         message, usage, finish = await step(
-            f"{self.name}/model-{tag}", self._model_reply, messages, on_update, with_tools
+            f"{self.name}/model-{tag}", self._model_reply, messages, on_update, box
         )
         return ChatResponse(message, usage, finish)
 
     async def _model_reply(
-        self, messages: list[ChatMessage], on_update: UpdateSink | None, with_tools: bool
+        self, messages: list[ChatMessage], on_update: UpdateSink | None, box: Toolbox | None
     ) -> tuple[ChatMessage, Usage | None, str | None]:
-        reply = await self._model(messages, on_update, with_tools)
+        reply = await self._model(messages, on_update, box)
         return reply.message, reply.usage, reply.finish_reason
 
     async def _model(
-        self, messages: list[ChatMessage], on_update: UpdateSink | None, with_tools: bool
+        self, messages: list[ChatMessage], on_update: UpdateSink | None, box: Toolbox | None
     ) -> ChatResponse:
         prompt = (
             [ChatMessage.system(self.instructions), *messages] if self.instructions else messages
         )
-        tools = [t.spec for t in self.tools.values()] if with_tools else []
+        tools = await box.specs() if box is not None else []
         if on_update is None:
             response = await self.client.get_response(prompt, tools=tools, options=self.options)
             message = response.message
@@ -244,12 +269,13 @@ class Agent:
         approvals: Mapping[str, ApprovalResponse],
         new: list[ChatMessage],
         journal: _Calls,
+        box: Toolbox,
     ) -> list[ApprovalRequest]:
         """Run the calls that may run; return those that wait for a person."""
         results: list[Content] = []
         waiting: list[ApprovalRequest] = []
         for call in calls:
-            tool = self.tools.get(call.name)
+            tool = await box.lookup(call.name)
             if tool is None:
                 results.append(FunctionResult(call.call_id, error=f"no tool named {call.name!r}"))
             elif tool.approval_required and call.call_id not in approvals:
@@ -291,13 +317,14 @@ class Agent:
             name or self.name,
             self.client,
             instructions=self.instructions,
-            tools=[*self.tools.values(), *extra],
+            tools=[*self.tools.values(), *self.servers, *extra],
             options=self.options,
             max_tool_iterations=self.max_tool_iterations,
         )
 
     def __repr__(self) -> str:
-        return f"<Agent {self.name!r} tools={list(self.tools)}>"
+        servers = f" mcp={[s.name for s in self.servers]}" if self.servers else ""
+        return f"<Agent {self.name!r} tools={list(self.tools)}{servers}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +345,8 @@ class _Calls:
 async def _call(tool: Tool, call: FunctionCall, key: str | None = None) -> FunctionResult:
     try:
         return FunctionResult(call.call_id, await tool.invoke(call.arguments, key))
+    except MCPServerError:
+        raise  # the server, not the tool, failed: the call did not happen, retry it later
     except Exception as exc:  # the model sees the error and may recover
         return FunctionResult(call.call_id, error=f"{type(exc).__name__}: {exc}")
 
