@@ -64,6 +64,10 @@ class SessionGuard:
         """Whether a request holds the session."""
         return session_id in self._busy
 
+    def waiting(self, session_id: str) -> int:
+        """How many requests wait in the session's line."""
+        return sum(1 for t in self._lines.get(session_id, ()) if not t.done())
+
     def held(self) -> set[str]:
         """Ids of the sessions held now (a copy)."""
         return set(self._busy)

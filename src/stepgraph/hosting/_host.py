@@ -240,6 +240,10 @@ class Host:
         """Whether a request holds the session."""
         return self._guard.is_busy(session_id)
 
+    def waiting(self, session_id: str) -> int:
+        """How many requests wait for the session (policies `enqueue`, `interrupt`)."""
+        return self._guard.waiting(session_id)
+
     # -- sessions ---------------------------------------------------------------------
 
     def session(self, session_id: str, model: str | None = None) -> sg.Session[Any]:
