@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,7 @@ import openai
 import pytest
 from starlette.applications import Starlette
 from tests.hosting import apps
-from tests.hosting.support import in_process, wait_until
+from tests.hosting.support import APPS, ROOT, in_process, wait_until
 
 import stepgraph as sg
 
@@ -369,3 +374,43 @@ def test_shutdown_cancels_running_and_fails_queued_background_responses(
             await store.aclose()
 
     asyncio.run(main())
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def test_cli_serves_several_workflows_and_prints_the_models(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "stepgraph.cli", "serve", f"{APPS}:chat", f"echo={APPS}:three"]
+    cmd += ["--store", f"sqlite:///{tmp_path}/runs.db", "--port", "0"]
+    cmd += ["--double-texting", "enqueue"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 30
+        while not (found := re.findall(r"running on http://127\.0\.0\.1:(\d+)", log.read_text())):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert "/v1/responses - models: chat, echo" in log.read_text()
+
+        async def main() -> None:
+            base = f"http://127.0.0.1:{found[-1]}/v1"
+            async with openai.AsyncOpenAI(base_url=base, api_key="x", max_retries=0) as client:
+                assert [m.id for m in (await client.models.list()).data] == ["chat", "echo"]
+                r = await client.responses.create(model="echo", input="hi")
+                assert r.output_text == "echo HI"
+
+        asyncio.run(main())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+
+
+def test_cli_refuses_two_workflows_of_one_name(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "stepgraph.cli", "serve", f"{APPS}:chat", f"{APPS}:chat"]
+    done = subprocess.run(
+        [*cmd, "--store", "memory:", "--port", "0"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "two workflows are named 'chat'" in done.stderr
