@@ -33,7 +33,7 @@ from ._devui import ROUTES as UI_ROUTES
 from ._errors import ApiError, error_body, error_response
 from ._guard import DoubleTexting, check_policy
 from ._host import Host
-from ._models import get_model, list_models, model_names
+from ._models import model_json, model_names
 from ._openapi import openapi_document
 from ._stores import open_log
 
@@ -185,6 +185,19 @@ def create_app(
         return JSONResponse(
             {"status": "ok", "workflow": host.workflow.name, "models": list(models)}
         )
+
+    async def list_models(request: Request) -> Response:
+        data = [model_json(name, host.started_at) for name in models]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def get_model(request: Request) -> Response:
+        name = str(request.path_params["model"])
+        if name not in models:
+            known = ", ".join(models)
+            raise ApiError(
+                404, f"no model {name!r}; this server serves: {known}", code="model_not_found"
+            )
+        return JSONResponse(model_json(name, host.started_at))
 
     async def ui_root(request: Request) -> Response:
         return RedirectResponse(str(request.url_for("ui_index")))

@@ -32,6 +32,7 @@ from ._events import Hub, event_json
 from ._guard import DoubleTexting, SessionGuard, closing_error
 from ._jobs import Jobs
 from ._log import HostingLog
+from ._models import pick_model
 from ._replicas import RequestLocks, busy
 from ._wire import new_id
 
@@ -150,34 +151,8 @@ class Host:
     # -- models ------------------------------------------------------------------------
 
     def model_of(self, requested: str | None, continued: str | None = None) -> str:
-        """The model name a request runs: the one it names, else the one of the response
-        or conversation it continues (`continued`), else the only one served.
-
-        With one workflow any name is taken (echoed back, as before models existed).
-        Raises the 404 of an unknown model and the 400 of a missing or mismatched one.
-        """
-        names = ", ".join(self.models)
-        if len(self.models) == 1:
-            return next(iter(self.models))
-        if requested is not None and requested not in self.models:
-            raise ApiError(
-                404,
-                f"no model {requested!r} here; this server serves: {names}",
-                code="model_not_found",
-                param="model",
-            )
-        if requested is not None and continued is not None and requested != continued:
-            raise ApiError(
-                400,
-                f"this continues a response of model {continued!r}; send model "
-                f"{continued!r} (or none) to continue it",
-                code="model_mismatch",
-                param="model",
-            )
-        chosen = requested or continued
-        if chosen is None or chosen not in self.models:
-            raise ApiError(400, f"model is required; this server serves: {names}", param="model")
-        return chosen
+        """The model name a request runs (`_models.pick_model`)."""
+        return pick_model(self.models, requested, continued)
 
     # -- the busy guard -----------------------------------------------------------------
 

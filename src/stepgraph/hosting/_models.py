@@ -1,7 +1,6 @@
-"""`/v1/models`: the workflows an app serves, as OpenAI model objects.
+"""Model names: which workflow of those an app serves a request's `model` picks.
 
-A request's `model` picks the workflow it runs (`Host.model_of`); these
-routes list the names it takes, so `client.models.list()` works.
+`GET /v1/models` (in `_app`) lists the names, so `client.models.list()` works.
 """
 
 from __future__ import annotations
@@ -9,15 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 import stepgraph as sg
 
 from ._errors import ApiError
-from ._http import host_of
 
-__all__ = ["get_model", "list_models", "model_names"]
+__all__ = ["model_json", "model_names", "pick_model"]
 
 
 def model_names(
@@ -50,24 +45,39 @@ def model_names(
     return named
 
 
-def _model(name: str, created: int) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": created, "owned_by": "stepgraph"}
+def pick_model(
+    models: Mapping[str, sg.Workflow[Any]], requested: str | None, continued: str | None
+) -> str:
+    """The model name a request runs: the one it names, else the one of the response
+    or conversation it continues (`continued`), else the only one served.
 
-
-async def list_models(request: Request) -> Response:
-    """`GET /v1/models`: every workflow served, the default first."""
-    host = host_of(request)
-    data = [_model(name, host.started_at) for name in host.models]
-    return JSONResponse({"object": "list", "data": data})
-
-
-async def get_model(request: Request) -> Response:
-    """`GET /v1/models/{model}`."""
-    host = host_of(request)
-    name = str(request.path_params["model"])
-    if name not in host.models:
-        known = ", ".join(host.models)
+    With one workflow any name is taken (echoed back, as before models existed).
+    Raises the 404 of an unknown model and the 400 of a missing or mismatched one.
+    """
+    names = ", ".join(models)
+    if len(models) == 1:
+        return next(iter(models))
+    if requested is not None and requested not in models:
         raise ApiError(
-            404, f"no model {name!r}; this server serves: {known}", code="model_not_found"
+            404,
+            f"no model {requested!r} here; this server serves: {names}",
+            code="model_not_found",
+            param="model",
         )
-    return JSONResponse(_model(name, host.started_at))
+    if requested is not None and continued is not None and requested != continued:
+        raise ApiError(
+            400,
+            f"this continues a response of model {continued!r}; send model "
+            f"{continued!r} (or none) to continue it",
+            code="model_mismatch",
+            param="model",
+        )
+    chosen = requested or continued
+    if chosen is None or chosen not in models:
+        raise ApiError(400, f"model is required; this server serves: {names}", param="model")
+    return chosen
+
+
+def model_json(name: str, created: int) -> dict[str, Any]:
+    """An OpenAI model object for a model name."""
+    return {"id": name, "object": "model", "created": created, "owned_by": "stepgraph"}
