@@ -269,6 +269,51 @@ def test_concurrent_requests_on_two_replicas_one_run_one_409(pair: Pair) -> None
     asyncio.run(main())
 
 
+def test_background_response_is_polled_on_either_replica(pair: Pair) -> None:
+    """A background response runs on the replica that took it; any replica answers its
+    polls; a cancel must reach the replica running it (409 elsewhere)."""
+
+    async def main() -> None:
+        async with clients(pair) as (a, b):
+            conv = await a.conversations.create()
+            flag = pair.flags / "background"
+            hold = f"hold {flag}"
+            r = await a.responses.create(
+                model="desk", input=hold, conversation=conv.id, background=True
+            )
+            assert r.status == "queued"
+            await _flag(Path(f"{flag}.started"), "the background run")
+            assert (await b.responses.retrieve(r.id)).status == "in_progress"
+            with pytest.raises(openai.ConflictError) as elsewhere:
+                await b.responses.cancel(r.id)
+            assert elsewhere.value.code == "response_on_another_replica"
+            Path(f"{flag}.go").touch()
+
+            async def completed() -> bool:
+                return (await b.responses.retrieve(r.id)).status == "completed"
+
+            deadline = time.monotonic() + 15
+            while not await completed():
+                assert time.monotonic() < deadline, "the background response never completed"
+                await asyncio.sleep(0.02)
+            assert (await b.responses.retrieve(r.id)).output_text == f"turn 1: {hold}"
+            nxt = await b.responses.create(model="desk", input="two", conversation=conv.id)
+            assert nxt.output_text == "turn 2: two"
+            # A running background response is cancelled by the replica running it.
+            flag = pair.flags / "background-cancel"
+            r2 = await b.responses.create(
+                model="desk", input=f"hold {flag}", conversation=conv.id, background=True
+            )
+            await _flag(Path(f"{flag}.started"), "the second background run")
+            assert (await b.responses.cancel(r2.id)).status == "cancelled"
+            assert (await a.responses.retrieve(r2.id)).status == "cancelled"
+            Path(f"{flag}.go").touch()
+            r3 = await a.responses.create(model="desk", input="three", conversation=conv.id)
+            assert r3.output_text == "turn 3: three"
+
+    asyncio.run(main())
+
+
 def test_run_refused_at_its_start_is_a_409(pair: Pair) -> None:
     """Another program holds the session's lease: the run fails as it starts, and the
     request (streamed ones before any byte) gets 409."""

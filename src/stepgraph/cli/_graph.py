@@ -7,6 +7,7 @@ import importlib
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from ._exit import CliError, ExitCode
 from ._stores import parse_store_url
@@ -37,11 +38,29 @@ def cmd_graph(args: argparse.Namespace, term: Terminal) -> ExitCode:
     return ExitCode.OK
 
 
+def _named(targets: list[str]) -> dict[str, Any]:
+    """`[NAME=]path.py:workflow` targets as workflows by model name (default: their names)."""
+    named: dict[str, Any] = {}
+    for target in targets:
+        name, sep, rest = target.partition("=")
+        if not sep or not name or "/" in name or ":" in name:
+            name, rest = "", target
+        workflow = load_workflow(rest)
+        name = name or workflow.name
+        if name in named:
+            raise CliError(
+                f"two workflows are named {name!r}; name them: stepgraph serve "
+                f"a={rest} b=...  (a request's model picks one by that name)"
+            )
+        named[name] = workflow
+    return named
+
+
 def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
-    """`stepgraph serve path.py:workflow`: hand over to `stepgraph.hosting.serve`."""
+    """`stepgraph serve [NAME=]path.py:workflow ...`: hand over to `stepgraph.hosting.serve`."""
     spec = parse_store_url(args.store)
     _check_port(args.host, args.port)
-    workflow = load_workflow(args.target)
+    workflows = _named(list(args.target))
     try:
         hosting = importlib.import_module("stepgraph.hosting")
     except ImportError as exc:
@@ -51,7 +70,14 @@ def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
         ) from exc
     serve = hosting.serve
     api_key: str | None = args.api_key or os.environ.get("STEPGRAPH_API_KEY") or None
-    serve(workflow, host=args.host, port=args.port, store_url=spec.url, api_key=api_key)
+    serve(
+        workflows,
+        host=args.host,
+        port=args.port,
+        store_url=spec.url,
+        api_key=api_key,
+        double_texting=args.double_texting,
+    )
     return ExitCode.OK
 
 

@@ -172,8 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
-    p = command("serve", "Serve a workflow over the OpenAI Responses API with the dev UI.")
-    p.add_argument("target", metavar="path.py:workflow")
+    p = command("serve", "Serve workflows over the OpenAI Responses API with the dev UI.")
+    p.add_argument(
+        "target",
+        metavar="[NAME=]path.py:workflow",
+        nargs="+",
+        help="one or more workflows; a request's model picks one (default name: the "
+        "workflow's name)",
+    )
+    p.add_argument(
+        "--double-texting",
+        choices=("reject", "enqueue", "interrupt"),
+        default="reject",
+        help="a request for a conversation that is running: 409 (reject), wait for it "
+        "(enqueue), or cancel it (interrupt); default reject",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--api-key", metavar="KEY", help="bearer key required of clients")

@@ -3,13 +3,17 @@
 Module map:
 
 * `_app`: `create_app` (routes, bearer auth, error handlers, lifespan)
-* `_serve`: `serve` and `load_workflow` (what `stepgraph serve` runs)
+* `_serve`: `serve`, `load_workflow` and `load_workflows` (what `stepgraph serve` runs)
+* `_models`: model names of the workflows served and `/v1/models`
 * `_protocol`: the HTTP protocol `serve` runs (closes connections idle without a request)
 * `_stores`: the default store URL and the hosting log of a store (`open_store`
   is `stepgraph.stores.open_store`, re-exported)
-* `_host`: sessions per conversation, the busy guard, driving runs, shutdown
+* `_host`: sessions per conversation, driving runs, shutdown
+* `_guard`: the busy guard and the double-texting policies (reject, enqueue, interrupt)
+* `_background`, `_jobs`: background responses, their polling and cancel
 * `_replicas`: request locks across replicas sharing a PostgreSQL store
 * `_responses`, `_conversations`: the `/v1/...` routes
+* `_turns`: where a turn continues from, which workflow runs it, starting its run
 * `_wire`, `_sse`, `_plain`: request parsing, items and Response objects, SSE, plain JSON
 * `_log`, `_pglog`: responses, conversations and sessions in a small SQLite log,
   or in PostgreSQL tables shared by every replica
@@ -20,15 +24,19 @@ Module map:
 """
 
 from ._app import create_app
-from ._serve import load_workflow, serve
+from ._guard import POLICIES, DoubleTexting
+from ._serve import load_workflow, load_workflows, serve
 from ._stores import DEFAULT_STORE_URL, open_store
 from ._wire import REQUEST_FUNCTION
 
 __all__ = [
     "DEFAULT_STORE_URL",
+    "POLICIES",
     "REQUEST_FUNCTION",
+    "DoubleTexting",
     "create_app",
     "load_workflow",
+    "load_workflows",
     "open_store",
     "serve",
 ]

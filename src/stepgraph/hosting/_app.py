@@ -1,4 +1,4 @@
-"""`create_app`: the Starlette app serving one workflow (Responses API, dev UI, OpenAPI).
+"""`create_app`: the Starlette app serving workflows (Responses API, dev UI, OpenAPI).
 
 Authentication is a pure ASGI middleware (streaming responses pass through
 untouched): with an API key, every route but `/healthz`, `/openapi.json` and
@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,12 @@ import stepgraph as sg
 
 from . import _conversations as conv
 from . import _responses as resp
+from ._background import cancel_response
 from ._devui import ROUTES as UI_ROUTES
 from ._errors import ApiError, error_body, error_response
+from ._guard import DoubleTexting, check_policy
 from ._host import Host
+from ._models import model_json, model_names
 from ._openapi import openapi_document
 from ._stores import open_log
 
@@ -122,18 +125,23 @@ def _dispatch(by_method: dict[str, Endpoint]) -> Endpoint:
 
 
 def create_app(
-    workflow: sg.Workflow[Any],
+    workflow: sg.Workflow[Any] | Sequence[sg.Workflow[Any]] | Mapping[str, sg.Workflow[Any]],
     *,
     store: sg.CheckpointStore | None = None,
     api_key: str | None = None,
     log_path: str | None = None,
     shutdown_grace: float = 10.0,
     lease_ttl: float = 30.0,
+    double_texting: DoubleTexting = "reject",
 ) -> Starlette:
-    """An ASGI app serving `workflow` over the OpenAI Responses API, with a dev UI at `/ui`.
+    """An ASGI app serving workflows over the OpenAI Responses API, with a dev UI at `/ui`.
 
     Args:
-        workflow: the workflow to serve; every conversation gets its own session.
+        workflow: the workflow to serve, or several: a sequence (each one's model name
+            is its `name`, which must be unique) or a mapping of model names to
+            workflows. A request's `model` picks one (`GET /v1/models` lists them);
+            with a single workflow any `model` runs it. The first is the dev UI's.
+            Every conversation gets its own session.
         store: where sessions save checkpoints (default: in memory, closed with the app).
         api_key: when set, requests need `Authorization: Bearer <api_key>` (else 401).
         log_path: the hosting log's SQLite file (default: beside the store's data,
@@ -146,16 +154,22 @@ def create_app(
             third of it): how long a replica that stopped (crashed, paused) blocks its
             conversations. A replica paused longer loses them to others, and what it
             writes afterwards is refused.
+        double_texting: what a request for a conversation whose run is still going
+            does, unless the request says (its `double_texting` field): `reject` (409),
+            `enqueue` (runs after it, in arrival order) or `interrupt` (the running
+            response is cancelled, then this one runs).
 
     Returns:
         A Starlette app. Its lifespan owns background runs started from the dev UI;
         run it under uvicorn (or enter `app.router.lifespan_context(app)` in tests).
     """
+    models = model_names(workflow)
+    policy = check_policy(double_texting)
     own_store = store is None
     the_store: sg.CheckpointStore = store if store is not None else sg.MemoryCheckpointStore()
     log = open_log(the_store, log_path)
-    host = Host(workflow, the_store, log, lease_ttl=lease_ttl)
-    doc = openapi_document(workflow.name, api_key is not None)
+    host = Host(models, the_store, log, lease_ttl=lease_ttl, double_texting=policy)
+    doc = openapi_document(", ".join(models), api_key is not None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None]:
@@ -168,7 +182,22 @@ def create_app(
         return JSONResponse(doc)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "workflow": workflow.name})
+        return JSONResponse(
+            {"status": "ok", "workflow": host.workflow.name, "models": list(models)}
+        )
+
+    async def list_models(request: Request) -> Response:
+        data = [model_json(name, host.started_at) for name in models]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def get_model(request: Request) -> Response:
+        name = str(request.path_params["model"])
+        if name not in models:
+            known = ", ".join(models)
+            raise ApiError(
+                404, f"no model {name!r}; this server serves: {known}", code="model_not_found"
+            )
+        return JSONResponse(model_json(name, host.started_at))
 
     async def ui_root(request: Request) -> Response:
         return RedirectResponse(str(request.url_for("ui_index")))
@@ -184,6 +213,9 @@ def create_app(
         ("/v1/responses/{response_id}", resp.get_response, ["GET"]),
         ("/v1/responses/{response_id}", resp.delete_response, ["DELETE"]),
         ("/v1/responses/{response_id}/input_items", resp.list_input_items, ["GET"]),
+        ("/v1/responses/{response_id}/cancel", cancel_response, ["POST"]),
+        ("/v1/models", list_models, ["GET"]),
+        ("/v1/models/{model}", get_model, ["GET"]),
         ("/v1/conversations", conv.create_conversation, ["POST"]),
         ("/v1/conversations/{conversation_id}", conv.get_conversation, ["GET"]),
         ("/v1/conversations/{conversation_id}", conv.update_conversation, ["POST"]),

@@ -41,12 +41,19 @@ def _schema(request: sg.Request) -> dict[str, Any]:
 
 
 async def workflow(request: Request) -> Response:
-    """`GET /ui/api/workflow`: name, signature, description, layout and Mermaid text."""
-    wf = host_of(request).workflow
+    """`GET /ui/api/workflow[?model=name]`: name, signature, description, layout and
+    Mermaid text of a workflow served (default: the first), and the model names served.
+    """
+    host = host_of(request)
+    model = request.query_params.get("model")
+    if model is not None and model not in host.models:
+        raise ApiError(404, f"no model {model!r}", code="model_not_found", param="model")
+    wf = host.workflow if model is None else host.models[model]
     desc = wf.describe()
     return JSONResponse(
         {
             "name": wf.name,
+            "models": list(host.models),
             "signature": wf.signature,
             "description": desc,
             "layout": graph_layout(desc),

@@ -21,7 +21,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,10 @@ import stepgraph as sg
 
 from ._errors import ApiError
 from ._events import Hub, event_json
+from ._guard import DoubleTexting, SessionGuard, closing_error
+from ._jobs import Jobs
 from ._log import HostingLog
+from ._models import pick_model
 from ._replicas import RequestLocks, busy
 from ._wire import new_id
 
@@ -94,15 +97,17 @@ def _failure(exc: BaseException, events: list[sg.Event]) -> str:
 
 
 class Host:
-    """Sessions and runs of one hosted workflow (see the module docstring).
+    """Sessions and runs of the workflows one app serves (see the module docstring).
 
     Args:
-        workflow: the workflow served.
+        models: the workflows served, by model name (the first is the default).
         store: where sessions save checkpoints.
         log: the hosting log (responses, conversations, sessions).
         cache_size: idle sessions kept open in memory.
         lease_ttl: seconds the leases of a store that has them last without renewal:
             each session's run lease and, with other replicas, each request lock.
+        double_texting: what a request for a running conversation does unless it says
+            (`_guard`).
 
     Attributes:
         shared: other replicas serve the same log and store (a shared log over a
@@ -112,29 +117,42 @@ class Host:
 
     def __init__(
         self,
-        workflow: sg.Workflow[Any],
+        models: Mapping[str, sg.Workflow[Any]],
         store: sg.CheckpointStore,
         log: HostingLog,
         *,
         cache_size: int = 1024,
         lease_ttl: float = 30.0,
+        double_texting: DoubleTexting = "reject",
     ) -> None:
-        self.workflow = workflow
+        if not models:
+            raise ValueError("serve at least one workflow")
+        self.models = dict(models)
+        self.started_at = int(time.time())
+        self.workflow = next(iter(self.models.values()))
         self.store = store
         self.log = log
+        self.double_texting: DoubleTexting = double_texting
         leases = all(callable(getattr(store, m, None)) for m in ("acquire", "renew", "release"))
         self.shared = log.shared and leases
         self._lease = sg.LeasePolicy(ttl=lease_ttl)
         self._locks = RequestLocks(store, ttl=lease_ttl) if self.shared else None
         self.hub = Hub()
+        self.jobs = Jobs()
         self.closing = False
         self._cache_size = cache_size
         self._sessions: collections.OrderedDict[str, sg.Session[Any]] = collections.OrderedDict()
-        self._busy: set[str] = set()
+        self._guard = SessionGuard()
         self._runs: collections.OrderedDict[str, RunRecord] = collections.OrderedDict()
         self._active: dict[str, sg.Run] = {}
         self._idle: asyncio.Event | None = None
         self._tasks: asyncio.TaskGroup | None = None
+
+    # -- models ------------------------------------------------------------------------
+
+    def model_of(self, requested: str | None, continued: str | None = None) -> str:
+        """The model name a request runs (`_models.pick_model`)."""
+        return pick_model(self.models, requested, continued)
 
     # -- the busy guard -----------------------------------------------------------------
 
@@ -143,11 +161,38 @@ class Host:
 
         When `shared`, follow with `await lock(...)` before reading where the session stands.
         """
+        self.enter(session_id, what)
+
+    def enter(
+        self, session_id: str, what: str = "conversation", policy: DoubleTexting = "reject"
+    ) -> asyncio.Future[None] | None:
+        """Take the session's busy mark, synchronously (None), or (policy `enqueue` or
+        `interrupt`) join its line: pass the future returned to `wait_turn`. With
+        `interrupt` the run holding the session is cancelled. 409 for `reject` when
+        busy, 503 when closing.
+        """
         if self.closing:
-            raise ApiError(503, "the server is shutting down; retry later", code="shutting_down")
-        if session_id in self._busy:
-            raise busy(what)
-        self._busy.add(session_id)
+            raise closing_error()
+        turn = self._guard.enter(session_id, what, policy)
+        if turn is not None and policy == "interrupt":
+            for rec_id, run in list(self._active.items()):
+                rec = self._runs.get(rec_id)
+                if rec is not None and rec.session_id == session_id:
+                    run.cancel()
+        return turn
+
+    async def wait_turn(self, session_id: str, turn: asyncio.Future[None] | None) -> None:
+        """Wait until `turn` (from `enter`) comes; then this request holds the session.
+
+        Raises `Withdrawn` when taken out of the line (the server closes, or a
+        background response is cancelled while it waits).
+        """
+        if turn is not None:
+            await self._guard.wait(session_id, turn)
+
+    def withdraw(self, session_id: str, turn: asyncio.Future[None]) -> bool:
+        """Take a waiting request out of the line; False when it had its turn already."""
+        return self._guard.withdraw(session_id, turn)
 
     async def lock(self, session_id: str, what: str = "conversation") -> None:
         """When `shared`: take the session's request lock across replicas (the caller
@@ -157,65 +202,105 @@ class Host:
             await self._locks.acquire(session_id, what)
 
     async def release(self, session_id: str) -> None:
-        """Give back the session's request lock (if any) and clear its busy mark."""
+        """Give back the session's request lock (if any) and hand its busy mark to the
+        next request in line, or clear it.
+        """
         try:
             if self._locks is not None:
                 await self._locks.release(session_id)
         finally:
-            self._busy.discard(session_id)
+            self._guard.leave(session_id)
 
     def is_busy(self, session_id: str) -> bool:
         """Whether a request holds the session."""
-        return session_id in self._busy
+        return self._guard.is_busy(session_id)
+
+    def waiting(self, session_id: str) -> int:
+        """How many requests wait for the session (policies `enqueue`, `interrupt`)."""
+        return self._guard.waiting(session_id)
 
     # -- sessions ---------------------------------------------------------------------
 
-    def session(self, session_id: str) -> sg.Session[Any]:
-        """The session object of an id (opened and cached on first use)."""
+    def session(self, session_id: str, model: str | None = None) -> sg.Session[Any]:
+        """The session object of an id (opened and cached on first use), of the workflow
+        of `model` (None: the one it was opened with, else the default).
+        """
         s = self._sessions.get(session_id)
-        if s is None:
-            s = self.workflow.session(session_id, store=self.store, lease=self._lease)
-            self._sessions[session_id] = s
-            self._evict()
+        wanted = None if model is None else self.models[model]
+        if s is None or (wanted is not None and s.workflow is not wanted):
+            s = self._open(session_id, wanted or self.workflow)
         else:
             self._sessions.move_to_end(session_id)
         return s
 
-    async def fresh(self, session_id: str) -> sg.Session[Any]:
+    def _open(self, session_id: str, workflow: sg.Workflow[Any]) -> sg.Session[Any]:
+        s = workflow.session(session_id, store=self.store, lease=self._lease)
+        self._sessions[session_id] = s
+        self._sessions.move_to_end(session_id)
+        self._evict()
+        return s
+
+    async def fresh(self, session_id: str, model: str | None = None) -> sg.Session[Any]:
         """The session, loaded; when `shared`, reopened from the store if another replica
         saved since this one looked (its head is not the store's newest checkpoint).
+        With several workflows and no `model`, a session saved by another workflow
+        than the one tried is opened with the workflow that made it.
 
         Call it holding the busy mark and the request lock, or for a session that is
         not busy here (a read-only view).
         """
-        s = self.session(session_id)
-        await s.load()
+        s = self.session(session_id, model)
+        try:
+            await s.load()
+        except sg.GraphMismatchError:
+            s = await self._adopt(session_id, s.workflow, model)
         if self.shared:
             newest = await self.store.list(session_id, limit=1)
             if s.head != (newest[0].id if newest else None):
-                s = self.workflow.session(session_id, store=self.store, lease=self._lease)
-                self._sessions[session_id] = s
+                s = self._open(session_id, s.workflow)
                 await s.load()
+        return s
+
+    async def _adopt(
+        self, session_id: str, tried: sg.Workflow[Any], model: str | None
+    ) -> sg.Session[Any]:
+        if model is None:
+            for other in self.models.values():
+                if other is not tried:
+                    s = self._open(session_id, other)
+                    try:
+                        await s.load()
+                    except sg.GraphMismatchError:
+                        continue
+                    return s
+        s = self._open(session_id, tried)
+        await s.load()  # raises the mismatch again
         return s
 
     def _evict(self) -> None:
         while len(self._sessions) > self._cache_size:
+            held = self._guard.held()
             for sid in self._sessions:
-                if sid not in self._busy:
+                if sid not in held:
                     del self._sessions[sid]
                     break
             else:
                 return
 
     async def session_at(
-        self, session_id: str, checkpoint_id: str | None, *, what: str = "response"
+        self,
+        session_id: str,
+        checkpoint_id: str | None,
+        *,
+        what: str = "response",
+        model: str | None = None,
     ) -> sg.Session[Any]:
         """The session, moved to `checkpoint_id` (None: its clean initial state).
 
         The caller holds the busy mark. A missing checkpoint is a 404, never a fresh start.
         """
         try:
-            s = await self.fresh(session_id)
+            s = await self.fresh(session_id, model)
             if checkpoint_id is None:
                 if s.head is not None:
                     await s.reset()
@@ -271,6 +356,8 @@ class Host:
         rec.start_checkpoint = session.head
         live = live or self.hub.wants(rec.session_id)
         self._active[rec.id] = run
+        if self._guard.interrupting(rec.session_id):
+            run.cancel()  # a request came to interrupt this one before it started
         issued: set[str] = set()
         result: sg.RunResult | None = None
         try:
@@ -362,6 +449,7 @@ class Host:
                     yield
                 finally:
                     self.closing = True
+                    self._guard.close()
                     await self._drain(grace)
                     if renewer is not None:
                         renewer.cancel()

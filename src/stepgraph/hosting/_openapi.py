@@ -76,6 +76,8 @@ _CREATE = {
             ]
         },
         "stream": {"type": ["boolean", "null"]},
+        "background": {"type": ["boolean", "null"]},
+        "double_texting": {"enum": ["reject", "enqueue", "interrupt"]},
         "metadata": _METADATA,
         "stepgraph_events": {"type": "boolean"},
     },
@@ -125,7 +127,7 @@ _LIST_PARAMS = [
 
 
 def openapi_document(title: str, secured: bool) -> dict[str, Any]:
-    """The OpenAPI document of an app serving a workflow named `title`."""
+    """The OpenAPI document of an app serving the workflows named in `title`."""
     resp, conv, sess = _path("response_id"), _path("conversation_id"), _path("session_id")
     input_body: dict[str, Any] = {
         "type": "object",
@@ -152,6 +154,11 @@ def openapi_document(title: str, secured: bool) -> dict[str, Any]:
             "/v1/responses/{response_id}/input_items": {
                 "get": _op("List a response's input items", params=[resp, *_LIST_PARAMS]),
             },
+            "/v1/responses/{response_id}/cancel": {
+                "post": _op("Cancel a background response", params=[resp]),
+            },
+            "/v1/models": {"get": _op("List the workflows served, as models")},
+            "/v1/models/{model}": {"get": _op("Retrieve a model", params=[_path("model")])},
             "/v1/conversations": {
                 "post": _op(
                     "Create a conversation",

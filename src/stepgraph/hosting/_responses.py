@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -25,23 +24,18 @@ from starlette.responses import JSONResponse, Response
 
 import stepgraph as sg
 
+from ._background import submit
 from ._errors import ApiError
-from ._host import Host, RunRecord
+from ._guard import Withdrawn, closing_error
+from ._host import Host
 from ._http import host_of, int_query, read_json
 from ._log import ResponseRecord
-from ._plain import output_text
 from ._replies import ReplyFrames
 from ._sse import EventStream, ResponseEvents
-from ._turns import start_answers, start_messages
-from ._wire import (
-    TurnRequest,
-    function_call_item,
-    message_item,
-    new_id,
-    now,
-    parse_turn,
-    response_object,
-)
+from ._turns import STATUS as _STATUS
+from ._turns import Turn as _Turn
+from ._turns import begin, open_turn, plain_body, refresh
+from ._wire import TurnRequest, parse_turn
 
 __all__ = [
     "create_response",
@@ -53,128 +47,31 @@ __all__ = [
 
 logger = logging.getLogger("stepgraph.hosting")
 
-_STATUS = {
-    "idle": "completed",
-    "idle_with_pending_requests": "completed",
-    "failed": "failed",
-    "cancelled": "cancelled",
-}
-
-
-@dataclass(slots=True)
-class _Turn:
-    host: Host
-    req: TurnRequest
-    session: sg.Session[Any]
-    run: sg.Run
-    rec: RunRecord
-    response_id: str
-    created_at: int
-    model: str
-    prior_head: str | None  # the conversation's head response the turn continued from
-
-    def body(self, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
-        error = None
-        if status == "failed":
-            error = {"code": "server_error", "message": self.rec.error or "the run failed"}
-        return response_object(
-            response_id=self.response_id,
-            created_at=self.created_at,
-            model=self.model,
-            status=status,
-            output=output,
-            previous_response_id=self.req.previous_response_id,
-            conversation_id=self.req.conversation_id,
-            metadata=self.req.metadata,
-            error=error,
-            workflow={"session_id": self.session.id, "status": self.rec.status},
-        )
-
-    def record(self, body: dict[str, Any]) -> None:
-        label = self.req.messages[0].text if self.req.messages else "answers"
-        moved = self.host.log.put_response(
-            ResponseRecord(
-                id=self.response_id,
-                session_id=self.session.id,
-                conversation_id=self.req.conversation_id,
-                checkpoint_id=self.rec.checkpoint_id,
-                body=body,
-                input_items=self.req.input_items,
-            ),
-            origin="responses",
-            label=label,
-            prior_head=self.prior_head,
-        )
-        if self.req.conversation_id is not None and not moved:
-            logger.warning(
-                "response %s is not recorded in conversation %s: another request moved "
-                "the conversation on meanwhile (this replica lost its request lock)",
-                self.response_id,
-                self.req.conversation_id,
-            )
-
-
-async def _begin(host: Host, req: TurnRequest) -> tuple[str, str | None, str | None]:
-    """The session id, the checkpoint to continue from and, for a conversation, its head
-    response (404 for unknown ids).
-
-    A conversation's head moves; with several replicas, read it again holding the lock.
-    """
-    if req.previous_response_id is not None:
-        prev = host.log.get_response(req.previous_response_id)
-        if prev is None:
-            raise ApiError(
-                404,
-                f"no response with id {req.previous_response_id!r}",
-                code="response_not_found",
-                param="previous_response_id",
-            )
-        return prev.session_id, prev.checkpoint_id, None
-    if req.conversation_id is not None:
-        conv = host.log.get_conversation(req.conversation_id)
-        if conv is None:
-            raise ApiError(
-                404,
-                f"no conversation with id {req.conversation_id!r}; create it with "
-                "POST /v1/conversations",
-                code="conversation_not_found",
-                param="conversation",
-            )
-        return conv.session_id, conv.head_checkpoint, conv.head_response
-    return new_id("sess"), None, None
-
 
 async def create_response(request: Request) -> Response:
     """`POST /v1/responses`."""
     host = host_of(request)
     req = parse_turn(await read_json(request))
-    session_id, checkpoint, head = await _begin(host, req)
-    host.claim(session_id)
+    ticket = await begin(host, req)
+    policy = req.double_texting or host.double_texting
+    if req.background:
+        return await submit(host, ticket, policy)
+    session_id = ticket.session_id
+    waiting = host.enter(session_id, policy=policy)
+    if waiting is not None:
+        try:
+            await host.wait_turn(session_id, waiting)
+        except Withdrawn:
+            raise closing_error() from None
     release = True
     try:
         await host.lock(session_id)
-        if host.shared and req.conversation_id is not None:
-            session_id, checkpoint, head = await _begin(host, req)  # the head, as of now
+        if host.shared or waiting is not None:
+            await refresh(host, ticket)  # the conversation's head, as of now
         if (earlier := _repeat_of(host, req, session_id)) is not None:
             return _replay(req, earlier)
-        session = await host.session_at(session_id, checkpoint)
-        if req.answers:
-            run, kind = start_answers(session, req.answers), "respond"
-        else:
-            run, kind = start_messages(session, req.messages), "run"
-        rec = host.new_run(session_id, kind, "responses")
-        turn = _Turn(
-            host,
-            req,
-            session,
-            run,
-            rec,
-            new_id("resp"),
-            now(),
-            req.model or host.workflow.name,
-            head,
-        )
-        rec.response_id = turn.response_id
+        turn = await open_turn(host, ticket)
+        session, run, rec = turn.session, turn.run, turn.rec
         if req.stream:
             driven = host.drive(session, run, rec, live=True)
             first = await anext(driven, None)  # the run starts: 409 while no byte is sent
@@ -189,9 +86,7 @@ async def create_response(request: Request) -> Response:
             return EventStream(_stream(turn, driven, first), on_close=close)
         async for _ in host.drive(session, run, rec):
             pass
-        output = [message_item(new_id("msg"), output_text(v)) for v in rec.outputs]
-        output += [function_call_item(new_id("fc"), r) for r in rec.requests]
-        body = turn.body(_STATUS.get(rec.status, "incomplete"), output)
+        body = plain_body(turn)
         turn.record(body)
         return JSONResponse(body)
     finally:

@@ -1,4 +1,4 @@
-"""`serve`: load a workflow (`path/to/app.py:workflow` or an object) and run it under uvicorn.
+"""`serve`: load workflows (`path/to/app.py:workflow` or objects) and run them under uvicorn.
 
 Shutdown on SIGINT/SIGTERM is graceful: new requests get 503, dev UI event
 streams end, runs in progress get `shutdown_grace` seconds to finish and are
@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, cast
@@ -26,11 +26,16 @@ import stepgraph as sg
 from stepgraph.loading import import_file
 
 from ._app import create_app
+from ._guard import DoubleTexting
 from ._host import Host
+from ._models import model_names
 from ._protocol import IdleTimeoutProtocol
 from ._stores import DEFAULT_STORE_URL, open_store
 
-__all__ = ["load_workflow", "serve"]
+__all__ = ["load_workflow", "load_workflows", "serve"]
+
+Target = str | sg.Workflow[Any]
+"""What names a workflow: `path/to/app.py:name`, `module:name`, or a `Workflow`."""
 
 
 def load_workflow(target: str | sg.Workflow[Any]) -> sg.Workflow[Any]:
@@ -66,6 +71,22 @@ def load_workflow(target: str | sg.Workflow[Any]) -> sg.Workflow[Any]:
     return cast(sg.Workflow[Any], obj)
 
 
+def load_workflows(
+    targets: Target | Sequence[Target] | Mapping[str, Target],
+) -> dict[str, sg.Workflow[Any]]:
+    """The workflows `targets` name, by model name: a mapping's keys, else each
+    workflow's `name` (which must then be unique).
+
+    Raises:
+        ValueError: a target is malformed or names no workflow, or two share a name.
+    """
+    if isinstance(targets, str | sg.Workflow):
+        targets = [targets]
+    if isinstance(targets, Mapping):
+        return model_names({name: load_workflow(t) for name, t in targets.items()})
+    return model_names([load_workflow(t) for t in targets])
+
+
 class _Server(uvicorn.Server):
     """Tells the host to stop taking work as soon as a shutdown signal arrives."""
 
@@ -81,8 +102,10 @@ class _Server(uvicorn.Server):
         port = self.servers[0].sockets[0].getsockname()[1]
         host = self.config.host
         where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        models = ", ".join(self._host.models)
         print(
-            f"stepgraph: dev UI at {where}/ui/ - Responses API at {where}/v1/responses",
+            f"stepgraph: dev UI at {where}/ui/ - Responses API at {where}/v1/responses"
+            f" - models: {models}",
             file=sys.stderr,
             flush=True,
         )
@@ -109,7 +132,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(
-    target: str | sg.Workflow[Any],
+    target: Target | Sequence[Target] | Mapping[str, Target],
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -119,11 +142,14 @@ def serve(
     log_level: str = "info",
     idle_timeout: float = 5.0,
     lease_ttl: float = 30.0,
+    double_texting: DoubleTexting = "reject",
 ) -> None:
-    """Serve a workflow over HTTP until SIGINT/SIGTERM (what `stepgraph serve` runs).
+    """Serve workflows over HTTP until SIGINT/SIGTERM (what `stepgraph serve` runs).
 
     Args:
-        target: `path/to/app.py:workflow`, `module:workflow`, or a `Workflow`.
+        target: `path/to/app.py:workflow`, `module:workflow`, or a `Workflow`; or
+            several, as a sequence (model names: the workflows' names) or a mapping
+            of model names to targets. A request's `model` picks the workflow.
         host: the interface to bind.
         port: the TCP port (0 picks a free one).
         store_url: the checkpoint store (`stepgraph.stores.open_store` URLs); default
@@ -136,11 +162,18 @@ def serve(
             and then; a request being served is never cut.
         lease_ttl: seconds the session leases and request locks last without renewal
             (see `create_app`).
+        double_texting: what a request for a running conversation does unless it says:
+            `reject` (409), `enqueue` or `interrupt` (see `create_app`).
     """
-    workflow = load_workflow(target)
+    workflows = load_workflows(target)
     store = open_store(store_url or DEFAULT_STORE_URL)
     app = create_app(
-        workflow, store=store, api_key=api_key, shutdown_grace=shutdown_grace, lease_ttl=lease_ttl
+        workflows,
+        store=store,
+        api_key=api_key,
+        shutdown_grace=shutdown_grace,
+        lease_ttl=lease_ttl,
+        double_texting=double_texting,
     )
     config = uvicorn.Config(
         app,

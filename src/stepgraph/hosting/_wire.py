@@ -16,6 +16,7 @@ from typing import Any, cast
 from stepgraph import Request
 
 from ._errors import ApiError
+from ._guard import DoubleTexting, check_policy
 from ._plain import dumps, to_jsonable
 
 __all__ = [
@@ -82,6 +83,10 @@ class TurnRequest:
         stream: answer with server-sent events.
         metadata: the client's metadata, echoed back.
         stepgraph_events: also stream stepgraph's own events (`stepgraph.event`).
+        background: run in the background; the answer is the queued response, polled
+            with `GET /v1/responses/{id}`.
+        double_texting: what to do when the conversation is running (`reject`,
+            `enqueue`, `interrupt`); None: the server's policy.
     """
 
     model: str | None = None
@@ -93,6 +98,8 @@ class TurnRequest:
     stream: bool = False
     metadata: dict[str, str] = field(default_factory=dict[str, str])
     stepgraph_events: bool = False
+    background: bool = False
+    double_texting: DoubleTexting | None = None
 
 
 def _optional_str(body: dict[str, Any], name: str) -> str | None:
@@ -277,8 +284,20 @@ def parse_turn(body: Any) -> TurnRequest:
             param="previous_response_id",
         )
     turn.stream = _optional_bool(b, "stream")
-    if _optional_bool(b, "background"):
-        raise ApiError(400, "background responses are not supported", param="background")
+    turn.background = _optional_bool(b, "background")
+    if turn.background and turn.stream:
+        raise ApiError(
+            400,
+            "background responses are not streamed here: send background without stream "
+            "and poll GET /v1/responses/{id}",
+            param="background",
+        )
+    policy = b.get("double_texting")
+    if policy is not None:
+        try:
+            turn.double_texting = check_policy(policy if isinstance(policy, str) else repr(policy))
+        except ValueError as exc:
+            raise ApiError(400, str(exc), param="double_texting") from None
     turn.metadata = parse_metadata(b.get("metadata"))
     turn.stepgraph_events = _optional_bool(b, "stepgraph_events")
     return turn
@@ -319,6 +338,7 @@ def response_object(
     metadata: dict[str, str],
     error: dict[str, Any] | None = None,
     workflow: dict[str, Any] | None = None,
+    background: bool = False,
 ) -> dict[str, Any]:
     """A Response object with every field the official client reads."""
     body: dict[str, Any] = {
@@ -340,7 +360,7 @@ def response_object(
         "tool_choice": "auto",
         "tools": [],
         "store": True,
-        "background": False,
+        "background": background,
         "text": {"format": {"type": "text"}},
         "truncation": "disabled",
         "usage": None,
