@@ -7,6 +7,8 @@ Module map:
 * `_client`: the `ChatClient` protocol, `ToolSpec`, `ChatOptions`, responses and updates
 * `_scripted`: `ScriptedChatClient`, deterministic replies for tests and demos
 * `_openai`: `OpenAIChatClient` on the official `openai` package (extra `openai`)
+* `_anthropic`: `AnthropicChatClient` on the official `anthropic` package (extra `anthropic`)
+* `_wire`: tool arguments and results as the text providers exchange
 * `_tools`: `Tool` and `@tool`, described from type hints and docstrings;
   `tool_idempotency_key()`
 * `_agent`: `Agent` and its bounded tool loop (journaled through `Step`); `AgentResponse`
@@ -15,7 +17,15 @@ Module map:
 """
 
 from ._agent import Agent, AgentLike, AgentResponse, Step, UpdateSink
-from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, ToolSpec, collect
+from ._client import (
+    ChatClient,
+    ChatClientError,
+    ChatOptions,
+    ChatResponse,
+    ChatUpdate,
+    ToolSpec,
+    collect,
+)
 from ._executor import AgentExecutor, AgentUpdate
 from ._messages import (
     ApprovalRequest,
@@ -42,6 +52,7 @@ __all__ = [
     "ApprovalRequest",
     "ApprovalResponse",
     "ChatClient",
+    "ChatClientError",
     "ChatMessage",
     "ChatOptions",
     "ChatResponse",
@@ -70,9 +81,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # OpenAIChatClient needs the optional `openai` package: import it only when asked for.
-    if name in ("OpenAIChatClient", "ChatClientError"):
+    # The provider clients need optional packages: import their modules only when asked for.
+    if name == "OpenAIChatClient":
         from . import _openai
 
-        return getattr(_openai, name)
+        return _openai.OpenAIChatClient
+    if name == "AnthropicChatClient":
+        from . import _anthropic
+
+        return _anthropic.AnthropicChatClient
     raise AttributeError(f"module 'stepgraph.agents' has no attribute {name!r}")
