@@ -13,6 +13,9 @@ Module map:
   `tool_idempotency_key()`
 * `_agent`: `Agent` and its bounded tool loop (journaled through `Step`); `AgentResponse`
 * `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
+* `_memory`: `MemoryStore` (namespaced long-term memory) and `MemoryItem`; backends in
+  memory, and in SQLite or PostgreSQL (`_memory_sql`)
+* `_memory_tools`: `memory_tools(store, namespace)`, remember/recall/forget for agents
 * `_workflow_agent`: `as_agent(workflow)` (also `Workflow.as_agent()`), `WorkflowAgent`
 """
 
@@ -27,6 +30,8 @@ from ._client import (
     collect,
 )
 from ._executor import AgentExecutor, AgentUpdate
+from ._memory import MemoryItem, MemoryStore, MemoryStoreError
+from ._memory_tools import memory_tools
 from ._messages import (
     ApprovalRequest,
     ApprovalResponse,
@@ -60,6 +65,9 @@ __all__ = [
     "Content",
     "FunctionCall",
     "FunctionResult",
+    "MemoryItem",
+    "MemoryStore",
+    "MemoryStoreError",
     "Reply",
     "Role",
     "ScriptedChatClient",
@@ -75,6 +83,7 @@ __all__ = [
     "as_agent",
     "collect",
     "json_schema",
+    "memory_tools",
     "tool",
     "tool_idempotency_key",
 ]
