@@ -58,6 +58,7 @@ from ._interceptors import RunCall, SuperstepCall, compose
 from ._items import Items
 from ._map import MapBuffers
 from ._requests import Answer, Request
+from ._scope import running
 from ._state import commit as commit_state
 
 if TYPE_CHECKING:
@@ -244,7 +245,8 @@ class Runner:
                 )
             steps += 1
             call.number = content.superstep + 1
-            await step(call)
+            with running(self.session_id):
+                await step(call)
             call.resuming = False
             if sink.pauses:
                 await sink.barrier()

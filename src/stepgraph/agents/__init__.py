@@ -7,6 +7,8 @@ Module map:
 * `_client`: the `ChatClient` protocol, `ToolSpec`, `ChatOptions`, responses and updates
 * `_scripted`: `ScriptedChatClient`, deterministic replies for tests and demos
 * `_openai`: `OpenAIChatClient` on the official `openai` package (extra `openai`)
+* `_anthropic`: `AnthropicChatClient` on the official `anthropic` package (extra `anthropic`)
+* `_wire`: tool arguments and results as the text providers exchange
 * `_tools`: `Tool` and `@tool`, described from type hints and docstrings;
   `tool_idempotency_key()`
 * `_mcp`: `MCPTools`, an MCP server's tools (stdio or HTTP, extra `mcp`), one
@@ -15,13 +17,26 @@ Module map:
 * `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
 * `_tokens`: `ReplyStream`, agents' tokens in a run's events as replies (open, grow, close)
   and the outputs they already showed
+* `_memory`: `MemoryStore` (namespaced long-term memory) and `MemoryItem`; backends in
+  memory, and in SQLite or PostgreSQL (`_memory_sql`)
+* `_memory_tools`: `memory_tools(store, namespace)`, remember/recall/forget for agents
 * `_workflow_agent`: `as_agent(workflow)` (also `Workflow.as_agent()`), `WorkflowAgent`
 """
 
 from ._agent import Agent, AgentLike, AgentResponse, Step, UpdateSink
-from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, ToolSpec, collect
+from ._client import (
+    ChatClient,
+    ChatClientError,
+    ChatOptions,
+    ChatResponse,
+    ChatUpdate,
+    ToolSpec,
+    collect,
+)
 from ._executor import AgentExecutor, AgentUpdate
 from ._mcp import MCPServerError, MCPTools
+from ._memory import MemoryItem, MemoryStore, MemoryStoreError
+from ._memory_tools import memory_tools
 from ._messages import (
     ApprovalRequest,
     ApprovalResponse,
@@ -57,6 +72,7 @@ __all__ = [
     "ApprovalRequest",
     "ApprovalResponse",
     "ChatClient",
+    "ChatClientError",
     "ChatMessage",
     "ChatOptions",
     "ChatResponse",
@@ -67,6 +83,9 @@ __all__ = [
     "MCPServerError",
     "MCPTools",
     "OutputText",
+    "MemoryItem",
+    "MemoryStore",
+    "MemoryStoreError",
     "Reply",
     "ReplyClosed",
     "ReplyDelta",
@@ -89,15 +108,20 @@ __all__ = [
     "collect",
     "json_schema",
     "reply_texts",
+    "memory_tools",
     "tool",
     "tool_idempotency_key",
 ]
 
 
 def __getattr__(name: str) -> object:
-    # OpenAIChatClient needs the optional `openai` package: import it only when asked for.
-    if name in ("OpenAIChatClient", "ChatClientError"):
+    # The provider clients need optional packages: import their modules only when asked for.
+    if name == "OpenAIChatClient":
         from . import _openai
 
-        return getattr(_openai, name)
+        return _openai.OpenAIChatClient
+    if name == "AnthropicChatClient":
+        from . import _anthropic
+
+        return _anthropic.AnthropicChatClient
     raise AttributeError(f"module 'stepgraph.agents' has no attribute {name!r}")

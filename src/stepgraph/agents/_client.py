@@ -6,9 +6,34 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from .._errors import WorkflowError
 from ._messages import ChatMessage, Content, FunctionCall, TextContent, Usage
 
-__all__ = ["ChatClient", "ChatOptions", "ChatResponse", "ChatUpdate", "ToolSpec", "collect"]
+__all__ = [
+    "ChatClient",
+    "ChatClientError",
+    "ChatOptions",
+    "ChatResponse",
+    "ChatUpdate",
+    "ToolSpec",
+    "collect",
+]
+
+
+class ChatClientError(WorkflowError):
+    """A model endpoint failed a request: an HTTP error, no connection, or a failed stream.
+
+    Attributes:
+        status_code: the HTTP status, or None when no HTTP error response carried the failure.
+        message: the server's (or the client's) explanation.
+        code: the provider's error code (e.g. "invalid_api_key"), when it sent one.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None):
+        super().__init__(f"HTTP {status_code}: {message}" if status_code else message)
+        self.status_code = status_code
+        self.message = message
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +85,7 @@ class ChatUpdate:
 
 @runtime_checkable
 class ChatClient(Protocol):
-    """A model endpoint. Implementations: `ScriptedChatClient`, `OpenAIChatClient`."""
+    """A model endpoint: `ScriptedChatClient`, `OpenAIChatClient`, `AnthropicChatClient`."""
 
     async def get_response(
         self,

@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
-from .._errors import WorkflowError
-from ._client import ChatOptions, ChatResponse, ChatUpdate, ToolSpec
+from ._client import ChatClientError, ChatOptions, ChatResponse, ChatUpdate, ToolSpec
 from ._messages import ChatMessage, Content, FunctionCall, FunctionResult, TextContent, Usage
+from ._wire import parse_arguments as _parse_arguments
+from ._wire import result_text as _result_text
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -32,22 +33,6 @@ __all__ = ["DEFAULT_MODEL", "ChatClientError", "OpenAIChatClient"]
 DEFAULT_MODEL = "gpt-4o-mini"
 _PLACEHOLDER_KEY = "no-key"  # local servers ignore the key, but the SDK demands one
 _CHOICES = ("auto", "none", "required")
-
-
-class ChatClientError(WorkflowError):
-    """A model endpoint failed a request: an HTTP error, no connection, or a failed stream.
-
-    Attributes:
-        status_code: the HTTP status, or None when no HTTP error response carried the failure.
-        message: the server's (or the client's) explanation.
-        code: the provider's error code (e.g. "invalid_api_key"), when it sent one.
-    """
-
-    def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None):
-        super().__init__(f"HTTP {status_code}: {message}" if status_code else message)
-        self.status_code = status_code
-        self.message = message
-        self.code = code
 
 
 class OpenAIChatClient:
@@ -212,22 +197,6 @@ def _arguments_text(call: FunctionCall) -> str:
     if isinstance(raw, str) and len(call.arguments) == 1:
         return raw  # malformed arguments go back to the model exactly as it wrote them
     return json.dumps(call.arguments, ensure_ascii=False)
-
-
-def _parse_arguments(text: str) -> dict[str, Any]:
-    try:
-        value: object = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return {"_raw": text}
-    return cast(dict[str, Any], value) if isinstance(value, dict) else {"_raw": text}
-
-
-def _result_text(result: FunctionResult) -> str:
-    if result.error is not None:
-        return f"Error: {result.error}"
-    if isinstance(result.result, str):
-        return result.result
-    return json.dumps(result.result, ensure_ascii=False, default=str)
 
 
 def _function(tool: ToolSpec) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from .._errors import WorkflowError
+from .._scope import current_session
 from ._client import ChatOptions, ChatResponse, ChatUpdate, ToolSpec
 from ._messages import ChatMessage, Content, FunctionCall, TextContent, Usage
 
@@ -18,11 +19,16 @@ Reply = str | ChatMessage | FunctionCall | Sequence[FunctionCall] | Exception
 
 @dataclass(frozen=True, slots=True)
 class ScriptedRequest:
-    """What the client was asked: the messages (copied), tool names and options."""
+    """What the client was asked: the messages (copied), tool names, options, and by which session.
+
+    Attributes:
+        session_id: the session whose handler made the call; None outside a run.
+    """
 
     messages: tuple[ChatMessage, ...]
     tools: tuple[str, ...]
     options: ChatOptions | None
+    session_id: str | None = None
 
     @property
     def last_text(self) -> str:
@@ -33,6 +39,14 @@ class ScriptedRequest:
 class ScriptedChatClient:
     """A chat client that answers from a script and records every request.
 
+    A list script is played once per session: the calls made while a session runs
+    (by every agent of that session sharing the client) take its replies in order, and
+    another session starts again from the first reply. So one client serves any number
+    of conversations (a hosted workflow opens a session per conversation), and a test
+    of one session reads exactly as before. Calls made outside any run (`Agent.run` or
+    `get_response` called directly) share one sequence of their own. `requests` records
+    every call of every session, in order, each with its `session_id`.
+
     Args:
         script: replies used in order, or a function `(messages, tools) -> Reply`.
             An exception as a reply is raised by that call (a rate limit, a timeout),
@@ -40,7 +54,7 @@ class ScriptedChatClient:
         chunk_words: streamed replies arrive this many words at a time.
         name: author name put on replies.
 
-    Raises on use, with `WorkflowError`, when a list script runs out.
+    Raises on use, with `WorkflowError`, when a list script runs out in one session.
     """
 
     def __init__(
@@ -51,7 +65,7 @@ class ScriptedChatClient:
         name: str | None = None,
     ) -> None:
         self._script = script
-        self._next = 0
+        self._next: dict[str | None, int] = {}  # the next reply, by session
         self.chunk_words = max(1, chunk_words)
         self.name = name
         self.requests: list[ScriptedRequest] = []
@@ -60,13 +74,17 @@ class ScriptedChatClient:
         if callable(self._script):
             reply = self._script(messages, tools)
         else:
-            if self._next >= len(self._script):
+            session = current_session()
+            done = self._next.get(session, 0)
+            if done >= len(self._script):
+                where = "" if session is None else f" in session {session!r}"
+                last = messages[-1].text[:80] if messages else ""
                 raise WorkflowError(
-                    f"ScriptedChatClient ran out of replies after {self._next} calls; the last "
-                    f"request was {messages[-1].text[:80]!r} if any; add replies to the script"
+                    f"ScriptedChatClient ran out of replies after {done} calls{where}; the last "
+                    f"request was {last!r}; add replies to the script"
                 )
-            reply = self._script[self._next]
-            self._next += 1
+            reply = self._script[done]
+            self._next[session] = done + 1
         if isinstance(reply, Exception):
             raise reply
         return self._as_message(reply, len(messages))
@@ -93,7 +111,9 @@ class ScriptedChatClient:
         options: ChatOptions | None,
     ) -> None:
         self.requests.append(
-            ScriptedRequest(tuple(messages), tuple(t.name for t in tools), options)
+            ScriptedRequest(
+                tuple(messages), tuple(t.name for t in tools), options, current_session()
+            )
         )
 
     async def get_response(
