@@ -31,8 +31,9 @@ Module map (everything public is re-exported here):
 Packages: `serde` (tagged JSON), `stores` (memory, file, SQLite, PostgreSQL,
 store URLs, leases), `declarative` (YAML workflows: `load_workflow`,
 `Workflow.to_yaml()`, the safe condition language), `agents`, `orchestrations`,
-`hosting`, `cli`, `distributed` (Ray); modules `tracing` (OpenTelemetry), `testing` (conformance suite, manual
-clock, ids) and `loading` (importing a workflow file as every loader does).
+`hosting`, `cli`, `distributed` (Ray); modules `tracing` (OpenTelemetry),
+`testing` (conformance suite, manual clock, ids) and `loading` (importing a
+workflow file as every loader does).
 """
 
 from ._builder import WorkflowBuilder

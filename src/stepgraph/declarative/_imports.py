@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 from typing import Any
 
 from .._names import module_of
@@ -97,14 +97,6 @@ def attribute_path(obj: object, module: str, what: str) -> str:
     members = vars(loaded) if loaded is not None else {}
     for name, value in members.items():
         if value is obj and not name.startswith("_"):
-            return f"{module_of(_Named(module))}:{name}"
-    raise ImportFailed(f"{what} is not a module-level attribute of {module_of(_Named(module))}")
+            return f"{module_of(SimpleNamespace(__module__=module))}:{name}"
+    raise ImportFailed(f"{what} is not a module-level attribute of {module_of(SimpleNamespace(__module__=module))}")
 
-
-class _Named:
-    """Something whose `__module__` is a given name (for `module_of`)."""
-
-    __slots__ = ("__module__",)
-
-    def __init__(self, module: str) -> None:
-        self.__module__ = module
