@@ -306,3 +306,82 @@ def test_a_python_builder_can_use_conditions_and_it_round_trips(tmp_path: Path) 
     again = sg.load_workflow(write(tmp_path, wf.to_yaml()))
     assert again.signature == wf.signature
     assert outputs(again, "long enough text") == ["published P: long enough text"]
+
+
+# -- round trip ---------------------------------------------------------------------------------
+
+EVERYTHING = """
+name: everything
+start: draft
+max_supersteps: 20
+run_timeout: 60
+defaults: {timeout: 30}
+executors:
+  draft: {use: "decl_parts:Drafter", args: {prefix: D, tags: [b]}}
+  grade: {use: "decl_parts:grade", retry: {max_attempts: 2, retry_on: ["builtins:TimeoutError"]}}
+  publish: {use: "decl_parts:publish"}
+  reject: {use: "decl_parts:reject"}
+  a: {use: "decl_parts:Label", args: {label: A}}
+  b: {use: "decl_parts:Label", args: {label: B}}
+  join: {use: "decl_parts:Join"}
+  split: {use: "decl_parts:split"}
+  shout: {use: "decl_parts:shout"}
+  writer:
+    agent: {instructions: Be brief., client: {use: "decl_parts:make_client", args: {reply: ok}}}
+    context_mode: last
+  catch: {use: "decl_parts:catch"}
+edges:
+  - {from: draft, to: grade}
+  - from: grade
+    switch:
+      - {when: "message.score >= 0.8", to: publish}
+      - {when: {use: "decl_parts:is_long"}, to: publish}
+    default: reject
+  - {from: draft, fan_out: [a]}
+  - {from: draft, multi_select: [b], select: "message.tags"}
+  - {fan_in: [a, b], to: join}
+  - {from: a, to: split}
+  - {from: split, map: shout, collect: join, max_concurrency: 3}
+  - {from: b, to: writer, when: "state.go"}
+error_routes:
+  - {from: grade, to: catch}
+"""
+
+
+def test_load_to_yaml_load_keeps_the_graph(tmp_path: Path) -> None:
+    first = sg.load_workflow(write(tmp_path, EVERYTHING))
+    text = first.to_yaml()
+    second = sg.load_workflow(write(tmp_path, text, "again.yaml"))
+    assert second.signature == first.signature
+    assert second.describe() == first.describe()
+    assert second.to_yaml() == text
+    assert second.max_supersteps == 20 and second.run_timeout == 60
+    assert [p.timeout for p in second.blueprint.policies] == [30] * 11
+    assert "context_mode: last" in text and "select: message.tags" in text
+
+
+def test_to_yaml_names_a_lambda_condition() -> None:
+    import decl_parts as p
+
+    wf = (
+        sg.WorkflowBuilder(start=p.Drafter(id="draft"))
+        .add_edge("draft", p.publish, when=lambda d: d.score > 1)
+        .build()
+    )
+    with pytest.raises(sg.GraphError, match=r"condition of edge draft -> publish is a lambda"):
+        wf.to_yaml()
+
+
+def test_to_yaml_names_a_part_that_is_not_importable() -> None:
+    import decl_parts as p
+
+    class Local(sg.Executor):
+        @sg.handler
+        async def on_draft(self, d: p.Draft, ctx: sg.Context[None, str]) -> None: ...
+
+    wf = sg.WorkflowBuilder(start=p.Drafter(id="draft")).add_edge("draft", Local(id="local")).build()
+    with pytest.raises(sg.GraphError, match=r"class of executor 'local'.*inside a function"):
+        wf.to_yaml()
+    odd = sg.WorkflowBuilder(start=p.Label(id="x", label=object())).build()  # type: ignore[arg-type]
+    with pytest.raises(sg.GraphError, match=r"executor 'x': argument label=<object"):
+        odd.to_yaml()
