@@ -86,7 +86,7 @@ EXPECT = {
         "OUTPUT Add one concrete number.",
         "OUTPUT rejected (0.3): Hi (by Ada)",
         "round trip keeps the signature: True",
-        "rejected: hostile.yaml, line 22: expression \"__import__('os')\": a call is not allowed",
+        "rejected: hostile.yaml, line 21: expression \"__import__('os')\": a call is not allowed",
     ],
     "basics_policies": [
         "retrying search (after attempt 2: connection reset)",
