@@ -22,4 +22,5 @@ def test_a_broken_yaml_workflow_names_the_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "broken.yaml, line 3: unknown import path 'nowhere_xyz:thing'" in done.stderr
     done = run_cli("run", fixture("review.yaml") + ":workflow", "--text", "x", cwd=tmp_path)
-    assert done.returncode != 0 and "without ':workflow'" in done.stderr
+    assert done.returncode != 0
+    assert "without ':workflow'" in done.stderr

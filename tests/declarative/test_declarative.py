@@ -42,13 +42,17 @@ edges:
 
 def test_the_brief_shape_loads_and_runs(tmp_path: Path) -> None:
     wf = sg.load_workflow(write(tmp_path, REVIEW))
-    assert wf.name == "review" and wf.executor_ids == ("draft", "grade", "publish", "reject")
+    assert wf.name == "review"
+    assert wf.executor_ids == ("draft", "grade", "publish", "reject")
     assert outputs(wf, "a long enough text") == ["published D: a long enough text"]
     assert outputs(wf, "short") == ["rejected D: short"]
 
 
 def test_fan_out_and_fan_in(tmp_path: Path) -> None:
-    wf = sg.load_workflow(write(tmp_path, """
+    wf = sg.load_workflow(
+        write(
+            tmp_path,
+            """
         start: draft
         executors:
           draft: {use: "decl_parts:Drafter"}
@@ -58,14 +62,19 @@ def test_fan_out_and_fan_in(tmp_path: Path) -> None:
         edges:
           - {from: draft, fan_out: [a, b]}
           - {fan_in: [b, a], to: join}
-    """))
+    """,
+        )
+    )
     assert outputs(wf, "x") == ["B draft: x | A draft: x"]
     kinds = [g.kind for g in wf.edges]
     assert kinds == ["fan_out", "fan_in"]
 
 
 def test_switch_with_default_and_a_python_predicate(tmp_path: Path) -> None:
-    wf = sg.load_workflow(write(tmp_path, """
+    wf = sg.load_workflow(
+        write(
+            tmp_path,
+            """
         start: draft
         executors:
           draft: {use: "decl_parts:Drafter", args: {tags: [urgent]}}
@@ -78,7 +87,9 @@ def test_switch_with_default_and_a_python_predicate(tmp_path: Path) -> None:
               - {when: {use: "decl_parts:is_long"}, to: long}
               - {when: "'urgent' in message.tags and message.score < 0.5", to: urgent}
             default: other
-    """))
+    """,
+        )
+    )
     assert outputs(wf, "ten chars!") == ["LONG draft: ten chars!"]
     assert outputs(wf, "hi") == ["URGENT draft: hi"]
 
@@ -94,7 +105,9 @@ def test_multi_select_by_expression_and_by_function(tmp_path: Path) -> None:
         edges:
           - {from: draft, multi_select: [a, b, c], %s}
     """
-    by_expr = sg.load_workflow(write(tmp_path, body % """select: "['a', 'c'] if message.score > 0.2 else 'b'" """))
+    by_expr = sg.load_workflow(
+        write(tmp_path, body % """select: "['a', 'c'] if message.score > 0.2 else 'b'" """)
+    )
     assert outputs(by_expr, "abc") == ["A draft: abc", "C draft: abc"]
     assert outputs(by_expr, "a") == ["B draft: a"]
     by_fn = sg.load_workflow(write(tmp_path, body % 'selector: "decl_parts:pick"', "fn.yaml"))
@@ -102,7 +115,10 @@ def test_multi_select_by_expression_and_by_function(tmp_path: Path) -> None:
 
 
 def test_map_with_a_collector_and_a_chain(tmp_path: Path) -> None:
-    wf = sg.load_workflow(write(tmp_path, """
+    wf = sg.load_workflow(
+        write(
+            tmp_path,
+            """
         start: split
         executors:
           split: {use: "decl_parts:split"}
@@ -110,9 +126,14 @@ def test_map_with_a_collector_and_a_chain(tmp_path: Path) -> None:
           join: {use: "decl_parts:Join", args: {sep: "-"}}
         edges:
           - {from: split, map: shout, collect: join, max_concurrency: 2}
-    """))
+    """,
+        )
+    )
     assert outputs(wf, "one two three") == ["ONE-TWO-THREE"]
-    chain = sg.load_workflow(write(tmp_path, """
+    chain = sg.load_workflow(
+        write(
+            tmp_path,
+            """
         start: a
         executors:
           a: {use: "decl_parts:Label", args: {label: "1"}}
@@ -120,12 +141,18 @@ def test_map_with_a_collector_and_a_chain(tmp_path: Path) -> None:
           c: {use: "decl_parts:Label", args: {label: "3"}}
         edges:
           - chain: [a, b, c]
-    """, "chain.yaml"))
+    """,
+            "chain.yaml",
+        )
+    )
     assert outputs(chain, "go") == ["3 2 1 go"]
 
 
 def test_conditions_read_the_senders_state(tmp_path: Path) -> None:
-    wf = sg.load_workflow(write(tmp_path, """
+    wf = sg.load_workflow(
+        write(
+            tmp_path,
+            """
         start: draft
         executors:
           draft: {use: "decl_parts:Drafter"}
@@ -136,13 +163,18 @@ def test_conditions_read_the_senders_state(tmp_path: Path) -> None:
           - {from: draft, to: remember}
           - {from: remember, to: publish, when: "state.approved == True"}
           - {from: remember, to: reject, when: "not state.approved and state.missing is None"}
-    """))
+    """,
+        )
+    )
     assert outputs(wf, "ok then") == ["published draft: ok then"]
     assert outputs(wf, "no") == ["rejected draft: no"]
 
 
 def test_policies_error_routes_and_defaults(tmp_path: Path) -> None:
-    wf = sg.load_workflow(write(tmp_path, """
+    wf = sg.load_workflow(
+        write(
+            tmp_path,
+            """
         start: flaky
         max_supersteps: 7
         version: 2
@@ -151,24 +183,36 @@ def test_policies_error_routes_and_defaults(tmp_path: Path) -> None:
           flaky:
             use: "decl_parts:Flaky"
             retry: {max_attempts: 2, retry_on: ["builtins:TimeoutError"]}
-    """))
-    assert wf.max_supersteps == 7 and wf.version == "2"
+    """,
+        )
+    )
+    assert wf.max_supersteps == 7
+    assert wf.version == "2"
     assert outputs(wf, "hi") == ["hi after 2 attempts"]
-    routed = sg.load_workflow(write(tmp_path, """
+    routed = sg.load_workflow(
+        write(
+            tmp_path,
+            """
         start: boom
         executors:
           boom: {use: "decl_parts:boom"}
           catch: {use: "decl_parts:catch"}
         error_routes:
           - {from: boom, to: catch}
-    """, "routes.yaml"))
+    """,
+            "routes.yaml",
+        )
+    )
     assert outputs(routed, "x") == ["caught ValueError from boom"]
 
 
 def test_a_builtin_agent_with_client_and_tools(tmp_path: Path) -> None:
     from stepgraph.agents import AgentExecutor, AgentResponse
 
-    wf = sg.load_workflow(write(tmp_path, """
+    wf = sg.load_workflow(
+        write(
+            tmp_path,
+            """
         start: writer
         executors:
           writer:
@@ -177,12 +221,16 @@ def test_a_builtin_agent_with_client_and_tools(tmp_path: Path) -> None:
               client: {use: "decl_parts:make_client", args: {reply: "A fine line."}}
               tools: ["decl_parts:word_count"]
             stream: false
-    """))
+    """,
+        )
+    )
     [ex] = wf.blueprint.prototypes
-    assert isinstance(ex, AgentExecutor) and not ex.stream
+    assert isinstance(ex, AgentExecutor)
+    assert not ex.stream
     assert list(ex.agent.tools) == ["word_count"]  # type: ignore[attr-defined]
     [response] = outputs(wf, "go")
-    assert isinstance(response, AgentResponse) and response.text == "A fine line."
+    assert isinstance(response, AgentResponse)
+    assert response.text == "A fine line."
 
 
 # -- errors name the file and the line ------------------------------------------------------
@@ -197,38 +245,51 @@ def load_error(tmp_path: Path, text: str) -> str:
 
 def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     msg = load_error(tmp_path, "start: a\nexecutors:\n  a: {use: [unclosed\nedges: []\n")
-    assert "flow.yaml, line 4" in msg and "YAML syntax error" in msg
+    assert "flow.yaml, line 4" in msg
+    assert "YAML syntax error" in msg
 
 
 def test_a_schema_violation_names_the_line(tmp_path: Path) -> None:
-    msg = load_error(tmp_path, REVIEW.replace("{from: draft, to: grade}", "{from: draft, too: grade}"))
-    assert "flow.yaml, line 9" in msg and "to" in msg
+    msg = load_error(
+        tmp_path, REVIEW.replace("{from: draft, to: grade}", "{from: draft, too: grade}")
+    )
+    assert "flow.yaml, line 9" in msg
+    assert "to" in msg
     msg = load_error(tmp_path, "start: a\nexecutors:\n  a: {use: nocolon}\n")
-    assert "line 3" in msg and "nocolon" in msg
+    assert "line 3" in msg
+    assert "nocolon" in msg
 
 
 def test_duplicate_keys_are_rejected(tmp_path: Path) -> None:
     msg = load_error(tmp_path, "start: a\nstart: b\nexecutors: {a: {use: 'decl_parts:grade'}}\n")
-    assert "line 2" in msg and "duplicate key 'start'" in msg
+    assert "line 2" in msg
+    assert "duplicate key 'start'" in msg
 
 
 def test_an_unknown_import_path_names_the_line(tmp_path: Path) -> None:
     msg = load_error(tmp_path, REVIEW.replace("decl_parts:publish", "decl_parts:publisher"))
-    assert "flow.yaml, line 6" in msg and "decl_parts:publisher" in msg
+    assert "flow.yaml, line 6" in msg
+    assert "decl_parts:publisher" in msg
     msg = load_error(tmp_path, REVIEW.replace("decl_parts:publish", "no_such_module_xyz:publish"))
-    assert "line 6" in msg and "no_such_module_xyz" in msg
+    assert "line 6" in msg
+    assert "no_such_module_xyz" in msg
     msg = load_error(tmp_path, REVIEW.replace("decl_parts:publish", "decl_parts:not_an_executor"))
-    assert "line 6" in msg and "not an Executor subclass" in msg
+    assert "line 6" in msg
+    assert "not an Executor subclass" in msg
 
 
 def test_an_executor_object_must_be_declared_under_its_id(tmp_path: Path) -> None:
     msg = load_error(tmp_path, REVIEW.replace("grade: {use", "grader: {use"))
-    assert "line 5" in msg and "'grade'" in msg
+    assert "line 5" in msg
+    assert "'grade'" in msg
 
 
 def test_an_unknown_executor_in_an_edge_names_the_line(tmp_path: Path) -> None:
-    msg = load_error(tmp_path, REVIEW.replace("{from: grade, to: reject", "{from: grade, to: rejected"))
-    assert "line 11" in msg and "unknown executor 'rejected'" in msg
+    msg = load_error(
+        tmp_path, REVIEW.replace("{from: grade, to: reject", "{from: grade, to: rejected")
+    )
+    assert "line 11" in msg
+    assert "unknown executor 'rejected'" in msg
 
 
 @pytest.mark.parametrize(
@@ -246,10 +307,13 @@ def test_an_unknown_executor_in_an_edge_names_the_line(tmp_path: Path) -> None:
         ("message.score * 10 > 1", "arithmetic"),
     ],
 )
-def test_a_hostile_condition_is_rejected_at_load_time(tmp_path: Path, condition: str, why: str) -> None:
+def test_a_hostile_condition_is_rejected_at_load_time(
+    tmp_path: Path, condition: str, why: str
+) -> None:
     text = REVIEW.replace('"message.score >= 0.8"', repr(condition).replace("\\'", "''"))
     msg = load_error(tmp_path, text)
-    assert "flow.yaml, line 10" in msg and why in msg, msg
+    assert "flow.yaml, line 10" in msg, msg
+    assert why in msg, msg
 
 
 def test_an_invalid_graph_names_the_file(tmp_path: Path) -> None:
@@ -263,18 +327,25 @@ def test_an_invalid_graph_names_the_file(tmp_path: Path) -> None:
 
 def test_import_paths_resolve_beside_the_yaml_file_first(tmp_path: Path) -> None:
     module = f"beside_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{module}.py").write_text(textwrap.dedent("""
+    (tmp_path / f"{module}.py").write_text(
+        textwrap.dedent("""
         import stepgraph as sg
 
         @sg.executor(id="hello")
         async def hello(text: str, ctx: sg.Context[None, str]) -> None:
             await ctx.yield_output("hello " + text)
-    """))
-    wf = sg.load_workflow(write(tmp_path, f"""
+    """)
+    )
+    wf = sg.load_workflow(
+        write(
+            tmp_path,
+            f"""
         start: hello
         executors:
           hello: {{use: "{module}:hello"}}
-    """))
+    """,
+        )
+    )
     assert outputs(wf, "there") == ["hello there"]
 
 
@@ -355,9 +426,11 @@ def test_load_to_yaml_load_keeps_the_graph(tmp_path: Path) -> None:
     assert second.signature == first.signature
     assert second.describe() == first.describe()
     assert second.to_yaml() == text
-    assert second.max_supersteps == 20 and second.run_timeout == 60
+    assert second.max_supersteps == 20
+    assert second.run_timeout == 60
     assert [p.timeout for p in second.blueprint.policies] == [30] * 11
-    assert "context_mode: last" in text and "select: message.tags" in text
+    assert "context_mode: last" in text
+    assert "select: message.tags" in text
 
 
 def test_to_yaml_names_a_lambda_condition() -> None:
@@ -379,7 +452,9 @@ def test_to_yaml_names_a_part_that_is_not_importable() -> None:
         @sg.handler
         async def on_draft(self, d: p.Draft, ctx: sg.Context[None, str]) -> None: ...
 
-    wf = sg.WorkflowBuilder(start=p.Drafter(id="draft")).add_edge("draft", Local(id="local")).build()
+    wf = (
+        sg.WorkflowBuilder(start=p.Drafter(id="draft")).add_edge("draft", Local(id="local")).build()
+    )
     with pytest.raises(sg.GraphError, match=r"class of executor 'local'.*inside a function"):
         wf.to_yaml()
     odd = sg.WorkflowBuilder(start=p.Label(id="x", label=object())).build()  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from .._names import module_of
@@ -93,10 +93,10 @@ def attribute_path(obj: object, module: str, what: str) -> str:
     Raises:
         ImportFailed: no attribute of the module is `obj`.
     """
+    name_of = module_of(SimpleNamespace(__module__=module))
     loaded = sys.modules.get(module)
     members = vars(loaded) if loaded is not None else {}
     for name, value in members.items():
         if value is obj and not name.startswith("_"):
-            return f"{module_of(SimpleNamespace(__module__=module))}:{name}"
-    raise ImportFailed(f"{what} is not a module-level attribute of {module_of(SimpleNamespace(__module__=module))}")
-
+            return f"{name_of}:{name}"
+    raise ImportFailed(f"{what} is not a module-level attribute of {name_of}")

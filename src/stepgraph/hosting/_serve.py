@@ -35,7 +35,8 @@ __all__ = ["load_workflow", "serve"]
 
 def load_workflow(target: str | sg.Workflow[Any]) -> sg.Workflow[Any]:
     """The workflow named by `target`: `path/to/file.py:name`, `package.module:name`,
-    a YAML file (`flow.yaml`, see `sg.load_workflow`) or a `Workflow` (returned as is). `name` may also be a function returning one.
+    a YAML file (`flow.yaml`, see `sg.load_workflow`) or a `Workflow` (returned as is).
+    `name` may also be a function returning one.
 
     Raises:
         ValueError: the target is malformed or names no workflow.
