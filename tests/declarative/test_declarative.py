@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -460,3 +462,20 @@ def test_to_yaml_names_a_part_that_is_not_importable() -> None:
     odd = sg.WorkflowBuilder(start=p.Label(id="x", label=object())).build()  # type: ignore[arg-type]
     with pytest.raises(sg.GraphError, match=r"executor 'x': argument label=<object"):
         odd.to_yaml()
+
+
+def test_importing_stepgraph_imports_neither_yaml_nor_jsonschema() -> None:
+    code = (
+        "import sys, stepgraph; "
+        "assert not {'yaml', 'jsonschema', 'stepgraph.agents'} & set(sys.modules), sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+def test_the_published_schema_is_valid_and_ships_with_the_package() -> None:
+    from jsonschema import Draft202012Validator
+
+    from stepgraph.declarative._source import schema
+
+    Draft202012Validator.check_schema(schema())
+    assert (Path(sg.__file__).parent / "declarative" / "schema.json").is_file()
