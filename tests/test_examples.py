@@ -91,6 +91,13 @@ EXPECT = {
         "   cp-000013 step 6  He fought back",
         "   cp-000014 step 6  He fled  <- head",
     ],
+    "declarative_review": [
+        "OUTPUT published (1.0): Supersteps make agent workflows predictable, durable and fast",
+        "OUTPUT Add one concrete number.",
+        "OUTPUT rejected (0.3): Hi (by Ada)",
+        "round trip keeps the signature: True",
+        "rejected: hostile.yaml, line 21: expression \"__import__('os')\": a call is not allowed",
+    ],
     "basics_policies": [
         "retrying search (after attempt 2: connection reset)",
         "OUTPUT retry: cats: 42 results",

@@ -19,7 +19,7 @@ EXPECTED = {
     "executor", "handler", "response_handler",
     "Cache", "MemoryCache", "SqliteCache", "ExecutorTimeoutError", "RunTimeoutError",
     "MigrationData", "LeasePolicy", "LeaseLostError", "CachePolicy", "ExecutorRetrying", "RetryPolicy",
-    "StatefulExecutor", "ExecutorFailure",
+    "StatefulExecutor", "ExecutorFailure", "load_workflow",
 }  # fmt: skip
 
 STORES = {

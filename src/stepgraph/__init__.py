@@ -29,9 +29,11 @@ Module map (everything public is re-exported here):
 * `_viz`, `_svg`: Mermaid, DOT and SVG pictures
 
 Packages: `serde` (tagged JSON), `stores` (memory, file, SQLite, PostgreSQL,
-store URLs, leases), `agents`, `orchestrations`, `hosting`, `cli`, `distributed`
-(Ray); modules `tracing` (OpenTelemetry), `testing` (conformance suite, manual
-clock, ids) and `loading` (importing a workflow file as every loader does).
+store URLs, leases), `declarative` (YAML workflows: `load_workflow`,
+`Workflow.to_yaml()`, the safe condition language), `agents`, `orchestrations`,
+`hosting`, `cli`, `distributed` (Ray); modules `tracing` (OpenTelemetry),
+`testing` (conformance suite, manual clock, ids) and `loading` (importing a
+workflow file as every loader does).
 """
 
 from ._builder import WorkflowBuilder
@@ -90,6 +92,7 @@ from ._session import Session
 from ._state import StateView
 from ._subworkflow import SubWorkflow
 from ._workflow import Workflow
+from .declarative import load_workflow
 from .stores import (
     CheckpointStore,
     FileCheckpointStore,
@@ -163,5 +166,6 @@ __all__ = [
     "WorkflowError",
     "executor",
     "handler",
+    "load_workflow",
     "response_handler",
 ]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Never
 from typing_extensions import TypeVar
 
 from . import serde
+from ._edges import routing_state
 from ._errors import RoutingError, WorkflowError
 from ._events import (
     CheckpointSaved,
@@ -191,7 +192,14 @@ class _Base:
             act = self._live()  # raises
         item = act.item
         if item is None or item.target < 0:
-            targets = self._plan.route(self._index, message, to)
+            if self._plan.reads_state[self._index]:
+                token = routing_state.set(StateView(act.committed, act.writes or {}))
+                try:
+                    targets = self._plan.route(self._index, message, to)
+                finally:
+                    routing_state.reset(token)
+            else:
+                targets = self._plan.route(self._index, message, to)
         else:  # an item of a map with a collector: into its slot
             targets = [self._plan.collect(item, message, to)]
         if act.trace is not None:

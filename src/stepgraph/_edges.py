@@ -7,6 +7,7 @@ call into one `EdgeGroup`; `_planner` compiles the groups into routes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,8 +15,9 @@ from ._names import module_of
 
 if TYPE_CHECKING:
     from ._executor import Executor
+    from ._state import StateView
 
-__all__ = ["Case", "EdgeGroup", "EdgeKind", "qualname"]
+__all__ = ["Case", "EdgeGroup", "EdgeKind", "qualname", "reads_state", "routing_state"]
 
 EdgeKind = Literal["direct", "fan_out", "fan_in", "switch", "multi_select", "map"]
 
@@ -74,6 +76,19 @@ class EdgeGroup:
         if self.max_concurrency is not None:
             out["max_concurrency"] = self.max_concurrency
         return out
+
+
+routing_state: ContextVar[StateView | None] = ContextVar("stepgraph_routing_state", default=None)
+"""The sender's state view while its message is routed, for conditions that read state.
+
+Set by `Context.send` only for senders with such a condition (`reads_state`),
+so other sends pay nothing; a condition called elsewhere sees None.
+"""
+
+
+def reads_state(fn: object) -> bool:
+    """True for a condition or selector that declares `reads_state = True` (declarative ones)."""
+    return getattr(fn, "reads_state", False) is True
 
 
 def qualname(obj: object) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from . import _types
-from ._edges import EdgeGroup
+from ._edges import EdgeGroup, reads_state
 from ._errors import RoutingError
 from ._handlers import HandlerTable
 from ._map import ItemSlot, MapBuffers, MapItem, MapSlot
@@ -104,6 +104,14 @@ class _Map:
 _Route = _Direct | _Switch | _Select | _FanIn | _Map
 
 
+def _reads_state(r: _Route) -> bool:
+    if isinstance(r, _Direct):
+        return reads_state(r.when)
+    if isinstance(r, _Switch):
+        return any(reads_state(pred) for pred, _ in r.cases)
+    return isinstance(r, _Select) and reads_state(r.selector)
+
+
 class Plan:
     """Compiled routing of an immutable workflow graph."""
 
@@ -116,6 +124,7 @@ class Plan:
         "index",
         "map_workers",
         "maps",
+        "reads_state",
         "routes",
         "tables",
     )
@@ -158,6 +167,8 @@ class Plan:
                 for pos, s in enumerate(g.sources):
                     routes[ix[s]].append(_FanIn(FanInSlot(group, pos, dst), items))
         self.routes = tuple(tuple(r) for r in routes)
+        self.reads_state = tuple(any(_reads_state(r) for r in rs) for rs in self.routes)
+        """Per executor: some condition or selector of its edges reads the sender's state."""
         self.map_workers = frozenset(m.worker for m in self.maps)
         """Indexes of the executors that are some map's worker."""
         # Per map edge: what its collector takes as list items (checked once per item send).

@@ -191,6 +191,22 @@ class Workflow(Generic[InT]):
 
         return as_agent(self, name, description=description, store=store)
 
+    def to_yaml(self) -> str:
+        """The graph as a declarative YAML file that `sg.load_workflow` loads back.
+
+        Needs the `yaml` extra. Every part must be importable: executor classes
+        (with YAML-plain constructor arguments) or module-level executor objects,
+        conditions written as `declarative.Condition` or module-level functions,
+        agents declared in YAML.
+
+        Raises:
+            GraphError: a part that cannot be named by an import path (a lambda
+                condition, a local class); the message names it.
+        """
+        from .declarative import to_yaml
+
+        return to_yaml(self)
+
     def to_mermaid(self) -> str:
         """The graph as a Mermaid flowchart."""
         return _viz.to_mermaid(self.start_id, self.blueprint.plan.ids, self._groups)

@@ -1,4 +1,5 @@
-"""Load a workflow named `path/to/file.py:attribute` (the attribute may be omitted).
+"""Load a workflow named `path/to/file.py:attribute` (the attribute may be omitted),
+or declared in a YAML file (`flow.yaml`, `flow.yml`: `sg.load_workflow`).
 
 The file is imported as a module named after its stem, with its directory put
 first on `sys.path` (as `python path/to/file.py` would), so it can import its
@@ -91,6 +92,8 @@ def load_workflow(target: str) -> sg.Workflow[Any]:
         CliError: missing file, import failure, unknown attribute, not a workflow.
     """
     path, attr = split_target(target)
+    if path.suffix.lower() in YAML_SUFFIXES:
+        return _load_yaml(path, attr)
     module = _import(path)
     if attr is None:
         attr, value = _find_one(module, path)
@@ -122,6 +125,20 @@ def load_workflow(target: str) -> sg.Workflow[Any]:
     if not isinstance(made, sg.Workflow):
         raise CliError(f"{path.name}:{attr}() returned a {type(made).__name__}, not a Workflow")
     return made  # pyright: ignore[reportUnknownVariableType]
+
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _load_yaml(path: Path, attr: str | None) -> sg.Workflow[Any]:
+    if attr is not None:
+        raise CliError(f"{path.name} is a YAML workflow: name it without ':{attr}'")
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    try:
+        return sg.load_workflow(path)
+    except (sg.GraphError, ImportError) as exc:
+        raise CliError(str(exc)) from exc
 
 
 def target_key(target: str) -> str:

@@ -40,13 +40,17 @@ Target = str | sg.Workflow[Any]
 
 def load_workflow(target: str | sg.Workflow[Any]) -> sg.Workflow[Any]:
     """The workflow named by `target`: `path/to/file.py:name`, `package.module:name`,
-    or a `Workflow` (returned as is). `name` may also be a function returning one.
+    a YAML file (`flow.yaml`, see `sg.load_workflow`) or a `Workflow` (returned as is).
+    `name` may also be a function returning one.
 
     Raises:
         ValueError: the target is malformed or names no workflow.
+        GraphError: a YAML workflow that does not load (the message names file and line).
     """
     if isinstance(target, sg.Workflow):
         return target
+    if target.lower().endswith((".yaml", ".yml")):
+        return sg.load_workflow(target)  # a declarative workflow (raises GraphError)
     where, sep, name = target.rpartition(":")
     if not sep or not where or not name:
         raise ValueError(f"{target!r}: expected path/to/app.py:workflow or module:workflow")
