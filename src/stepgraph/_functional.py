@@ -298,16 +298,17 @@ def step(
 
 
 @overload
-async def request(payload: Any, response_type: type[R]) -> R: ...
+def request(payload: Any, response_type: type[R]) -> Coroutine[Any, Any, R]: ...
 @overload
-async def request(payload: Any) -> Any: ...
-async def request(payload: Any, response_type: Any = object) -> Any:
-    """Ask for outside input from a functional workflow and return the answer.
+def request(payload: Any) -> Coroutine[Any, Any, Any]: ...
+def request(payload: Any, response_type: Any = object) -> Coroutine[Any, Any, Any]:
+    """Ask for outside input from a functional workflow; await it for the answer.
 
     The first time, the session pauses (`IDLE_WITH_PENDING_REQUESTS`) with a
     `Request` whose payload is `payload`; `session.respond({id: answer})`
     runs the function again from the top, finished steps replay, and this
-    call returns the answer (converted to `response_type`).
+    call returns the answer (converted to `response_type`). Like a step call,
+    its position is taken when it is called, so requests may be gathered.
 
     Raises:
         WorkflowError: called outside a `@workflow` function.
@@ -322,8 +323,17 @@ async def request(payload: Any, response_type: Any = object) -> Any:
     invocation = scope.invocation
     done, value = invocation.recorded(key, _replay.REQUEST)
     if done:
-        return value
+        return _answered(value)
+    # Asked at the call, not when awaited: gathered requests are all issued at once.
     invocation.asks.append((key, payload, response_type))
+    return _unanswered()
+
+
+async def _answered(value: Any) -> Any:
+    return value
+
+
+async def _unanswered() -> Any:
     raise _replay.Suspend
 
 
