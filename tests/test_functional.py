@@ -394,4 +394,3 @@ def test_sessions_do_not_share_calls() -> None:
         assert (await a.respond({ra.id: "x"})).outputs == ["A:x"]
 
     asyncio.run(main())
-
