@@ -53,9 +53,10 @@ class FunctionalExecutor(Executor):
     failed superstep, restored by time travel and cleared by `reset()`.
     """
 
-    def __init__(self, func: Callable[..., Awaitable[Any]], *, id: str) -> None:
+    def __init__(self, func: Callable[..., Awaitable[Any]], *, id: str, retries: bool) -> None:
         super().__init__(id=id)
         self.func = func
+        self.retries = retries  # a retry policy rolls `calls` back: steps need `ctx.step`
         self.calls: dict[str, _Call] = {}
         self._table: HandlerTable | None = None
 
@@ -102,7 +103,9 @@ class FunctionalExecutor(Executor):
         )
 
     async def _drive(self, call_id: str, call: _Call, ctx: Context[Any, Any]) -> None:
-        invocation = _replay.Invocation(ctx, call.log)
+        act = ctx.activation
+        journaled = self.retries or (act is not None and act.journal is not None)
+        invocation = _replay.Invocation(ctx, call.log, journaled)
         token = _replay.enter(invocation)
         try:
             result = await self._invoke(call.input, ctx)
@@ -192,7 +195,9 @@ class _WorkflowDecorator:
     def __call__(self, func: Callable[..., Awaitable[Any]], /) -> Workflow[Any]:
         _check_function(func)
         eid = getattr(func, "__name__", "") or "workflow"
-        builder = WorkflowBuilder[Any](start=FunctionalExecutor(func, id=eid))
+        builder = WorkflowBuilder[Any](
+            start=FunctionalExecutor(func, id=eid, retries=self.retry is not None)
+        )
         builder.register_types(*self.types)
         if self.retry is not None:
             builder.set_policy(eid, retry=self.retry)
