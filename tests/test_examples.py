@@ -81,6 +81,12 @@ EXPECT = {
         "   cp-000013 step 6  He fought back",
         "   cp-000014 step 6  He fled  <- head",
     ],
+    "functional_approval": [
+        "asked: buy laptop from acme at 980.00?",
+        "steps run so far: ['fetch_quote acme', 'fetch_quote globex']",
+        "OUTPUT PO-acme-980.00",
+        "steps run after the answer: ['place_order']",
+    ],
     "basics_policies": [
         "retrying search (after attempt 2: connection reset)",
         "OUTPUT retry: cats: 42 results",
