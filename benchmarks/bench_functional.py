@@ -25,9 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_stepgraph as graph  # noqa: E402
+import bench_stepgraph as graph
 
-import stepgraph as sg  # noqa: E402
+import stepgraph as sg
 
 
 @sg.step
