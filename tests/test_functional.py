@@ -394,3 +394,20 @@ def test_sessions_do_not_share_calls() -> None:
         assert (await a.respond({ra.id: "x"})).outputs == ["A:x"]
 
     asyncio.run(main())
+
+
+def test_an_input_type_defined_in_a_function_resolves() -> None:
+    @dataclass(frozen=True)
+    class Order:
+        qty: int
+
+    @sg.workflow
+    async def take(order: Order) -> int:
+        return order.qty * 2
+
+    async def main() -> None:
+        assert (await take.run(Order(3))).outputs == [6]
+        with pytest.raises(sg.RoutingError):
+            await take.run(3)  # type: ignore[arg-type]
+
+    asyncio.run(main())

@@ -22,7 +22,7 @@ from . import _replay, _types
 from ._builder import WorkflowBuilder
 from ._context import Context
 from ._errors import GraphError, WorkflowError
-from ._executor import Executor
+from ._executor import Executor, caller_namespace
 from ._handlers import HandlerSpec, HandlerTable
 from ._policies import RetryPolicy
 from ._requests import Answer
@@ -53,9 +53,17 @@ class FunctionalExecutor(Executor):
     failed superstep, restored by time travel and cleared by `reset()`.
     """
 
-    def __init__(self, func: Callable[..., Awaitable[Any]], *, id: str, retries: bool) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        *,
+        id: str,
+        retries: bool,
+        localns: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.func = func
+        self.localns = localns  # where the function was decorated, for string annotations
         self.retries = retries  # a retry policy rolls `calls` back: steps need `ctx.step`
         self.calls: dict[str, _Call] = {}
         self._table: HandlerTable | None = None
@@ -66,7 +74,7 @@ class FunctionalExecutor(Executor):
         if table is None:
             start = HandlerSpec(
                 name=f"{self.id}(input)",
-                accepts=_input_specs(self.func),
+                accepts=_input_specs(self.func, self.localns),
                 sends=(),
                 invoke=lambda ex, m, c: ex.start(m, c),
                 is_async=True,
@@ -146,9 +154,17 @@ class FunctionalExecutor(Executor):
         }
 
 
-def _input_specs(func: Callable[..., Any]) -> tuple[_types.TypeSpec, ...]:
+def _input_specs(
+    func: Callable[..., Any], localns: dict[str, Any] | None
+) -> tuple[_types.TypeSpec, ...]:
     params = list(inspect.signature(func).parameters.values())
-    hints = typing.get_type_hints(func)
+    try:
+        hints = typing.get_type_hints(func, localns=localns)
+    except Exception as exc:
+        raise GraphError(
+            f"workflow {func.__qualname__}: its annotations cannot be resolved ({exc}); "
+            "define the types they name at module level"
+        ) from None
     annotation = hints.get(params[0].name, object)
     try:
         return _types.specs_of(annotation)
@@ -193,10 +209,16 @@ class _WorkflowDecorator:
         self, func: Callable[[InT, Context[Any, Any]], Awaitable[Any]], /
     ) -> Workflow[InT]: ...
     def __call__(self, func: Callable[..., Awaitable[Any]], /) -> Workflow[Any]:
+        return self.build(func, caller_namespace(func, 1))
+
+    def build(
+        self, func: Callable[..., Awaitable[Any]], localns: dict[str, Any] | None
+    ) -> Workflow[Any]:
+        """The one-executor workflow running `func`."""
         _check_function(func)
         eid = getattr(func, "__name__", "") or "workflow"
         builder = WorkflowBuilder[Any](
-            start=FunctionalExecutor(func, id=eid, retries=self.retry is not None)
+            start=FunctionalExecutor(func, id=eid, retries=self.retry is not None, localns=localns)
         )
         builder.register_types(*self.types)
         if self.retry is not None:
@@ -241,7 +263,7 @@ def workflow(
         GraphError: `func` is not an `async def` taking `(input)` or `(input, ctx)`.
     """
     decorator = _WorkflowDecorator(name, max_supersteps, types, retry)
-    return decorator(func) if func is not None else decorator
+    return decorator.build(func, caller_namespace(func, 1)) if func is not None else decorator
 
 
 class Step(Generic[P, R]):
