@@ -98,6 +98,12 @@ EXPECT = {
         "round trip keeps the signature: True",
         "rejected: hostile.yaml, line 21: expression \"__import__('os')\": a call is not allowed",
     ],
+    "functional_approval": [
+        "asked: buy laptop from acme at 980.00?",
+        "steps run so far: ['fetch_quote acme', 'fetch_quote globex']",
+        "OUTPUT PO-acme-980.00",
+        "steps run after the answer: ['place_order']",
+    ],
     "basics_policies": [
         "retrying search (after attempt 2: connection reset)",
         "OUTPUT retry: cats: 42 results",

@@ -20,6 +20,7 @@ EXPECTED = {
     "Cache", "MemoryCache", "SqliteCache", "ExecutorTimeoutError", "RunTimeoutError",
     "MigrationData", "LeasePolicy", "LeaseLostError", "CachePolicy", "ExecutorRetrying", "RetryPolicy",
     "StatefulExecutor", "ExecutorFailure", "load_workflow",
+    "ReplayDivergenceError", "Step", "context", "request", "step", "workflow",
 }  # fmt: skip
 
 STORES = {
@@ -67,6 +68,7 @@ def test_error_tree() -> None:
     for err in (
         sg.ConcurrentRunError, sg.NotIdleError, sg.ExecutorFailedError, sg.ConvergenceError,
         sg.RequestError, sg.SerializationError, sg.CheckpointError, sg.RoutingError,
+        sg.ReplayDivergenceError,
     ):  # fmt: skip
         assert issubclass(err, sg.WorkflowError)
     for err in (sg.CheckpointNotFoundError, sg.CheckpointDecodeError, sg.GraphMismatchError):

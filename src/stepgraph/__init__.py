@@ -24,6 +24,8 @@ Module map (everything public is re-exported here):
 * `_store`, `_lease`, `_memory`: the store and lease protocols and the in-memory
   store, below the engine's users (`stores` re-exports them)
 * `_subworkflow`: `SubWorkflow`
+* `_functional`, `_replay`: the functional API (`@workflow`, `@step`, `request()`,
+  `context()`) as a one-executor workflow, and how its calls are keyed and replayed
 * `_policies`, `_attempts`, `_cache`: retry, timeout and cache policies
 * `_leasing`, `_backend`: one runner per session across processes; executor backends
 * `_viz`, `_svg`: Mermaid, DOT and SVG pictures
@@ -53,6 +55,7 @@ from ._errors import (
     GraphMismatchError,
     GraphWarning,
     NotIdleError,
+    ReplayDivergenceError,
     RequestError,
     RoutingError,
     RunTimeoutError,
@@ -82,6 +85,7 @@ from ._executor import (
     handler,
     response_handler,
 )
+from ._functional import Step, context, request, step, workflow
 from ._leasing import LeasePolicy
 from ._migrations import MigrationData
 from ._policies import CachePolicy, ExecutorRetrying, RetryPolicy
@@ -138,6 +142,7 @@ __all__ = [
     "MigrationData",
     "NotIdleError",
     "Output",
+    "ReplayDivergenceError",
     "Request",
     "RequestError",
     "RequestIssued",
@@ -156,6 +161,7 @@ __all__ = [
     "SqliteCheckpointStore",
     "StateView",
     "StatefulExecutor",
+    "Step",
     "SubWorkflow",
     "SubWorkflowEvent",
     "SuperstepCompleted",
@@ -164,8 +170,12 @@ __all__ = [
     "Workflow",
     "WorkflowBuilder",
     "WorkflowError",
+    "context",
     "executor",
     "handler",
     "load_workflow",
+    "request",
     "response_handler",
+    "step",
+    "workflow",
 ]

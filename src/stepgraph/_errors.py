@@ -11,6 +11,7 @@ WorkflowError
 ├── RunTimeoutError (also TimeoutError) a run ran past its timeout
 ├── ConvergenceError                   max_supersteps reached with messages queued
 ├── RequestError                       an answer to a pending request is invalid
+├── ReplayDivergenceError              a functional workflow re-ran its steps differently
 ├── SerializationError (also TypeError) a value cannot be stored
 └── CheckpointError                    saving or loading a checkpoint failed
     ├── CheckpointNotFoundError
@@ -37,6 +38,7 @@ __all__ = [
     "GraphMismatchError",
     "GraphWarning",
     "NotIdleError",
+    "ReplayDivergenceError",
     "RequestError",
     "RoutingError",
     "RunTimeoutError",
@@ -101,6 +103,16 @@ class ConvergenceError(WorkflowError):
 
 class RequestError(WorkflowError):
     """An answer to a pending request is invalid (unknown id or wrong type)."""
+
+
+class ReplayDivergenceError(WorkflowError):
+    """A functional workflow called its steps in another order than when it first ran.
+
+    The function of a `@workflow` re-runs from the top after an answer, a
+    failure or a restart; every step call must have the name the call at the
+    same position had before, or recorded results would go to the wrong calls.
+    Raised inside the handler, so the run fails with `ExecutorFailedError`.
+    """
 
 
 class SerializationError(WorkflowError, TypeError):
