@@ -19,7 +19,7 @@ EXPECTED = {
     "executor", "handler", "response_handler",
     "Cache", "MemoryCache", "SqliteCache", "ExecutorTimeoutError", "RunTimeoutError",
     "MigrationData", "LeasePolicy", "LeaseLostError", "CachePolicy", "ExecutorRetrying", "RetryPolicy",
-    "StatefulExecutor", "ExecutorFailure",
+    "StatefulExecutor", "ExecutorFailure", "DELETE", "StateUpdated",
 }  # fmt: skip
 
 STORES = {

@@ -59,6 +59,7 @@ from ._items import Items
 from ._map import MapBuffers
 from ._requests import Answer, Request
 from ._state import commit as commit_state
+from ._steering import Paused, Steering
 
 if TYPE_CHECKING:
     from ._core import SessionCore
@@ -102,6 +103,7 @@ class Runner:
         budget: int,
         prepare: Callable[[], Awaitable[bool]],
         timeout: float | None = None,
+        steering: Steering | None = None,
     ) -> None:
         self.core = core
         self.content = core.content
@@ -124,6 +126,8 @@ class Runner:
         else:  # what `compose` gives without layers, without its calls
             self.step = self._superstep
             self.activate = self._activation
+        if steering is not None:  # breakpoints or StateUpdated events: only when asked for
+            self.step = steering.wrap(self.step, sink, self._save if self.durable else None)
         handles = core.handles
         if handles is None:
             handles = core.handles = handle_chains(core)
@@ -146,8 +150,8 @@ class Runner:
         layers = self.core.layers
         if not layers:
             return self._execute()
-        run = compose(layers, "run", self._execute)
-        return run(RunCall(self.session_id, self.core.workflow, self.content))
+        call = RunCall(self.session_id, self.core.workflow, self.content)
+        return compose(layers, "run", self._execute)(call)
 
     def close(self) -> None:
         """Let go of the chains: they are bound methods of this runner, so a finished run's
@@ -159,7 +163,7 @@ class Runner:
             self.items = None
 
     async def _execute(self, call: RunCall | None = None) -> RunStatus:
-        """Run supersteps until no message is queued; return the final status.
+        """Run supersteps until no message is queued or a breakpoint; return the final status.
 
         Raises:
             ExecutorFailedError: a handler raised (the session is `FAILED`).
@@ -174,6 +178,8 @@ class Runner:
                     await self._supersteps(has_input)
             else:
                 await self._supersteps(has_input)
+        except Paused:  # stopped at a breakpoint, saved: its messages stay queued
+            pass
         except HandlerFailure as failure:
             raise self._handler_failed(failure) from failure.error
         except TimeoutError:  # the run's deadline (handler timeouts arrive wrapped)
@@ -196,6 +202,8 @@ class Runner:
             raise
         content = self.content
         status = RunStatus.IDLE_WITH_PENDING_REQUESTS if content.pending else RunStatus.IDLE
+        if content.queue:  # only a breakpoint ends a run with messages queued
+            status = RunStatus.PAUSED
         content.status = status
         retention = self.core.retention
         if retention is not None and self.core.checkpointer is not None:
@@ -261,9 +269,8 @@ class Runner:
     async def _save_cancellation(self) -> None:
         """Save the cancelled session (its dropped messages gone) as the new head.
 
-        The checkpoint before it still holds them, so resuming that one
-        continues the cancelled run. A failure here is swallowed: the run is
-        being cancelled, and its last good checkpoint stays the head.
+        The checkpoint before it still holds them, so resuming that one continues the
+        cancelled run. A failure here is swallowed: its last good checkpoint stays the head.
         """
         with contextlib.suppress(CheckpointError, asyncio.CancelledError):
             await self._save(self.content.superstep, RunStatus.CANCELLED, {}, {}, {}, {})
