@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import store_of
 
 import stepgraph as sg
-from tests.helpers import store_of
 
 KINDS = ["memory", "sqlite", "file"]
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.helpers import store_of
 
 import stepgraph as sg
-from tests.helpers import store_of
 
 KINDS = ["memory", "sqlite", "file"]
 
@@ -293,9 +293,13 @@ def test_a_rolled_back_superstep_reports_no_state_update() -> None:
 
     async def main() -> None:
         events: list[sg.Event] = []
-        with pytest.raises(sg.ExecutorFailedError):
+
+        async def consume() -> None:
             async for e in wf.session("s").run(1, state_updates=True):
                 events.append(e)
+
+        with pytest.raises(sg.ExecutorFailedError):
+            await consume()
         assert [e for e in events if isinstance(e, sg.StateUpdated)] == [
             sg.StateUpdated(1, {"w": 1})
         ]
