@@ -58,6 +58,7 @@ _STATUS = {
     "idle_with_pending_requests": "completed",
     "failed": "failed",
     "cancelled": "cancelled",
+    "paused": "incomplete",  # stopped at a breakpoint: resumable, not completed
 }
 
 
