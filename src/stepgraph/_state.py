@@ -15,6 +15,11 @@ __all__ = ["DELETE", "DELETED", "StateView"]
 
 
 class _Deleted:
+    """`sg.DELETE`: as a state value, deletes the key (`session.update_state({"k": sg.DELETE})`).
+
+    A deleted key maps to it in a `StateUpdated` event. There is one such marker.
+    """
+
     __slots__ = ()
 
     def __repr__(self) -> str:
