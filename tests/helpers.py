@@ -27,9 +27,15 @@ def sink(id: str) -> sg.FunctionExecutor:
 
 
 def store_of(kind: str, tmp_path: Path) -> sg.CheckpointStore:
-    """A fresh store of `kind`: "memory" or "sqlite" (a file under `tmp_path`)."""
-    from stepgraph.stores import MemoryCheckpointStore, SqliteCheckpointStore
+    """A fresh store of `kind`: "memory", "sqlite" or "file" (under `tmp_path`).
+
+    For "sqlite" and "file", calling it again gives a store over the same place
+    (a restart).
+    """
+    from stepgraph.stores import FileCheckpointStore, MemoryCheckpointStore, SqliteCheckpointStore
 
     if kind == "memory":
         return MemoryCheckpointStore()
+    if kind == "file":
+        return FileCheckpointStore(tmp_path / "runs")
     return SqliteCheckpointStore(tmp_path / "runs.db")

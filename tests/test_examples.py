@@ -85,6 +85,21 @@ EXPECT = {
         "superstep 2 clean: ran 1x",
         "superstep 3 enrich: ran 2x",
     ],
+    "basics_breakpoints": [
+        "status: PAUSED after superstep 2",
+        "reopened: PAUSED, head True",
+        "OUTPUT published Stone Walls",
+        "after draft: PAUSED",
+        "refused: interrupt_before names no executor 'pubilsh'",
+    ],
+    "basics_edit_state": [
+        "status PAUSED",
+        "superstep 2 wrote {'price': 24, 'discount': DELETE}",
+        "OUTPUT 3 items: 24 EUR",
+        "fork cp-000008 has parent cp-000002",
+        "OUTPUT 3 items: 15 EUR",
+        "the old branch is unchanged: {'items': 3, 'price': 30}",
+    ],
     "basics_time_travel": [
         "OUTPUT branch: Once upon. A dragon came. He fought back.",
         "OUTPUT resumed: Once upon. A dragon came. He fled.",

@@ -21,6 +21,7 @@ EXPECTED = {
     "MigrationData", "LeasePolicy", "LeaseLostError", "CachePolicy", "ExecutorRetrying", "RetryPolicy",
     "StatefulExecutor", "ExecutorFailure", "load_workflow",
     "ReplayDivergenceError", "Step", "context", "request", "step", "workflow",
+    "DELETE", "StateUpdated",
 }  # fmt: skip
 
 STORES = {

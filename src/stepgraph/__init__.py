@@ -9,6 +9,8 @@ Module map (everything public is re-exported here):
 * `_workflow`, `_blueprint`: the immutable graph and what the engine derives from it
 * `_session`, `_core`, `_content`: the public `Session`, its engine side
   (`SessionCore`) and the one owner of what changes in it (`SessionContent`)
+* `_steering`, `_updates`: breakpoints and `StateUpdated` events around a run's
+  supersteps; `update_state` from outside a run
 * `_run`, `_runner`: the `Run` handle and the superstep loop
 * `_interceptors`, `_traced`: layers around run, superstep, activation and handler
   calls (leasing in `_leasing`, tracing, policies in `_attempts`)
@@ -73,6 +75,7 @@ from ._events import (
     RunCompleted,
     RunStarted,
     RunStatus,
+    StateUpdated,
     SubWorkflowEvent,
     SuperstepCompleted,
     SuperstepStarted,
@@ -93,7 +96,7 @@ from ._requests import ExecutorFailure, Request, RunResult
 from ._retention import Retention
 from ._run import Run
 from ._session import Session
-from ._state import StateView
+from ._state import DELETE, StateView
 from ._subworkflow import SubWorkflow
 from ._workflow import Workflow
 from .declarative import load_workflow
@@ -121,6 +124,7 @@ __all__ = [
     "ConcurrentRunError",
     "Context",
     "ConvergenceError",
+    "DELETE",
     "Event",
     "Executor",
     "ExecutorCompleted",
@@ -159,6 +163,7 @@ __all__ = [
     "Session",
     "SqliteCache",
     "SqliteCheckpointStore",
+    "StateUpdated",
     "StateView",
     "StatefulExecutor",
     "Step",

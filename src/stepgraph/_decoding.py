@@ -95,10 +95,11 @@ def queue_value(cp: Checkpoint, registry: serde.TypeRegistry) -> Any:
 
 
 def status_of(saved: str, queue: Queue) -> RunStatus:
+    """The status of a session restored to a checkpoint saved with status `saved`."""
     status = RunStatus.__members__.get(saved, RunStatus.INTERRUPTED)
-    if queue:
-        return RunStatus.FAILED if status is RunStatus.FAILED else RunStatus.INTERRUPTED
-    if status in (RunStatus.RUNNING, RunStatus.FAILED, RunStatus.INTERRUPTED):
+    if queue:  # a run that did not finish: failed, paused at a breakpoint, or cause unknown
+        return status if status in (RunStatus.FAILED, RunStatus.PAUSED) else RunStatus.INTERRUPTED
+    if status in (RunStatus.RUNNING, RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.PAUSED):
         return RunStatus.IDLE
     return status
 

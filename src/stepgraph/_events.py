@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._requests import Request
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "RunCompleted",
     "RunStarted",
     "RunStatus",
+    "StateUpdated",
     "SubWorkflowEvent",
     "SuperstepCompleted",
     "SuperstepStarted",
@@ -45,6 +48,8 @@ class RunStatus(enum.Enum):
     """The last run was cancelled; its undelivered messages were dropped."""
     INTERRUPTED = "interrupted"
     """Undelivered messages from a run that did not finish, cause unknown (restored or crashed)."""
+    PAUSED = "paused"
+    """Stopped at a breakpoint (`interrupt_before`/`interrupt_after`); `resume()` goes on."""
 
 
 class Event:
@@ -135,6 +140,18 @@ class RunCompleted(Event):
     """Last event of every run, with the status the run ended with."""
 
     status: RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StateUpdated(Event):
+    """The state keys a committed superstep wrote, with their new values (on request).
+
+    Streamed after the `SuperstepCompleted` of that superstep, only by runs
+    started with `state_updates=True`. A deleted key maps to `sg.DELETE`.
+    """
+
+    superstep: int
+    values: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._core import SessionCore
+    from ._steering import Steering
 
 __all__ = ["Run"]
 
@@ -56,6 +57,7 @@ class RunExecution:
         "session",
         "session_id",
         "started",
+        "steering",
         "timeout",
         "waiters",
     )
@@ -65,8 +67,10 @@ class RunExecution:
         session: SessionCore,
         prepare: Callable[[], Awaitable[bool]],
         timeout: float | None,
+        steering: Steering | None = None,
     ) -> None:
         self.session: SessionCore | None = session
+        self.steering = steering
         self.session_id = session.id
         self.prepare = prepare
         self.timeout = timeout
@@ -90,7 +94,7 @@ class RunExecution:
         s = self.session
         assert s is not None, "a run starts once"
         self.started = True
-        return Runner(s, sink, s.workflow.max_supersteps, self.prepare, self.timeout)
+        return Runner(s, sink, s.workflow.max_supersteps, self.prepare, self.timeout, self.steering)
 
     def done(self) -> None:
         """The loop has stopped: release the guard and wake whoever waits in `aclose`."""

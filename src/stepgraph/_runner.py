@@ -60,6 +60,7 @@ from ._map import MapBuffers
 from ._requests import Answer, Request
 from ._scope import running
 from ._state import commit as commit_state
+from ._steering import Paused, Steering
 
 if TYPE_CHECKING:
     from ._core import SessionCore
@@ -103,6 +104,7 @@ class Runner:
         budget: int,
         prepare: Callable[[], Awaitable[bool]],
         timeout: float | None = None,
+        steering: Steering | None = None,
     ) -> None:
         self.core = core
         self.content = core.content
@@ -125,6 +127,8 @@ class Runner:
         else:  # what `compose` gives without layers, without its calls
             self.step = self._superstep
             self.activate = self._activation
+        if steering is not None:  # breakpoints or StateUpdated events: only when asked for
+            self.step = steering.wrap(self.step, sink, self._save if self.durable else None)
         handles = core.handles
         if handles is None:
             handles = core.handles = handle_chains(core)
@@ -147,20 +151,18 @@ class Runner:
         layers = self.core.layers
         if not layers:
             return self._execute()
-        run = compose(layers, "run", self._execute)
-        return run(RunCall(self.session_id, self.core.workflow, self.content))
+        call = RunCall(self.session_id, self.core.workflow, self.content)
+        return compose(layers, "run", self._execute)(call)
 
     def close(self) -> None:
-        """Let go of the chains: they are bound methods of this runner, so a finished run's
-        session is freed by reference counting alone (no cycle is left).
-        """
+        """Let go of the chains (bound methods of this runner): no cycle is left to collect."""
         self.step = self.activate = _closed
         if self.items is not None:
             self.activate_item = _closed
             self.items = None
 
     async def _execute(self, call: RunCall | None = None) -> RunStatus:
-        """Run supersteps until no message is queued; return the final status.
+        """Run supersteps until no message is queued or a breakpoint; return the final status.
 
         Raises:
             ExecutorFailedError: a handler raised (the session is `FAILED`).
@@ -175,6 +177,8 @@ class Runner:
                     await self._supersteps(has_input)
             else:
                 await self._supersteps(has_input)
+        except Paused:  # stopped at a breakpoint, saved: its messages stay queued
+            pass
         except HandlerFailure as failure:
             raise self._handler_failed(failure) from failure.error
         except TimeoutError:  # the run's deadline (handler timeouts arrive wrapped)
@@ -197,6 +201,7 @@ class Runner:
             raise
         content = self.content
         status = RunStatus.IDLE_WITH_PENDING_REQUESTS if content.pending else RunStatus.IDLE
+        status = RunStatus.PAUSED if content.queue else status  # queued: a breakpoint stopped it
         content.status = status
         retention = self.core.retention
         if retention is not None and self.core.checkpointer is not None:
@@ -263,9 +268,8 @@ class Runner:
     async def _save_cancellation(self) -> None:
         """Save the cancelled session (its dropped messages gone) as the new head.
 
-        The checkpoint before it still holds them, so resuming that one
-        continues the cancelled run. A failure here is swallowed: the run is
-        being cancelled, and its last good checkpoint stays the head.
+        The checkpoint before it still holds them, so resuming that one continues the
+        cancelled run. A failure here is swallowed: its last good checkpoint stays the head.
         """
         with contextlib.suppress(CheckpointError, asyncio.CancelledError):
             await self._save(self.content.superstep, RunStatus.CANCELLED, {}, {}, {}, {})

@@ -15,7 +15,7 @@ continues from its latest one (read by `load()` or the first awaited call).
 from __future__ import annotations
 
 import types
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -34,6 +34,8 @@ from ._planner import Queue
 from ._requests import Answer, Request
 from ._retention import Retention
 from ._run import Run, RunExecution
+from ._steering import Steering, steering
+from ._updates import update_state
 
 if TYPE_CHECKING:
     from ._backend import Backend
@@ -107,7 +109,15 @@ class Session(Generic[InT]):
 
     # -- starting runs -----------------------------------------------------------------
 
-    def run(self, input: InT, *, timeout: float | None = None) -> Run:
+    def run(
+        self,
+        input: InT,
+        *,
+        timeout: float | None = None,
+        interrupt_before: Iterable[str] | None = None,
+        interrupt_after: Iterable[str] | None = None,
+        state_updates: bool = False,
+    ) -> Run:
         """Start a run with `input` for the start executor; await it or iterate it.
 
         Raises:
@@ -115,10 +125,20 @@ class Session(Generic[InT]):
             NotIdleError: the session holds undelivered messages (resume or reset first);
                 for a session not loaded yet, raised when the run starts.
             RoutingError: the start executor has no handler for `input`.
+            ValueError: a breakpoint names no executor of the workflow.
 
         `timeout` (or the workflow's `run_timeout`) bounds the run: past it the run
         ends `FAILED` at its last committed superstep (`RunTimeoutError`).
+
+        Breakpoints: with `interrupt_before=["x"]` the run stops before the superstep
+        in which `x` would run, with `interrupt_after=["x"]` after a superstep in
+        which `x` ran (when messages are still queued); the session is then
+        `PAUSED`, saved as the new head, and `resume()` goes on. With
+        `state_updates=True` the run streams a `StateUpdated` event after each
+        superstep that wrote state. The same three options apply to `respond()`
+        and `resume()`.
         """
+        steer = steering(self.workflow.blueprint, interrupt_before, interrupt_after, state_updates)
         core = self.core
         previous = core.take_over("run") if core.active is not None else None
         if previous is None and core.content.queue:
@@ -137,9 +157,17 @@ class Session(Generic[InT]):
             core.content.queue = {start: [input]}
             return True
 
-        return self._begin(prepare, timeout)
+        return self._begin(prepare, timeout, steer)
 
-    def respond(self, answers: Mapping[str, Any], *, timeout: float | None = None) -> Run:
+    def respond(
+        self,
+        answers: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        interrupt_before: Iterable[str] | None = None,
+        interrupt_after: Iterable[str] | None = None,
+        state_updates: bool = False,
+    ) -> Run:
         """Answer pending requests; each answer goes to its executor's `@response_handler`.
 
         The whole batch is validated first: an unknown id (one from before a
@@ -152,7 +180,11 @@ class Session(Generic[InT]):
             RequestError: an answer is invalid (for a session not loaded yet,
                 raised when the run starts).
             NotIdleError: the session holds undelivered messages.
+            ValueError: a breakpoint names no executor of the workflow.
+
+        Breakpoints and `state_updates` as in `run()`.
         """
+        steer = steering(self.workflow.blueprint, interrupt_before, interrupt_after, state_updates)
         core = self.core
         core.check_idle("respond")
         if core.loaded:
@@ -172,10 +204,16 @@ class Session(Generic[InT]):
             core.content.queue = queue
             return True
 
-        return self._begin(prepare, timeout)
+        return self._begin(prepare, timeout, steer)
 
     def resume(
-        self, checkpoint_id: CheckpointRef | None = None, *, timeout: float | None = None
+        self,
+        checkpoint_id: CheckpointRef | None = None,
+        *,
+        timeout: float | None = None,
+        interrupt_before: Iterable[str] | None = None,
+        interrupt_after: Iterable[str] | None = None,
+        state_updates: bool = False,
     ) -> Run:
         """Continue the session: from memory, or from any checkpoint (time travel).
 
@@ -184,9 +222,15 @@ class Session(Generic[InT]):
         With an id, restores that checkpoint first; the next checkpoint saved
         points at it, starting a branch.
 
+        Breakpoints and `state_updates` as in `run()`. A session `PAUSED` at a
+        breakpoint runs its next superstep without the `interrupt_before` check,
+        so it does not stop again where it paused.
+
         Raises:
             ConcurrentRunError: a run of this session is in progress.
+            ValueError: a breakpoint names no executor of the workflow.
         """
+        steer = steering(self.workflow.blueprint, interrupt_before, interrupt_after, state_updates)
         core = self.core
         core.check_guard("resume")
 
@@ -195,9 +239,11 @@ class Session(Generic[InT]):
                 await core.ensure_loaded()
             else:
                 await core.apply(await core.fetch(checkpoint_id))
+            if steer is not None:
+                steer.resumed = core.content.status is RunStatus.PAUSED
             return False
 
-        return self._begin(prepare, timeout)
+        return self._begin(prepare, timeout, steer)
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -252,6 +298,29 @@ class Session(Generic[InT]):
         await cpr.save(cp)
         c.head = cp.info.id
         return cp.info.id
+
+    async def update_state(
+        self, values: Mapping[str, Any], *, checkpoint: CheckpointRef | None = None
+    ) -> str:
+        """Write state keys as a new checkpoint, the session's new head; returns its id.
+
+        The values go on top of the head, or of `checkpoint` (an id, a
+        `CheckpointInfo` or a `Checkpoint`): then the new checkpoint is a fork
+        whose parent is that checkpoint, and the branch it came from is
+        unchanged. `sg.DELETE` as a value deletes the key. Queued messages
+        (of a `PAUSED` run), pending requests, executor snapshots and the
+        status are kept, so `resume()` goes on with the new values. Without a
+        store the checkpoint goes to the session's private list, as with
+        `create_checkpoint()`. The session is unchanged if it fails.
+
+        Raises:
+            ConcurrentRunError: a run is in progress (one started meanwhile raises it).
+            TypeError: a key is not a str.
+            SerializationError: a value cannot be stored (a type the workflow does not know).
+            CheckpointNotFoundError: no such checkpoint.
+            GraphMismatchError: it was made by a different graph.
+        """
+        return await update_state(self.core, values, checkpoint)
 
     async def restore(self, checkpoint_id: CheckpointRef) -> None:
         """Move the session to a checkpoint without running (saved as a new head).
@@ -348,9 +417,14 @@ class Session(Generic[InT]):
 
     # -- internals ------------------------------------------------------------------------
 
-    def _begin(self, prepare: Callable[[], Awaitable[bool]], timeout: float | None) -> Run:
+    def _begin(
+        self,
+        prepare: Callable[[], Awaitable[bool]],
+        timeout: float | None,
+        steer: Steering | None = None,
+    ) -> Run:
         limit = timeout if timeout is not None else self.workflow.run_timeout
-        return Run(RunExecution(self.core, prepare, limit))  # takes the guard
+        return Run(RunExecution(self.core, prepare, limit, steer))  # takes the guard
 
     def __repr__(self) -> str:
         return f"<Session {self.id!r} of {self.workflow.name!r} {self.status.name}>"

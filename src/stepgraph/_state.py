@@ -11,18 +11,31 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["DELETED", "StateView"]
+__all__ = ["DELETE", "DELETED", "StateView"]
 
 
 class _Deleted:
+    """`sg.DELETE`: as a state value, deletes the key (`session.update_state({"k": sg.DELETE})`).
+
+    A deleted key maps to it in a `StateUpdated` event. There is one such marker.
+    """
+
     __slots__ = ()
 
     def __repr__(self) -> str:
-        return "<deleted>"
+        return "DELETE"
+
+    def __reduce__(self) -> str:
+        return "DELETE"  # copy and pickle keep the one marker
 
 
-DELETED: Any = _Deleted()
-"""Marks a key deleted in a pending write set."""
+DELETE: Any = _Deleted()
+"""Marks a state key deleted: `session.update_state({"key": sg.DELETE})`.
+
+Also what a deleted key maps to in a `StateUpdated` event.
+"""
+DELETED: Any = DELETE
+"""The engine's name for `DELETE` in pending write sets."""
 
 
 class StateView:

@@ -1,4 +1,4 @@
-"""The `stepgraph` command: run, respond, resume, inspect checkpoints, draw graphs, serve.
+"""The `stepgraph` command: run, respond, resume, inspect checkpoints and state, draw, serve.
 
 A thin adapter over the public API (see docs/cli.md). Module map:
 
@@ -9,6 +9,7 @@ A thin adapter over the public API (see docs/cli.md). Module map:
 * `_runs`: `run`, `respond`, `resume`, `reset`, answering requests at a prompt
 * `_view`, `_values`: live progress, plain lines, JSON lines; values as JSON
 * `_checkpoints`: `checkpoints list|show|tree|prune`
+* `_state`: `state show|set`
 * `_graph`: `graph` and `serve`
 * `_exit`: exit codes, and errors translated into one line each
 """
@@ -27,7 +28,7 @@ __all__ = ["CliError", "ExitCode", "main"]
 
 
 def _dispatch(command: str) -> Callable[..., ExitCode]:
-    from . import _checkpoints, _graph, _runs
+    from . import _checkpoints, _graph, _runs, _state
 
     table: dict[str, Callable[..., ExitCode]] = {
         "run": _runs.cmd_run,
@@ -35,6 +36,7 @@ def _dispatch(command: str) -> Callable[..., ExitCode]:
         "resume": _runs.cmd_resume,
         "reset": _runs.cmd_reset,
         "checkpoints": _checkpoints.cmd_checkpoints,
+        "state": _state.cmd_state,
         "graph": _graph.cmd_graph,
         "serve": _graph.cmd_serve,
     }
@@ -43,9 +45,9 @@ def _dispatch(command: str) -> Callable[..., ExitCode]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `stepgraph` command line; returns the exit code (see `ExitCode`)."""
-    from ._parser import build_parser
+    from ._parser import parse
 
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     debug = bool(args.debug) or os.environ.get("STEPGRAPH_DEBUG", "") not in ("", "0")
     args.debug = debug
     term = Terminal(out=sys.stdout, err=sys.stderr, inp=sys.stdin)

@@ -23,7 +23,13 @@ from ._target import load_workflow
 from ._values import jsonable, request_json, show
 from ._workspace import Terminal, Workspace
 
-__all__ = ["checkpoint_status", "cmd_checkpoints", "render_tree", "resolve_checkpoint"]
+__all__ = [
+    "checkpoint_status",
+    "cmd_checkpoints",
+    "decode_checkpoint",
+    "render_tree",
+    "resolve_checkpoint",
+]
 
 SHORT = 8
 """Characters of a checkpoint id shown in lists and trees."""
@@ -33,11 +39,12 @@ def checkpoint_status(cp: sg.Checkpoint) -> str:
     """Where a session restored to `cp` would stand.
 
     `mid-run` (messages queued: resuming it continues the run), `failed`
-    (queued after a known failure), `waiting` (requests pending), `cancelled`
-    or `idle`. Read from the parts the `Checkpoint` docstring lists.
+    (queued after a known failure), `paused` (queued, stopped at a
+    breakpoint), `waiting` (requests pending), `cancelled` or `idle`. Read
+    from the parts the `Checkpoint` docstring lists.
     """
     if cp.has_queued_messages:
-        return "failed" if cp.status == "FAILED" else "mid-run"
+        return {"FAILED": "failed", "PAUSED": "paused"}.get(cp.status, "mid-run")
     if cp.has_pending_requests:
         return "waiting"
     return "cancelled" if cp.status == "CANCELLED" else "idle"
@@ -137,7 +144,7 @@ def _info_json(info: sg.CheckpointInfo, status: str, head: str) -> dict[str, Any
     }
 
 
-async def _decoded(
+async def decode_checkpoint(
     cp: sg.Checkpoint, workflow: sg.Workflow[Any] | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
     """State (and pending requests) of a checkpoint, decoded with the workflow if known.
@@ -172,7 +179,7 @@ def _show(args: argparse.Namespace, ws: Workspace, infos: list[sg.CheckpointInfo
     cp = term.run(ws.store.load(cid))
     target: str | None = args.target or ws.index.lookup(args.session)
     workflow = load_workflow(target) if target is not None else None
-    state, pending = term.run(_decoded(cp, workflow))
+    state, pending = term.run(decode_checkpoint(cp, workflow))
     status = checkpoint_status(cp)
     data = _info_json(cp.info, status, infos[0].id)
     data["graph_signature"] = cp.graph_signature

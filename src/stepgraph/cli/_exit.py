@@ -17,7 +17,7 @@ class ExitCode(enum.IntEnum):
     """The process exit status of every `stepgraph` command (see docs/cli.md)."""
 
     OK = 0
-    """The command succeeded; a run ended idle."""
+    """The command succeeded; a run ended idle, or paused at a breakpoint."""
     INTERNAL = 1
     """An unexpected error: a bug in stepgraph (a traceback is printed)."""
     USAGE = 2

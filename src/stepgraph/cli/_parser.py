@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
 import stepgraph as sg
 
 from ._exit import ExitCode
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "parse"]
 
 _EPILOG = """\
 exit codes: 0 ok/idle, 1 internal error, 2 usage error, 3 run failed,
@@ -62,6 +63,18 @@ def _seconds(text: str) -> float:
 
 def _streaming(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
+    p.add_argument(
+        "--interrupt-before",
+        metavar="EXECUTOR",
+        action="append",
+        help="pause before a superstep in which EXECUTOR would run (repeat for several)",
+    )
+    p.add_argument(
+        "--interrupt-after",
+        metavar="EXECUTOR",
+        action="append",
+        help="pause after a superstep in which EXECUTOR ran (repeat for several)",
+    )
     p.add_argument(
         "--wait",
         metavar="SECONDS",
@@ -167,6 +180,41 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "prune":
             a.add_argument("--keep-last", metavar="N", type=_positive, required=True)
 
+    p = command("state", "Show a session's state, or write keys as a new checkpoint.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = _debug(
+        actions.add_parser(
+            "show",
+            help="The state at the head (or a checkpoint).",
+            description="The state at the head (or a checkpoint).",
+            formatter_class=raw,
+            epilog=_EPILOG,
+        )
+    )
+    _optional_target(a)
+    a.add_argument("--session", metavar="ID", required=True)
+    a.add_argument("--checkpoint", metavar="ID", help="id or unique prefix (default: the head)")
+    a.add_argument("--json", action="store_true", help="print the state as one JSON object")
+    _store(a)
+    text = (
+        "Write state keys (KEY=JSON) as a new head checkpoint; on an older checkpoint it "
+        "starts a branch."
+    )
+    a = _debug(
+        actions.add_parser("set", help=text, description=text, formatter_class=raw, epilog=_EPILOG)
+    )
+    a.add_argument(
+        "items",
+        nargs="*",
+        metavar="[path.py:workflow] KEY=JSON",
+        help="the session's workflow (default: the one `stepgraph run` remembered), then "
+        "keys with JSON values (@file reads a file)",
+    )
+    a.add_argument("--session", metavar="ID", required=True)
+    a.add_argument("--delete", metavar="KEY", action="append", help="delete KEY (repeatable)")
+    a.add_argument("--checkpoint", metavar="ID", help="write on top of this checkpoint (a fork)")
+    _store(a)
+
     p = command("graph", "Draw a workflow's graph as Mermaid, Graphviz DOT or SVG.")
     p.add_argument("target", metavar="path.py:workflow")
     p.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid")
@@ -192,3 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", metavar="KEY", help="bearer key required of clients")
     _store(p)
     return root
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse a command line; `state set` takes its KEY=JSON items before or after options.
+
+    (argparse gives a positional list only the items before the first option.)
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    items: list[str] | None = getattr(args, "items", None)
+    if extra and items is not None and not any(e.startswith("-") for e in extra):
+        items.extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args

@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import stepgraph as sg
@@ -31,6 +31,7 @@ _EXIT_BY_STATUS = {
     sg.RunStatus.IDLE: ExitCode.OK,
     sg.RunStatus.IDLE_WITH_PENDING_REQUESTS: ExitCode.WAITING,
     sg.RunStatus.CANCELLED: ExitCode.INTERRUPTED,
+    sg.RunStatus.PAUSED: ExitCode.OK,  # stopped where asked to (--interrupt-before/after)
 }
 
 
@@ -118,7 +119,9 @@ def _ask(term: Terminal, request: sg.Request) -> str | None:
     return None if line == "" else line.strip()
 
 
-def _answer_at_prompt(term: Terminal, session: sg.Session[Any], skipped: set[str]) -> sg.Run | None:
+def _answer_at_prompt(
+    term: Terminal, session: sg.Session[Any], skipped: set[str], steer: dict[str, Any]
+) -> sg.Run | None:
     for request in session.pending_requests:
         if request.id in skipped:
             continue
@@ -135,7 +138,7 @@ def _answer_at_prompt(term: Terminal, session: sg.Session[Any], skipped: set[str
             except ValueError:
                 value = line  # a bare string
             try:
-                return session.respond({request.id: value})
+                return session.respond({request.id: value}, **steer)
             except sg.RequestError as exc:
                 term.note(f"error: {one_line(str(exc))}")
     return None
@@ -158,6 +161,32 @@ def _hint_waiting(ws: Workspace, session: sg.Session[Any]) -> None:
     )
 
 
+def _hint_paused(ws: Workspace, session: sg.Session[Any]) -> None:
+    term = ws.term
+    term.note(f"session {session.id} paused at a breakpoint after superstep {session.superstep}")
+    if ws.spec.kind == "memory":
+        term.note("the memory: store keeps nothing after exit: use a durable --store to resume")
+        return
+    flag = ws.store_flag()
+    term.note(
+        f"look with: stepgraph state show --session {session.id}{flag}; continue with: "
+        f"stepgraph resume --session {session.id}{flag}"
+    )
+
+
+def steering(args: argparse.Namespace) -> dict[str, Any]:
+    """The breakpoint options of `run`, `respond` and `resume` as keyword arguments."""
+    return {"interrupt_before": args.interrupt_before, "interrupt_after": args.interrupt_after}
+
+
+def _start(start: Callable[[], sg.Run]) -> sg.Run:
+    """Start a run; a breakpoint naming no executor is a usage error."""
+    try:
+        return start()
+    except ValueError as exc:
+        raise CliError(one_line(str(exc)).replace("interrupt_", "--interrupt-")) from exc
+
+
 def _converse(
     ws: Workspace,
     session: sg.Session[Any],
@@ -177,7 +206,7 @@ def _converse(
             result = term.run(_stream(run, view))
             run = None
             if result.status is sg.RunStatus.IDLE_WITH_PENDING_REQUESTS and interactive:
-                run = _answer_at_prompt(term, session, skipped)
+                run = _answer_at_prompt(term, session, skipped, steering(args))
     except KeyboardInterrupt:
         if run is None:  # at the prompt: nothing was running
             term.note("")
@@ -207,6 +236,8 @@ def _converse(
     assert result is not None
     if session.pending_requests and result.status is sg.RunStatus.IDLE_WITH_PENDING_REQUESTS:
         _hint_waiting(ws, session)
+    if result.status is sg.RunStatus.PAUSED:
+        _hint_paused(ws, session)
     return _EXIT_BY_STATUS.get(result.status, ExitCode.FAILED)
 
 
@@ -229,7 +260,7 @@ def cmd_run(args: argparse.Namespace, term: Terminal) -> ExitCode:
         session_id: str = args.session or os.urandom(4).hex()
         session = ws.session(ws.named(workflow, args.target), session_id, wait=args.wait)
         try:
-            start = session.run(value)
+            start = _start(lambda: session.run(value, **steering(args)))
         except sg.NotIdleError:
             raise _not_idle(session, ws) from None
         return _converse(ws, session, start, args, "run")
@@ -246,7 +277,7 @@ def cmd_respond(args: argparse.Namespace, term: Terminal) -> ExitCode:
             )
         answers: Mapping[str, Any] = parse_answers(args.answer, session.pending_requests)
         try:
-            start = session.respond(answers)
+            start = _start(lambda: session.respond(answers, **steering(args)))
         except sg.NotIdleError:
             raise _not_idle(session, ws) from None
         return _converse(ws, session, start, args, "respond")
@@ -263,12 +294,13 @@ def cmd_resume(args: argparse.Namespace, term: Terminal) -> ExitCode:
         if args.checkpoint is not None:
             infos = term.run(ws.store.list(args.session))
             checkpoint = resolve_checkpoint(infos, args.checkpoint, args.session)
-            if checkpoint_status(term.run(ws.store.load(checkpoint))) not in ("mid-run", "failed"):
+            status = checkpoint_status(term.run(ws.store.load(checkpoint)))
+            if status not in ("mid-run", "failed", "paused"):
                 # Nothing to run there: restore() saves it as the new head (resume() alone
                 # would save nothing, and the next command would reopen the old head).
                 term.run(session.restore(checkpoint))
                 checkpoint = None
-        start = session.resume(checkpoint)
+        start = _start(lambda: session.resume(checkpoint, **steering(args)))
         return _converse(ws, session, start, args, "resume")
 
 

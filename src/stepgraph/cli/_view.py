@@ -230,6 +230,8 @@ class ProgressView:
             mark = self._c("green", "✓ idle")
         elif status is sg.RunStatus.IDLE_WITH_PENDING_REQUESTS:
             mark = self._c("yellow", "? waiting for answers")
+        elif status is sg.RunStatus.PAUSED:
+            mark = self._c("yellow", "⏸ paused at a breakpoint")
         elif status is None:
             mark = self._c("red", "✗ interrupted")
         else:

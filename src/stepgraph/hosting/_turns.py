@@ -58,6 +58,7 @@ STATUS = {
     "idle_with_pending_requests": "completed",
     "failed": "failed",
     "cancelled": "cancelled",
+    "paused": "incomplete",  # stopped at a breakpoint: resumable, not completed
 }
 """The Response status of a run's final workflow status (anything else: `incomplete`)."""
 
