@@ -59,7 +59,8 @@ def _named(targets: list[str]) -> dict[str, Any]:
 def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
     """`stepgraph serve [NAME=]path.py:workflow ...`: hand over to `stepgraph.hosting.serve`."""
     spec = parse_store_url(args.store)
-    _check_port(args.host, args.port)
+    if args.mcp != "stdio":
+        _check_port(args.host, args.port)
     workflows = _named(list(args.target))
     try:
         hosting = importlib.import_module("stepgraph.hosting")
@@ -77,6 +78,7 @@ def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
         store_url=spec.url,
         api_key=api_key,
         double_texting=args.double_texting,
+        mcp=args.mcp,
     )
     return ExitCode.OK
 

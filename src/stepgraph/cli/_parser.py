@@ -238,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--api-key", metavar="KEY", help="bearer key required of clients")
+    p.add_argument(
+        "--mcp",
+        nargs="?",
+        const="http",
+        choices=("http", "stdio"),
+        help="also serve the workflows as MCP tools: at /mcp beside the API (http, the "
+        "default), or over stdin/stdout alone (--mcp=stdio; no HTTP)",
+    )
     _store(p)
     return root
 

@@ -21,10 +21,19 @@ Module map:
 * `_devui`, `_layout`, `static/`: the dev UI's API, its graph layout, the page
 * `_openapi`: the OpenAPI document at `/openapi.json`
 * `_errors`: errors in OpenAI's JSON shape
+* `_mcp_server`: `mcp_server`, the workflows as MCP tools (stdio, or `/mcp` beside the API)
 """
 
 from ._app import create_app
 from ._guard import POLICIES, DoubleTexting
+from ._mcp_server import (
+    RESPOND_TOOL,
+    McpTransport,
+    mcp_server,
+    mount_mcp,
+    serve_mcp_stdio,
+    workflow_input_schema,
+)
 from ._serve import load_workflow, load_workflows, serve
 from ._stores import DEFAULT_STORE_URL, open_store
 from ._wire import REQUEST_FUNCTION
@@ -33,10 +42,16 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "POLICIES",
     "REQUEST_FUNCTION",
+    "RESPOND_TOOL",
     "DoubleTexting",
+    "McpTransport",
     "create_app",
     "load_workflow",
     "load_workflows",
+    "mcp_server",
+    "mount_mcp",
     "open_store",
     "serve",
+    "serve_mcp_stdio",
+    "workflow_input_schema",
 ]

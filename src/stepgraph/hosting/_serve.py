@@ -28,6 +28,7 @@ from stepgraph.loading import import_file
 from ._app import create_app
 from ._guard import DoubleTexting
 from ._host import Host
+from ._mcp_server import McpTransport, mcp_server, mount_mcp, serve_mcp_stdio
 from ._models import model_names
 from ._protocol import IdleTimeoutProtocol
 from ._stores import DEFAULT_STORE_URL, open_store
@@ -94,9 +95,10 @@ def load_workflows(
 class _Server(uvicorn.Server):
     """Tells the host to stop taking work as soon as a shutdown signal arrives."""
 
-    def __init__(self, config: uvicorn.Config, host: Host) -> None:
+    def __init__(self, config: uvicorn.Config, host: Host, mcp_path: str | None = None) -> None:
         super().__init__(config)
         self._host = host
+        self._mcp_path = mcp_path
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start, then say where the dev UI and the API are (the port 0 picked, too)."""
@@ -107,9 +109,10 @@ class _Server(uvicorn.Server):
         host = self.config.host
         where = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         models = ", ".join(self._host.models)
+        mcp = f" - MCP at {where}{self._mcp_path}" if self._mcp_path else ""
         print(
             f"stepgraph: dev UI at {where}/ui/ - Responses API at {where}/v1/responses"
-            f" - models: {models}",
+            f"{mcp} - models: {models}",
             file=sys.stderr,
             flush=True,
         )
@@ -147,6 +150,7 @@ def serve(
     idle_timeout: float = 5.0,
     lease_ttl: float = 30.0,
     double_texting: DoubleTexting = "reject",
+    mcp: McpTransport | None = None,
 ) -> None:
     """Serve workflows over HTTP until SIGINT/SIGTERM (what `stepgraph serve` runs).
 
@@ -168,9 +172,14 @@ def serve(
             (see `create_app`).
         double_texting: what a request for a running conversation does unless it says:
             `reject` (409), `enqueue` or `interrupt` (see `create_app`).
+        mcp: also serve the workflows as MCP tools (see `mcp_server`): `"http"` at
+            `/mcp` beside the API, or `"stdio"` over stdin/stdout alone (no HTTP).
     """
     workflows = load_workflows(target)
     store = open_store(store_url or DEFAULT_STORE_URL)
+    if mcp == "stdio":
+        asyncio.run(serve_mcp_stdio(workflows, store))
+        return
     app = create_app(
         workflows,
         store=store,
@@ -179,6 +188,8 @@ def serve(
         lease_ttl=lease_ttl,
         double_texting=double_texting,
     )
+    if mcp == "http":
+        mount_mcp(app, mcp_server(workflows, store=store), host=host)
     config = uvicorn.Config(
         app,
         host=host,
@@ -189,7 +200,7 @@ def serve(
         timeout_graceful_shutdown=max(1, round(shutdown_grace)),
         lifespan="on",
     )
-    server = _Server(config, app.state.host)
+    server = _Server(config, app.state.host, "/mcp" if mcp == "http" else None)
 
     async def main() -> None:
         try:
