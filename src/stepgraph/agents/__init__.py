@@ -14,6 +14,9 @@ Module map:
 * `_mcp`: `MCPTools`, an MCP server's tools (stdio or HTTP, extra `mcp`), one
   connection per agent run; `MCPServerError`
 * `_agent`: `Agent` and its bounded tool loop (journaled through `Step`); `AgentResponse`
+* `_middleware`: `Middleware` around model calls (`ModelCall`) and tool runs
+  (`ToolCall`), composed in declaration order; `ToolBlocked`
+* `_spans`: `TracingMiddleware`, OpenTelemetry GenAI spans for model and tool calls
 * `_executor`: `AgentExecutor` (one conversation per session) and `AgentUpdate` events
 * `_tokens`: `ReplyStream`, agents' tokens in a run's events as replies (open, grow, close)
   and the outputs they already showed
@@ -48,7 +51,9 @@ from ._messages import (
     TextContent,
     Usage,
 )
+from ._middleware import Middleware, ModelCall, ToolBlocked, ToolCall
 from ._scripted import Reply, ScriptedChatClient, ScriptedRequest
+from ._spans import TracingMiddleware
 from ._tokens import (
     OutputText,
     ReplyClosed,
@@ -86,6 +91,8 @@ __all__ = [
     "MemoryItem",
     "MemoryStore",
     "MemoryStoreError",
+    "Middleware",
+    "ModelCall",
     "Reply",
     "ReplyClosed",
     "ReplyDelta",
@@ -98,8 +105,11 @@ __all__ = [
     "Step",
     "TextContent",
     "Tool",
+    "ToolBlocked",
+    "ToolCall",
     "ToolError",
     "ToolSpec",
+    "TracingMiddleware",
     "UpdateSink",
     "Usage",
     "WorkflowAgent",

@@ -21,6 +21,9 @@ it and the call's step name, which the tool reads with `tool_idempotency_key()`.
 server when it first needs it and closes the connection when it ends (see
 `_mcp`). A server that is down fails the run (`MCPServerError`) instead of
 becoming a tool result: nothing is recorded for that call, so a retry calls it.
+
+`middleware` wraps each model call and each tool run (see `_middleware`), inside
+its durable step: a replayed step runs no middleware.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .._errors import SerializationError
-from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, collect
-from ._mcp import MCPServerError, MCPTools, Toolbox
+from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate
+from ._mcp import MCPTools, Toolbox
 from ._messages import (
     ApprovalRequest,
     ApprovalResponse,
@@ -42,6 +45,7 @@ from ._messages import (
     FunctionResult,
     Usage,
 )
+from ._middleware import Middleware, ModelCall, ToolCall, call_model, call_tool
 from ._tools import Tool
 
 __all__ = ["Agent", "AgentLike", "AgentResponse", "Step", "UpdateSink"]
@@ -126,6 +130,7 @@ class Agent:
         tools: functions, `Tool`s or `MCPTools` (an MCP server's tools) it may call.
         options: default model options.
         max_tool_iterations: model calls with tools per run before a final call without tools.
+        middleware: layers around each model call and tool run, the first outermost.
     """
 
     def __init__(
@@ -137,6 +142,7 @@ class Agent:
         tools: Sequence[Tool | MCPTools | Callable[..., Any]] = (),
         options: ChatOptions | None = None,
         max_tool_iterations: int = 8,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.name = name
         self.client = client
@@ -150,6 +156,7 @@ class Agent:
         }
         self.options = options
         self.max_tool_iterations = max_tool_iterations
+        self.middleware = tuple(middleware)
 
     async def run(
         self,
@@ -228,40 +235,37 @@ class Agent:
     ) -> ChatResponse:
         """One model call, offered the box's tools; with `step`, the step `<agent>/model-<tag>`."""
         if step is None:
-            return await self._model(messages, on_update, box)
+            return await self._model(messages, on_update, box, None)
         # The step records a (message, usage, finish reason) tuple: those are types every
         # workflow running agents knows (ChatResponse is not named by any handler).
-        message, usage, finish = await step(
-            f"{self.name}/model-{tag}", self._model_reply, messages, on_update, box
-        )
+        name = f"{self.name}/model-{tag}"
+        message, usage, finish = await step(name, self._model_reply, messages, on_update, box, name)
         return ChatResponse(message, usage, finish)
 
     async def _model_reply(
-        self, messages: list[ChatMessage], on_update: UpdateSink | None, box: Toolbox | None
+        self,
+        messages: list[ChatMessage],
+        on_update: UpdateSink | None,
+        box: Toolbox | None,
+        name: str,
     ) -> tuple[ChatMessage, Usage | None, str | None]:
-        reply = await self._model(messages, on_update, box)
+        reply = await self._model(messages, on_update, box, name)
         return reply.message, reply.usage, reply.finish_reason
 
     async def _model(
-        self, messages: list[ChatMessage], on_update: UpdateSink | None, box: Toolbox | None
+        self,
+        messages: list[ChatMessage],
+        on_update: UpdateSink | None,
+        box: Toolbox | None,
+        name: str | None,
     ) -> ChatResponse:
+        """The model call through the middleware; `name` is its step's, if journaled."""
         prompt = (
             [ChatMessage.system(self.instructions), *messages] if self.instructions else messages
         )
         tools = await box.specs() if box is not None else []
-        if on_update is None:
-            response = await self.client.get_response(prompt, tools=tools, options=self.options)
-            message = response.message
-            if message.author is None:
-                message = ChatMessage(message.role, message.contents, self.name)
-            return ChatResponse(message, response.usage, response.finish_reason)
-        updates: list[ChatUpdate] = []
-        async for update in self.client.get_streaming_response(
-            prompt, tools=tools, options=self.options
-        ):
-            updates.append(update)
-            await on_update(update)
-        return collect(updates, self.name)
+        call = ModelCall(self.name, self.client, prompt, tools, self.options, on_update, name)
+        return await call_model(self.middleware, call)
 
     async def _resolve(
         self,
@@ -295,11 +299,12 @@ class Agent:
         """One tool call; with a step, the durable step `<agent>/tool-<tag>-<call id>`."""
         name = f"{self.name}/tool-{journal.tag}-{call.call_id}"
         key = journal.key_of(name)
+        request = ToolCall(self.name, tool, call, key, name if journal.step else None)
         if journal.step is None:
-            return await _call(tool, call, key)
+            return await call_tool(self.middleware, request)
         try:
-            return await journal.step(name, _call, tool, call, key)
-        except SerializationError as exc:  # only recording raises it: `_call` catches the tool's
+            return await journal.step(name, call_tool, self.middleware, request)
+        except SerializationError as exc:  # only recording raises: `call_tool` catches the tool's
             raise SerializationError(
                 f"tool {tool.name!r} of agent {self.name!r} returned a value that cannot be "
                 f"recorded, so its call could run twice: {exc}. Return JSON-like values "
@@ -320,6 +325,7 @@ class Agent:
             tools=[*self.tools.values(), *self.servers, *extra],
             options=self.options,
             max_tool_iterations=self.max_tool_iterations,
+            middleware=self.middleware,
         )
 
     def __repr__(self) -> str:
@@ -340,15 +346,6 @@ class _Calls:
         if self.key is None:
             return None
         return hashlib.sha256(f"{self.key}\0{name}".encode()).hexdigest()[:32]
-
-
-async def _call(tool: Tool, call: FunctionCall, key: str | None = None) -> FunctionResult:
-    try:
-        return FunctionResult(call.call_id, await tool.invoke(call.arguments, key))
-    except MCPServerError:
-        raise  # the server, not the tool, failed: the call did not happen, retry it later
-    except Exception as exc:  # the model sees the error and may recover
-        return FunctionResult(call.call_id, error=f"{type(exc).__name__}: {exc}")
 
 
 def _unresolved(history: Sequence[ChatMessage]) -> list[FunctionCall]:
