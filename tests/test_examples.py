@@ -74,6 +74,11 @@ EXPECT = {
         "the fork ends with 503 messages",
         "the old branch still ends with 1000 messages",
     ],
+    "review_three_ways": [
+        "graph: ['published (1.0): Supersteps make agent workflows predictable, durable and",
+        "functional: ['published (1.0): Supersteps make agent workflows predictable",
+        "the three ways agree: True",
+    ],
     "basics_state": [
         "observer, same superstep: count = 1",
         "OUTPUT after the barrier: count = 2, last_writer = observer",
