@@ -156,7 +156,16 @@ class Activation:
 
 
 class _Base:
-    __slots__ = ("_ids", "_index", "_plan", "_registry", "activation", "executor_id", "session_id")
+    __slots__ = (
+        "_ids",
+        "_index",
+        "_memory",
+        "_plan",
+        "_registry",
+        "activation",
+        "executor_id",
+        "session_id",
+    )
 
     def __init__(
         self,
@@ -165,11 +174,13 @@ class _Base:
         session_id: str,
         ids: Callable[[], str] = lambda: "",
         registry: serde.TypeRegistry | None = None,
+        memory: Any = None,
     ) -> None:
         self._plan = plan
         self._index = index
         self._ids = ids
         self._registry = registry
+        self._memory = memory
         self.activation: Activation | None = None
         """The activation this context serves while its handler runs, else None (engine use)."""
         self.executor_id: str = plan.ids[index]
@@ -264,6 +275,21 @@ class _Base:
         if act.writes is None:
             act.writes = {}
         return StateView(act.committed, act.writes)
+
+    @property
+    def memory(self) -> Any:
+        """The long-term memory of `wf.session(..., memory=store)`: a
+        `stepgraph.agents.MemoryStore` shared across sessions (it outlives this one).
+
+        Raises:
+            WorkflowError: the session was opened without one.
+        """
+        if self._memory is None:
+            raise WorkflowError(
+                f"{self.executor_id!r} used ctx.memory, but session {self.session_id!r} has "
+                "no memory store: open it with wf.session(..., memory=MemoryStore...())"
+            )
+        return self._memory
 
     @property
     def superstep(self) -> int:
@@ -361,15 +387,16 @@ class SyncContext(_Base, Generic[SendT, OutT]):
         loop: asyncio.AbstractEventLoop,
         ids: Callable[[], str] = lambda: "",
         registry: serde.TypeRegistry | None = None,
+        memory: Any = None,
     ) -> None:
-        super().__init__(plan, index, session_id, ids, registry)
+        super().__init__(plan, index, session_id, ids, registry, memory)
         self._loop = loop
 
     @classmethod
     def serving(cls, ctx: _Base, loop: asyncio.AbstractEventLoop) -> SyncContext[Any, Any]:
         """A sync context for a worker thread, serving `ctx`'s current activation."""
         sync: SyncContext[Any, Any] = cls(
-            ctx._plan, ctx._index, ctx.session_id, loop, ctx._ids, ctx._registry
+            ctx._plan, ctx._index, ctx.session_id, loop, ctx._ids, ctx._registry, ctx._memory
         )
         sync.activation = ctx.activation
         return sync

@@ -60,6 +60,7 @@ class SessionCore:
     retention: Retention | None = None
     backend: Backend | None = None
     cache: Cache | None = None
+    memory: Any = None  # a `stepgraph.agents.MemoryStore`, for `ctx.memory`
     layers: tuple[Interceptor, ...] = ()
     journal: Journal | None = None
     handles: tuple[Callable[[Activation], Awaitable[None]], ...] | None = None
@@ -77,10 +78,13 @@ class SessionCore:
         tracer: Tracer | None = None,
         lease: LeasePolicy | bool = True,
         backend: Backend | None = None,
+        memory: Any = None,
     ) -> None:
         self.id = session_id
         self.workflow = workflow
         self.clock = clock
+        if memory is not None:
+            self.memory = memory
         self.ids = ids
         bp = workflow.blueprint
         self.content = SessionContent.empty(len(bp.prototypes))
@@ -162,7 +166,7 @@ class SessionCore:
     def new_context(self, index: int) -> Context[Any, Any]:
         """The per-session context of executor `index`."""
         bp = self.workflow.blueprint
-        return Context(bp.plan, index, self.id, self.ids, bp.registry)
+        return Context(bp.plan, index, self.id, self.ids, bp.registry, self.memory)
 
     def instantiate(self, index: int) -> Executor:
         """Make executor `index` (and its context) of this session."""
@@ -174,7 +178,9 @@ class SessionCore:
         )
         content = self.content
         content.executors[index] = ex
-        content.contexts[index] = Context(bp.plan, index, self.id, self.ids, bp.registry)
+        content.contexts[index] = Context(
+            bp.plan, index, self.id, self.ids, bp.registry, self.memory
+        )
         return ex
 
     def adopt(self, content: SessionContent) -> None:

@@ -70,12 +70,23 @@ class Session(Generic[InT]):
         tracer: Tracer | None = None,
         lease: LeasePolicy | bool = True,
         backend: Backend | None = None,
+        memory: Any = None,
     ) -> None:
         self.id = session_id
         self.workflow = workflow
         self.store = store
         self.core = SessionCore(
-            workflow, session_id, store, clock, ids, retention, cache, tracer, lease, backend
+            workflow,
+            session_id,
+            store,
+            clock,
+            ids,
+            retention,
+            cache,
+            tracer,
+            lease,
+            backend,
+            memory,
         )
         """The engine's side of this session (for backends and adapters, not workflow code)."""
 

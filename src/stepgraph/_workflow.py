@@ -127,6 +127,7 @@ class Workflow(Generic[InT]):
         tracer: Tracer | None = None,
         lease: LeasePolicy | bool = True,
         backend: Backend | None = None,
+        memory: Any = None,
     ) -> Session[InT]:
         """Open a session: cheap and synchronous.
 
@@ -144,6 +145,8 @@ class Workflow(Generic[InT]):
                 holds the session's lease, so no two processes run it at once (`LeasePolicy`
                 sets ttl, wait and owner; False turns it off).
             backend: where executors run (`stepgraph.distributed`); in this process by default.
+            memory: long-term memory handlers reach as `ctx.memory` (a
+                `stepgraph.agents.MemoryStore`; share one across sessions).
         """
         id_factory = ids or default_ids
         return Session(
@@ -157,6 +160,7 @@ class Workflow(Generic[InT]):
             tracer=tracer,
             lease=lease,
             backend=backend,
+            memory=memory,
         )
 
     def run(self, input: InT, store: CheckpointStore | None = None) -> Run:

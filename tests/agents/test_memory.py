@@ -196,3 +196,26 @@ def test_agent_remembers_in_one_session_and_recalls_in_another(tmp_path: Path) -
     )
     assert nothing == "tool said []"
     assert [t.name for t in memory_tools(store, ("x",))] == ["remember", "recall", "forget"]
+
+
+def test_handlers_reach_the_sessions_memory_as_ctx_memory() -> None:
+    @sg.executor(id="counter")
+    async def count(name: str, ctx: sg.Context[None, str]) -> None:
+        seen = await ctx.memory.get(("visits",), name)
+        visits = 1 if seen is None else seen.value + 1
+        await ctx.memory.put(("visits",), name, visits)
+        await ctx.yield_output(f"{name} {visits}")
+
+    wf = sg.WorkflowBuilder[str](start=count).build()
+
+    async def main() -> None:
+        store = MemoryStore()
+        first = await wf.session("a", memory=store).run("ada")
+        second = await wf.session("b", memory=store).run("ada")
+        assert first.outputs + second.outputs == ["ada 1", "ada 2"]
+        item = await store.get(("visits",), "ada")
+        assert item is not None and item.value == 2
+        with pytest.raises(sg.ExecutorFailedError, match="no memory store"):
+            await wf.session("c").run("ada")
+
+    asyncio.run(main())
