@@ -471,3 +471,11 @@ def test_agents_package_imports_without_anthropic() -> None:
         "assert a.AnthropicChatClient.__doc__"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_headers_from_options_reach_the_provider() -> None:
+    server = Server(message(text("ok")))
+    options = ChatOptions(headers={"X-Tenant": "acme"})
+    run(server, lambda c: c.get_response([ChatMessage.user("hi")], options=options))
+    assert server.requests[0].headers["x-tenant"] == "acme"
+    assert "headers" not in server.body()

@@ -782,3 +782,31 @@ def test_missing_openai_package_names_the_extra(monkeypatch: pytest.MonkeyPatch)
 def test_module_imports_without_openai() -> None:
     code = "import sys; sys.modules['openai'] = None; import stepgraph.agents._openai"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_headers_from_options_reach_the_provider() -> None:
+    server = Server(completion({"content": "ok"}))
+    options = ChatOptions(headers={"X-Tenant": "acme"})
+    run(server, lambda c: c.get_response([ChatMessage.user("Hi")], options=options))
+    assert server.requests[0].headers["x-tenant"] == "acme"
+    assert "headers" not in server.body()  # a header, not a body field
+
+
+def test_a_middleware_adds_a_header_to_the_model_call() -> None:
+    from dataclasses import replace
+
+    from stepgraph.agents import Agent, Middleware
+
+    class Tenant(Middleware):
+        async def model_call(self, call: Any, next: Any) -> Any:
+            call.options = replace(call.options or ChatOptions(), headers={"X-Tenant": "acme"})
+            return await next(call)
+
+    server = Server(completion({"content": "ok"}))
+
+    async def scenario(client: OpenAIChatClient) -> Any:
+        agent = Agent("a", client, middleware=[Tenant()])
+        return await agent.run([ChatMessage.user("Hi")])
+
+    run(server, scenario)
+    assert server.requests[0].headers["x-tenant"] == "acme"

@@ -158,6 +158,7 @@ class AnthropicChatClient:
             # A tool choice without tools is an error for this API; the agent's last call has none.
             "tool_choice": _tool_choice(opts.tool_choice) if opts.tool_choice and tools else None,
             "output_config": fmt and {"format": {"type": "json_schema", "schema": fmt}},
+            "extra_headers": dict(opts.headers) if opts.headers else None,
         }
         return cast("MessageCreateParamsBase", {k: v for k, v in params.items() if v is not None})
 

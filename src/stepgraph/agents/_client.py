@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -55,6 +55,8 @@ class ChatOptions:
         max_tokens: a cap on generated tokens.
         response_format: a JSON schema dict (structured output), or None for text.
         tool_choice: "auto", "none" or "required".
+        headers: extra HTTP headers for the provider's request (a tenant id, a trace
+            header); a middleware can add them per call.
     """
 
     model: str | None = None
@@ -62,6 +64,7 @@ class ChatOptions:
     max_tokens: int | None = None
     response_format: dict[str, Any] | None = None
     tool_choice: str | None = None
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,6 +253,7 @@ def _chat_params(
         "max_tokens": opts.max_tokens,
         "response_format": fmt and {"type": "json_schema", "json_schema": fmt},
         "tool_choice": _tool_choice(opts.tool_choice, chat=True) if opts.tool_choice else None,
+        "extra_headers": dict(opts.headers) if opts.headers else None,
     }
     return cast("CompletionCreateParamsBase", {k: v for k, v in params.items() if v is not None})
 
@@ -335,6 +336,7 @@ def _responses_params(
         "max_output_tokens": opts.max_tokens,
         "text": fmt and {"format": {"type": "json_schema", **fmt}},
         "tool_choice": _tool_choice(opts.tool_choice, chat=False) if opts.tool_choice else None,
+        "extra_headers": dict(opts.headers) if opts.headers else None,
     }
     return cast("ResponseCreateParamsBase", {k: v for k, v in params.items() if v is not None})
 
