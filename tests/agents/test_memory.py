@@ -214,7 +214,8 @@ def test_handlers_reach_the_sessions_memory_as_ctx_memory() -> None:
         second = await wf.session("b", memory=store).run("ada")
         assert first.outputs + second.outputs == ["ada 1", "ada 2"]
         item = await store.get(("visits",), "ada")
-        assert item is not None and item.value == 2
+        assert item is not None
+        assert item.value == 2
         with pytest.raises(sg.ExecutorFailedError, match="no memory store"):
             await wf.session("c").run("ada")
 
