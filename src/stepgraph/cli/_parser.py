@@ -190,5 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8000, help="TCP port (0: any free port)")
     p.add_argument("--api-key", metavar="KEY", help="bearer key required of clients")
+    p.add_argument(
+        "--auth",
+        metavar="MODULE:FUNCTION",
+        help="authentication hook: headers -> stepgraph.hosting.Principal or None (401)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without --auth or --api-key",
+    )
     _store(p)
     return root

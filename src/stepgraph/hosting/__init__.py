@@ -2,7 +2,9 @@
 
 Module map:
 
-* `_app`: `create_app` (routes, bearer auth, error handlers, lifespan)
+* `_app`: `create_app` (routes, error handlers, lifespan)
+* `_auth`: `Principal`, authentication hooks (`load_auth`, `--api-key`), the middleware
+* `_owners`: who may see a record (404 for anyone else), for every route
 * `_serve`: `serve`, `load_workflow` and `load_workflows` (what `stepgraph serve` runs)
 * `_models`: model names of the workflows served and `/v1/models`
 * `_protocol`: the HTTP protocol `serve` runs (closes connections idle without a request)
@@ -24,6 +26,7 @@ Module map:
 """
 
 from ._app import create_app
+from ._auth import Authenticate, Principal, load_auth
 from ._guard import POLICIES, DoubleTexting
 from ._serve import load_workflow, load_workflows, serve
 from ._stores import DEFAULT_STORE_URL, open_store
@@ -33,8 +36,11 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "POLICIES",
     "REQUEST_FUNCTION",
+    "Authenticate",
     "DoubleTexting",
+    "Principal",
     "create_app",
+    "load_auth",
     "load_workflow",
     "load_workflows",
     "open_store",
