@@ -4,7 +4,6 @@ Module map:
 
 * `_app`: `create_app` (routes, error handlers, lifespan)
 * `_auth`: `Principal`, authentication hooks (`load_auth`, `--api-key`), the middleware
-* `_owners`: who may see a record (404 for anyone else), for every route
 * `_serve`: `serve`, `load_workflow` and `load_workflows` (what `stepgraph serve` runs)
 * `_models`: model names of the workflows served and `/v1/models`
 * `_protocol`: the HTTP protocol `serve` runs (closes connections idle without a request)
