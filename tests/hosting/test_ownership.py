@@ -287,3 +287,86 @@ def test_api_key_is_one_admin_and_no_auth_is_one_anonymous_admin(tmp_path: Path)
 
 def test_rows_from_before_owners_are_the_admins(tmp_path: Path) -> None:
     _run(_test_rows_from_before_owners_are_the_admins(tmp_path))
+
+
+# -- two replicas sharing a PostgreSQL log ------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _on(server: AuthServer) -> AsyncIterator[Callers]:
+    pairs = {who: server.as_(who) for who in TOKENS}
+    try:
+        yield Callers({w: p[0] for w, p in pairs.items()}, {w: p[1] for w, p in pairs.items()})
+    finally:
+        for ai, http in pairs.values():
+            await ai.close()
+            await http.aclose()
+
+
+def test_ownership_holds_across_replicas(tmp_path: Path) -> None:
+    from tests.stores.pg_support import RUN, drop_schemas, require_dsn, store_url
+
+    dsn = require_dsn()
+    schema = f"{RUN}_owners"
+    url = store_url(dsn, schema)
+    a = AuthServer(f"{APPS}:chat", url, tmp_path / "a.log")
+    b = AuthServer(f"{APPS}:chat", url, tmp_path / "b.log")
+
+    async def main() -> None:
+        async with _on(a) as on_a, _on(b) as on_b:
+            made = await make(on_a)
+            await check(on_b, made, same_process=False)
+            await check(on_a, made)
+
+    try:
+        a.start()
+        b.start()
+        _run(main())
+    finally:
+        for server in (a, b):
+            with contextlib.suppress(Exception):
+                server.stop()
+        drop_schemas(dsn, schema)
+
+
+def test_postgres_log_from_before_owners_is_migrated() -> None:
+    import psycopg
+    from tests.stores.pg_support import RUN, drop_schemas, require_dsn
+
+    from stepgraph.hosting._pglog import PostgresResponseLog  # pyright: ignore[reportPrivateUsage]
+
+    dsn = require_dsn()
+    schema = f"{RUN}_owners_v0"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(
+            f"CREATE TABLE {schema}.stepgraph_hosting_sessions (seq bigserial PRIMARY KEY, "
+            "id text NOT NULL UNIQUE, origin text NOT NULL, label text NOT NULL, "
+            "created_at double precision NOT NULL)"
+        )
+        conn.execute(
+            f"CREATE TABLE {schema}.stepgraph_hosting_conversations (id text PRIMARY KEY, "
+            "session_id text NOT NULL, created_at bigint NOT NULL, metadata text NOT NULL, "
+            "head_response text, head_checkpoint text)"
+        )
+        conn.execute(
+            f"CREATE TABLE {schema}.stepgraph_hosting_responses (seq bigserial PRIMARY KEY, "
+            "id text NOT NULL UNIQUE, session_id text NOT NULL, conversation_id text, "
+            "checkpoint_id text, body text NOT NULL, input_items text NOT NULL)"
+        )
+        conn.execute(
+            f"INSERT INTO {schema}.stepgraph_hosting_sessions (id, origin, label, created_at) "
+            "VALUES ('sess_old', 'responses', 'x', 0)"
+        )
+    log = PostgresResponseLog(dsn, schema=schema)
+    try:
+        assert log.sessions() == [
+            {"id": "sess_old", "origin": "responses", "label": "x", "created_at": 0.0}
+        ]
+        assert log.session_owner("sess_old") is None
+        assert log.sessions(owner="alice") == []
+        log.add_session("sess_new", "ui", "y", "alice")
+        assert [s["id"] for s in log.sessions(owner="alice")] == ["sess_new"]
+    finally:
+        log.close()
+        drop_schemas(dsn, schema)
