@@ -85,3 +85,46 @@ def test_loopback_needs_no_auth(host: str) -> None:
     from stepgraph.hosting._auth import check_exposure  # pyright: ignore[reportPrivateUsage]
 
     check_exposure(host, secured=False, insecure=False)
+
+
+def test_auth_with_api_key_or_a_bad_hook_is_a_usage_error(tmp_path: Path) -> None:
+    hook = Path(__file__).with_name("authhook.py")
+    for args, said in [
+        (("--auth", f"{hook}:authenticate", "--api-key", "k"), "not both"),
+        (("--auth", f"{hook}:nothing"), "no function 'nothing'"),
+        (("--auth", "no_such_module_xyz:hook"), "cannot import"),
+    ]:
+        done = subprocess.run(
+            _serve("--port", "0", *args, tmp=tmp_path),
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert said in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_hook_errors_are_a_generic_500() -> None:
+    import asyncio
+
+    import httpx2
+    from tests.hosting import apps
+
+    from stepgraph.hosting import create_app
+
+    def broken(headers: object) -> None:
+        raise RuntimeError("the token service is down: secret detail")
+
+    async def main() -> None:
+        app = create_app(apps.chat, auth=broken)  # pyright: ignore[reportArgumentType]
+        transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://app") as http:
+            r = await http.get("/v1/models")
+        assert r.status_code == 500
+        assert r.json()["error"]["code"] == "server_error"
+        assert "secret" not in r.text
+
+    asyncio.run(main())

@@ -73,7 +73,7 @@ def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
         ) from exc
     serve = hosting.serve
     if args.auth is not None and api_key is not None:
-        raise CliError("pass --auth or --api-key, not both")
+        raise CliError("pass --auth or --api-key (or $STEPGRAPH_API_KEY), not both")
     try:
         auth = hosting.load_auth(args.auth) if args.auth is not None else None
     except ValueError as exc:
