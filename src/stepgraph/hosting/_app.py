@@ -112,7 +112,7 @@ def create_app(
             Every conversation gets its own session.
         store: where sessions save checkpoints (default: in memory, closed with the app).
         api_key: when set, requests need `Authorization: Bearer <api_key>` (else 401);
-            the key holder is one principal, an admin (`_auth.KEY_HOLDER`).
+            the key holder is one principal, `Principal("api-key", roles=("admin",))`.
         auth: an authentication hook: called (sync or async) with each request's
             headers, it returns a `Principal` or None (401). Every conversation,
             response, session and run records its creator's identity; other

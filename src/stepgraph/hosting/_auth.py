@@ -90,7 +90,7 @@ as before ownership existed."""
 KEY_HOLDER = Principal("api-key", (ADMIN,))
 """The holder of the API key (`--api-key`): the one tenant of such a server."""
 
-Authenticate = Callable[[Mapping[str, str]], "Principal | Awaitable[Principal | None] | None"]
+Authenticate = Callable[[Mapping[str, str]], Principal | Awaitable[Principal | None] | None]
 """An authentication hook: a request's headers (case-insensitive) to a principal, or
 None for a request to refuse (401). Sync or async."""
 
