@@ -101,6 +101,24 @@ async def _test_two_identities_and_an_admin_then_a_restart(tmp_path: Path) -> No
     async with callers(_app(tmp_path, auth=authhook.authenticate)) as c:
         made = await make(c)
         await check(c, made)
+    # A busy session of Alice's is still a 404 for Bob, never the 409 that tells it exists.
+    app = _app(tmp_path, auth=authhook.authenticate)
+    async with callers(app) as c:
+        host = app.state.host
+        host.claim(made.ui_session, "session")
+        try:
+            for path, body in [
+                ("runs", {"input": "x"}),
+                ("respond", {"answers": {made.ui_request: {"approved": True}}}),
+                ("resume", {}),
+            ]:
+                url = f"/ui/api/sessions/{made.ui_session}/{path}"
+                r = await c.http["bob"].post(url, json=body)
+                assert r.status_code == 404, (path, r.text)
+                busy = await c.http["alice"].post(url, json=body)
+                assert busy.status_code == 409, (path, busy.text)
+        finally:
+            await host.release(made.ui_session)
     # The same files, a new process's worth of app: ownership is in the log.
     async with callers(_app(tmp_path, auth=authhook.authenticate)) as c:
         await check(c, made, same_process=False)

@@ -159,6 +159,8 @@ async def _launch(
     label: str,
     known: bool = True,
 ) -> Response:
+    if known:
+        await _check(host, session_id, viewer)  # first: a busy session's 409 would tell
     host.claim(session_id, "session")
     try:
         await host.lock(session_id, "session")
