@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -58,6 +59,8 @@ def _named(targets: list[str]) -> dict[str, Any]:
 
 def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
     """`stepgraph serve [NAME=]path.py:workflow ...`: hand over to `stepgraph.hosting.serve`."""
+    api_key: str | None = args.api_key or os.environ.get("STEPGRAPH_API_KEY") or None
+    _check_exposure(args.host, args.auth is not None or api_key is not None, args.insecure)
     spec = parse_store_url(args.store)
     if args.mcp != "stdio":
         _check_port(args.host, args.port)
@@ -70,17 +73,44 @@ def cmd_serve(args: argparse.Namespace, term: Terminal) -> ExitCode:
             f"stepgraph serve needs the hosting extra: pip install 'stepgraph[hosting]'{missing}"
         ) from exc
     serve = hosting.serve
-    api_key: str | None = args.api_key or os.environ.get("STEPGRAPH_API_KEY") or None
+    if args.auth is not None and api_key is not None:
+        raise CliError("pass --auth or --api-key (or $STEPGRAPH_API_KEY), not both")
+    try:
+        auth = hosting.load_auth(args.auth) if args.auth is not None else None
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     serve(
         workflows,
         host=args.host,
         port=args.port,
         store_url=spec.url,
         api_key=api_key,
+        auth=auth,
+        insecure=args.insecure,
         double_texting=args.double_texting,
         mcp=args.mcp,
     )
     return ExitCode.OK
+
+
+def _check_exposure(host: str, secured: bool, insecure: bool) -> None:
+    """Refuse a non-loopback `--host` without authentication (a usage error, exit 2)."""
+    if secured or insecure or _loopback(host):
+        return
+    raise CliError(
+        f"refusing to serve on {host} without authentication: anyone who reaches it could "
+        "read and run every conversation; pass --auth module:function or --api-key KEY, "
+        "or --insecure to serve it openly anyway"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to any interface
 
 
 def _check_port(host: str, port: int) -> None:

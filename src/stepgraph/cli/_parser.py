@@ -246,6 +246,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the workflows as MCP tools: at /mcp beside the API (http, the "
         "default), or over stdin/stdout alone (--mcp=stdio; no HTTP)",
     )
+    p.add_argument(
+        "--auth",
+        metavar="MODULE:FUNCTION",
+        help="authentication hook: headers -> stepgraph.hosting.Principal or None (401)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without --auth or --api-key",
+    )
     _store(p)
     return root
 

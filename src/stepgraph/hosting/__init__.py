@@ -2,7 +2,8 @@
 
 Module map:
 
-* `_app`: `create_app` (routes, bearer auth, error handlers, lifespan)
+* `_app`: `create_app` (routes, error handlers, lifespan)
+* `_auth`: `Principal`, authentication hooks (`load_auth`, `--api-key`), the middleware
 * `_serve`: `serve`, `load_workflow` and `load_workflows` (what `stepgraph serve` runs)
 * `_models`: model names of the workflows served and `/v1/models`
 * `_protocol`: the HTTP protocol `serve` runs (closes connections idle without a request)
@@ -25,6 +26,7 @@ Module map:
 """
 
 from ._app import create_app
+from ._auth import Authenticate, Principal, load_auth
 from ._guard import POLICIES, DoubleTexting
 from ._mcp_server import (
     RESPOND_TOOL,
@@ -43,9 +45,12 @@ __all__ = [
     "POLICIES",
     "REQUEST_FUNCTION",
     "RESPOND_TOOL",
+    "Authenticate",
     "DoubleTexting",
     "McpTransport",
+    "Principal",
     "create_app",
+    "load_auth",
     "load_workflow",
     "load_workflows",
     "mcp_server",

@@ -1,8 +1,8 @@
 """`create_app`: the Starlette app serving workflows (Responses API, dev UI, OpenAPI).
 
-Authentication is a pure ASGI middleware (streaming responses pass through
-untouched): with an API key, every route but `/healthz`, `/openapi.json` and
-the dev UI's static files needs `Authorization: Bearer <key>`. Errors of any
+Authentication is a pure ASGI middleware (`_auth`): with a hook or an API key,
+every route but `/healthz`, `/openapi.json` and the dev UI's static files needs
+credentials the hook accepts (401 otherwise). Errors of any
 kind are answered in OpenAI's error shape; an unexpected exception becomes a
 generic 500 whose body says nothing about its cause.
 """
@@ -10,7 +10,6 @@ generic 500 whose body says nothing about its cause.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 import stepgraph as sg
 
 from . import _conversations as conv
 from . import _responses as resp
+from ._auth import Authenticate, Authentication, api_key_auth
 from ._background import cancel_response
 from ._devui import ROUTES as UI_ROUTES
 from ._errors import ApiError, error_body, error_response
@@ -41,38 +40,6 @@ __all__ = ["create_app"]
 
 logger = logging.getLogger("stepgraph.hosting")
 STATIC = Path(__file__).parent / "static"
-_PUBLIC = ("/healthz", "/openapi.json", "/ui", "/ui/", "/favicon.ico")
-
-
-class _BearerAuth:
-    """Rejects requests without `Authorization: Bearer <key>` (401, OpenAI error shape)."""
-
-    def __init__(self, app: ASGIApp, key: str) -> None:
-        self.app = app
-        self._expected = f"Bearer {key}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._public(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        given = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                given = value
-        if hmac.compare_digest(given, self._expected):
-            await self.app(scope, receive, send)
-            return
-        body = error_body(
-            401,
-            "missing or wrong API key: send Authorization: Bearer <key>",
-            code="invalid_api_key",
-        )
-        response = JSONResponse(body, status_code=401, headers={"www-authenticate": "Bearer"})
-        await response(scope, receive, send)
-
-    @staticmethod
-    def _public(path: str) -> bool:
-        return path in _PUBLIC or path.startswith("/ui/static/")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -129,6 +96,7 @@ def create_app(
     *,
     store: sg.CheckpointStore | None = None,
     api_key: str | None = None,
+    auth: Authenticate | None = None,
     log_path: str | None = None,
     shutdown_grace: float = 10.0,
     lease_ttl: float = 30.0,
@@ -143,7 +111,13 @@ def create_app(
             with a single workflow any `model` runs it. The first is the dev UI's.
             Every conversation gets its own session.
         store: where sessions save checkpoints (default: in memory, closed with the app).
-        api_key: when set, requests need `Authorization: Bearer <api_key>` (else 401).
+        api_key: when set, requests need `Authorization: Bearer <api_key>` (else 401);
+            the key holder is one principal, `Principal("api-key", roles=("admin",))`.
+        auth: an authentication hook: called (sync or async) with each request's
+            headers, it returns a `Principal` or None (401). Every conversation,
+            response, session and run records its creator's identity; other
+            identities get 404 for it, admins (role `admin`) see everything.
+            Without `auth` and `api_key`, every request is one anonymous admin.
         log_path: the hosting log's SQLite file (default: beside the store's data,
             in memory for a memory store; for a PostgreSQL store, tables in its
             database and schema, shared by every replica serving it).
@@ -163,13 +137,16 @@ def create_app(
         A Starlette app. Its lifespan owns background runs started from the dev UI;
         run it under uvicorn (or enter `app.router.lifespan_context(app)` in tests).
     """
+    if auth is not None and api_key is not None:
+        raise ValueError("pass auth or api_key, not both (an api_key is a simple auth hook)")
+    authenticate = api_key_auth(api_key) if api_key is not None else auth
     models = model_names(workflow)
     policy = check_policy(double_texting)
     own_store = store is None
     the_store: sg.CheckpointStore = store if store is not None else sg.MemoryCheckpointStore()
     log = open_log(the_store, log_path)
     host = Host(models, the_store, log, lease_ttl=lease_ttl, double_texting=policy)
-    doc = openapi_document(", ".join(models), api_key is not None)
+    doc = openapi_document(", ".join(models), authenticate is not None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None]:
@@ -239,6 +216,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.host = host
-    if api_key is not None:
-        app.add_middleware(_BearerAuth, key=api_key)
+    if authenticate is not None:
+        app.add_middleware(Authentication, authenticate=authenticate)
     return app

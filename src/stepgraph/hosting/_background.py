@@ -25,6 +25,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ._auth import principal_of
 from ._errors import ApiError
 from ._guard import DoubleTexting, Withdrawn
 from ._host import Host
@@ -115,7 +116,7 @@ async def cancel_response(request: Request) -> Response:
     host = host_of(request)
     rid = str(request.path_params["response_id"])
     rec = host.log.get_response(rid)
-    if rec is None:
+    if rec is None or not principal_of(request).may_see(rec.owner):
         raise ApiError(404, f"no response with id {rid!r}", code="response_not_found")
     job = host.jobs.get(rid)
     if job is None:

@@ -2,7 +2,9 @@
 
 A conversation is one stepgraph session with a moving head: each response
 made with `conversation` continues from the head and moves it. Its items are
-the input items and output items of its responses, in order.
+the input items and output items of its responses, in order. A conversation
+belongs to the identity that created it: for anyone else (but an admin) it is
+a 404, as if it did not exist.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ._auth import principal_of
 from ._errors import ApiError
 from ._http import host_of, read_json
 from ._log import ConversationRecord
@@ -40,7 +43,7 @@ def _json(conv: ConversationRecord) -> dict[str, Any]:
 def _lookup(request: Request) -> ConversationRecord:
     cid = str(request.path_params["conversation_id"])
     conv = host_of(request).log.get_conversation(cid)
-    if conv is None:
+    if conv is None or not principal_of(request).may_see(conv.owner):
         raise ApiError(404, f"no conversation with id {cid!r}", code="conversation_not_found")
     return conv
 
@@ -61,7 +64,9 @@ async def create_conversation(request: Request) -> Response:
             param="items",
         )
     cid = new_id("conv")
-    conv = ConversationRecord(cid, cid, now(), parse_metadata(b.get("metadata")), None, None)
+    meta = parse_metadata(b.get("metadata"))
+    owner = principal_of(request).identity
+    conv = ConversationRecord(cid, cid, now(), meta, None, None, owner)
     host_of(request).log.put_conversation(conv)
     return JSONResponse(_json(conv))
 

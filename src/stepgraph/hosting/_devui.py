@@ -3,6 +3,10 @@
 Runs started here execute in the background, owned by the app's lifespan;
 the page follows them on the event stream (`/ui/api/events`), which carries
 every run the server drives, Responses API runs included.
+
+Each caller sees only their own: sessions they opened (from here or through
+the Responses API), runs they started, and those runs' events; anything else
+is a 404, word for word as an id that does not exist. Admins see everything.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 import stepgraph as sg
 from stepgraph.agents import ChatMessage, json_schema
 
+from ._auth import Principal, principal_of
 from ._errors import ApiError
 from ._events import event_json, request_json
 from ._host import Host
@@ -65,7 +70,8 @@ async def workflow(request: Request) -> Response:
 async def sessions(request: Request) -> Response:
     """`GET /ui/api/sessions`: sessions the server knows, newest first."""
     host = host_of(request)
-    data = host.log.sessions()
+    viewer = principal_of(request)
+    data = host.log.sessions(owner=None if viewer.is_admin else viewer.identity)
     for s in data:
         s["busy"] = host.is_busy(s["id"])
     return JSONResponse({"object": "list", "data": data})
@@ -79,10 +85,25 @@ def _session_id(request: Request) -> str:
     return sid
 
 
-async def _known(host: Host, session_id: str, *, claimed: bool = False) -> sg.Session[Any]:
-    """The session (404 when unknown); loaded and fresh unless a request here holds it."""
-    if not host.log.has_session(session_id) and not await host.store.list(session_id, limit=1):
+async def _check(host: Host, session_id: str, viewer: Principal) -> None:
+    """404 unless the session exists and `viewer` may see it (admins: any session in
+    the log or the store; others: the sessions they opened).
+    """
+    if viewer.is_admin:
+        known = host.log.has_session(session_id) or await host.store.list(session_id, limit=1)
+    else:
+        known = host.log.session_owner(session_id) == viewer.identity
+    if not known:
         raise ApiError(404, f"no session with id {session_id!r}", code="session_not_found")
+
+
+async def _known(
+    host: Host, session_id: str, viewer: Principal, *, claimed: bool = False
+) -> sg.Session[Any]:
+    """The session (404 when unknown or not `viewer`'s); loaded and fresh unless a
+    request here holds it.
+    """
+    await _check(host, session_id, viewer)
     if claimed or not host.is_busy(session_id):
         try:
             return await host.fresh(session_id)
@@ -95,7 +116,8 @@ async def session_detail(request: Request) -> Response:
     """`GET /ui/api/sessions/{session_id}`: status, pending requests (with schemas), runs."""
     host = host_of(request)
     sid = _session_id(request)
-    session = await _known(host, sid)
+    viewer = principal_of(request)
+    session = await _known(host, sid, viewer)
     pending = [{**request_json(r), "schema": _schema(r)} for r in session.pending_requests]
     return JSONResponse(
         {
@@ -104,7 +126,7 @@ async def session_detail(request: Request) -> Response:
             "busy": host.is_busy(sid),
             "head": session.head,
             "pending_requests": pending,
-            "runs": [r.summary() for r in host.runs_of(sid)],
+            "runs": [r.summary() for r in host.runs_of(sid) if viewer.may_see(r.owner)],
         }
     )
 
@@ -113,7 +135,7 @@ async def checkpoints(request: Request) -> Response:
     """`GET /ui/api/sessions/{session_id}/checkpoints`: every checkpoint, newest first."""
     host = host_of(request)
     sid = _session_id(request)
-    session = await _known(host, sid)
+    session = await _known(host, sid, principal_of(request))
     infos = await session.history()
     data = [
         {
@@ -129,6 +151,7 @@ async def checkpoints(request: Request) -> Response:
 
 async def _launch(
     host: Host,
+    viewer: Principal,
     session_id: str,
     kind: str,
     start: Callable[[sg.Session[Any]], sg.Run],
@@ -136,16 +159,18 @@ async def _launch(
     label: str,
     known: bool = True,
 ) -> Response:
+    if known:
+        await _check(host, session_id, viewer)  # first: a busy session's 409 would tell
     host.claim(session_id, "session")
     try:
         await host.lock(session_id, "session")
         if known:
-            session = await _known(host, session_id, claimed=True)
+            session = await _known(host, session_id, viewer, claimed=True)
         else:
             session = host.session(session_id)
         run = start(session)
-        host.log.add_session(session_id, "ui", label)
-        rec = host.new_run(session_id, kind, "ui")
+        host.log.add_session(session_id, "ui", label, viewer.identity)
+        rec = host.new_run(session_id, kind, "ui", viewer.identity)
 
         async def work() -> None:
             try:
@@ -179,6 +204,7 @@ async def new_session(request: Request) -> Response:
     value = _input_of(await read_json(request))
     return await _launch(
         host_of(request),
+        principal_of(request),
         new_id("ui"),
         "run",
         lambda s: start_input(s, _candidates(value)),
@@ -192,7 +218,12 @@ async def start_run(request: Request) -> Response:
     value = _input_of(await read_json(request))
     sid = _session_id(request)
     return await _launch(
-        host_of(request), sid, "run", lambda s: start_input(s, _candidates(value)), label=""
+        host_of(request),
+        principal_of(request),
+        sid,
+        "run",
+        lambda s: start_input(s, _candidates(value)),
+        label="",
     )
 
 
@@ -213,7 +244,7 @@ async def respond(request: Request) -> Response:
             raise ApiError(409, str(exc), code="session_not_idle") from None
 
     sid = _session_id(request)
-    return await _launch(host_of(request), sid, "respond", start, label="")
+    return await _launch(host_of(request), principal_of(request), sid, "respond", start, label="")
 
 
 async def resume(request: Request) -> Response:
@@ -224,31 +255,36 @@ async def resume(request: Request) -> Response:
         raise ApiError(400, "checkpoint_id must be a checkpoint id string", param="checkpoint_id")
     sid = _session_id(request)
     host = host_of(request)
+    viewer = principal_of(request)
+    await _check(host, sid, viewer)  # before the checkpoint: its 404 would tell the session exists
     if cid is not None:
         infos = await host.store.list(sid)
         if not any(i.id == cid for i in infos):
             raise ApiError(404, f"session {sid!r} has no checkpoint {cid!r}", code="not_found")
-    return await _launch(host, sid, "resume", lambda s: s.resume(cid), label="")
+    return await _launch(host, viewer, sid, "resume", lambda s: s.resume(cid), label="")
 
 
 async def run_detail(request: Request) -> Response:
     """`GET /ui/api/runs/{run_id}`: a recent run with its events."""
     rid = str(request.path_params["run_id"])
     rec = host_of(request).run_record(rid)
-    if rec is None:
+    if rec is None or not principal_of(request).may_see(rec.owner):
         raise ApiError(404, f"no recent run with id {rid!r}", code="run_not_found")
     return JSONResponse({**rec.summary(), "events": [event_json(e) for e in rec.events]})
 
 
 async def events(request: Request) -> Response:
-    """`GET /ui/api/events[?session=id]`: live records of every run (SSE, replay after
-    `Last-Event-ID`).
+    """`GET /ui/api/events[?session=id]`: live records of every run the caller may see
+    (SSE, replay after `Last-Event-ID`); a session not theirs is a 404.
     """
     host = host_of(request)
+    viewer = principal_of(request)
     sid = request.query_params.get("session") or None
+    if sid is not None and not viewer.is_admin:
+        await _check(host, sid, viewer)
     last = request.headers.get("last-event-id") or request.query_params.get("after")
     after = int(last) if last is not None and _SEQ.fullmatch(last) else None
-    sub = host.hub.subscribe(sid, after)
+    sub = host.hub.subscribe(sid, after, viewer)
 
     async def body() -> AsyncIterator[bytes]:
         try:

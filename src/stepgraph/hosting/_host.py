@@ -48,9 +48,10 @@ _KEEP_EVENTS = 500
 class RunRecord:
     """One run the server drove: what the dev UI lists, and how it ended.
 
-    `status`, `outputs`, `requests`, `error` and `checkpoint_id` are set when
-    the run ends; `checkpoint_id` is where a continuation of this run's
-    response starts (for a failed run, the checkpoint the run started from).
+    `owner` is the identity that started it. `status`, `outputs`, `requests`,
+    `error` and `checkpoint_id` are set when the run ends; `checkpoint_id` is where
+    a continuation of this run's response starts (for a failed run, the checkpoint
+    the run started from).
     """
 
     id: str
@@ -67,6 +68,7 @@ class RunRecord:
     start_checkpoint: str | None = None
     checkpoint_id: str | None = None
     events: list[sg.Event] = field(default_factory=list[sg.Event])
+    owner: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """The record as JSON, without its events."""
@@ -82,6 +84,10 @@ class RunRecord:
             "error": self.error,
             "checkpoint_id": self.checkpoint_id,
         }
+
+
+def _record(rec: RunRecord) -> dict[str, Any]:
+    return {"type": "run_record", "run": rec.summary()}
 
 
 def _failure(exc: BaseException, events: list[sg.Event]) -> str:
@@ -325,13 +331,13 @@ class Host:
 
     # -- runs ---------------------------------------------------------------------------
 
-    def new_run(self, session_id: str, kind: str, origin: str) -> RunRecord:
-        """A record for a run about to start (kept for the dev UI, bounded)."""
-        rec = RunRecord(new_id("run"), session_id, kind, origin)
+    def new_run(self, session_id: str, kind: str, origin: str, owner: str) -> RunRecord:
+        """A record for a run `owner` is about to start (kept for the dev UI, bounded)."""
+        rec = RunRecord(new_id("run"), session_id, kind, origin, owner=owner)
         self._runs[rec.id] = rec
         while len(self._runs) > _KEEP_RUNS:
             self._runs.popitem(last=False)
-        self.hub.publish(session_id, rec.id, {"type": "run_record", "run": rec.summary()})
+        self.hub.publish(rec.session_id, rec.id, _record(rec), rec.owner)
         return rec
 
     def run_record(self, run_id: str) -> RunRecord | None:
@@ -405,7 +411,7 @@ class Host:
         failed = rec.status == "failed"
         rec.checkpoint_id = rec.start_checkpoint if failed else session.head
         rec.ended_at = time.time()
-        self.hub.publish(rec.session_id, rec.id, {"type": "run_record", "run": rec.summary()})
+        self.hub.publish(rec.session_id, rec.id, _record(rec), rec.owner)
 
     def _note(self, rec: RunRecord, ev: sg.Event, issued: set[str]) -> None:
         if isinstance(ev, sg.RequestIssued):
@@ -413,7 +419,7 @@ class Host:
         if len(rec.events) < _KEEP_EVENTS:
             rec.events.append(ev)
         if self.hub.wants(rec.session_id):  # JSON only for someone listening
-            self.hub.publish(rec.session_id, rec.id, event_json(ev))
+            self.hub.publish(rec.session_id, rec.id, event_json(ev), rec.owner)
 
     # -- background runs and shutdown -------------------------------------------------------
 

@@ -7,6 +7,11 @@ item listings. It uses WAL with `synchronous=NORMAL`: a process crash loses
 nothing; an OS crash may lose the last few records, in which case their ids
 answer 404 (never a silent fresh start). `":memory:"` keeps it in memory.
 Calls run inline on the event loop's thread, like the SQLite checkpoint store.
+
+Schema versions (`PRAGMA user_version`): 0 had no owners; 1 adds an `owner`
+column (the creator's identity, `_auth.Principal`) to every table, NULL for
+rows written before it, which only admins see. A file of a newer version is
+refused.
 """
 
 from __future__ import annotations
@@ -17,7 +22,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["ConversationRecord", "HostingLog", "ResponseLog", "ResponseRecord", "answer_needle"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ConversationRecord",
+    "HostingLog",
+    "ResponseLog",
+    "ResponseRecord",
+    "answer_needle",
+]
+
+SCHEMA_VERSION = 1
+"""The hosting log's schema version (SQLite and PostgreSQL): 1 records owners."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -36,6 +51,15 @@ CREATE INDEX IF NOT EXISTS responses_conversation ON responses (conversation_id,
 CREATE INDEX IF NOT EXISTS responses_session ON responses (session_id, seq);
 """
 
+_OWNERS = """
+ALTER TABLE sessions ADD COLUMN owner TEXT;
+ALTER TABLE conversations ADD COLUMN owner TEXT;
+ALTER TABLE responses ADD COLUMN owner TEXT;
+CREATE INDEX IF NOT EXISTS sessions_owner ON sessions (owner, seq);
+"""
+
+_COLUMNS = "id, session_id, conversation_id, checkpoint_id, body, input_items, owner"
+
 
 @dataclass(frozen=True, slots=True)
 class ResponseRecord:
@@ -49,6 +73,7 @@ class ResponseRecord:
             clean initial state).
         body: the Response object as sent to the client.
         input_items: the request's input items, each with an `id`.
+        owner: the identity that created it (None: recorded before owners were).
     """
 
     id: str
@@ -57,6 +82,7 @@ class ResponseRecord:
     checkpoint_id: str | None
     body: dict[str, Any]
     input_items: list[dict[str, Any]]
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +96,7 @@ class ConversationRecord:
         metadata: the client's metadata.
         head_response: the last response of the conversation, or None.
         head_checkpoint: the checkpoint the next turn continues from, or None.
+        owner: the identity that created it (None: recorded before owners were).
     """
 
     id: str
@@ -78,6 +105,7 @@ class ConversationRecord:
     metadata: dict[str, str]
     head_response: str | None
     head_checkpoint: str | None
+    owner: str | None = None
 
 
 class HostingLog(Protocol):
@@ -94,9 +122,12 @@ class HostingLog(Protocol):
     shared: bool
 
     def close(self) -> None: ...
-    def add_session(self, session_id: str, origin: str, label: str) -> None: ...
-    def sessions(self, limit: int = 200) -> list[dict[str, Any]]: ...
+    def add_session(
+        self, session_id: str, origin: str, label: str, owner: str | None = None
+    ) -> None: ...
+    def sessions(self, limit: int = 200, *, owner: str | None = None) -> list[dict[str, Any]]: ...
     def has_session(self, session_id: str) -> bool: ...
+    def session_owner(self, session_id: str) -> str | None: ...
     def put_response(
         self, rec: ResponseRecord, *, origin: str, label: str, prior_head: str | None
     ) -> bool: ...
@@ -133,7 +164,7 @@ class ResponseLog:
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
+            _migrate(conn, self.path)
             self._conn = conn
         return self._conn
 
@@ -145,18 +176,25 @@ class ResponseLog:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def add_session(self, session_id: str, origin: str, label: str) -> None:
-        """Remember a session the server opened (ignored when already known)."""
+    def add_session(
+        self, session_id: str, origin: str, label: str, owner: str | None = None
+    ) -> None:
+        """Remember a session the server opened, and who opened it (ignored when already
+        known: a session keeps its first owner).
+        """
         self._db().execute(
-            "INSERT OR IGNORE INTO sessions (id, origin, label, created_at) VALUES (?, ?, ?, ?)",
-            (session_id, origin, label[:200], time.time()),
+            "INSERT OR IGNORE INTO sessions (id, origin, label, created_at, owner) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (session_id, origin, label[:200], time.time(), owner),
         )
 
-    def sessions(self, limit: int = 200) -> list[dict[str, Any]]:
-        """Known sessions, newest first."""
+    def sessions(self, limit: int = 200, *, owner: str | None = None) -> list[dict[str, Any]]:
+        """Known sessions, newest first: every one, or only those `owner` opened."""
+        where = "" if owner is None else "WHERE owner = ? "
+        params: tuple[Any, ...] = (limit,) if owner is None else (owner, limit)
         rows = self._db().execute(
-            "SELECT id, origin, label, created_at FROM sessions ORDER BY seq DESC LIMIT ?",
-            (limit,),
+            f"SELECT id, origin, label, created_at FROM sessions {where}ORDER BY seq DESC LIMIT ?",
+            params,
         )
         return [
             {"id": sid, "origin": origin, "label": label, "created_at": at}
@@ -167,6 +205,13 @@ class ResponseLog:
         """Whether the server opened this session."""
         row = self._db().execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return row is not None
+
+    def session_owner(self, session_id: str) -> str | None:
+        """Who opened the session (None: unknown, or opened before owners were kept)."""
+        row = (
+            self._db().execute("SELECT owner FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        )
+        return None if row is None else row[0]
 
     # -- responses --------------------------------------------------------------------
 
@@ -191,13 +236,12 @@ class ResponseLog:
                     > 0
                 )
             db.execute(
-                "INSERT OR IGNORE INTO sessions (id, origin, label, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (rec.session_id, origin, label[:200], time.time()),
+                "INSERT OR IGNORE INTO sessions (id, origin, label, created_at, owner) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (rec.session_id, origin, label[:200], time.time(), rec.owner),
             )
             db.execute(
-                "INSERT OR REPLACE INTO responses (id, session_id, conversation_id, "
-                "checkpoint_id, body, input_items) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     rec.id,
                     rec.session_id,
@@ -205,6 +249,7 @@ class ResponseLog:
                     rec.checkpoint_id,
                     json.dumps(rec.body, separators=(",", ":")),
                     json.dumps(rec.input_items, separators=(",", ":")),
+                    rec.owner,
                 ),
             )
             db.execute("COMMIT")
@@ -218,8 +263,7 @@ class ResponseLog:
         row = (
             self._db()
             .execute(
-                "SELECT id, session_id, conversation_id, checkpoint_id, body, input_items "
-                "FROM responses WHERE id = ?",
+                f"SELECT {_COLUMNS} FROM responses WHERE id = ?",
                 (response_id,),
             )
             .fetchone()
@@ -236,8 +280,7 @@ class ResponseLog:
             else ("session_id", session_id)
         )
         rows = self._db().execute(
-            "SELECT id, session_id, conversation_id, checkpoint_id, body, input_items "
-            f"FROM responses WHERE {column} = ? ORDER BY seq",
+            f"SELECT {_COLUMNS} FROM responses WHERE {column} = ? ORDER BY seq",
             (value,),
         )
         return [_response(r) for r in rows]
@@ -250,8 +293,8 @@ class ResponseLog:
     def answers_to(self, session_id: str, call_id: str) -> list[ResponseRecord]:
         """Responses of a session whose input answers `call_id`, oldest first."""
         rows = self._db().execute(
-            "SELECT id, session_id, conversation_id, checkpoint_id, body, input_items "
-            "FROM responses WHERE session_id = ? AND instr(input_items, ?) > 0 ORDER BY seq",
+            f"SELECT {_COLUMNS} FROM responses "
+            "WHERE session_id = ? AND instr(input_items, ?) > 0 ORDER BY seq",
             (session_id, answer_needle(call_id)),
         )
         return [_response(r) for r in rows]
@@ -263,7 +306,7 @@ class ResponseLog:
         db = self._db()
         db.execute(
             "INSERT INTO conversations (id, session_id, created_at, metadata, head_response, "
-            "head_checkpoint) VALUES (?, ?, ?, ?, ?, ?)",
+            "head_checkpoint, owner) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 conv.id,
                 conv.session_id,
@@ -271,25 +314,26 @@ class ResponseLog:
                 json.dumps(conv.metadata),
                 conv.head_response,
                 conv.head_checkpoint,
+                conv.owner,
             ),
         )
-        self.add_session(conv.session_id, "conversation", conv.id)
+        self.add_session(conv.session_id, "conversation", conv.id, conv.owner)
 
     def get_conversation(self, conversation_id: str) -> ConversationRecord | None:
         """The conversation, or None."""
         row = (
             self._db()
             .execute(
-                "SELECT id, session_id, created_at, metadata, head_response, head_checkpoint "
-                "FROM conversations WHERE id = ?",
+                "SELECT id, session_id, created_at, metadata, head_response, head_checkpoint, "
+                "owner FROM conversations WHERE id = ?",
                 (conversation_id,),
             )
             .fetchone()
         )
         if row is None:
             return None
-        cid, sid, at, meta, head_r, head_c = row
-        return ConversationRecord(cid, sid, at, json.loads(meta), head_r, head_c)
+        cid, sid, at, meta, head_r, head_c, owner = row
+        return ConversationRecord(cid, sid, at, json.loads(meta), head_r, head_c, owner)
 
     def set_conversation_metadata(self, conversation_id: str, metadata: dict[str, str]) -> None:
         """Replace a conversation's metadata."""
@@ -304,6 +348,27 @@ class ResponseLog:
         return cur.rowcount > 0
 
 
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the file to `SCHEMA_VERSION` (one transaction; refuse a newer file)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the hosting log {path} has schema version {version}; this stepgraph "
+                f"reads version {SCHEMA_VERSION} (upgrade stepgraph)"
+            )
+        if version < SCHEMA_VERSION:
+            for statement in (_SCHEMA + _OWNERS).split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def answer_needle(call_id: str) -> str:
     """The text a `function_call_output` item answering `call_id` holds in stored input
     items (compact JSON, `ensure_ascii`): inside a string a quote is escaped, so only
@@ -313,5 +378,5 @@ def answer_needle(call_id: str) -> str:
 
 
 def _response(row: Any) -> ResponseRecord:
-    rid, sid, conv, cp, body, items = row
-    return ResponseRecord(rid, sid, conv, cp, json.loads(body), json.loads(items))
+    rid, sid, conv, cp, body, items, owner = row
+    return ResponseRecord(rid, sid, conv, cp, json.loads(body), json.loads(items), owner)

@@ -11,7 +11,12 @@ stepgraph_hosting_conversations(id text PRIMARY KEY, session_id, created_at, met
                                 head_response, head_checkpoint)
 stepgraph_hosting_responses(seq bigserial, id text UNIQUE, session_id, conversation_id,
                             checkpoint_id, body, input_items)   -- indexes by conversation, session
+stepgraph_hosting_version(version integer PRIMARY KEY)          -- one row per applied version
 ```
+
+Version 1 adds an `owner` column to the three tables (the creator's identity,
+NULL for rows from before, which only admins see), as `_log.SCHEMA_VERSION`;
+a database of a newer version is refused.
 
 Calls are synchronous, inline on the event loop's thread like the SQLite log
 (one round trip each, ~0.1-0.3 ms on loopback), over one connection per
@@ -36,14 +41,14 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from ._log import ConversationRecord, ResponseRecord, answer_needle
+from ._log import SCHEMA_VERSION, ConversationRecord, ResponseRecord, answer_needle
 
 __all__ = ["PostgresResponseLog"]
 
 _T = TypeVar("_T")
 _Conn = psycopg.Connection[tuple[Any, ...]]
 
-_TABLES = [f"stepgraph_hosting_{t}" for t in ("sessions", "conversations", "responses")]
+_TABLES = [f"stepgraph_hosting_{t}" for t in ("sessions", "conversations", "responses", "version")]
 _SCHEMA = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
 _READY = "SELECT count(*) FROM pg_tables WHERE schemaname = %s AND tablename = ANY(%s)"
 _CREATE: LiteralString = """
@@ -59,21 +64,33 @@ CREATE TABLE IF NOT EXISTS {s}.stepgraph_hosting_responses (
 CREATE INDEX IF NOT EXISTS stepgraph_hosting_responses_conversation
     ON {s}.stepgraph_hosting_responses (conversation_id, seq);
 CREATE INDEX IF NOT EXISTS stepgraph_hosting_responses_session
-    ON {s}.stepgraph_hosting_responses (session_id, seq)
+    ON {s}.stepgraph_hosting_responses (session_id, seq);
+CREATE TABLE IF NOT EXISTS {s}.stepgraph_hosting_version (version integer PRIMARY KEY);
+ALTER TABLE {s}.stepgraph_hosting_sessions ADD COLUMN IF NOT EXISTS owner text;
+ALTER TABLE {s}.stepgraph_hosting_conversations ADD COLUMN IF NOT EXISTS owner text;
+ALTER TABLE {s}.stepgraph_hosting_responses ADD COLUMN IF NOT EXISTS owner text;
+CREATE INDEX IF NOT EXISTS stepgraph_hosting_sessions_owner
+    ON {s}.stepgraph_hosting_sessions (owner, seq);
+INSERT INTO {s}.stepgraph_hosting_version (version) VALUES (1) ON CONFLICT DO NOTHING
 """
+_VERSION: LiteralString = "SELECT max(version) FROM {s}.stepgraph_hosting_version"
 
-_RESPONSE = "SELECT id, session_id, conversation_id, checkpoint_id, body, input_items FROM "
+_RESPONSE = "SELECT id, session_id, conversation_id, checkpoint_id, body, input_items, owner FROM "
 _STATEMENTS: dict[str, LiteralString] = {
-    "add_session": "INSERT INTO {s}.stepgraph_hosting_sessions (id, origin, label, created_at) "
-    "VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+    "add_session": "INSERT INTO {s}.stepgraph_hosting_sessions (id, origin, label, created_at, "
+    "owner) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
     "sessions": "SELECT id, origin, label, created_at FROM {s}.stepgraph_hosting_sessions "
     "ORDER BY seq DESC LIMIT %s",
+    "sessions_of": "SELECT id, origin, label, created_at FROM {s}.stepgraph_hosting_sessions "
+    "WHERE owner = %s ORDER BY seq DESC LIMIT %s",
     "has_session": "SELECT 1 FROM {s}.stepgraph_hosting_sessions WHERE id = %s",
+    "session_owner": "SELECT owner FROM {s}.stepgraph_hosting_sessions WHERE id = %s",
     "put_response": "INSERT INTO {s}.stepgraph_hosting_responses (id, session_id, "
-    "conversation_id, checkpoint_id, body, input_items) VALUES (%s, %s, %s, %s, %s, %s) "
+    "conversation_id, checkpoint_id, body, input_items, owner) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (id) DO UPDATE SET session_id = excluded.session_id, "
     "conversation_id = excluded.conversation_id, checkpoint_id = excluded.checkpoint_id, "
-    "body = excluded.body, input_items = excluded.input_items",
+    "body = excluded.body, input_items = excluded.input_items, owner = excluded.owner",
     "move_head": "UPDATE {s}.stepgraph_hosting_conversations SET head_response = %s, "
     "head_checkpoint = %s WHERE id = %s AND head_response IS NOT DISTINCT FROM %s",
     "get_response": _RESPONSE + "{s}.stepgraph_hosting_responses WHERE id = %s",
@@ -84,9 +101,10 @@ _STATEMENTS: dict[str, LiteralString] = {
     "answers_to": _RESPONSE + "{s}.stepgraph_hosting_responses "
     "WHERE session_id = %s AND strpos(input_items, %s) > 0 ORDER BY seq",
     "put_conversation": "INSERT INTO {s}.stepgraph_hosting_conversations (id, session_id, "
-    "created_at, metadata, head_response, head_checkpoint) VALUES (%s, %s, %s, %s, %s, %s)",
+    "created_at, metadata, head_response, head_checkpoint, owner) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
     "get_conversation": "SELECT id, session_id, created_at, metadata, head_response, "
-    "head_checkpoint FROM {s}.stepgraph_hosting_conversations WHERE id = %s",
+    "head_checkpoint, owner FROM {s}.stepgraph_hosting_conversations WHERE id = %s",
     "set_metadata": "UPDATE {s}.stepgraph_hosting_conversations SET metadata = %s WHERE id = %s",
     "delete_conversation": "DELETE FROM {s}.stepgraph_hosting_conversations WHERE id = %s",
 }
@@ -154,8 +172,18 @@ class PostgresResponseLog:
         return conn
 
     def _missing(self, conn: _Conn) -> bool:
+        """Whether a table or a migration is missing (a newer schema is refused)."""
         row = conn.execute(_READY, (self.schema, _TABLES)).fetchone()
-        return row is None or int(row[0]) < len(_TABLES)
+        if row is None or int(row[0]) < len(_TABLES):
+            return True
+        found = conn.execute(_in_schema(_VERSION, self.schema)).fetchone()
+        version = 0 if found is None or found[0] is None else int(found[0])
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the hosting log in schema {self.schema!r} has version {version}; this "
+                f"stepgraph reads version {SCHEMA_VERSION} (upgrade stepgraph)"
+            )
+        return version < SCHEMA_VERSION
 
     def _call(self, fn: Callable[[_Conn], _T]) -> _T:
         """`fn(connection)`, retried once on a new connection when the old one dropped."""
@@ -193,16 +221,34 @@ class PostgresResponseLog:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def add_session(self, session_id: str, origin: str, label: str) -> None:
-        """Remember a session the server opened (ignored when already known)."""
-        self._rows("add_session", (session_id, origin, _label(label), time.time()))
+    def add_session(
+        self, session_id: str, origin: str, label: str, owner: str | None = None
+    ) -> None:
+        """Remember a session the server opened, and who opened it (ignored when already
+        known: a session keeps its first owner).
+        """
+        self._rows("add_session", (session_id, origin, _label(label), time.time(), owner))
 
-    def sessions(self, limit: int = 200) -> list[dict[str, Any]]:
-        """Known sessions, newest first."""
+    def sessions(self, limit: int = 200, *, owner: str | None = None) -> list[dict[str, Any]]:
+        """Known sessions, newest first: every one, or only those `owner` opened."""
+        if owner is not None and not _storable(owner):
+            return []
+        rows = (
+            self._rows("sessions", (limit,))
+            if owner is None
+            else self._rows("sessions_of", (owner, limit))
+        )
         return [
             {"id": sid, "origin": origin, "label": label, "created_at": at}
-            for sid, origin, label, at in self._rows("sessions", (limit,))
+            for sid, origin, label, at in rows
         ]
+
+    def session_owner(self, session_id: str) -> str | None:
+        """Who opened the session (None: unknown, or opened before owners were kept)."""
+        if not _storable(session_id):
+            return None
+        rows = self._rows("session_owner", (session_id,))
+        return rows[0][0] if rows else None
 
     def has_session(self, session_id: str) -> bool:
         """Whether a replica opened this session."""
@@ -223,7 +269,7 @@ class PostgresResponseLog:
 
         def run(conn: _Conn) -> bool:
             with conn.transaction():
-                conn.execute(add, (rec.session_id, origin, _label(label), time.time()))
+                conn.execute(add, (rec.session_id, origin, _label(label), time.time(), rec.owner))
                 moved = False
                 if conv is not None:
                     cur = conn.execute(move, (rec.id, rec.checkpoint_id, conv, prior_head))
@@ -237,6 +283,7 @@ class PostgresResponseLog:
                         rec.checkpoint_id,
                         body,
                         items,
+                        rec.owner,
                     ),
                 )
                 return moved
@@ -286,9 +333,10 @@ class PostgresResponseLog:
                 _dumps(conv.metadata),
                 conv.head_response,
                 conv.head_checkpoint,
+                conv.owner,
             ),
         )
-        self.add_session(conv.session_id, "conversation", conv.id)
+        self.add_session(conv.session_id, "conversation", conv.id, conv.owner)
 
     def get_conversation(self, conversation_id: str) -> ConversationRecord | None:
         """The conversation, or None."""
@@ -297,8 +345,8 @@ class PostgresResponseLog:
         rows = self._rows("get_conversation", (conversation_id,))
         if not rows:
             return None
-        cid, sid, at, meta, head_r, head_c = rows[0]
-        return ConversationRecord(cid, sid, int(at), json.loads(meta), head_r, head_c)
+        cid, sid, at, meta, head_r, head_c, owner = rows[0]
+        return ConversationRecord(cid, sid, int(at), json.loads(meta), head_r, head_c, owner)
 
     def set_conversation_metadata(self, conversation_id: str, metadata: dict[str, str]) -> None:
         """Replace a conversation's metadata."""
@@ -313,5 +361,5 @@ class PostgresResponseLog:
 
 
 def _response(row: tuple[Any, ...]) -> ResponseRecord:
-    rid, sid, conv, cp, body, items = row
-    return ResponseRecord(rid, sid, conv, cp, json.loads(body), json.loads(items))
+    rid, sid, conv, cp, body, items, owner = row
+    return ResponseRecord(rid, sid, conv, cp, json.loads(body), json.loads(items), owner)

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 
 import stepgraph as sg
 
+from ._auth import Principal, principal_of
 from ._background import submit
 from ._errors import ApiError
 from ._guard import Withdrawn, closing_error
@@ -52,7 +53,7 @@ async def create_response(request: Request) -> Response:
     """`POST /v1/responses`."""
     host = host_of(request)
     req = parse_turn(await read_json(request))
-    ticket = await begin(host, req)
+    ticket = await begin(host, req, principal_of(request))
     policy = req.double_texting or host.double_texting
     if req.background:
         return await submit(host, ticket, policy)
@@ -68,7 +69,7 @@ async def create_response(request: Request) -> Response:
         await host.lock(session_id)
         if host.shared or waiting is not None:
             await refresh(host, ticket)  # the conversation's head, as of now
-        if (earlier := _repeat_of(host, req, session_id)) is not None:
+        if (earlier := _repeat_of(host, req, session_id, ticket.principal)) is not None:
             return _replay(req, earlier)
         turn = await open_turn(host, ticket)
         session, run, rec = turn.session, turn.run, turn.rec
@@ -94,20 +95,22 @@ async def create_response(request: Request) -> Response:
             await host.release(session_id)
 
 
-def _repeat_of(host: Host, req: TurnRequest, session_id: str) -> ResponseRecord | None:
+def _repeat_of(
+    host: Host, req: TurnRequest, session_id: str, principal: Principal
+) -> ResponseRecord | None:
     """The completed response that already gave these very answers from the same place
     (the same `previous_response_id`, or the same conversation), or None.
 
     A client retrying an answer gets that response again instead of running the
     handlers twice. In a conversation a call answered already with another output is
     a 409; from a `previous_response_id`, another output is a branch, as any older
-    response id is.
+    response id is. Responses `principal` may not see are not theirs to replay.
     """
     if not req.answers:
         return None
     given = sorted(req.answers)
     for rec in reversed(host.log.answers_to(session_id, given[0][0])):
-        if rec.body.get("status") != "completed":
+        if rec.body.get("status") != "completed" or not principal.may_see(rec.owner):
             continue  # a failed or cancelled answer: running it again is the retry
         if req.conversation_id is not None:
             if rec.conversation_id != req.conversation_id:
@@ -201,7 +204,7 @@ async def list_input_items(request: Request) -> Response:
 def _lookup(request: Request) -> ResponseRecord:
     rid = str(request.path_params["response_id"])
     rec = host_of(request).log.get_response(rid)
-    if rec is None:
+    if rec is None or not principal_of(request).may_see(rec.owner):
         raise ApiError(404, f"no response with id {rid!r}", code="response_not_found")
     return rec
 

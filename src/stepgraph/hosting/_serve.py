@@ -26,6 +26,7 @@ import stepgraph as sg
 from stepgraph.loading import import_file
 
 from ._app import create_app
+from ._auth import Authenticate, check_exposure, load_auth
 from ._guard import DoubleTexting
 from ._host import Host
 from ._mcp_server import McpTransport, mcp_server, mount_mcp, serve_mcp_stdio
@@ -145,6 +146,8 @@ def serve(
     port: int = 8000,
     store_url: str | None = None,
     api_key: str | None = None,
+    auth: Authenticate | str | None = None,
+    insecure: bool = False,
     shutdown_grace: float = 10.0,
     log_level: str = "info",
     idle_timeout: float = 5.0,
@@ -154,6 +157,10 @@ def serve(
 ) -> None:
     """Serve workflows over HTTP until SIGINT/SIGTERM (what `stepgraph serve` runs).
 
+    Raises:
+        ValueError: a target or `auth` names nothing usable, or `host` is exposed
+            without authentication (see `insecure`).
+
     Args:
         target: `path/to/app.py:workflow`, `module:workflow`, or a `Workflow`; or
             several, as a sequence (model names: the workflows' names) or a mapping
@@ -162,7 +169,11 @@ def serve(
         port: the TCP port (0 picks a free one).
         store_url: the checkpoint store (`stepgraph.stores.open_store` URLs); default
             `sqlite:///./.stepgraph/runs.db`.
-        api_key: require `Authorization: Bearer <api_key>`.
+        api_key: require `Authorization: Bearer <api_key>` (one tenant, an admin).
+        auth: an authentication hook, or the `module:function` or
+            `path/to/file.py:function` naming one (see `create_app`).
+        insecure: allow a `host` other than loopback without `auth` or `api_key`
+            (refused otherwise: anyone who reaches the port would be the admin).
         shutdown_grace: seconds runs may take to finish at shutdown.
         log_level: uvicorn's log level.
         idle_timeout: seconds a connection may wait for a request (after it opened, or
@@ -175,6 +186,8 @@ def serve(
         mcp: also serve the workflows as MCP tools (see `mcp_server`): `"http"` at
             `/mcp` beside the API, or `"stdio"` over stdin/stdout alone (no HTTP).
     """
+    hook = load_auth(auth) if isinstance(auth, str) else auth
+    check_exposure(host, secured=hook is not None or api_key is not None, insecure=insecure)
     workflows = load_workflows(target)
     store = open_store(store_url or DEFAULT_STORE_URL)
     if mcp == "stdio":
@@ -184,6 +197,7 @@ def serve(
         workflows,
         store=store,
         api_key=api_key,
+        auth=hook,
         shutdown_grace=shutdown_grace,
         lease_ttl=lease_ttl,
         double_texting=double_texting,

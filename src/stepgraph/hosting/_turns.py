@@ -3,7 +3,8 @@
 A `Ticket` is what a `POST /v1/responses` knows before its run starts (its
 response id, session, checkpoint, model); `begin` makes one (404 for unknown
 ids) and `open_turn` starts its run once the request holds the session,
-giving a `Turn`.
+giving a `Turn`. A response or conversation the requester may not see
+(`Principal.may_see`) is a 404, word for word as one that does not exist.
 
 Conversions use only public behaviour: `Session.run` raises `RoutingError`
 at the call when the start executor takes no such input, so the candidates
@@ -21,6 +22,7 @@ from typing import Any
 import stepgraph as sg
 from stepgraph.agents import ChatMessage, TextContent
 
+from ._auth import ANONYMOUS, Principal
 from ._errors import ApiError
 from ._host import Host, RunRecord
 from ._http import check_json, loads
@@ -75,6 +77,7 @@ class Ticket:
         checkpoint: the checkpoint it continues from (None: a clean session).
         prior_head: for a conversation, its head response the turn continues from.
         model: the name of the workflow it runs (`Host.models`).
+        principal: who sent it (its response, session and run are theirs).
         response_id: its id.
         created_at: Unix seconds.
     """
@@ -84,6 +87,7 @@ class Ticket:
     checkpoint: str | None
     prior_head: str | None
     model: str
+    principal: Principal = ANONYMOUS
     response_id: str = field(default_factory=lambda: new_id("resp"))
     created_at: int = field(default_factory=now)
 
@@ -121,7 +125,13 @@ class Ticket:
         """
         host.log.put_response(
             ResponseRecord(
-                self.response_id, self.session_id, None, self.checkpoint, body, self.req.input_items
+                self.response_id,
+                self.session_id,
+                None,
+                self.checkpoint,
+                body,
+                self.req.input_items,
+                self.principal.identity,
             ),
             origin="responses",
             label=_label(self.req),
@@ -169,6 +179,7 @@ class Turn:
                 checkpoint_id=self.rec.checkpoint_id,
                 body=body,
                 input_items=t.req.input_items,
+                owner=t.principal.identity,
             ),
             origin="responses",
             label=_label(t.req),
@@ -183,13 +194,13 @@ class Turn:
             )
 
 
-async def begin(host: Host, req: TurnRequest) -> Ticket:
-    """The ticket of a request: its session, checkpoint, conversation head and model
-    (404 for unknown ids, 409 for a response still running).
+async def begin(host: Host, req: TurnRequest, principal: Principal = ANONYMOUS) -> Ticket:
+    """The ticket of `principal`'s request: its session, checkpoint, conversation head
+    and model (404 for ids unknown or not theirs, 409 for a response still running).
     """
     if req.previous_response_id is not None:
         prev = host.log.get_response(req.previous_response_id)
-        if prev is None:
+        if prev is None or not principal.may_see(prev.owner):
             raise ApiError(
                 404,
                 f"no response with id {req.previous_response_id!r}",
@@ -205,12 +216,12 @@ async def begin(host: Host, req: TurnRequest) -> Ticket:
                 param="previous_response_id",
             )
         model = host.model_of(req.model, _model_of(prev))
-        return Ticket(req, prev.session_id, prev.checkpoint_id, None, model)
+        return Ticket(req, prev.session_id, prev.checkpoint_id, None, model, principal)
     if req.conversation_id is not None:
-        ticket = Ticket(req, "", None, None, "")
+        ticket = Ticket(req, "", None, None, "", principal)
         await refresh(host, ticket)
         return ticket
-    return Ticket(req, new_id("sess"), None, None, host.model_of(req.model))
+    return Ticket(req, new_id("sess"), None, None, host.model_of(req.model), principal)
 
 
 async def refresh(host: Host, ticket: Ticket) -> None:
@@ -221,7 +232,7 @@ async def refresh(host: Host, ticket: Ticket) -> None:
     if req.conversation_id is None:
         return
     conv = host.log.get_conversation(req.conversation_id)
-    if conv is None:
+    if conv is None or not ticket.principal.may_see(conv.owner):
         raise ApiError(
             404,
             f"no conversation with id {req.conversation_id!r}; create it with "
@@ -252,7 +263,7 @@ async def open_turn(host: Host, ticket: Ticket) -> Turn:
         run, kind = start_answers(session, req.answers), "respond"
     else:
         run, kind = start_messages(session, req.messages), "run"
-    rec = host.new_run(ticket.session_id, kind, "responses")
+    rec = host.new_run(ticket.session_id, kind, "responses", ticket.principal.identity)
     rec.response_id = ticket.response_id
     return Turn(host, ticket, session, run, rec)
 
