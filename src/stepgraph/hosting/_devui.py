@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 import stepgraph as sg
 from stepgraph.agents import ChatMessage, json_schema
 
+from ._debugger import DEBUG_ROUTES
 from ._errors import ApiError
 from ._events import event_json, request_json
 from ._host import Host
@@ -280,4 +281,5 @@ ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = 
     ("/ui/api/sessions/{session_id}/resume", resume, ["POST"]),
     ("/ui/api/runs/{run_id}", run_detail, ["GET"]),
     ("/ui/api/events", events, ["GET"]),
+    *DEBUG_ROUTES,
 ]
