@@ -115,3 +115,14 @@ def test_a_breakpoint_pauses_and_resume_finishes(ui: tuple[Page, str]) -> None:
     expect(page.locator("#checkpoints li.head")).to_have_attribute("data-status", "idle")
     expect(page.locator("#checkpoints li.head .st").first).to_have_text("done")
     shot(page, "debugger-resumed")
+
+
+def test_graph_zoom_and_fit(ui: tuple[Page, str]) -> None:
+    page, _ = ui
+    graph = page.locator("#graph")
+    expect(graph).to_have_attribute("data-zoom", "1.00")
+    page.click("#zoom-in")
+    expect(graph).to_have_attribute("data-zoom", "1.25")
+    page.click("#zoom-fit")
+    wrap = page.locator("#graph-wrap").evaluate("w => w.clientWidth")
+    expect(graph).to_have_attribute("width", str(wrap - 4))

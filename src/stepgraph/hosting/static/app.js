@@ -10,8 +10,8 @@ function drawGraph(wf) {
   const svg = $("#graph");
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${layout.width} ${layout.height}`);
-  svg.setAttribute("width", layout.width);
-  svg.setAttribute("height", layout.height);
+  state.size = { width: layout.width, height: layout.height };
+  zoom(1);
   const defs = el("svg:defs", {}, el("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5",
     markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" }, el("svg:path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a93a8" })));
   svg.append(defs);
@@ -44,6 +44,17 @@ function drawGraph(wf) {
     state.nodes.set(n.id, g);
   }
 }
+
+// Zoom: a scale of the layout's own size; "fit" scales a wide graph to the panel's width.
+function zoom(scale) {
+  const { width, height } = state.size;
+  state.zoom = Math.min(4, Math.max(0.2, scale));
+  $("#graph").setAttribute("width", Math.round(width * state.zoom));
+  $("#graph").setAttribute("height", Math.round(height * state.zoom));
+  $("#graph").dataset.zoom = state.zoom.toFixed(2);
+}
+
+function fit() { zoom(($("#graph-wrap").clientWidth - 4) / state.size.width); }
 
 function paintNode(id, cls) {
   const g = state.nodes.get(String(id).split("/")[0]);
@@ -284,6 +295,9 @@ async function init() {
   $("#run-here").addEventListener("click", () => startRun(true));
   $("#refresh").addEventListener("click", () => { loadSessions(); refreshSession(); });
   $("#clear-events").addEventListener("click", () => $("#events").replaceChildren());
+  $("#zoom-in").addEventListener("click", () => zoom(state.zoom * 1.25));
+  $("#zoom-out").addEventListener("click", () => zoom(state.zoom / 1.25));
+  $("#zoom-fit").addEventListener("click", fit);
   $("#open-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const id = $("#open-id").value.trim();
