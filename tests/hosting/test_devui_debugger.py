@@ -126,3 +126,20 @@ def test_graph_zoom_and_fit(ui: tuple[Page, str]) -> None:
     page.click("#zoom-fit")
     wrap = page.locator("#graph-wrap").evaluate("w => w.clientWidth")
     expect(graph).to_have_attribute("width", str(wrap - 4))
+
+
+def test_cancel_stops_a_running_run_and_reset_starts_a_new_root(ui: tuple[Page, str]) -> None:
+    page, _ = ui
+    start(page, "sleep 30 slow", here=True)
+    expect(page.locator("#session-status")).to_have_text("running")
+    expect(page.locator("#cancel")).to_be_enabled()
+    page.click("#cancel")
+    expect(page.locator("#session-status")).to_have_text("cancelled")
+    expect(page.locator("#cancel")).to_be_disabled()
+    roots = page.locator("#checkpoints ul.tree > li")
+    before = roots.count()
+    page.click("#reset")
+    expect(page.locator("#session-status")).to_have_text("idle")
+    expect(page.locator("#checkpoints li.head")).to_contain_text("step")
+    expect(roots).to_have_count(before + 1)  # the reset is a new root
+    expect(page.locator("#checkpoints ul.tree > li.head")).to_have_count(1)
