@@ -211,6 +211,14 @@ async def _check_conversations(c: Callers, m: Made) -> None:
     assert len(items.data) >= 2  # Alice's own conversation is intact
 
 
+_DEBUGGER_ROUTES = (
+    ("GET", "/ui/api/sessions/{}/debug/tree"),
+    ("POST", "/ui/api/sessions/{}/debug/resume"),
+    ("POST", "/ui/api/sessions/{}/debug/cancel"),
+    ("POST", "/ui/api/sessions/{}/debug/reset"),
+)
+
+
 async def _check_devui(c: Callers, m: Made, *, same_process: bool) -> None:
     http = c.http["bob"]
     fake = "ui_doesnotexist"
@@ -219,6 +227,8 @@ async def _check_devui(c: Callers, m: Made, *, same_process: bool) -> None:
         await _http_hidden(http, "GET", "/ui/api/sessions/{}/checkpoints", sid, fake)
         await _http_hidden(http, "POST", "/ui/api/sessions/{}/runs", sid, fake, json={"input": "x"})
         await _http_hidden(http, "GET", "/ui/api/events?session={}", sid, fake)
+        for method, route in _DEBUGGER_ROUTES:  # the time-travel debugger's routes too
+            await _http_hidden(http, method, route, sid, fake, json={})
     answers = {"answers": {m.ui_request: {"approved": True}}}
     await _http_hidden(
         http, "POST", "/ui/api/sessions/{}/respond", m.ui_session, fake, json=answers

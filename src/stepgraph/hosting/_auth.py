@@ -21,7 +21,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -30,7 +30,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stepgraph.loading import import_file
 
-from ._errors import error_body
+from ._errors import ApiError, error_body
+
+if TYPE_CHECKING:
+    from ._host import Host
 
 __all__ = [
     "ADMIN",
@@ -194,3 +197,15 @@ def check_exposure(host: str, *, secured: bool, insecure: bool) -> None:
         f"refusing to serve on {host} without authentication: pass auth= (a hook) or "
         "api_key=, or insecure=True to serve every client as the admin anyway"
     )
+
+
+async def check_session(host: Host, session_id: str, viewer: Principal) -> None:
+    """404 unless the session exists and `viewer` may see it (admins: any session in
+    the log or the store; others: the sessions they opened).
+    """
+    if viewer.is_admin:
+        known = host.log.has_session(session_id) or await host.store.list(session_id, limit=1)
+    else:
+        known = host.log.session_owner(session_id) == viewer.identity
+    if not known:
+        raise ApiError(404, f"no session with id {session_id!r}", code="session_not_found")

@@ -22,7 +22,8 @@ from starlette.responses import JSONResponse, Response
 import stepgraph as sg
 from stepgraph.agents import ChatMessage, json_schema
 
-from ._auth import Principal, principal_of
+from ._auth import Principal, check_session, principal_of
+from ._debugger import DEBUG_ROUTES
 from ._errors import ApiError
 from ._events import event_json, request_json
 from ._host import Host
@@ -85,25 +86,13 @@ def _session_id(request: Request) -> str:
     return sid
 
 
-async def _check(host: Host, session_id: str, viewer: Principal) -> None:
-    """404 unless the session exists and `viewer` may see it (admins: any session in
-    the log or the store; others: the sessions they opened).
-    """
-    if viewer.is_admin:
-        known = host.log.has_session(session_id) or await host.store.list(session_id, limit=1)
-    else:
-        known = host.log.session_owner(session_id) == viewer.identity
-    if not known:
-        raise ApiError(404, f"no session with id {session_id!r}", code="session_not_found")
-
-
 async def _known(
     host: Host, session_id: str, viewer: Principal, *, claimed: bool = False
 ) -> sg.Session[Any]:
     """The session (404 when unknown or not `viewer`'s); loaded and fresh unless a
     request here holds it.
     """
-    await _check(host, session_id, viewer)
+    await check_session(host, session_id, viewer)
     if claimed or not host.is_busy(session_id):
         try:
             return await host.fresh(session_id)
@@ -160,7 +149,7 @@ async def _launch(
     known: bool = True,
 ) -> Response:
     if known:
-        await _check(host, session_id, viewer)  # first: a busy session's 409 would tell
+        await check_session(host, session_id, viewer)  # first: a busy session's 409 would tell
     host.claim(session_id, "session")
     try:
         await host.lock(session_id, "session")
@@ -256,7 +245,9 @@ async def resume(request: Request) -> Response:
     sid = _session_id(request)
     host = host_of(request)
     viewer = principal_of(request)
-    await _check(host, sid, viewer)  # before the checkpoint: its 404 would tell the session exists
+    await check_session(
+        host, sid, viewer
+    )  # before the checkpoint: its 404 would tell the session exists
     if cid is not None:
         infos = await host.store.list(sid)
         if not any(i.id == cid for i in infos):
@@ -281,7 +272,7 @@ async def events(request: Request) -> Response:
     viewer = principal_of(request)
     sid = request.query_params.get("session") or None
     if sid is not None and not viewer.is_admin:
-        await _check(host, sid, viewer)
+        await check_session(host, sid, viewer)
     last = request.headers.get("last-event-id") or request.query_params.get("after")
     after = int(last) if last is not None and _SEQ.fullmatch(last) else None
     sub = host.hub.subscribe(sid, after, viewer)
@@ -316,4 +307,5 @@ ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = 
     ("/ui/api/sessions/{session_id}/resume", resume, ["POST"]),
     ("/ui/api/runs/{run_id}", run_detail, ["GET"]),
     ("/ui/api/events", events, ["GET"]),
+    *DEBUG_ROUTES,
 ]

@@ -344,6 +344,17 @@ class Host:
         """A recent run, or None."""
         return self._runs.get(run_id)
 
+    def cancel_runs(self, session_id: str) -> int:
+        """Cancel the runs this server drives for a session; returns how many."""
+        runs = [
+            run
+            for rec_id, run in self._active.items()
+            if (rec := self._runs.get(rec_id)) is not None and rec.session_id == session_id
+        ]
+        for run in runs:
+            run.cancel()
+        return len(runs)
+
     def runs_of(self, session_id: str) -> list[RunRecord]:
         """Recent runs of a session, oldest first."""
         return [r for r in self._runs.values() if r.session_id == session_id]

@@ -1,34 +1,7 @@
 // stepgraph dev UI: vanilla JS, no build step. Talks to /ui/api/* (JSON) and follows
 // /ui/api/events (server-sent events, read with fetch so the API key header can be sent).
-const $ = (sel) => document.querySelector(sel);
-const SVG = "http://www.w3.org/2000/svg";
-const state = { selected: null, lastSeq: null, nodes: new Map(), recent: [] };
-
-function el(tag, attrs = {}, ...children) {
-  const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4))
-    : document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
-
-function headers(extra = {}) {
-  const key = localStorage.getItem("stepgraph-key");
-  return key ? { ...extra, authorization: `Bearer ${key}` } : extra;
-}
-
-async function api(path, body) {
-  const opts = body === undefined ? { headers: headers() }
-    : { method: "POST", headers: headers({ "content-type": "application/json" }), body: JSON.stringify(body) };
-  const res = await fetch(path, opts);
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data?.error?.message || `${res.status} ${res.statusText}`);
-  return data;
-}
+import { $, api, el, headers, state } from "./util.js";
+import { forgetCheckpoint, initDebugger, renderTree } from "./debugger.js";
 
 // -- graph -------------------------------------------------------------------------------
 
@@ -37,8 +10,8 @@ function drawGraph(wf) {
   const svg = $("#graph");
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${layout.width} ${layout.height}`);
-  svg.setAttribute("width", layout.width);
-  svg.setAttribute("height", layout.height);
+  state.size = { width: layout.width, height: layout.height };
+  zoom(1);
   const defs = el("svg:defs", {}, el("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5",
     markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" }, el("svg:path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a93a8" })));
   svg.append(defs);
@@ -72,6 +45,17 @@ function drawGraph(wf) {
   }
 }
 
+// Zoom: a scale of the layout's own size; "fit" scales a wide graph to the panel's width.
+function zoom(scale) {
+  const { width, height } = state.size;
+  state.zoom = Math.min(4, Math.max(0.2, scale));
+  $("#graph").setAttribute("width", Math.round(width * state.zoom));
+  $("#graph").setAttribute("height", Math.round(height * state.zoom));
+  $("#graph").dataset.zoom = state.zoom.toFixed(2);
+}
+
+function fit() { zoom(($("#graph-wrap").clientWidth - 4) / state.size.width); }
+
 function paintNode(id, cls) {
   const g = state.nodes.get(String(id).split("/")[0]);
   if (!g) return;
@@ -94,6 +78,7 @@ async function loadSessions() {
 }
 
 async function selectSession(id) {
+  if (state.selected !== id) forgetCheckpoint();
   state.selected = id;
   $("#run-here").disabled = false;
   for (const li of document.querySelectorAll("#sessions li")) li.classList.toggle("selected", li.dataset.session === id);
@@ -109,15 +94,17 @@ async function selectSession(id) {
 async function refreshSession() {
   const id = state.selected;
   if (!id) return;
+  const turn = state.refreshes = (state.refreshes || 0) + 1; // only the newest refresh renders
   const [detail, cps] = await Promise.all([api(`/ui/api/sessions/${encodeURIComponent(id)}`),
-    api(`/ui/api/sessions/${encodeURIComponent(id)}/checkpoints`)]);
-  if (id !== state.selected) return;
+    api(`/ui/api/sessions/${encodeURIComponent(id)}/debug/tree`)]);
+  if (id !== state.selected || turn !== state.refreshes) return;
   $("#session-status").textContent = detail.busy ? "running" : detail.status;
   $("#session-status").dataset.status = detail.busy ? "running" : detail.status;
+  $("#cancel").disabled = !detail.busy;
   renderPending(detail.pending_requests);
   $("#runs").replaceChildren(...detail.runs.map((r) => el("li", { "data-run": r.id },
     el("code", { text: r.kind }), ` ${r.origin} · ${r.status}${r.error ? " · " + r.error : ""}`)));
-  renderTree(cps.data, cps.head);
+  await renderTree(cps, id);
 }
 
 // -- pending requests: forms from the JSON schema of the expected answer --------------------
@@ -183,46 +170,6 @@ function renderPending(requests) {
   for (const r of requests) paintNode(r.executor_id, "waiting");
 }
 
-// -- checkpoint tree with "resume from here" ----------------------------------------------------
-
-function renderTree(infos, head) {
-  const kids = new Map();
-  const ids = new Set(infos.map((i) => i.id));
-  for (const i of [...infos].reverse()) {
-    const parent = ids.has(i.parent_id) ? i.parent_id : null;
-    if (!kids.has(parent)) kids.set(parent, []);
-    kids.get(parent).push(i);
-  }
-  const build = (parent) => {
-    const ul = el("ul", { class: parent === null ? "tree" : null });
-    // Follow single-child chains iteratively so long histories do not nest deeply.
-    for (const start of kids.get(parent) || []) {
-      let node = start;
-      while (node) {
-        const id = node.id;
-        const li = el("li", { "data-checkpoint": id, class: id === head ? "head" : null },
-          el("span", { class: "cp" }, el("code", { text: id.slice(0, 8) }), ` step ${node.superstep}`,
-            id === head ? el("span", { class: "badge", text: "head" }) : null,
-            el("button", { type: "button", class: "resume", "data-testid": "resume", onclick: () => resumeFrom(id) }, "resume from here")));
-        ul.append(li);
-        const children = kids.get(node.id) || [];
-        if (children.length === 1) { node = children[0]; continue; }
-        if (children.length > 1) li.append(build(node.id));
-        node = null;
-      }
-    }
-    return ul;
-  };
-  $("#checkpoints").replaceChildren(infos.length ? build(null) : el("p", { class: "muted", text: "none" }));
-}
-
-async function resumeFrom(id) {
-  try {
-    resetNodes();
-    await api(`/ui/api/sessions/${encodeURIComponent(state.selected)}/resume`, { checkpoint_id: id });
-  } catch (e) { $("#run-error").textContent = e.message; }
-}
-
 // -- starting runs ----------------------------------------------------------------------------
 
 function runInput() {
@@ -268,7 +215,7 @@ function onRecord(rec) {
   state.lastSeq = rec.seq;
   if (rec.type === "run_record") {
     if (!document.querySelector(`#sessions li[data-session="${CSS.escape(rec.session_id)}"]`)) loadSessions();
-    if (rec.session_id === state.selected && rec.run.ended_at) refreshSession();
+    if (rec.session_id === state.selected) refreshSession(); // a run started or ended
     return;
   }
   state.recent.push(rec);
@@ -348,10 +295,22 @@ async function init() {
   $("#run-here").addEventListener("click", () => startRun(true));
   $("#refresh").addEventListener("click", () => { loadSessions(); refreshSession(); });
   $("#clear-events").addEventListener("click", () => $("#events").replaceChildren());
+  $("#zoom-in").addEventListener("click", () => zoom(state.zoom * 1.25));
+  $("#zoom-out").addEventListener("click", () => zoom(state.zoom / 1.25));
+  $("#zoom-fit").addEventListener("click", fit);
+  $("#open-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const id = $("#open-id").value.trim();
+    $("#open-error").textContent = "";
+    if (!id) return;
+    try { await api(`/ui/api/sessions/${encodeURIComponent(id)}`); await selectSession(id); }
+    catch (err) { $("#open-error").textContent = err.message; }
+  });
   try {
     const wf = await api("/ui/api/workflow");
     $("#wf-name").textContent = wf.name;
     drawGraph(wf);
+    initDebugger(wf, { refreshSession, resetNodes });
     document.body.dataset.ready = "true";
     await loadSessions();
   } catch (e) { $("#run-error").textContent = e.message; }
