@@ -16,7 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from ._client import ChatClientError, ChatOptions, ChatResponse, ChatUpdate, ToolSpec
+from ._client import (
+    ChatClientError,
+    ChatOptions,
+    ChatResponse,
+    ChatUpdate,
+    ToolSpec,
+    credentials,
+)
 from ._messages import ChatMessage, Content, FunctionCall, FunctionResult, TextContent, Usage
 from ._wire import parse_arguments, result_text
 
@@ -30,7 +37,6 @@ __all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_MODEL", "AnthropicChatClient"]
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires a cap on every request
-_PLACEHOLDER_KEY = "no-key"  # compatible local servers ignore the key, but the SDK wants one
 _FINISH = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -169,13 +175,9 @@ class AnthropicChatClient:
             from anthropic import NOT_GIVEN, AsyncAnthropic
 
             api_key, base_url, max_retries, timeout = self._config
-            base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-            api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
-            if api_key is None and base_url is None:
-                msg = "no API key: pass api_key= or set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL)"
-                raise ChatClientError(msg)
+            api_key, base_url = credentials(api_key, base_url, "ANTHROPIC")
             self._client = AsyncAnthropic(
-                api_key=api_key or _PLACEHOLDER_KEY,
+                api_key=api_key,
                 base_url=base_url,
                 max_retries=max_retries,
                 timeout=NOT_GIVEN if timeout is None else timeout,

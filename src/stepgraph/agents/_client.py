@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -10,6 +11,7 @@ from .._errors import WorkflowError
 from ._messages import ChatMessage, Content, FunctionCall, TextContent, Usage
 
 __all__ = [
+    "PLACEHOLDER_KEY",
     "ChatClient",
     "ChatClientError",
     "ChatOptions",
@@ -17,6 +19,7 @@ __all__ = [
     "ChatUpdate",
     "ToolSpec",
     "collect",
+    "credentials",
 ]
 
 
@@ -120,3 +123,21 @@ def collect(updates: Sequence[ChatUpdate], author: str | None = None) -> ChatRes
     usage = next((u.usage for u in reversed(updates) if u.usage is not None), None)
     finish = next((u.finish_reason for u in reversed(updates) if u.finish_reason), None)
     return ChatResponse(ChatMessage("assistant", tuple(contents), author), usage, finish)
+
+
+PLACEHOLDER_KEY = "no-key"
+"""The key sent to a keyless server (local servers ignore it, but the SDKs want one)."""
+
+
+def credentials(api_key: str | None, base_url: str | None, env: str) -> tuple[str, str | None]:
+    """A provider client's key and base URL: the arguments, else `{env}_API_KEY` and
+    `{env}_BASE_URL`; `PLACEHOLDER_KEY` for a server given without a key.
+
+    Raises:
+        ChatClientError: neither a key nor a base URL.
+    """
+    base_url = base_url or os.environ.get(f"{env}_BASE_URL") or None
+    api_key = api_key or os.environ.get(f"{env}_API_KEY") or None
+    if api_key is None and base_url is None:
+        raise ChatClientError(f"no API key: pass api_key= or set {env}_API_KEY (or {env}_BASE_URL)")
+    return api_key or PLACEHOLDER_KEY, base_url

@@ -15,7 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
-from ._client import ChatClientError, ChatOptions, ChatResponse, ChatUpdate, ToolSpec
+from ._client import (
+    ChatClientError,
+    ChatOptions,
+    ChatResponse,
+    ChatUpdate,
+    ToolSpec,
+    credentials,
+)
 from ._messages import ChatMessage, Content, FunctionCall, FunctionResult, TextContent, Usage
 from ._wire import parse_arguments as _parse_arguments
 from ._wire import result_text as _result_text
@@ -31,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MODEL", "ChatClientError", "OpenAIChatClient"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
-_PLACEHOLDER_KEY = "no-key"  # local servers ignore the key, but the SDK demands one
 _CHOICES = ("auto", "none", "required")
 
 
@@ -157,13 +163,9 @@ class OpenAIChatClient:
             from openai import NOT_GIVEN, AsyncOpenAI
 
             api_key, base_url, max_retries, timeout = self._config
-            base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-            api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
-            if api_key is None and base_url is None:
-                msg = "no API key: pass api_key= or set OPENAI_API_KEY (or OPENAI_BASE_URL)"
-                raise ChatClientError(msg)
+            api_key, base_url = credentials(api_key, base_url, "OPENAI")
             self._client = AsyncOpenAI(
-                api_key=api_key or _PLACEHOLDER_KEY,
+                api_key=api_key,
                 base_url=base_url,
                 max_retries=max_retries,
                 timeout=NOT_GIVEN if timeout is None else timeout,
