@@ -22,6 +22,7 @@ from ._errors import WorkflowError
 from ._events import Event, RunStatus
 from ._requests import RunResult, recorded_result
 from ._runner import Runner
+from ._scope import enter, leave
 from ._sinks import Channel, ListSink, Sink
 
 if TYPE_CHECKING:
@@ -147,6 +148,7 @@ class RunExecution:
         # Its emit/record/mark are the tape's own bound methods, which pyright cannot
         # match against the protocol's callables.
         runner = self.make_runner(cast(Sink, ListSink()))
+        token = enter(runner.session_id)  # handlers know their session (`_scope`)
         try:
             status = await runner.execute()
             result = self.finish(runner, status)
@@ -156,6 +158,7 @@ class RunExecution:
                 return self.finish(runner, RunStatus.CANCELLED)
             raise
         finally:
+            leave(token)
             runner.close()
             self.done()
             del run  # the Run may be collected now
@@ -163,6 +166,7 @@ class RunExecution:
 
     async def drive(self, channel: Channel) -> None:
         runner = self.make_runner(channel)
+        token = enter(runner.session_id)
         try:
             status = await runner.execute()
             self.finish(runner, status)
@@ -171,6 +175,7 @@ class RunExecution:
         except Exception as exc:
             self.error = exc
         finally:
+            leave(token)
             runner.close()
             self.done()
             channel.close()

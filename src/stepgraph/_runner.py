@@ -58,7 +58,6 @@ from ._interceptors import RunCall, SuperstepCall, compose
 from ._items import Items
 from ._map import MapBuffers
 from ._requests import Answer, Request
-from ._scope import running
 from ._state import commit as commit_state
 from ._steering import Paused, Steering
 
@@ -250,8 +249,7 @@ class Runner:
                 )
             steps += 1
             call.number = content.superstep + 1
-            with running(self.session_id):
-                await step(call)
+            await step(call)
             call.resuming = False
             if sink.pauses:
                 await sink.barrier()

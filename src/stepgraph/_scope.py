@@ -1,6 +1,6 @@
-"""Which session's handlers are running: a context variable the runner sets per superstep.
+"""Which session's handlers are running: a context variable set for the whole of a run.
 
-Handler tasks are created inside the superstep, so they inherit it, and so does
+Handler tasks are created inside the run, so they inherit it, and so does
 anything they call. Code that must keep per-session state without being handed
 the session (a shared test double such as `ScriptedChatClient`) reads it with
 `current_session()`; everything else should use the handler's context.
@@ -9,10 +9,8 @@ the session (a shared test double such as `ScriptedChatClient`) reads it with
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Generator
-from contextlib import contextmanager
 
-__all__ = ["current_session", "running"]
+__all__ = ["current_session", "enter", "leave"]
 
 _SESSION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "stepgraph_session", default=None
@@ -24,11 +22,14 @@ def current_session() -> str | None:
     return _SESSION.get()
 
 
-@contextmanager
-def running(session_id: str) -> Generator[None]:
-    """Mark the code inside as running a superstep of session `session_id`."""
-    token = _SESSION.set(session_id)
-    try:
-        yield
-    finally:
-        _SESSION.reset(token)
+def enter(session_id: str) -> contextvars.Token[str | None]:
+    """Mark what runs from here on (in this task) as session `session_id`'s; `leave` undoes it.
+
+    Set once per run, not per superstep: a `with` block per superstep cost W3 ~2 us.
+    """
+    return _SESSION.set(session_id)
+
+
+def leave(token: contextvars.Token[str | None]) -> None:
+    """Undo `enter`."""
+    _SESSION.reset(token)
