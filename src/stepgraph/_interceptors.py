@@ -87,18 +87,25 @@ class Interceptor:
         return next(act)
 
 
-def overrides(layer: Interceptor, name: str) -> bool:
-    """True when `layer` does more than pass `name` calls through."""
-    return getattr(type(layer), name) is not getattr(Interceptor, name)
+def overrides(layer: object, name: str, base: type = Interceptor) -> bool:
+    """True when `layer` does more than pass `name` calls through (as `base` does)."""
+    return getattr(type(layer), name) is not getattr(base, name)
 
 
 def compose(
-    layers: Sequence[Interceptor], name: str, inner: Callable[[T], Awaitable[R]]
+    layers: Sequence[object],
+    name: str,
+    inner: Callable[[T], Awaitable[R]],
+    base: type = Interceptor,
 ) -> Callable[[T], Awaitable[R]]:
-    """The chain of `layers`' `name` methods around `inner` (outermost first)."""
+    """The chain of `layers`' `name` methods around `inner` (outermost first).
+
+    Layers whose `name` is `base`'s pass-through are left out, so a chain without
+    any is `inner` itself. Agent middleware composes the same way (`base=Middleware`).
+    """
     fn = inner
     for layer in reversed(layers):
-        if overrides(layer, name):
+        if overrides(layer, name, base):
             fn = _bind(getattr(layer, name), fn)
     return fn
 

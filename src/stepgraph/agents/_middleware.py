@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import WorkflowError
+from .._interceptors import compose
 from ._client import ChatClient, ChatOptions, ChatResponse, ChatUpdate, ToolSpec, collect
 from ._mcp import MCPServerError
 from ._messages import ChatMessage, FunctionCall, FunctionResult
@@ -45,7 +46,6 @@ __all__ = [
     "ToolCall",
     "call_model",
     "call_tool",
-    "compose",
 ]
 
 T = TypeVar("T")
@@ -150,33 +150,9 @@ class Middleware:
         return next(call)
 
 
-def compose(
-    layers: Sequence[Middleware], name: str, inner: Callable[[T], Awaitable[R]]
-) -> Callable[[T], Awaitable[R]]:
-    """The chain of `layers`' `name` methods around `inner`; the first layer is outermost.
-
-    Layers that do not override `name` are left out, so a chain without any is `inner`.
-    """
-    fn = inner
-    for layer in reversed(layers):
-        if getattr(type(layer), name) is not getattr(Middleware, name):
-            fn = _bind(getattr(layer, name), fn)
-    return fn
-
-
-def _bind(
-    method: Callable[[T, Callable[[T], Awaitable[R]]], Awaitable[R]],
-    nxt: Callable[[T], Awaitable[R]],
-) -> Callable[[T], Awaitable[R]]:
-    def call(value: T) -> Awaitable[R]:
-        return method(value, nxt)
-
-    return call
-
-
 async def call_model(layers: Sequence[Middleware], call: ModelCall) -> ChatResponse:
     """Run `call` through `layers` to its client; the reply is authored by the agent."""
-    return await compose(layers, "model_call", _send)(call)
+    return await compose(layers, "model_call", _send, Middleware)(call)
 
 
 async def _send(call: ModelCall) -> ChatResponse:
@@ -205,7 +181,9 @@ async def call_tool(layers: Sequence[Middleware], call: ToolCall) -> FunctionRes
         MCPServerError: the server, not the tool, failed (the call did not happen).
     """
     try:
-        return FunctionResult(call.call_id, await compose(layers, "tool_call", _invoke)(call))
+        return FunctionResult(
+            call.call_id, await compose(layers, "tool_call", _invoke, Middleware)(call)
+        )
     except MCPServerError:
         raise  # retry it later: nothing is recorded for this call
     except ToolBlocked as exc:
