@@ -33,6 +33,7 @@ from ._errors import ApiError
 from ._events import request_json
 from ._host import Host
 from ._http import host_of, read_json
+from ._launch import spawn_run
 from ._plain import to_jsonable
 from ._wire import obj
 
@@ -296,17 +297,7 @@ async def resume(request: Request) -> Response:
         except sg.ConcurrentRunError as exc:
             raise ApiError(409, str(exc), code="session_busy") from None
         owner = principal_of(request).identity
-        host.log.add_session(sid, "ui", "", owner)
-        rec = host.new_run(sid, "resume", "ui", owner)
-
-        async def work() -> None:
-            try:
-                async for _ in host.drive(session, run, rec, live=True):
-                    pass
-            finally:
-                await host.release(sid)
-
-        host.spawn(work)
+        rec = spawn_run(host, sid, session, run, kind="resume", owner=owner)
     except BaseException:
         await host.release(sid)
         raise

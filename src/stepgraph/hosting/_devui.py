@@ -28,6 +28,7 @@ from ._errors import ApiError
 from ._events import event_json, request_json
 from ._host import Host
 from ._http import host_of, read_json
+from ._launch import spawn_run
 from ._layout import graph_layout
 from ._sse import EventStream, frame
 from ._turns import start_input
@@ -158,17 +159,9 @@ async def _launch(
         else:
             session = host.session(session_id)
         run = start(session)
-        host.log.add_session(session_id, "ui", label, viewer.identity)
-        rec = host.new_run(session_id, kind, "ui", viewer.identity)
-
-        async def work() -> None:
-            try:
-                async for _ in host.drive(session, run, rec, live=True):
-                    pass
-            finally:
-                await host.release(session_id)
-
-        host.spawn(work)
+        rec = spawn_run(
+            host, session_id, session, run, kind=kind, owner=viewer.identity, label=label
+        )
     except BaseException:
         await host.release(session_id)
         raise
