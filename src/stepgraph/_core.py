@@ -31,6 +31,7 @@ from ._traced import Tracing
 
 if TYPE_CHECKING:
     from ._backend import Backend
+    from ._planner import Queue
     from ._store import CheckpointStore
     from ._workflow import Workflow
     from .tracing import Tracer
@@ -265,6 +266,30 @@ class SessionCore:
         self.loaded = True
         if self.checkpointer is not None:
             self.checkpointer.adopt(cp)
+
+    async def save_whole(
+        self, cpr: Checkpointer, state: dict[str, Any], queue: Queue
+    ) -> Checkpoint:
+        """Save the live session, with `state` and `queue`, as a full child of the head.
+
+        Built from the live content, not from the head's parts; the chunks the head
+        stores are named again, not re-written. The caller sets the head.
+        """
+        c = self.content
+        snapshots = await self.snapshots()
+        cpr.forget(keep_chunks=True)
+        cp = cpr.build(
+            written=state,
+            snapshots=snapshots,
+            queue=queue,
+            fanin=c.fanin,
+            superstep=c.superstep,
+            status=c.status,
+            parent=c.head,
+            full=True,
+        )
+        await cpr.save(cp)
+        return cp
 
     async def save_head(self, cpr: Checkpointer, *, parent: str | None) -> Checkpoint:
         """Save the session as it is (nothing written) as the new head."""

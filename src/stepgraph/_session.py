@@ -290,23 +290,8 @@ class Session(Generic[InT]):
         core.check_guard("create_checkpoint")
         await core.ensure_loaded()
         core.check_queue("create_checkpoint")
-        cpr = core.writer()
-        snapshots = await core.snapshots()
         c = core.content
-        # A full checkpoint built from the live session, not from the head's parts (the
-        # head's chunks are named again, not re-written).
-        cpr.forget(keep_chunks=True)
-        cp = cpr.build(
-            written=c.state,
-            snapshots=snapshots,
-            queue={},
-            fanin=c.fanin,
-            superstep=c.superstep,
-            status=c.status,
-            parent=c.head,
-            full=True,
-        )
-        await cpr.save(cp)
+        cp = await core.save_whole(core.writer(), c.state, {})
         c.head = cp.info.id
         return cp.info.id
 

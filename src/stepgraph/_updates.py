@@ -85,21 +85,7 @@ async def _update(core: SessionCore, writes: dict[str, Any], ref: CheckpointRef 
                 state.pop(key, None)
             else:
                 state[key] = value
-        snapshots = await core.snapshots()
-        # A full checkpoint of the live session (like create_checkpoint): chunks the head
-        # stores are named again, not re-written.
-        cpr.forget(keep_chunks=True)
-        cp = cpr.build(
-            written=state,
-            snapshots=snapshots,
-            queue=c.queue,
-            fanin=c.fanin,
-            superstep=c.superstep,
-            status=c.status,
-            parent=c.head,
-            full=True,
-        )
-        await cpr.save(cp)
+        cp = await core.save_whole(cpr, state, c.queue)  # as create_checkpoint() does
     except BaseException:
         cpr.rewind(mark)
         core.content.replace_with(before)
