@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from stepgraph import CheckpointDecodeError, _chunks, serde
-from stepgraph._chunks import BLOB_MIN, LIST_MIN, MERGE, SEAL_BYTES, ListTrack
+from stepgraph import CheckpointDecodeError, _chunk_writer, _chunks, serde
+from stepgraph._chunk_writer import ListTrack
+from stepgraph._chunks import BLOB_MIN, LIST_MIN, MERGE, SEAL_BYTES
 
 
 def enc(value: Any) -> bytes:
@@ -34,7 +35,7 @@ class Reader:
         self.whole: bytes | None = None
         self.types = types
 
-    def save(self, stored: _chunks.Stored) -> None:
+    def save(self, stored: _chunk_writer.Stored) -> None:
         """Keep `stored` as a store would: the relative form applied on the previous whole."""
         for cid, data in stored.chunks.items():
             assert _chunks.chunk_id(data) == cid
@@ -51,8 +52,10 @@ class Reader:
         return _chunks.decode(self.whole, self.chunks, self.types)
 
 
-def save(reader: Reader, value: Any, track: _chunks.Track | None, e: Any = enc) -> _chunks.Stored:
-    stored = _chunks.store(value, track, e)
+def save(
+    reader: Reader, value: Any, track: _chunk_writer.Track | None, e: Any = enc
+) -> _chunk_writer.Stored:
+    stored = _chunk_writer.store(value, track, e)
     reader.save(stored)
     assert reader.value() == value
     assert _chunks.plain(stored.whole, reader.chunks) == e(value)
@@ -180,7 +183,7 @@ def test_merges_keep_chunks_logarithmic_and_encode_each_item_a_bounded_number_of
         items = [*items, f"{i:06d}" + "y" * 94]  # about 100 bytes: 40 items to a chunk
         if len(items) == LIST_MIN:
             encoded.clear()  # short lists are encoded whole each time, as plain values
-        stored = _chunks.store(items, track, counting)
+        stored = _chunk_writer.store(items, track, counting)
         reader.chunks.update(stored.chunks)
         if stored.relative is not None:
             reader.whole = _chunks.apply(reader.whole, stored.relative)
@@ -221,7 +224,7 @@ def test_a_dict_snapshot_stores_its_long_list_relative_and_unchanged_fields_empt
         track = stored.track
         assert stored.relative is not None
         assert stored.relative[:2] == b"\x00E"
-        fields = _chunks._dict_fields(stored.relative)
+        fields = _chunks.dict_fields(stored.relative)
         assert fields["meta"] == b""  # unchanged
         assert fields["n"] == enc(n)  # small fields whole
         assert fields["conversation"][:2] == b"\x00D"  # the list relative
@@ -229,7 +232,7 @@ def test_a_dict_snapshot_stores_its_long_list_relative_and_unchanged_fields_empt
     # A field added, one removed, the list replaced: still exact.
     snap = {"conversation": conversation[:20], "new": [1, 2, 3]}
     stored = save(reader, snap, track)
-    assert _chunks._dict_fields(stored.relative or b"")["conversation"][:2] == b"\x00L"
+    assert _chunks.dict_fields(stored.relative or b"")["conversation"][:2] == b"\x00L"
 
 
 def test_dicts_serde_does_not_write_as_plain_objects_are_stored_plain() -> None:
@@ -252,8 +255,8 @@ def test_blobs() -> None:
     assert _chunks.mentioned(stored.whole) == [cid]
     assert stored.track is None
     small = "z" * (BLOB_MIN - 10)
-    assert _chunks.store(small, None, enc).whole == enc(small)
-    assert _chunks.store({"a": big}, None, enc).whole[:2] == b"\x00B"  # a dict without lists
+    assert _chunk_writer.store(small, None, enc).whole == enc(small)
+    assert _chunk_writer.store({"a": big}, None, enc).whole[:2] == b"\x00B"  # a dict without lists
 
 
 VALUES: list[Any] = [
@@ -351,7 +354,7 @@ def _valid_forms() -> tuple[list[bytes], dict[str, bytes]]:
         value = {"conversation": [*value["conversation"], item(i)], "n": i}
         stored = save(reader, value, track)
         forms += [stored.whole, *([stored.relative] if stored.relative else [])]
-        forms.append(_chunks._dict_fields(stored.whole)["conversation"])
+        forms.append(_chunks.dict_fields(stored.whole)["conversation"])
         track = stored.track
     forms.append(save(reader, "b" * BLOB_MIN, None).whole)
     return forms, reader.chunks
@@ -410,11 +413,11 @@ def test_a_relative_form_needs_the_parent_form_it_extends() -> None:
         with pytest.raises(CheckpointDecodeError):
             _chunks.apply(base, second.relative)
     snap = save(Reader(), {"c": items}, None)
-    rel = _chunks.store({"c": items, "d": 1}, snap.track, enc).relative
+    rel = _chunk_writer.store({"c": items, "d": 1}, snap.track, enc).relative
     assert rel is not None
     with pytest.raises(CheckpointDecodeError):
         _chunks.apply(first.whole, rel)
-    keep_missing = _chunks._dict_bytes(b"\x00E", {"absent": b""})
+    keep_missing = _chunks.dict_bytes(b"\x00E", {"absent": b""})
     with pytest.raises(CheckpointDecodeError, match="absent"):
         _chunks.apply(snap.whole, keep_missing)
     assert _chunks.apply(None, enc(1)) == enc(1)  # a whole form is itself
@@ -438,7 +441,7 @@ def test_mentioned_names_the_chunks_of_every_form() -> None:
     assert _chunks.mentioned(enc(items)) == []
     blob = save(Reader(), "b" * BLOB_MIN, None)
     assert _chunks.mentioned(blob.whole) == list(blob.chunks)
-    unchanged = _chunks.store({"conversation": grown, "blob": "y"}, second.track, enc)
+    unchanged = _chunk_writer.store({"conversation": grown, "blob": "y"}, second.track, enc)
     assert _chunks.mentioned(unchanged.relative or b"") == []  # the list field kept as is
 
 
@@ -446,10 +449,10 @@ def test_track_of_rebuilds_what_a_reader_needs_to_go_on() -> None:
     reader = Reader()
     snap = {"conversation": [item(i) for i in range(100)], "n": 1}
     stored = save(reader, snap, None)
-    track = _chunks.track_of(stored.whole, reader.value())
+    track = _chunk_writer.track_of(stored.whole, reader.value())
     assert track == stored.track
     more = {"conversation": [*snap["conversation"], "next"], "n": 2}
     again = save(reader, more, track)
     assert again.relative is not None
     assert len(again.relative) < 300
-    assert _chunks.track_of(enc(1), 1) is None
+    assert _chunk_writer.track_of(enc(1), 1) is None

@@ -3,7 +3,7 @@
 Each check opens stores through the suite's factory (a location name in, an
 open store out; a used name reopens the same storage) and raises
 `AssertionError` naming the rule of `ChunkStore` a store broke. The
-checkpoints carry real stored forms: values stored by `_chunks.store`
+checkpoints carry real stored forms: values stored by `_chunk_writer.store`
 relative to what the previous save stored, as a session saving to a
 `ChunkStore` builds them (chunked lists that grow and merge, blobs, dicts
 with a long list field, relative parts in delta records).
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from . import _chunks, _parts, serde
+from . import _chunk_writer, _chunks, _parts, serde
 from ._checkpoint import FULL_EVERY, Checkpoint, CheckpointInfo
 from ._errors import CheckpointError
 from ._store import CheckpointStore, ChunkStore, chunk_store
@@ -80,7 +80,7 @@ async def keeps_chunks(factory: Factory) -> bool:
 @dataclass(frozen=True, slots=True)
 class _Head:
     parts: dict[str, bytes]
-    tracks: dict[str, _chunks.Track]
+    tracks: dict[str, _chunk_writer.Track]
     values: dict[str, object]
     depth: int
 
@@ -110,7 +110,7 @@ class _Chunked:
         relative: dict[str, bytes] = {}
         chunks: dict[str, bytes] = {}
         for name, value in values.items():
-            stored = _chunks.store(value, old.tracks.get(name), serde.encode)
+            stored = _chunk_writer.store(value, old.tracks.get(name), serde.encode)
             parts[name] = stored.whole
             chunks.update(stored.chunks)
             if stored.relative is not None:
@@ -212,7 +212,7 @@ async def check_chunks_round_trip(factory: Factory) -> None:
         cps += _grow(line, 12)
         _uses_every_form(cps)
         track = line.at.tracks[HISTORY]
-        assert isinstance(track, _chunks.ListTrack), "the test's list is not chunked"
+        assert isinstance(track, _chunk_writer.ListTrack), "the test's list is not chunked"
         assert any(c[2] > 0 for c in track.form.chunks), "the test's list never merged"
         for cp in cps:
             await store.save(cp)

@@ -26,7 +26,8 @@ applied to the part's form in the parent (`apply`):
   parent, named in the header's `b`: a conversation queued for the next
   speaker extends the one queued for the last).
 
-A chunk is a sequence of frames (`u32 length | serde-encoded list`); its id
+`_chunk_writer` writes values in these forms, remembering what each part
+stores. A chunk is a sequence of frames (`u32 length | serde-encoded list`); its id
 is the BLAKE2b-128 of its bytes in hex. A checkpoint carries the chunks it
 introduces (`Checkpoint.chunks`), the store keeps them per session, and
 `load` returns a checkpoint with every chunk its parts reference.
@@ -48,24 +49,28 @@ from . import serde
 from ._errors import CheckpointDecodeError
 
 __all__ = [
+    "BLOB",
     "BLOB_MIN",
+    "DICT",
+    "DICT_DELTA",
+    "LIST",
+    "LIST_DELTA",
     "LIST_MIN",
     "MERGE",
     "SEAL_BYTES",
-    "DictTrack",
-    "ListTrack",
-    "Stored",
-    "Track",
+    "ChunkRef",
+    "Encoder",
+    "ListForm",
     "apply",
-    "blob",
     "chunk_id",
     "decode",
-    "is_long_list",
+    "dict_bytes",
+    "dict_fields",
+    "frame",
     "is_relative",
     "mentioned",
     "plain",
-    "store",
-    "track_of",
+    "with_header",
 ]
 
 LIST_MIN: Final = 8
@@ -77,7 +82,8 @@ MERGE: Final = 8
 BLOB_MIN: Final = 4096
 """A plain encoding this large is kept as a content-addressed chunk."""
 
-_BLOB, _LIST, _DICT, _LIST_DELTA, _DICT_DELTA = b"\x00B", b"\x00L", b"\x00M", b"\x00D", b"\x00E"
+BLOB, LIST, DICT, LIST_DELTA, DICT_DELTA = b"\x00B", b"\x00L", b"\x00M", b"\x00D", b"\x00E"
+"""The marks of the stored forms (module docstring); `_chunk_writer` writes them."""
 _LEN = struct.Struct(">I")
 
 Encoder = Callable[[Any], bytes]
@@ -89,7 +95,7 @@ def chunk_id(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _frame(pieces: Iterable[bytes]) -> bytes:
+def frame(pieces: Iterable[bytes]) -> bytes:
     out: list[bytes] = []
     for p in pieces:
         out.append(_LEN.pack(len(p)))
@@ -110,7 +116,7 @@ def _unframe(data: bytes) -> list[bytes]:
     return out
 
 
-def _with_header(mark: bytes, header: object, body: Iterable[bytes]) -> bytes:
+def with_header(mark: bytes, header: object, body: Iterable[bytes]) -> bytes:
     head = json.dumps(header, separators=(",", ":")).encode()
     return b"".join([mark, _LEN.pack(len(head)), head, *body])
 
@@ -143,26 +149,26 @@ def _cut(body: bytes, lengths: list[int]) -> list[bytes]:
 
 
 @dataclass(frozen=True, slots=True)
-class _ListForm:
+class ListForm:
     chunks: tuple[ChunkRef, ...]
     segs: tuple[bytes, ...]
 
     def to_bytes(self) -> bytes:
         header = {"c": [list(c) for c in self.chunks], "s": [len(s) for s in self.segs]}
-        return _with_header(_LIST, header, self.segs)
+        return with_header(LIST, header, self.segs)
 
     @staticmethod
-    def parse(data: bytes) -> _ListForm:
+    def parse(data: bytes) -> ListForm:
         header, body = _split(data)
         try:
             chunks = tuple((str(c[0]), int(c[1]), int(c[2])) for c in header["c"])
             lengths = [int(n) for n in header["s"]]
         except (TypeError, KeyError, ValueError, IndexError, OverflowError):
             raise CheckpointDecodeError("a stored list's header is malformed") from None
-        return _ListForm(chunks, tuple(_cut(body, lengths)))
+        return ListForm(chunks, tuple(_cut(body, lengths)))
 
 
-def _dict_fields(data: bytes) -> dict[str, bytes]:
+def dict_fields(data: bytes) -> dict[str, bytes]:
     header, body = _split(data)
     try:
         names = [str(f[0]) for f in header["f"]]
@@ -172,18 +178,18 @@ def _dict_fields(data: bytes) -> dict[str, bytes]:
     return dict(zip(names, _cut(body, lengths), strict=True))
 
 
-def _dict_bytes(
+def dict_bytes(
     mark: bytes, fields: Mapping[str, bytes], bases: Mapping[str, str] | None = None
 ) -> bytes:
     header: dict[str, Any] = {"f": [[k, len(v)] for k, v in fields.items()]}
     if bases:
         header["b"] = dict(bases)
-    return _with_header(mark, header, fields.values())
+    return with_header(mark, header, fields.values())
 
 
 def is_relative(data: bytes) -> bool:
     """True for a form stored relative to the parent's part (`apply` resolves it)."""
-    return data[:2] in (_LIST_DELTA, _DICT_DELTA)
+    return data[:2] in (LIST_DELTA, DICT_DELTA)
 
 
 def apply(base: bytes | None, data: bytes) -> bytes:
@@ -193,10 +199,10 @@ def apply(base: bytes | None, data: bytes) -> bytes:
         CheckpointDecodeError: `data` is relative and `base` is not what it extends.
     """
     mark = data[:2]
-    if mark == _LIST_DELTA:
-        if base is None or base[:2] != _LIST:
+    if mark == LIST_DELTA:
+        if base is None or base[:2] != LIST:
             raise CheckpointDecodeError("a list delta's parent part is not a stored list")
-        old = _ListForm.parse(base)
+        old = ListForm.parse(base)
         header, body = _split(data)
         try:
             keep, kept_segs = int(header["k"]), int(header["t"])
@@ -207,18 +213,18 @@ def apply(base: bytes | None, data: bytes) -> bytes:
         if not (0 <= keep <= len(old.chunks) and 0 <= kept_segs <= len(old.segs)):
             raise CheckpointDecodeError("a list delta keeps more than its parent holds")
         segs = old.segs[:kept_segs] + tuple(_cut(body, lengths))
-        return _ListForm(old.chunks[:keep] + new, segs).to_bytes()
-    if mark == _DICT_DELTA:
-        if base is None or base[:2] != _DICT:
+        return ListForm(old.chunks[:keep] + new, segs).to_bytes()
+    if mark == DICT_DELTA:
+        if base is None or base[:2] != DICT:
             raise CheckpointDecodeError("a dict delta's parent part is not a stored dict")
-        old_fields = _dict_fields(base)
+        old_fields = dict_fields(base)
         header, _ = _split(data)
         raw: object = cast(dict[str, Any], header).get("b", {}) if isinstance(header, dict) else {}
         if not isinstance(raw, dict):
             raise CheckpointDecodeError("a dict delta's bases are malformed")
         bases = {str(k): str(v) for k, v in cast(dict[Any, Any], raw).items()}
         fields: dict[str, bytes] = {}
-        for name, value in _dict_fields(data).items():
+        for name, value in dict_fields(data).items():
             if not value:
                 if name not in old_fields:
                     raise CheckpointDecodeError(f"a dict delta keeps field {name!r} it lacks")
@@ -227,25 +233,25 @@ def apply(base: bytes | None, data: bytes) -> bytes:
                 fields[name] = apply(old_fields.get(bases.get(name, name)), value)
             else:
                 fields[name] = value
-        return _dict_bytes(_DICT, fields)
+        return dict_bytes(DICT, fields)
     return data
 
 
 def mentioned(data: bytes) -> list[str]:
     """Ids of the chunks a stored form (whole or relative) names."""
     mark = data[:2]
-    if mark == _BLOB:
+    if mark == BLOB:
         return [data[2:].decode("ascii", "replace")]
-    if mark == _LIST:
-        return [c[0] for c in _ListForm.parse(data).chunks]
-    if mark == _LIST_DELTA:
+    if mark == LIST:
+        return [c[0] for c in ListForm.parse(data).chunks]
+    if mark == LIST_DELTA:
         header, _ = _split(data)
         try:
             return [str(c[0]) for c in header["c"]]
         except (TypeError, KeyError, IndexError):
             raise CheckpointDecodeError("a list delta's header is malformed") from None
-    if mark in (_DICT, _DICT_DELTA):
-        return [i for v in _dict_fields(data).values() if v for i in mentioned(v)]
+    if mark in (DICT, DICT_DELTA):
+        return [i for v in dict_fields(data).values() if v for i in mentioned(v)]
     return []
 
 
@@ -264,10 +270,10 @@ def decode(data: bytes, chunks: Mapping[str, bytes], types: serde.TypeRegistry |
     mark = data[:2]
     if data[:1] != b"\x00":
         return serde.decode(data, types=types)
-    if mark == _BLOB:
+    if mark == BLOB:
         return serde.decode(_chunk(chunks, data[2:].decode("ascii", "replace")), types=types)
-    if mark == _LIST:
-        form = _ListForm.parse(data)
+    if mark == LIST:
+        form = ListForm.parse(data)
         out: list[Any] = []
         for cid, count, _ in form.chunks:
             before = len(out)
@@ -278,8 +284,8 @@ def decode(data: bytes, chunks: Mapping[str, bytes], types: serde.TypeRegistry |
         for seg in form.segs:
             out.extend(_items(seg, types))
         return out
-    if mark == _DICT:
-        return {k: decode(v, chunks, types) for k, v in _dict_fields(data).items()}
+    if mark == DICT:
+        return {k: decode(v, chunks, types) for k, v in dict_fields(data).items()}
     raise CheckpointDecodeError(f"unknown stored form {mark!r}")
 
 
@@ -295,208 +301,15 @@ def plain(data: bytes, chunks: Mapping[str, bytes]) -> bytes:
     mark = data[:2]
     if data[:1] != b"\x00":
         return data
-    if mark == _BLOB:
+    if mark == BLOB:
         return _chunk(chunks, data[2:].decode("ascii", "replace"))
-    if mark == _LIST:
-        form = _ListForm.parse(data)
+    if mark == LIST:
+        form = ListForm.parse(data)
         frames = [f for cid, _, _ in form.chunks for f in _unframe(_chunk(chunks, cid))]
         inner = [f[1:-1] for f in (*frames, *form.segs) if f != b"[]"]
         return b"[" + b",".join(inner) + b"]"
-    if mark == _DICT:
-        fields = _dict_fields(data).items()
+    if mark == DICT:
+        fields = dict_fields(data).items()
         inner = [serde.encode(k) + b":" + plain(v, chunks) for k, v in fields]
         return b"{" + b",".join(inner) + b"}"
     raise CheckpointDecodeError(f"unknown stored form {mark!r}")
-
-
-# -- writing with memory of what is stored ----------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ListTrack:
-    """A list as stored: the committed items (a shallow copy) and their stored form."""
-
-    items: list[Any]
-    form: _ListForm
-
-
-@dataclass(frozen=True, slots=True)
-class DictTrack:
-    """A dict as stored: each field's whole form, and the tracks of its list fields."""
-
-    wholes: dict[str, bytes]
-    lists: dict[str, ListTrack]
-
-
-Track = ListTrack | DictTrack
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """How one value is stored: its whole form, the form relative to the previous one
-    (None: store the whole), the chunks it introduces, and what to remember of it.
-    """
-
-    whole: bytes
-    relative: bytes | None
-    chunks: dict[str, bytes]
-    track: Track | None
-
-
-def is_long_list(value: object) -> bool:
-    """True for a list stored in the chunked list form."""
-    return type(value) is list and len(cast(list[Any], value)) >= LIST_MIN
-
-
-def store(value: Any, track: Track | None, enc: Encoder) -> Stored:
-    """The stored form of `value`, relative to `track` (what the previous save stored)."""
-    if is_long_list(value):
-        return _store_list(value, track if isinstance(track, ListTrack) else None, enc)
-    if type(value) is dict:
-        d = cast(dict[Any, Any], value)
-        # Only a dict `serde` writes as a plain JSON object (str keys, none the tag
-        # key "!"): `plain` assembles the form back into exactly that encoding.
-        plain_keys = all(type(k) is str for k in d) and "!" not in d
-        if plain_keys and any(is_long_list(v) for v in d.values()):
-            return _store_dict(d, track if isinstance(track, DictTrack) else None, enc)
-    return blob(enc(value))
-
-
-def blob(data: bytes) -> Stored:
-    """How a plain encoding is stored: as a blob chunk from `BLOB_MIN` bytes, else as it is."""
-    if len(data) >= BLOB_MIN:
-        cid = chunk_id(data)
-        return Stored(_BLOB + cid.encode(), None, {cid: data}, None)
-    return Stored(data, None, {}, None)
-
-
-def _extends(value: list[Any], track: ListTrack | None) -> bool:
-    """True when `value` starts with the items `track` stored."""
-    if track is None:
-        return False
-    n = len(track.items)
-    return (
-        n <= len(value)
-        and (n == 0 or value[n - 1] == track.items[-1])
-        and (value[:n] == track.items)
-    )
-
-
-def _store_list(value: list[Any], track: ListTrack | None, enc: Encoder) -> Stored:
-    if track is not None and _extends(value, track):
-        return _extend(value, track, enc)
-    data = enc(value)
-    chunks: dict[str, bytes] = {}
-    if len(data) >= SEAL_BYTES:  # stored whole as one chunk, levelled by its size
-        framed = _frame([data])
-        cid = chunk_id(framed)
-        chunks[cid] = framed
-        level, size = 0, SEAL_BYTES * MERGE
-        while len(data) >= size:
-            level, size = level + 1, size * MERGE
-        form = _ListForm(((cid, len(value), level),), ())
-    else:
-        form = _ListForm((), (data,))
-    return Stored(form.to_bytes(), None, chunks, ListTrack(list(value), form))
-
-
-def _extend(value: list[Any], track: ListTrack, enc: Encoder) -> Stored:
-    old = track.form
-    added = value[len(track.items) :]
-    if not added:
-        return Stored(old.to_bytes(), None, {}, track)
-    segs = (*old.segs, enc(added))
-    chunks = old.chunks
-    new_chunks: dict[str, bytes] = {}
-    if sum(map(len, segs)) >= SEAL_BYTES:
-        sealed = sum(c[1] for c in chunks)
-        framed = _frame(segs)
-        cid = chunk_id(framed)
-        new_chunks[cid] = framed
-        chunks = (*chunks, (cid, len(value) - sealed, 0))
-        segs = ()
-        chunks = _merge(chunks, value, enc, new_chunks)
-        named = {c[0] for c in chunks}  # a chunk merged away at once is never stored
-        new_chunks = {k: v for k, v in new_chunks.items() if k in named}
-    form = _ListForm(chunks, segs)
-    keep = 0
-    while keep < min(len(chunks), len(old.chunks)) and chunks[keep] == old.chunks[keep]:
-        keep += 1
-    kept_segs = len(old.segs) if segs else 0
-    header = {
-        "k": keep,
-        "c": [list(c) for c in chunks[keep:]],
-        "t": kept_segs,
-        "s": [len(s) for s in segs[kept_segs:]],
-    }
-    relative = _with_header(_LIST_DELTA, header, segs[kept_segs:])
-    return Stored(form.to_bytes(), relative, new_chunks, ListTrack(list(value), form))
-
-
-def _merge(
-    chunks: tuple[ChunkRef, ...], items: list[Any], enc: Encoder, out: dict[str, bytes]
-) -> tuple[ChunkRef, ...]:
-    """Merge trailing runs of `MERGE` chunks of one level, re-encoding their items once."""
-    while len(chunks) >= MERGE and len({c[2] for c in chunks[-MERGE:]}) == 1:
-        level = chunks[-1][2]
-        count = sum(c[1] for c in chunks[-MERGE:])
-        start = sum(c[1] for c in chunks[:-MERGE])
-        framed = _frame([enc(items[start : start + count])])
-        cid = chunk_id(framed)
-        out[cid] = framed
-        chunks = (*chunks[:-MERGE], (cid, count, level + 1))
-    return chunks
-
-
-def _store_dict(value: dict[str, Any], track: DictTrack | None, enc: Encoder) -> Stored:
-    wholes: dict[str, bytes] = {}
-    lists: dict[str, ListTrack] = {}
-    relative: dict[str, bytes] = {}
-    chunks: dict[str, bytes] = {}
-    bases: dict[str, str] = {}
-    for name, field in value.items():
-        if is_long_list(field):
-            prev = track.lists.get(name) if track is not None else None
-            if track is not None and not _extends(field, prev):
-                other = next((k for k, t in track.lists.items() if _extends(field, t)), None)
-                if other is not None:
-                    prev = track.lists[other]
-                    bases[name] = other
-            s = _store_list(field, prev, enc)
-            assert isinstance(s.track, ListTrack)
-            lists[name] = s.track
-            chunks.update(s.chunks)
-            whole, rel = s.whole, s.relative
-        else:
-            whole = enc(field)
-            rel = None
-        wholes[name] = whole
-        if track is not None and track.wholes.get(name) == whole:
-            relative[name] = b""
-        else:
-            relative[name] = rel if rel is not None else whole
-    for name in [n for n in bases if relative[n] is wholes[n]]:
-        del bases[name]  # stored whole after all
-    return Stored(
-        _dict_bytes(_DICT, wholes),
-        _dict_bytes(_DICT_DELTA, relative, bases) if track is not None else None,
-        chunks,
-        DictTrack(wholes, lists),
-    )
-
-
-def track_of(data: bytes, value: Any) -> Track | None:
-    """What to remember of a stored whole form `data` that decoded to `value`."""
-    mark = data[:2]
-    if mark == _LIST and type(value) is list:
-        return ListTrack(list(cast(list[Any], value)), _ListForm.parse(data))
-    if mark == _DICT and type(value) is dict:
-        d = cast(dict[str, Any], value)
-        wholes = _dict_fields(data)
-        lists: dict[str, ListTrack] = {}
-        for name, whole in wholes.items():
-            t = track_of(whole, d.get(name))
-            if isinstance(t, ListTrack):
-                lists[name] = t
-        return DictTrack(wholes, lists)
-    return None

@@ -6,7 +6,7 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _chunks, _parts, serde
+from . import _chunk_writer, _chunks, _parts, serde
 from ._checkpoint import Checkpoint
 from ._errors import CheckpointDecodeError
 from ._events import RunStatus
@@ -25,7 +25,7 @@ _EMPTY_DICT = _parts.EMPTY_MAPPING
 class Parts:
     """A checkpoint's state values, executor snapshots and own parts, decoded.
 
-    `tracks` remembers what each chunked part stores (`_chunks.track_of`), so the
+    `tracks` remembers what each chunked part stores (`_chunk_writer.track_of`), so the
     session that adopts the checkpoint appends to it rather than re-writing it.
     """
 
@@ -35,7 +35,7 @@ class Parts:
         self.state: dict[str, Any] = {}
         self.snapshots: dict[int, Any] = {}
         self.own: dict[str, dict[str, bytes]] = {}
-        self.tracks: dict[str, _chunks.Track] = {}
+        self.tracks: dict[str, _chunk_writer.Track] = {}
 
 
 def read_parts(cp: Checkpoint, bp: Blueprint) -> Parts:
@@ -46,7 +46,7 @@ def read_parts(cp: Checkpoint, bp: Blueprint) -> Parts:
 
     def value(name: str, data: bytes) -> Any:
         v = _chunks.decode(data, cp.chunks, registry)
-        if data[:1] == b"\x00" and (track := _chunks.track_of(data, v)) is not None:
+        if data[:1] == b"\x00" and (track := _chunk_writer.track_of(data, v)) is not None:
             out.tracks[name] = track
         return v
 

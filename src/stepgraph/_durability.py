@@ -16,7 +16,7 @@ import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _chunks, _parts, serde
+from . import _chunk_writer, _chunks, _parts, serde
 from ._checkpoint import FORMAT_VERSION, FULL_EVERY, Checkpoint, CheckpointInfo, check_graph
 from ._content import SessionContent
 from ._decoding import (
@@ -80,11 +80,11 @@ class Checkpointer:
         self.seen: str | None = None  # the store's newest checkpoint when we last looked
         # Long lists and large values are stored as chunks when the store keeps them.
         self.chunking = chunk_store(store) is not None
-        # What the head stores of each chunked part (`_chunks.Track`), so the next
+        # What the head stores of each chunked part (`_chunk_writer.Track`), so the next
         # checkpoint writes what was appended; `staged`: the same for a built, unsaved one.
-        self.tracks: dict[str, _chunks.Track] = {}
-        self.staged: tuple[str, dict[str, _chunks.Track | None]] | None = None
-        self.decoded: tuple[str, dict[str, _chunks.Track]] | None = None
+        self.tracks: dict[str, _chunk_writer.Track] = {}
+        self.staged: tuple[str, dict[str, _chunk_writer.Track | None]] | None = None
+        self.decoded: tuple[str, dict[str, _chunk_writer.Track]] | None = None
 
     # -- building ---------------------------------------------------------------------
 
@@ -166,9 +166,11 @@ class Checkpointer:
                 if name in self.tracks:
                     out.tracks[name] = None
                 return
-            stored = _chunks.blob(data)
+            stored = _chunk_writer.blob(data)
         else:
-            stored = _chunks.store(value, self.tracks.get(name), lambda v: self._encode(v, what))
+            stored = _chunk_writer.store(
+                value, self.tracks.get(name), lambda v: self._encode(v, what)
+            )
         parts[name] = stored.whole
         if stored.relative is not None:
             out.relative[name] = stored.relative
@@ -286,11 +288,11 @@ class Checkpointer:
                 else:
                     self.tracks[name] = track
 
-    def mark(self) -> tuple[Mapping[str, bytes], int, dict[str, _chunks.Track]]:
+    def mark(self) -> tuple[Mapping[str, bytes], int, dict[str, _chunk_writer.Track]]:
         """The head as the next checkpoint builds on it (`rewind` puts it back)."""
         return self.parts, self.depth, dict(self.tracks)
 
-    def rewind(self, mark: tuple[Mapping[str, bytes], int, dict[str, _chunks.Track]]) -> None:
+    def rewind(self, mark: tuple[Mapping[str, bytes], int, dict[str, _chunk_writer.Track]]) -> None:
         """Put back a `mark` (after a failed save)."""
         self.parts, self.depth, self.tracks = mark
 
@@ -468,7 +470,7 @@ class _Out:
     def __init__(self) -> None:
         self.relative: dict[str, bytes] = {}
         self.chunks: dict[str, bytes] = {}
-        self.tracks: dict[str, _chunks.Track | None] = {}
+        self.tracks: dict[str, _chunk_writer.Track | None] = {}
 
 
 _NONE: Mapping[str, bytes] = types.MappingProxyType({})
