@@ -84,6 +84,12 @@ class Checkpoint:
             chunk its parts reference.
         relative: for changed parts of a delta, their form relative to the
             parent's (what a store persists instead of the whole form).
+        trace: what made this checkpoint, as plain JSON, or None: the run it belongs
+            to (`run`), the save's `kind` (`input`, `superstep`, `paused`,
+            `cancelled`, `edit`, ...) and, after a superstep, its wall time `ms`,
+            each activation's `[executor_id, start_ms, duration_ms(, map item)]` under
+            `handlers`, and its events under `events` (see `stepgraph._trace`).
+            Stored with the record; not part of the content (a restore ignores it).
     """
 
     info: CheckpointInfo
@@ -98,6 +104,7 @@ class Checkpoint:
     types: serde.TypeRegistry | None = field(default=None, repr=False)
     chunks: Mapping[str, bytes] = field(default_factory=lambda: _EMPTY, repr=False)
     relative: Mapping[str, bytes] = field(default_factory=lambda: _EMPTY, repr=False)
+    trace: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
@@ -189,6 +196,7 @@ class Checkpoint:
             version=self.version,
             types=self.types,
             chunks=self.chunks if chunks is None else chunks,
+            trace=self.trace,
         )
 
     def as_full(self) -> Checkpoint:

@@ -110,8 +110,12 @@ class Checkpointer:
         pending: Mapping[str, Request] | None = None,
         full: bool = False,
         maps: MapBuffers | None = None,
+        trace: Mapping[str, Any] | None = None,
     ) -> Checkpoint:
-        """A checkpoint of the head plus `written` state keys and executor `snapshots`."""
+        """A checkpoint of the head plus `written` state keys and executor `snapshots`.
+
+        `trace` tells what made it (`Checkpoint.trace`).
+        """
         core = self.core
         bp = core.workflow.blueprint
         old = self.parts
@@ -155,6 +159,7 @@ class Checkpointer:
             types=bp.registry,
             chunks=types.MappingProxyType(out.chunks) if out.chunks else _NONE,
             relative=types.MappingProxyType(relative) if relative else _NONE,
+            trace=trace,
         )
 
     def _put(self, parts: dict[str, bytes], name: str, value: Any, what: str, out: _Out) -> None:

@@ -100,6 +100,16 @@ class RunTimeoutError(WorkflowError, TimeoutError):
 class ConvergenceError(WorkflowError):
     """An invocation reached `max_supersteps` with messages still queued."""
 
+    @classmethod
+    def after(cls, session_id: str, budget: int, workflow: str) -> ConvergenceError:
+        """The error of a run of `session_id` that used its `budget` of supersteps."""
+        return cls(
+            f"session {session_id!r} still had messages queued after {budget} supersteps "
+            f"(max_supersteps of workflow {workflow!r}); call session.resume() to grant "
+            "another budget, raise max_supersteps in build(), or check the graph for an "
+            "unintended cycle"
+        )
+
 
 class RequestError(WorkflowError):
     """An answer to a pending request is invalid (unknown id or wrong type)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -53,9 +53,16 @@ class RunStatus(enum.Enum):
 
 
 class Event:
-    """Base class of every streamed event. Declares no fields."""
+    """Base class of every streamed event. Declares no fields.
+
+    A subclass streamed at a high rate (token updates) sets `ephemeral = True`:
+    it still streams live, but checkpoint traces (`Checkpoint.trace`) leave it out.
+    """
 
     __slots__ = ()
+
+    ephemeral: ClassVar[bool] = False
+    """True for events a checkpoint's trace does not keep (see above)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._context import Activation
+from ._dispatch import HandlerFailure
 from ._errors import RoutingError
 from ._events import ExecutorCompleted, ExecutorInvoked
 from ._map import ItemSlot, MapBuffers, MapItem
@@ -153,12 +154,17 @@ class Items:
         """An item failed: its siblings go on; the superstep fails once all have ended."""
         self.failures.append((act, error))
 
-    def first_failure(self, acts: list[Activation]) -> tuple[Activation, Exception] | None:
-        """The failure of the first failed item in activation order (never timing)."""
+    def raise_failure(self, acts: list[Activation]) -> None:
+        """Raise the failure of the first failed item in activation order (never timing).
+
+        Raises:
+            HandlerFailure: an item failed.
+        """
         if not self.failures:
-            return None
+            return
         order = {id(a): n for n, a in enumerate(acts)}
-        return min(self.failures, key=lambda f: order[id(f[0])])
+        act, exc = min(self.failures, key=lambda f: order[id(f[0])])
+        raise HandlerFailure(act.index, exc) from exc
 
     def commit(
         self, acts: list[Activation], queue: Queue, fanin: FanInBuffers, maps: MapBuffers

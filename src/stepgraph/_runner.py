@@ -60,6 +60,7 @@ from ._map import MapBuffers
 from ._requests import Answer, Request
 from ._state import commit as commit_state
 from ._steering import Paused, Steering
+from ._trace import Tracer
 
 if TYPE_CHECKING:
     from ._core import SessionCore
@@ -94,6 +95,7 @@ class Runner:
         "stateful_at",
         "step",
         "timeout",
+        "tracer",
     )
 
     def __init__(
@@ -126,6 +128,9 @@ class Runner:
         else:  # what `compose` gives without layers, without its calls
             self.step = self._superstep
             self.activate = self._activation
+        self.tracer = tracer = Tracer() if self.durable else None
+        if tracer is not None:  # each checkpoint tells its superstep's timings and events
+            self.activate = tracer.timed(self.activate)
         if steering is not None:  # breakpoints or StateUpdated events: only when asked for
             self.step = steering.wrap(self.step, sink, self._save if self.durable else None)
         handles = core.handles
@@ -143,6 +148,8 @@ class Runner:
         )
         items = Items(self.core, self.sink, calls)
         self.activate_item = compose(layers, "activation", items.run) if layers else items.run
+        if self.tracer is not None:
+            self.activate_item = self.tracer.timed(self.activate_item)
         return items
 
     def execute(self) -> Awaitable[RunStatus]:
@@ -240,13 +247,7 @@ class Runner:
         held_since = clock()
         while content.queue:
             if steps == self.budget:
-                raise ConvergenceError(
-                    f"session {self.session_id!r} still had messages queued after "
-                    f"{self.budget} supersteps (max_supersteps of workflow "
-                    f"{self.core.workflow.name!r}); call session.resume() to grant another "
-                    "budget, raise max_supersteps in build(), or check the graph for an "
-                    "unintended cycle"
-                )
+                raise ConvergenceError.after(self.session_id, self.budget, self.core.workflow.name)
             steps += 1
             call.number = content.superstep + 1
             await step(call)
@@ -282,10 +283,13 @@ class Runner:
         fanin: FanInBuffers | None = None,
         pending: dict[str, Request] | None = None,
         maps: MapBuffers | None = None,
+        trace: dict[str, Any] | None = None,
     ) -> None:
         content = self.content
         cpr = self.core.checkpointer
+        tracer = self.tracer
         assert cpr is not None
+        assert tracer is not None
         cp = cpr.build(
             written=written,
             snapshots=snapshots,
@@ -296,6 +300,7 @@ class Runner:
             superstep=superstep,
             status=status,
             parent=content.head,
+            trace=tracer.note(status) if trace is None else trace,
         )
         await cpr.save(cp)
         content.head = cp.info.id
@@ -307,6 +312,8 @@ class Runner:
         sink = self.sink
         k = call.number
         mark = sink.mark()
+        if self.tracer is not None:
+            self.tracer.start()
         sink.record((SuperstepStarted, k))
         items = self.items
         if items is None:
@@ -317,7 +324,7 @@ class Runner:
         try:
             if items is not None:
                 await run_group(self._map_member, acts)
-                self._raise_item_failure(acts, items)
+                items.raise_failure(acts)
             elif len(acts) == 1:
                 await self.activate(acts[0])
             else:
@@ -365,13 +372,6 @@ class Runner:
         except Exception as exc:
             assert self.items is not None
             self.items.failed(act, exc)
-
-    @staticmethod
-    def _raise_item_failure(acts: list[Activation], items: Items) -> None:
-        failure = items.first_failure(acts)
-        if failure is not None:
-            act, exc = failure
-            raise HandlerFailure(act.index, exc) from exc
 
     async def _member(self, act: Activation, group: Group) -> None:
         try:
@@ -451,7 +451,8 @@ class Runner:
                 if pending
                 else RunStatus.IDLE
             )
-            await self._save(k, status, written, snaps, queue, fanin, pending, maps)
+            trace = self.tracer.superstep(self.sink.recording()[0], mark) if self.tracer else None
+            await self._save(k, status, written, snaps, queue, fanin, pending, maps, trace)
         except BaseException:
             self.sink.forget_since(mark)
             await restore(snapshots)

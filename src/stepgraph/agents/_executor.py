@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from .._context import Context
 from .._events import Event
@@ -37,7 +37,12 @@ Ctx = Context[AgentResponse, AgentResponse]
 
 @dataclass(frozen=True, slots=True)
 class AgentUpdate(Event):
-    """A streamed piece of an agent's reply, emitted live while its superstep runs."""
+    """A streamed piece of an agent's reply, emitted live while its superstep runs.
+
+    Ephemeral: checkpoint traces keep the reply (an output) rather than its pieces.
+    """
+
+    ephemeral: ClassVar[bool] = True
 
     executor_id: str
     agent: str

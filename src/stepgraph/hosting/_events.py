@@ -12,59 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
-import re
 from typing import Any
 
 import stepgraph as sg
+from stepgraph.plain import event_plain, request_plain
 
 from ._auth import ANONYMOUS, Principal
-from ._plain import output_text, to_jsonable
+from ._plain import output_text
 
 __all__ = ["Hub", "Subscription", "event_json", "request_json"]
-
-_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 def request_json(request: sg.Request) -> dict[str, Any]:
     """A pending request as JSON (payload in plain JSON, response type by name)."""
-    rtype = request.response_type
-    return {
-        "id": request.id,
-        "executor_id": request.executor_id,
-        "payload": to_jsonable(request.payload),
-        "response_type": getattr(rtype, "__qualname__", None) or repr(rtype),
-    }
+    return request_plain(request)
 
 
 def event_json(event: sg.Event) -> dict[str, Any]:
-    """One stepgraph event as `{"type": snake_case_name, ...fields}`."""
-    match event:
-        case sg.Output(executor_id=eid, value=value):
-            return {
-                "type": "output",
-                "executor_id": eid,
-                "value": to_jsonable(value),
-                "text": output_text(value),
-            }
-        case sg.RequestIssued(request=request):
-            return {"type": "request_issued", "request": request_json(request)}
-        case sg.ExecutorFailed(executor_id=eid, error=error):
-            return {
-                "type": "executor_failed",
-                "executor_id": eid,
-                "error": f"{type(error).__name__}: {error}",
-            }
-        case sg.RunCompleted(status=status):
-            return {"type": "run_completed", "status": status.value}
-        case sg.SubWorkflowEvent(executor_id=eid, event=inner):
-            return {"type": "subworkflow_event", "executor_id": eid, "event": event_json(inner)}
-        case _:
-            out: dict[str, Any] = {"type": _SNAKE.sub("_", type(event).__name__).lower()}
-            if dataclasses.is_dataclass(event):
-                for f in dataclasses.fields(event):
-                    out[f.name] = to_jsonable(getattr(event, f.name))
-            return out
+    """One stepgraph event as `{"type": snake_case_name, ...fields}`; outputs carry their text."""
+    return event_plain(event, output_text)
 
 
 class Subscription:

@@ -8,7 +8,8 @@ The header holds the `CheckpointInfo`, graph signature, status, the names of
 the stored parts (in order), and for a delta the deleted state keys and its
 depth. The graph description is written only in full records (zlib-compressed,
 base64, key `graphz`; version-1 records had it plain under `graph`); a delta
-takes its base's. Any malformation raises `CheckpointDecodeError`.
+takes its base's. A record may carry its checkpoint's `trace` (plain JSON, key
+`trace`; `Checkpoint.trace`). Any malformation raises `CheckpointDecodeError`.
 
 Decoding is linear in the record's size: the graph description unpacks to at
 most `MAX_GRAPH` bytes (a record past it is refused; `pack` refuses to write
@@ -77,6 +78,8 @@ def pack(cp: Checkpoint) -> bytes:
     else:
         header["deleted"] = sorted(cp.deleted)
         header["depth"] = cp.depth
+    if cp.trace is not None:
+        header["trace"] = cp.trace
     head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     chunks = [MAGIC, _LEN.pack(len(head)), head]
     for name in names:
@@ -188,6 +191,9 @@ def _unpack(blob: bytes) -> Checkpoint:
             f"checkpoint record has format version {version}; this stepgraph reads up to "
             f"{FORMAT_VERSION}: open it with a newer stepgraph"
         )
+    trace = h.get("trace")
+    if trace is not None and not isinstance(trace, dict):
+        raise CheckpointDecodeError("checkpoint record header: trace is not an object")
     full = "graph" in h or "graphz" in h
     if "graphz" in h:
         h["graph"] = _inflate(h["graphz"])
@@ -201,6 +207,7 @@ def _unpack(blob: bytes) -> Checkpoint:
         deleted=frozenset(str(k) for k in h.get("deleted", [])),
         depth=int(h.get("depth", 0)),
         version=version,
+        trace=trace,  # pyright: ignore[reportUnknownArgumentType]
     )
 
 
@@ -237,6 +244,7 @@ def resolve(chain: Sequence[Checkpoint]) -> Checkpoint:
             # a session that adopts it keeps counting towards the next full save.
             depth=delta.depth,
             version=whole.version,
+            trace=delta.trace,
         )
     return whole
 
