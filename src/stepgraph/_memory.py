@@ -10,18 +10,21 @@ from collections.abc import Collection, Mapping, Sequence
 
 from ._checkpoint import Checkpoint, CheckpointInfo
 from ._errors import CheckpointError, CheckpointNotFoundError
+from ._store import SessionLister, page_sessions
 
 __all__ = ["MemoryCheckpointStore"]
 
 _NONE: Mapping[str, bytes] = types.MappingProxyType({})
 
 
-class MemoryCheckpointStore:
+class MemoryCheckpointStore(SessionLister):
     """Keeps checkpoints in a dict. Checkpoints are immutable bytes, so nothing aliases.
 
     Saving is O(1): the checkpoint object itself is kept, whole, sharing the
     session's chunks (a `ChunkStore`: each chunk is held once per session). It
-    is a `RecordStore`: activation records are kept by session, then base.
+    is a `RecordStore`: activation records are kept by session, then base, and
+    a `SessionLister`: each id keeps the number of its first save, its place in
+    the save order across sessions.
     """
 
     def __init__(self) -> None:
@@ -29,6 +32,8 @@ class MemoryCheckpointStore:
         self._sessions: dict[str, dict[str, None]] = {}  # session -> ids in save order
         self._records: dict[str, dict[str, dict[str, bytes]]] = {}  # session -> base -> key
         self._chunks: dict[str, dict[str, bytes]] = {}  # session -> chunk id -> bytes
+        self._seq: dict[str, int] = {}  # id -> place in the save order of every session
+        self._saves = 0  # the last place given
         self._closed = False
 
     def _check(self) -> None:
@@ -55,6 +60,9 @@ class MemoryCheckpointStore:
             found = types.MappingProxyType({i: held[i] for i in needed})
         whole = checkpoint.whole(found)
         order[cid] = None  # a re-saved id keeps its place in the save order
+        if cid not in self._seq:
+            self._saves += 1
+            self._seq[cid] = self._saves
         self._by_id[cid] = whole
 
     async def load(self, checkpoint_id: str) -> Checkpoint:
@@ -83,12 +91,23 @@ class MemoryCheckpointStore:
             return None
         return self._by_id[next(reversed(order))]
 
+    async def list_sessions(
+        self, *, limit: int | None = None, before: str | None = None
+    ) -> list[CheckpointInfo]:
+        """The head of each session, newest first by save order (see `SessionLister`)."""
+        self._check()
+        heads = [next(reversed(order)) for order in self._sessions.values() if order]
+        heads.sort(key=self._seq.__getitem__, reverse=True)
+        infos = [self._by_id[cid].info for cid in heads]
+        return page_sessions(infos, limit, before, "this MemoryCheckpointStore")
+
     async def delete(self, checkpoint_ids: Sequence[str]) -> None:
         """Delete checkpoints by id."""
         self._check()
         freed: set[str] = set()
         for cid in checkpoint_ids:
             cp = self._by_id.pop(cid, None)
+            self._seq.pop(cid, None)
             if cp is not None:
                 self._sessions.get(cp.info.session_id, {}).pop(cid, None)
                 self._records.get(cp.info.session_id, {}).pop(cid, None)
@@ -116,6 +135,7 @@ class MemoryCheckpointStore:
         self._check()
         for cid in self._sessions.pop(session_id, {}):
             self._by_id.pop(cid, None)
+            self._seq.pop(cid, None)
         self._records.pop(session_id, None)
         self._chunks.pop(session_id, None)
 

@@ -6,15 +6,20 @@ from collections.abc import Collection, Sequence
 from typing import Protocol, cast, runtime_checkable
 
 from ._checkpoint import Checkpoint, CheckpointInfo
+from ._errors import CheckpointNotFoundError
 
 __all__ = [
     "FAILED_RECORD",
     "CheckpointStore",
     "ChunkStore",
     "RecordStore",
+    "SessionLister",
     "chunk_store",
     "failure_at",
+    "not_listed",
+    "page_sessions",
     "record_store",
+    "session_lister",
 ]
 
 FAILED_RECORD = "!failed"
@@ -128,6 +133,75 @@ class ChunkStore(CheckpointStore, Protocol):
     async def load_chunks(self, session_id: str, ids: Collection[str]) -> dict[str, bytes]:
         """The session's chunks among `ids`, by id."""
         ...
+
+
+@runtime_checkable
+class SessionLister(CheckpointStore, Protocol):
+    """A checkpoint store that can list the sessions it holds, newest first.
+
+    So a dev UI or a CLI can show every session of a store, including those that
+    scripts outside the server wrote. Rules:
+
+    * One `CheckpointInfo` per session: the info of its head, the checkpoint
+      `latest()` returns (the first of `list()`).
+    * Newest first by the save order of those heads (the order `list()` uses,
+      across sessions). A store without a global save order says what it orders
+      by instead (`FileCheckpointStore`: the head's `created_at`, then session id).
+    * A session without checkpoints (after `delete_session`, or `delete` of all
+      of them) is not listed.
+    * Reads headers or columns only: it never loads whole checkpoints.
+
+    `stepgraph.testing.SESSION_CHECKS` (run by `check_checkpoint_store`) checks
+    these rules. Every shipped store implements it.
+    """
+
+    async def list_sessions(
+        self, *, limit: int | None = None, before: str | None = None
+    ) -> list[CheckpointInfo]:
+        """The head of each session, newest first, at most `limit` of them.
+
+        Args:
+            limit: the most to return (None: all; 0 or less: none).
+            before: a session id (the last of the previous page) to page on from:
+                only sessions whose head is older than that session's head now.
+                A session saved to since an earlier page moves to the front, so
+                pages can repeat a session; callers showing pages dedupe by id.
+
+        Raises:
+            CheckpointNotFoundError: `before` names no session of the store (one
+                deleted since the previous page, say): there is no place to page on
+                from, and an empty page would wrongly say the listing is over.
+        """
+        ...
+
+
+def session_lister(store: object) -> SessionLister | None:
+    """`store` as a `SessionLister` when its class implements the protocol, else None."""
+    return cast(SessionLister, store) if issubclass(type(store), SessionLister) else None
+
+
+def page_sessions(
+    heads: Sequence[CheckpointInfo], limit: int | None, before: str | None, where: str
+) -> list[CheckpointInfo]:
+    """One page of `heads` (one per session, newest first), for stores that sort in Python.
+
+    Raises:
+        CheckpointNotFoundError: `before` is not among `heads` (`where` names the store).
+    """
+    if before is not None:
+        at = next((n for n, info in enumerate(heads) if info.session_id == before), None)
+        if at is None:
+            raise CheckpointNotFoundError(not_listed(before, where))
+        heads = heads[at + 1 :]
+    return list(heads if limit is None else heads[: max(limit, 0)])
+
+
+def not_listed(session_id: str, where: str) -> str:
+    """The message of `list_sessions(before=session_id)` for a session the store lacks."""
+    return (
+        f"list_sessions(before={session_id!r}): no session {session_id!r} in {where} to page "
+        "on from (deleted since the previous page?); list again from the first page"
+    )
 
 
 def chunk_store(store: object) -> ChunkStore | None:

@@ -4,8 +4,9 @@
 pass, and when the store is a `RecordStore` (it keeps activation records),
 every check of those too, and when it is a `ChunkStore` (it keeps
 content-addressed chunks), the chunk checks; `STORE_CHECKS`, `REOPEN_CHECKS`,
-`RECORD_CHECKS`, `RECORD_REOPEN_CHECKS`, `CHUNK_CHECKS` and
-`CHUNK_REOPEN_CHECKS` hold them one by one (coroutine functions taking the
+`RECORD_CHECKS`, `RECORD_REOPEN_CHECKS`, `CHUNK_CHECKS`,
+`CHUNK_REOPEN_CHECKS`, and for a `SessionLister`, `SESSION_CHECKS` and
+`SESSION_REOPEN_CHECKS`, hold them one by one (coroutine functions taking the
 factory, raising `AssertionError`) for a test runner to parametrize over.
 The chunk checks save checkpoints in the stored forms a session writes to a
 `ChunkStore` (chunked lists that grow, blobs, parts relative to the
@@ -64,6 +65,15 @@ from ._record_checks import (
     check_records_shared_location,
     keeps_records,
 )
+from ._session_checks import (
+    SESSION_CHECKS,
+    SESSION_REOPEN_CHECKS,
+    check_sessions_deleted,
+    check_sessions_newest_first,
+    check_sessions_paging,
+    check_sessions_reopen,
+    lists_sessions,
+)
 from .stores import CheckpointStore
 
 __all__ = [
@@ -79,6 +89,9 @@ __all__ = [
     "check_records_hidden", "check_records_isolation", "check_records_reopen",
     "check_records_round_trip", "check_records_shared_location", "check_reopen",
     "check_replace", "check_round_trip", "check_session_isolation", "check_shared_location",
+    "SESSION_CHECKS", "SESSION_REOPEN_CHECKS", "check_sessions_deleted",
+    "check_sessions_newest_first", "check_sessions_paging", "check_sessions_reopen",
+    "lists_sessions",
 ]  # fmt: skip
 
 StoreFactory = Callable[[str], Awaitable[CheckpointStore]]
@@ -454,7 +467,8 @@ async def check_checkpoint_store(factory: StoreFactory, *, reopen: bool = True) 
     (and `RECORD_REOPEN_CHECKS`); one that does not is still a valid store,
     on which finished activations of an interrupted superstep run again.
     Likewise a `ChunkStore` runs `CHUNK_CHECKS` (and `CHUNK_REOPEN_CHECKS`);
-    a store that is not one stores every value plain.
+    a store that is not one stores every value plain. A `SessionLister` runs
+    `SESSION_CHECKS` (and `SESSION_REOPEN_CHECKS`).
 
     Args:
         factory: opens a store on a named location (see the module docstring).
@@ -469,6 +483,8 @@ async def check_checkpoint_store(factory: StoreFactory, *, reopen: bool = True) 
         checks += RECORD_CHECKS + (RECORD_REOPEN_CHECKS if reopen else ())
     if await keeps_chunks(factory):
         checks += CHUNK_CHECKS + (CHUNK_REOPEN_CHECKS if reopen else ())
+    if await lists_sessions(factory):
+        checks += SESSION_CHECKS + (SESSION_REOPEN_CHECKS if reopen else ())
     for check in checks:
         try:
             await check(factory)

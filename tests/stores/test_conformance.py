@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stepgraph import testing
+from stepgraph import CheckpointNotFoundError, testing
 from stepgraph._store import chunk_store
 from stepgraph.stores import (
     Checkpoint,
@@ -17,7 +17,9 @@ from stepgraph.stores import (
     CheckpointStore,
     MemoryCheckpointStore,
     RecordStore,
+    SessionLister,
     record_store,
+    session_lister,
 )
 from stepgraph.stores.file import FileCheckpointStore
 from stepgraph.stores.sqlite import SqliteCheckpointStore
@@ -85,6 +87,20 @@ def test_chunk_reopen_check(kind: str, check: Check, tmp_path: Path) -> None:
     asyncio.run(check(factory))
 
 
+@pytest.mark.parametrize("check", testing.SESSION_CHECKS, ids=by_name)
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_session_check(kind: str, check: Check, tmp_path: Path) -> None:
+    factory = make_factory(kind, tmp_path)
+    assert asyncio.run(testing.lists_sessions(factory)), "a built-in store lists its sessions"
+    asyncio.run(check(factory))
+
+
+@pytest.mark.parametrize("check", testing.SESSION_REOPEN_CHECKS, ids=by_name)
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_session_reopen_check(kind: str, check: Check, tmp_path: Path) -> None:
+    asyncio.run(check(make_factory(kind, tmp_path)))
+
+
 def test_the_memory_store_keeps_chunks_and_the_suite_runs_the_chunk_checks(tmp_path: Path) -> None:
     ran: list[str] = []
     factory = make_factory("memory", tmp_path)
@@ -113,6 +129,33 @@ def test_every_shipped_store_keeps_records(kind: str, tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_every_shipped_store_lists_sessions(kind: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        store = await make_factory(kind, tmp_path)("probe_00000000")
+        try:
+            assert session_lister(store) is store
+            assert isinstance(store, SessionLister)
+        finally:
+            await store.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_store_without_list_sessions_skips_the_session_checks() -> None:
+    ran: list[str] = []
+
+    async def factory(name: str) -> CheckpointStore:
+        ran.append(name)
+        return CheckpointsOnly()  # type: ignore[return-value]
+
+    assert session_lister(CheckpointsOnly()) is None
+    asyncio.run(testing.check_checkpoint_store(factory, reopen=False))
+    assert not any(name.startswith("sessions_") for name in ran), ran
+    with pytest.raises(AssertionError, match="is not a SessionLister"):
+        asyncio.run(testing.check_sessions_paging(factory))
+
+
 def test_whole_suite_on_the_memory_store(tmp_path: Path) -> None:
     asyncio.run(testing.check_checkpoint_store(make_factory("memory", tmp_path), reopen=False))
 
@@ -126,7 +169,8 @@ def test_whole_suite_on_the_file_store_runs_the_record_checks(tmp_path: Path) ->
         return await factory(name)
 
     asyncio.run(testing.check_checkpoint_store(counting))
-    for check in testing.RECORD_CHECKS + testing.RECORD_REOPEN_CHECKS:
+    checks = testing.RECORD_CHECKS + testing.RECORD_REOPEN_CHECKS
+    for check in checks + testing.SESSION_CHECKS + testing.SESSION_REOPEN_CHECKS:
         assert check.__name__.removeprefix("check_") in ran, check.__name__
 
 
@@ -228,6 +272,47 @@ class SharesChunksAcrossSessions(MemoryCheckpointStore):
     ],
 )
 def test_suite_names_the_broken_rule(broken: type[MemoryCheckpointStore], message: str) -> None:
+    async def factory(name: str) -> CheckpointStore:
+        return broken()
+
+    with pytest.raises(AssertionError, match=message):
+        asyncio.run(testing.check_checkpoint_store(factory, reopen=False))
+
+
+class SessionsOldestFirst(MemoryCheckpointStore):
+    """A broken session lister: oldest first."""
+
+    async def list_sessions(
+        self, *, limit: int | None = None, before: str | None = None
+    ) -> list[CheckpointInfo]:
+        return list(reversed(await super().list_sessions(before=before)))[:limit]
+
+
+class EmptyPageAfterAnUnknownSession(MemoryCheckpointStore):
+    """A broken session lister: `before` an unknown session gives an empty page."""
+
+    async def list_sessions(
+        self, *, limit: int | None = None, before: str | None = None
+    ) -> list[CheckpointInfo]:
+        try:
+            return await super().list_sessions(limit=limit, before=before)
+        except CheckpointNotFoundError:
+            return []
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (SessionsOldestFirst, r"^check_sessions_newest_first: after saving to eight sessions: "),
+        (
+            EmptyPageAfterAnUnknownSession,
+            r"^check_sessions_paging: an unknown session: .* not CheckpointNotFoundError",
+        ),
+    ],
+)
+def test_suite_names_the_broken_session_rule(
+    broken: type[MemoryCheckpointStore], message: str
+) -> None:
     async def factory(name: str) -> CheckpointStore:
         return broken()
 

@@ -54,6 +54,8 @@ ALL_CHECKS = (
     + testing.REOPEN_CHECKS
     + testing.RECORD_CHECKS
     + testing.RECORD_REOPEN_CHECKS
+    + testing.SESSION_CHECKS
+    + testing.SESSION_REOPEN_CHECKS
 )
 
 

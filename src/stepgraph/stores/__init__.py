@@ -1,7 +1,8 @@
 """Checkpoint stores: the protocols, the shipped backends and store URLs.
 
-* `_store`: the `CheckpointStore` protocol every backend implements, and `RecordStore`
-  for the activation records that keep finished work from running twice
+* `_store`: the `CheckpointStore` protocol every backend implements, `RecordStore`
+  for the activation records that keep finished work from running twice, and
+  `SessionLister` for listing the sessions a store holds (every shipped store)
 * `_lease`: `LeaseStore`, `Lease` and the rules of session leases and fencing tokens
 * `memory`: `MemoryCheckpointStore`, checkpoints kept in this process
 * `file`: `FileCheckpointStore(dir)`, an append-only log per session, fsync per save
@@ -11,9 +12,10 @@
 * `postgres`: `PostgresCheckpointStore(dsn)` (extra `postgres`; import it from there),
   with its SQL in `_postgres_sql` and `_postgres_chunks` (a `ChunkStore`) and its
   leases in `_postgres_leases`
-* `_file_records`: the activation records of `FileCheckpointStore`, one log per session,
-  `_file_leases` its session leases (a lease file per session), and `_files`, the file
-  names, frames and file plumbing they share
+* `_file_logs`: the checkpoint logs of `FileCheckpointStore` and their index,
+  `_file_records` its activation records, one log per session, `_file_leases` its
+  session leases (a lease file per session), and `_files`, the file names, frames and
+  file plumbing they share
 * `_urls`: `open_store(url)` and `StoreURL`, the store URLs of the CLI and the server
 * `_record`: the binary layout of a checkpoint, which the durable stores share
 
@@ -24,7 +26,15 @@ from __future__ import annotations
 
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._lease import Lease, LeaseLostError, LeaseStore, lease_store
-from .._store import FAILED_RECORD, CheckpointStore, RecordStore, failure_at, record_store
+from .._store import (
+    FAILED_RECORD,
+    CheckpointStore,
+    RecordStore,
+    SessionLister,
+    failure_at,
+    record_store,
+    session_lister,
+)
 from ._urls import StoreURL, open_store
 from .file import FileCheckpointStore
 from .memory import MemoryCheckpointStore
@@ -41,10 +51,12 @@ __all__ = [
     "LeaseStore",
     "MemoryCheckpointStore",
     "RecordStore",
+    "SessionLister",
     "SqliteCheckpointStore",
     "StoreURL",
     "failure_at",
     "lease_store",
     "open_store",
     "record_store",
+    "session_lister",
 ]

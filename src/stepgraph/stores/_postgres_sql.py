@@ -66,6 +66,22 @@ STATEMENTS: dict[str, LiteralString] = {
     f"{_UPSERT} RETURNING id), {_postgres_chunks.WRITES}",
     "list": "SELECT id, parent_id, session_id, superstep, created_at FROM "
     "{s}.stepgraph_checkpoints WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
+    # The head of each session, newest first: the distinct session ids by a skip scan of
+    # the (session_id, seq) index, each one's max(seq), then the page's rows. Index
+    # seeks only, O(sessions x log checkpoints); a GROUP BY plan reads the whole table.
+    "list_sessions": "WITH RECURSIVE ids AS ((SELECT session_id FROM {s}.stepgraph_checkpoints "
+    "ORDER BY session_id LIMIT 1) UNION ALL SELECT (SELECT n.session_id FROM "
+    "{s}.stepgraph_checkpoints AS n WHERE n.session_id > ids.session_id ORDER BY n.session_id "
+    "LIMIT 1) FROM ids WHERE ids.session_id IS NOT NULL), "
+    "heads AS (SELECT ids.session_id, (SELECT max(m.seq) FROM {s}.stepgraph_checkpoints AS m "
+    "WHERE m.session_id = ids.session_id) AS seq FROM ids WHERE ids.session_id IS NOT NULL), "
+    "page AS (SELECT session_id, seq FROM heads WHERE %(before)s::text IS NULL OR seq < "
+    "(SELECT max(b.seq) FROM {s}.stepgraph_checkpoints AS b WHERE b.session_id = %(before)s) "
+    "ORDER BY seq DESC LIMIT %(limit)s) "
+    "SELECT c.id, c.parent_id, c.session_id, c.superstep, c.created_at FROM page "
+    "JOIN {s}.stepgraph_checkpoints AS c ON c.session_id = page.session_id AND c.seq = page.seq "
+    "ORDER BY page.seq DESC",
+    "has_session": "SELECT 1 FROM {s}.stepgraph_checkpoints WHERE session_id = %s LIMIT 1",
     **_postgres_chunks.STATEMENTS,  # delete, delete_session, load_chunks
     "save_record": "INSERT INTO {s}.stepgraph_records (session_id, base_id, key, data) "
     "VALUES (%s, %s, %s, %s) ON CONFLICT (session_id, base_id, key) "

@@ -23,6 +23,13 @@ A log is scanned once into memory (id -> offset, in save order; a record's
 other header fields are read when `list` needs them) with its descriptor held
 open, so its inode cannot be reused meanwhile. Each call stats the path:
 another inode: rewritten or deleted by another process (rescan); larger: appended.
+The index and its scan are in `_file_logs`.
+
+`list_sessions` (a `SessionLister`) lists the `*.log` files, each read for its
+head's info (the header of one record; a log not held open is scanned for its
+ids through a descriptor of its own, then closed). Logs have no save order across
+sessions, so sessions are ordered by their head's `created_at`, then session id,
+newest first; the session id comes from the record (a long id's file name is a hash).
 
 Writers `flock` the log, then check that the path still names the locked
 inode. All file I/O runs inline, start to finish without an `await`, so in a
@@ -59,22 +66,33 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import TypeVar
 
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
 from .._lease import Lease, LeaseStore
+from .._store import SessionLister, page_sessions
 from . import _file_records, _record
 from ._file_chunks import ChunkFiles
 from ._file_leases import FileLeases, LeaseFiles
+from ._file_logs import (
+    SUFFIX,
+    Entry,
+    Log,
+    head,
+    infos,
+    log_name,
+    read_head,
+    records_of,
+    scan,
+    stem,
+    unpack,
+)
 from ._files import (
-    FRAME,
     file_stem,
     frame,
     frame_ok,
     fsync_dir,
-    next_frame,
     open_file,
     pread,
     sweep_temps,
@@ -84,38 +102,13 @@ from ._files import (
 __all__ = ["FileCheckpointStore"]
 
 _T = TypeVar("_T")
-_SUFFIX = ".log"
-_RECORDS = ".rec"  # the session's activation records, beside its log
 _MAX_OPEN = 128  # open logs (descriptors) kept; the least recently used is closed
 _MAX_CHAIN = 10_000  # a longer parent walk means a cycle in the stored data
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
 _Chunks = tuple[Mapping[str, bytes], set[str]]  # a save's new chunks, and every chunk it needs
 
 
-def log_name(session_id: str) -> str:
-    """The file name of a session's log (see the module docstring)."""
-    return file_stem(session_id) + _SUFFIX
-
-
-class _Entry(NamedTuple):
-    offset: int  # of the record, just past its frame header
-    length: int
-    info: CheckpointInfo | None  # None until `list` needs it: a scan reads ids only
-
-
-@dataclass(slots=True, eq=False)
-class _Log:
-    name: str
-    path: str
-    fd: int
-    ino: int
-    size: int = 0  # file size when last looked at
-    end: int = 0  # end of the last good frame; [end, size) is a torn tail
-    entries: dict[str, _Entry] = field(default_factory=dict[str, _Entry])  # in save order
-    chunks: set[str] = field(default_factory=set[str])  # ids known on disk while this is the log
-
-
-class FileCheckpointStore(FileLeases, LeaseStore):
+class FileCheckpointStore(FileLeases, LeaseStore, SessionLister):
     """Checkpoints in a directory, one append-only log per session (see the module docstring).
 
     Args:
@@ -127,7 +120,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         self, directory: str | os.PathLike[str], *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._dir: str = os.path.abspath(os.fspath(directory))
-        self._logs: OrderedDict[str, _Log] = OrderedDict()  # by file name, least recent first
+        self._logs: OrderedDict[str, Log] = OrderedDict()  # by file name, least recent first
         self._where: dict[str, str] = {}  # checkpoint id -> log name it was last seen in
         self._records = _file_records.RecordLogs(self._dir)
         self._chunks = ChunkFiles(self._dir)
@@ -170,7 +163,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
             return []
         entries = list(reversed(log.entries.values()))
         entries = entries if limit is None else entries[: max(limit, 0)]
-        return self._io(f"read session {session_id!r}", _infos, log, entries)
+        return self._io(f"read session {session_id!r}", infos, log, entries)
 
     async def latest(self, session_id: str) -> Checkpoint | None:
         """The session's most recently saved checkpoint, or None."""
@@ -183,6 +176,26 @@ class FileCheckpointStore(FileLeases, LeaseStore):
 
         return self._io(f"read session {session_id!r}", latest)
 
+    async def list_sessions(
+        self, *, limit: int | None = None, before: str | None = None
+    ) -> list[CheckpointInfo]:
+        """The head of each session, newest first by its `created_at`, then session id.
+
+        Logs have no save order across sessions, so the heads' times stand in for
+        it (see `SessionLister`). Reads the ids of every log (a log this store does
+        not hold open is scanned, then closed) and the header of each head only.
+        """
+
+        def heads() -> list[CheckpointInfo]:
+            try:
+                names = sorted(n for n in os.listdir(self._dir) if n.endswith(SUFFIX))
+            except FileNotFoundError:
+                names = []
+            found = [info for name in names if (info := self._head(name)) is not None]
+            return sorted(found, key=lambda i: (i.created_at.timestamp(), i.session_id))[::-1]
+
+        return page_sessions(self._io("list sessions", heads), limit, before, self._dir)
+
     async def delete(self, checkpoint_ids: Sequence[str]) -> None:
         """Delete checkpoints by id (rewriting the logs that hold them); unknown ids are ignored."""
 
@@ -192,7 +205,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
                 if (found := self._find(cid, None)) is not None:
                     doomed.setdefault(found[0].name, set()).add(cid)
             for name, ids in doomed.items():
-                self._records.delete(_records_of(name), ids)  # first: no orphans on a crash
+                self._records.delete(records_of(name), ids)  # first: no orphans on a crash
                 self._rewrite(name, ids)
 
         self._io("delete checkpoints", delete)
@@ -201,7 +214,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         """Delete every checkpoint, record and chunk of the session (unlinking its files)."""
 
         def delete() -> None:
-            self._records.drop(_records_of(log_name(session_id)))
+            self._records.drop(records_of(log_name(session_id)))
             # Chunks without a log (a crash before the first record): lock a new log to drop them.
             self._rewrite(log_name(session_id), None, self._chunks.held(file_stem(session_id)))
 
@@ -215,18 +228,18 @@ class FileCheckpointStore(FileLeases, LeaseStore):
     async def save_record(self, session_id: str, base_id: str, key: str, data: bytes) -> None:
         """Append one activation record to the session's records log, fdatasynced."""
         framed = _file_records.pack(base_id, key, data)
-        name = _records_of(log_name(session_id))
+        name = records_of(log_name(session_id))
         self._io(f"save record {key!r} of session {session_id!r}", self._records.save, name, framed)
 
     async def load_records(self, session_id: str, base_id: str) -> dict[str, bytes]:
         """The session's records under checkpoint `base_id`, by key (one read of its log)."""
-        name = _records_of(log_name(session_id))
+        name = records_of(log_name(session_id))
         doing = f"load the records of session {session_id!r}"
         return self._io(doing, self._records.load, name, base_id)
 
     async def delete_records(self, session_id: str, base_id: str | None = None) -> None:
         """Delete the session's records under `base_id`, or all of them when None."""
-        name = _records_of(log_name(session_id))
+        name = records_of(log_name(session_id))
         bases = None if base_id is None else (base_id,)
         self._io(f"delete the records of session {session_id!r}", self._records.delete, name, bases)
 
@@ -261,7 +274,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         if log is not None:
             os.close(log.fd)  # also drops our flock, if held
 
-    def _open(self, name: str, create: bool) -> _Log | None:
+    def _open(self, name: str, create: bool) -> Log | None:
         """The cached log, or a newly opened (with `create`, created) one; None if absent."""
         if (log := self._logs.get(name)) is not None:
             self._logs.move_to_end(name)
@@ -269,12 +282,12 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         path = os.path.join(self._dir, name)
         if (fd := open_file(self._dir, path, _OPEN_FLAGS, create)) is None:
             return None
-        self._logs[name] = log = _Log(name, path, fd, os.fstat(fd).st_ino)
+        self._logs[name] = log = Log(name, path, fd, os.fstat(fd).st_ino)
         while len(self._logs) > _MAX_OPEN:
             self._forget(next(iter(self._logs)))
         return log
 
-    def _current(self, name: str) -> _Log | None:
+    def _current(self, name: str) -> Log | None:
         """The log with its index up to date; None when it does not exist."""
         try:
             ino = os.stat(os.path.join(self._dir, name)).st_ino
@@ -287,7 +300,16 @@ class FileCheckpointStore(FileLeases, LeaseStore):
             self._scan(log)
         return log
 
-    def _locked(self, name: str, create: bool) -> _Log | None:
+    def _head(self, name: str) -> CheckpointInfo | None:
+        """The info of a log's head: from the cache when the log is open, else read
+        through a descriptor of its own (listing does not evict the logs in use).
+        """
+        if name in self._logs:
+            log = self._current(name)
+            return head(log) if log is not None else None
+        return read_head(self._dir, name)
+
+    def _locked(self, name: str, create: bool) -> Log | None:
         """`_current`, holding an exclusive flock on the very inode the path names."""
         for _ in range(100):
             if (log := self._open(name, create)) is None:
@@ -305,30 +327,10 @@ class FileCheckpointStore(FileLeases, LeaseStore):
             self._forget(name)  # replaced while we waited for the lock
         raise CheckpointError(f"the log {name} in {self._dir} keeps being replaced")
 
-    def _scan(self, log: _Log) -> None:
-        """Index frames past `log.end`; stop at a torn tail, raise on corruption."""
-        size = os.fstat(log.fd).st_size
-        if size == log.size == log.end:
-            return
-        if size < log.end:  # impossible for an append-only inode: start over
-            log.entries.clear()
-            log.end = 0
-        base, data = log.end, pread(log.fd, size - log.end, log.end)
-        view, pos = memoryview(data), 0
-        while pos < len(data):
-            if not frame_ok(view, pos):
-                if next_frame(data, pos, _record.MAGIC) != -1:
-                    raise CheckpointDecodeError(
-                        f"checkpoint log {log.path} is corrupt: bad frame at byte {base + pos} "
-                        "followed by valid ones"
-                    )
-                break  # a torn tail: a crash during the last append
-            length = FRAME.unpack_from(view, pos)[0]
-            cid = _record.record_id(view[pos + 8 : pos + 8 + length])
-            log.entries[cid] = _Entry(base + pos + 8, length, None)
+    def _scan(self, log: Log) -> None:
+        """Index frames past `log.end` (`_file_logs.scan`), noting where each id is."""
+        for cid in scan(log):
             self._where[cid] = log.name
-            pos += 8 + length
-        log.end, log.size = base + pos, size
 
     def _append(
         self, name: str, info: CheckpointInfo, framed: bytes, chunks: _Chunks | None
@@ -338,7 +340,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         start = log.end
         try:
             if chunks is not None:  # first, and under the log's lock (see `_file_chunks`)
-                self._chunks.write(_stem(name), chunks[0], chunks[1], log.chunks)
+                self._chunks.write(stem(name), chunks[0], chunks[1], log.chunks)
             if log.size > start:
                 os.ftruncate(log.fd, start)  # drop the torn tail a crash left
             write_all(log.fd, framed)
@@ -348,7 +350,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
                 os.ftruncate(log.fd, start)
             self._forget(name)
             raise
-        log.entries[info.id] = _Entry(start + 8, len(framed) - 8, info)
+        log.entries[info.id] = Entry(start + 8, len(framed) - 8, info)
         log.end = log.size = start + len(framed)
         self._where[info.id] = name
         fcntl.flock(log.fd, fcntl.LOCK_UN)
@@ -360,13 +362,13 @@ class FileCheckpointStore(FileLeases, LeaseStore):
         append = lambda: self._append(name, info, framed, chunks)  # noqa: E731
         self._lease_files.fenced(info, lease, self._dir, append)
 
-    def _find(self, cid: str, prefer: str | None) -> tuple[_Log, _Entry] | None:
+    def _find(self, cid: str, prefer: str | None) -> tuple[Log, Entry] | None:
         """Locate a checkpoint: in `prefer`'s log, where it was last seen, else in every log."""
         hints = [n for n in dict.fromkeys((prefer, self._where.get(cid))) if n is not None]
         for pass_ in (hints, None):
             if pass_ is None:
                 try:
-                    pass_ = sorted(n for n in os.listdir(self._dir) if n.endswith(_SUFFIX))
+                    pass_ = sorted(n for n in os.listdir(self._dir) if n.endswith(SUFFIX))
                 except FileNotFoundError:
                     return None
             for name in pass_:
@@ -377,7 +379,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
     def _load(self, checkpoint_id: str, prefer: str | None) -> Checkpoint:
         chain: list[Checkpoint] = []
         cid: str | None = checkpoint_id
-        found: tuple[_Log, _Entry] | None = None
+        found: tuple[Log, Entry] | None = None
         while cid is not None and len(chain) < _MAX_CHAIN:
             if found is None or (entry := found[0].entries.get(cid)) is None:
                 found = self._find(cid, prefer)  # stats and refreshes; parents share the snapshot
@@ -393,7 +395,7 @@ class FileCheckpointStore(FileLeases, LeaseStore):
             data = pread(log.fd, entry.length + 8, entry.offset - 8)
             if not frame_ok(memoryview(data), 0) or len(data) != entry.length + 8:
                 raise CheckpointDecodeError(f"checkpoint log {log.path}: {cid!r} changed on disk")
-            cp = _unpack(log, entry.offset - 8, memoryview(data)[8:])
+            cp = unpack(log, entry.offset - 8, memoryview(data)[8:])
             if cp.id != cid:
                 raise CheckpointDecodeError(f"checkpoint log {log.path}: {cid!r} is misplaced")
             chain.append(cp)
@@ -425,8 +427,8 @@ class FileCheckpointStore(FileLeases, LeaseStore):
             keep = [e for cid, e in log.entries.items() if doomed is not None and cid not in doomed]
             if doomed is not None and len(keep) == len(log.entries):
                 return
-            stem = _stem(name)
-            chunked = self._chunks.held(stem)
+            session = stem(name)
+            chunked = self._chunks.held(session)
             if keep or chunked:
                 tmp = os.path.join(self._dir, f".{name}.{secrets.token_hex(8)}.tmp")
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -437,9 +439,9 @@ class FileCheckpointStore(FileLeases, LeaseStore):
                 tmp = ""
                 fsync_dir(self._dir)
                 if chunked and keep:  # after the rename: a crash before leaves orphans, no gap
-                    self._chunks.sweep(stem, live)
+                    self._chunks.sweep(session, live)
                 elif chunked:
-                    self._chunks.drop(stem)
+                    self._chunks.drop(session)
             if not keep:
                 os.unlink(log.path)
                 fsync_dir(self._dir)
@@ -454,42 +456,12 @@ class FileCheckpointStore(FileLeases, LeaseStore):
                     os.unlink(tmp)
             self._forget(name)  # unlocks; the next use reopens whatever the path names
 
-    def _copy(self, log: _Log, keep: list[_Entry], fd: int, chunked: bool) -> set[str]:
+    def _copy(self, log: Log, keep: list[Entry], fd: int, chunked: bool) -> set[str]:
         """Write the `keep` frames of `log` to `fd`; the chunk ids they name (when `chunked`)."""
         live: set[str] = set()
         for e in keep:
             data = pread(log.fd, e.length + 8, e.offset - 8)
             write_all(fd, data)
             if chunked:
-                live |= _record.mentioned(_unpack(log, e.offset - 8, memoryview(data)[8:]))
+                live |= _record.mentioned(unpack(log, e.offset - 8, memoryview(data)[8:]))
         return live
-
-
-def _stem(log: str) -> str:
-    """The file stem of checkpoint log `log` (its session's, see `_files.file_stem`)."""
-    return log.removesuffix(_SUFFIX)
-
-
-def _records_of(log: str) -> str:
-    """The name of the records log beside checkpoint log `log`."""
-    return log.removesuffix(_SUFFIX) + _RECORDS
-
-
-def _infos(log: _Log, entries: list[_Entry]) -> list[CheckpointInfo]:
-    """The infos of `entries` of `log`, reading the headers a scan skipped (and keeping them)."""
-    out: list[CheckpointInfo] = []
-    for e in entries:
-        if e.info is None:
-            record = memoryview(pread(log.fd, e.length, e.offset))
-            e = e._replace(info=_unpack(log, e.offset - 8, record, whole=False))
-            log.entries[e.info.id] = e  # pyright: ignore[reportOptionalMemberAccess]
-        out.append(e.info)  # pyright: ignore[reportArgumentType]
-    return out
-
-
-def _unpack(log: _Log, offset: int, record: memoryview, whole: bool = True) -> Any:
-    """The checkpoint (or, not `whole`, the info) of a record; errors name the file."""
-    try:
-        return _record.unpack(bytes(record)) if whole else _record.info(record)
-    except CheckpointDecodeError as exc:
-        raise CheckpointDecodeError(f"checkpoint log {log.path}, byte {offset}: {exc}") from None

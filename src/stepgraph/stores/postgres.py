@@ -22,7 +22,8 @@ stepgraph_chunk_refs(session_id, checkpoint_id, chunk_id,
 
 `record` is `_record.pack(cp)` as in the SQLite store (a delta holds only its
 changed parts); `load` and `latest` rebuild the whole with ONE recursive query
-and check each record's CRC-32; `list` reads columns only. A save first locks
+and check each record's CRC-32; `list` reads columns only, and so does
+`list_sessions` (a `SessionLister`): the heads, by a skip scan of the index. A save first locks
 its session (an advisory lock; a fenced save: the lease row), so a session's
 `seq` order is its commit order; a re-saved id keeps its `seq` (its place).
 Activation records (`RecordStore`): `save_record` is one upsert, `load_records`
@@ -72,6 +73,7 @@ from .._errors import (
     CheckpointNotFoundError,
 )
 from .._lease import Lease, LeaseLostError, LeaseStore
+from .._store import SessionLister, not_listed
 from . import _postgres_chunks, _record
 from ._pg_wakeups import Wakeups
 from ._postgres_leases import PostgresLeases, fence
@@ -86,7 +88,7 @@ SCHEMA_VERSION = 3
 """The newest schema version this store creates; a database with a newer one is refused."""
 
 
-class PostgresCheckpointStore(PostgresLeases, LeaseStore):
+class PostgresCheckpointStore(PostgresLeases, LeaseStore, SessionLister):
     """Checkpoints and session leases in PostgreSQL (see the module docstring).
 
     Args:
@@ -184,12 +186,33 @@ class PostgresCheckpointStore(PostgresLeases, LeaseStore):
         """The session's checkpoints, newest first by save order, at most `limit`."""
         n = None if limit is None else max(limit, 0)
         rows = await self._rows(f"list session {session_id!r}", self._sql["list"], (session_id, n))
+        return self._infos(rows, f"for session {session_id!r}")
+
+    async def list_sessions(
+        self, *, limit: int | None = None, before: str | None = None
+    ) -> list[CheckpointInfo]:
+        """The head of each session, newest first by save order (see `SessionLister`).
+
+        One query of index seeks (`_postgres_sql`), reading the page's heads' columns
+        only; when a page after `before` is empty, one more to tell "no older session"
+        from "no such session" (`CheckpointNotFoundError`).
+        """
+        params = {"before": before, "limit": None if limit is None else max(limit, 0)}
+        rows = await self._rows("list sessions", self._sql["list_sessions"], params)
+        has = self._sql["has_session"]
+        if (
+            not rows
+            and before is not None
+            and not await self._rows("list sessions", has, (before,))
+        ):
+            raise CheckpointNotFoundError(not_listed(before, self._where))
+        return self._infos(rows, "listing sessions")
+
+    def _infos(self, rows: list[TupleRow], where: str) -> list[CheckpointInfo]:
         try:
             return [CheckpointInfo(*r[:4], created_at=datetime.fromisoformat(r[4])) for r in rows]
         except (TypeError, ValueError) as exc:
-            raise CheckpointDecodeError(
-                f"malformed row in {self._where} for session {session_id!r}: {exc}"
-            ) from None
+            raise CheckpointDecodeError(f"malformed row in {self._where} {where}: {exc}") from None
 
     async def latest(self, session_id: str) -> Checkpoint | None:
         """The session's most recently saved checkpoint, or None."""

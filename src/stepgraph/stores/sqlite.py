@@ -35,7 +35,8 @@ database's write lock, so it grows with save order across processes, and a
 replaced id gets a new, highest `seq`. `load` walks delta records back to the
 nearest full one in one recursive query (one snapshot, at most ~16 rows) and
 checks each record's CRC-32, so a damaged blob raises `CheckpointDecodeError`
-rather than loading wrong bytes. `list` reads columns only. Activation
+rather than loading wrong bytes. `list` reads columns only, and so does
+`list_sessions` (a `SessionLister`): the heads, by a skip scan of the index. Activation
 records (`RecordStore`) are rows of `stepgraph_records`: `save_record` is one upsert in
 the group commit, `load_records` one query on the primary key; `delete` and
 `delete_session` drop the records of what they delete in the same transaction.
@@ -64,6 +65,7 @@ from typing import Any, TypeVar
 from .._checkpoint import Checkpoint, CheckpointInfo
 from .._errors import CheckpointDecodeError, CheckpointError, CheckpointNotFoundError
 from .._lease import Lease, LeaseLostError, LeaseStore
+from .._store import SessionLister, not_listed
 from . import _record, _sqlite_chunks
 from ._sqlite_leases import SqliteLeases
 from ._sqlite_schema import DAMAGED, SCHEMA_VERSION, first_read, migrate, transaction
@@ -122,6 +124,27 @@ SELECT id, parent_id, session_id, superstep, created_at FROM stepgraph_checkpoin
 WHERE session_id = ? ORDER BY seq DESC LIMIT ?
 """
 
+# The head of each session, newest first: the distinct session ids by a skip scan of
+# the (session_id, seq) index, each one's max(seq), then the page's rows by rowid.
+# O(sessions x log checkpoints); a GROUP BY would read every index entry.
+_SESSIONS = """
+WITH RECURSIVE ids(sid) AS (
+    SELECT min(session_id) FROM stepgraph_checkpoints
+    UNION ALL
+    SELECT (SELECT min(session_id) FROM stepgraph_checkpoints WHERE session_id > ids.sid)
+    FROM ids WHERE ids.sid IS NOT NULL
+), heads(seq) AS (
+    SELECT (SELECT max(seq) FROM stepgraph_checkpoints WHERE session_id = ids.sid)
+    FROM ids WHERE ids.sid IS NOT NULL
+), page(seq) AS (
+    SELECT seq FROM heads
+    WHERE ?1 IS NULL OR seq < (SELECT max(seq) FROM stepgraph_checkpoints WHERE session_id = ?1)
+    ORDER BY seq DESC LIMIT ?2
+)
+SELECT c.id, c.parent_id, c.session_id, c.superstep, c.created_at
+FROM page JOIN stepgraph_checkpoints AS c ON c.seq = page.seq ORDER BY page.seq DESC
+"""
+
 _SAVE_RECORD = """
 INSERT INTO stepgraph_records (session_id, base_id, key, data) VALUES (?, ?, ?, ?)
 ON CONFLICT (session_id, base_id, key) DO UPDATE SET data = excluded.data
@@ -133,7 +156,7 @@ DELETE FROM stepgraph_records WHERE (session_id, base_id) IN
 """
 
 
-class SqliteCheckpointStore(SqliteLeases, LeaseStore):
+class SqliteCheckpointStore(SqliteLeases, LeaseStore, SessionLister):
     """Checkpoints in one SQLite database file (see the module docstring).
 
     Args:
@@ -241,25 +264,40 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
     async def list(self, session_id: str, limit: int | None = None) -> list[CheckpointInfo]:
         """The session's checkpoints, newest first by save order, at most `limit`."""
         n = -1 if limit is None else max(limit, 0)
-        rows = self._run(
-            f"list session {session_id!r}",
-            lambda c: c.execute(_LIST, (session_id, n)).fetchall(),
-        )
+        doing = f"list session {session_id!r}"
+        rows = self._run(doing, lambda c: c.execute(_LIST, (session_id, n)).fetchall())
+        return self._infos(rows, f"for session {session_id!r}")
+
+    async def list_sessions(
+        self, *, limit: int | None = None, before: str | None = None
+    ) -> list[CheckpointInfo]:
+        """The head of each session, newest first by save order (see `SessionLister`).
+
+        One query on the `(session_id, seq)` index (see `_SESSIONS`), reading the
+        columns of the page's heads only; with `before` unknown, one more to tell
+        "no older session" from "no such session" (`CheckpointNotFoundError`).
+        """
+        n = -1 if limit is None else max(limit, 0)
+
+        def page(c: sqlite3.Connection) -> tuple[list[Any], bool]:
+            with _sqlite_chunks.snapshot(c):
+                rows = c.execute(_SESSIONS, (before, n)).fetchall()
+                known = bool(rows) or before is None or _has_session(c, before)
+            return rows, known
+
+        rows, known = self._run("list sessions", page)
+        if not known:
+            raise CheckpointNotFoundError(not_listed(str(before), self._path))
+        return self._infos(rows, "listing sessions")
+
+    def _infos(self, rows: list[Any], where: str) -> list[CheckpointInfo]:
         try:
             return [
-                CheckpointInfo(
-                    id=cid,
-                    parent_id=parent,
-                    session_id=sid,
-                    superstep=superstep,
-                    created_at=datetime.fromisoformat(at),
-                )
+                CheckpointInfo(cid, parent, sid, superstep, datetime.fromisoformat(at))
                 for cid, parent, sid, superstep, at in rows
             ]
         except (TypeError, ValueError) as exc:
-            raise CheckpointDecodeError(
-                f"malformed row in {self._path} for session {session_id!r}: {exc}"
-            ) from None
+            raise CheckpointDecodeError(f"malformed row in {self._path} {where}: {exc}") from None
 
     async def latest(self, session_id: str) -> Checkpoint | None:
         """The session's most recently saved checkpoint, or None."""
@@ -428,6 +466,11 @@ class SqliteCheckpointStore(SqliteLeases, LeaseStore):
                 f"from {self._path}"
             )
         return _record.resolve(chain)
+
+
+def _has_session(conn: sqlite3.Connection, session_id: str) -> bool:
+    query = "SELECT 1 FROM stepgraph_checkpoints WHERE session_id = ? LIMIT 1"
+    return conn.execute(query, (session_id,)).fetchone() is not None
 
 
 class _Pending:
