@@ -607,3 +607,16 @@ def test_session_checkpoint_without_a_store() -> None:
         assert (await s.checkpoint()).info.id == cid
 
     asyncio.run(main())
+
+
+def test_checkpoint_snapshot_gives_an_executors_snapshot(reopen: StoreFactory) -> None:
+    async def main() -> None:
+        await session(ping_pong(limit=3), reopen(), "p").run(1)
+        head = await session(ping_pong(limit=3), reopen(), "p").checkpoint()  # a new process
+        assert head.snapshot_ids == ("a", "b")
+        assert head.snapshot("a") == [1, 3]
+        assert head.snapshot("b") == [2]
+        with pytest.raises(KeyError):
+            head.snapshot("nobody")
+
+    asyncio.run(main())

@@ -146,6 +146,16 @@ class Checkpoint:
         registry = self.types if self.types is not None else ()
         return _chunks.decode(self.parts[name], self.chunks, registry)
 
+    def snapshot(self, executor_id: str) -> Any:
+        """The decoded snapshot of executor `executor_id` (what its `snapshot()` returned).
+
+        Raises:
+            KeyError: the checkpoint holds no snapshot of that executor (it keeps no
+                state, has not run yet, or stores its parts itself, as `SubWorkflow` does).
+            CheckpointDecodeError: it cannot be decoded.
+        """
+        return self.value(_parts.snapshot(executor_id))
+
     @property
     def snapshot_ids(self) -> tuple[str, ...]:
         """Ids of the executors whose snapshot this checkpoint holds."""

@@ -116,3 +116,16 @@ writer = sg.WorkflowBuilder[str](start=AgentExecutor(Agent("writer", PacedModel(
     name="writer"
 )
 """One agent whose reply streams slowly enough to watch."""
+
+
+@sg.executor(id="brief")
+async def brief(words: int, ctx: sg.Context[str]) -> None:
+    await ctx.send(f"{words} words")
+
+
+relay = (
+    sg.WorkflowBuilder[int](start=brief)
+    .add_edge(brief, AgentExecutor(Agent("writer", PacedModel())))
+    .build(name="relay")
+)
+"""The writer behind a start that takes a number: an agent workflow without a chat view."""

@@ -225,6 +225,7 @@ async def _check_devui(c: Callers, m: Made, *, same_process: bool) -> None:
     for sid in (m.ui_session, m.conv, m.plain_session):
         await _http_hidden(http, "GET", "/ui/api/sessions/{}", sid, fake)
         await _http_hidden(http, "GET", "/ui/api/sessions/{}/checkpoints", sid, fake)
+        await _http_hidden(http, "GET", "/ui/api/sessions/{}/chat", sid, fake)
         await _http_hidden(http, "POST", "/ui/api/sessions/{}/runs", sid, fake, json={"input": "x"})
         await _http_hidden(http, "GET", "/ui/api/events?session={}", sid, fake)
         for method, route in _DEBUGGER_ROUTES:  # the time-travel debugger's routes too

@@ -20,6 +20,7 @@ Module map:
   or in PostgreSQL tables shared by every replica
 * `_events`: stepgraph events as JSON and the hub behind the dev UI stream
 * `_devui`, `_layout`, `static/`: the dev UI's API, its graph layout, the page
+* `_chat`: the dev UI's chat view: which workflows are chats, a session's conversation
 * `_openapi`: the OpenAPI document at `/openapi.json`
 * `_errors`: errors in OpenAI's JSON shape
 * `_mcp_server`: `mcp_server`, the workflows as MCP tools (stdio, or `/mcp` beside the API)

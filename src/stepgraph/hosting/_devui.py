@@ -20,9 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import stepgraph as sg
-from stepgraph.agents import ChatMessage, json_schema
+from stepgraph.agents import json_schema
 
 from ._auth import Principal, check_session, principal_of
+from ._chat import ROUTES as CHAT_ROUTES
+from ._chat import chat_inputs, is_chat
 from ._debugger import DEBUG_ROUTES
 from ._errors import ApiError
 from ._events import event_json, request_json
@@ -49,7 +51,8 @@ def _schema(request: sg.Request) -> dict[str, Any]:
 
 async def workflow(request: Request) -> Response:
     """`GET /ui/api/workflow[?model=name]`: name, signature, description, layout and
-    Mermaid text of a workflow served (default: the first), and the model names served.
+    Mermaid text of a workflow served (default: the first), the model names served, and
+    whether the page shows it as a chat (`_chat.is_chat`).
     """
     host = host_of(request)
     model = request.query_params.get("model")
@@ -65,6 +68,7 @@ async def workflow(request: Request) -> Response:
             "description": desc,
             "layout": graph_layout(desc),
             "mermaid": wf.to_mermaid(),
+            "chat": is_chat(wf),
         }
     )
 
@@ -176,9 +180,7 @@ def _input_of(body: Any) -> Any:
 
 
 def _candidates(value: Any) -> list[Any]:
-    if isinstance(value, str):
-        return [value, [ChatMessage.user(value)], ChatMessage.user(value)]
-    return [value]
+    return chat_inputs(value) if isinstance(value, str) else [value]
 
 
 async def new_session(request: Request) -> Response:
@@ -300,5 +302,6 @@ ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = 
     ("/ui/api/sessions/{session_id}/resume", resume, ["POST"]),
     ("/ui/api/runs/{run_id}", run_detail, ["GET"]),
     ("/ui/api/events", events, ["GET"]),
+    *CHAT_ROUTES,
     *DEBUG_ROUTES,
 ]

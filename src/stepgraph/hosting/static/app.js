@@ -2,6 +2,7 @@
 // /ui/api/events (server-sent events, read with fetch so the API key header can be sent).
 import { $, api, el, headers, state } from "./util.js";
 import { forgetCheckpoint, initDebugger, renderTree } from "./debugger.js";
+import { chatRecord, chatSession, initChat } from "./chat.js";
 
 // -- graph -------------------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ async function selectSession(id) {
   resetNodes();
   $("#events").replaceChildren();
   $("#replies").replaceChildren();
+  chatSession(id); // before the replay: the chat takes this session's records from here on
   for (const rec of state.recent) if (rec.session_id === id) show(rec); // what arrived before
   await refreshSession();
 }
@@ -247,7 +249,8 @@ function showToken(rec, upd) {
 
 function show(rec) {
   const upd = agentUpdate(rec);
-  if (upd) { showToken(rec, upd); return; } // tokens go to the live reply, not the event list
+  const inChat = chatRecord(rec, upd); // a chat workflow's tokens grow its chat bubbles
+  if (upd) { if (!inChat) showToken(rec, upd); return; } // tokens are not listed as events
   if (rec.type === "run_started") $("#replies").replaceChildren();
   if (rec.type === "executor_invoked") paintNode(rec.executor_id, "running");
   else if (rec.type === "executor_completed") paintNode(rec.executor_id, "done");
@@ -311,6 +314,7 @@ async function init() {
     $("#wf-name").textContent = wf.name;
     drawGraph(wf);
     initDebugger(wf, { refreshSession, resetNodes });
+    initChat(wf, { loadSessions, selectSession });
     document.body.dataset.ready = "true";
     await loadSessions();
   } catch (e) { $("#run-error").textContent = e.message; }
