@@ -209,6 +209,7 @@ async def checkpoint_detail(request: Request) -> Response:
             "head": cp.id == session.head,
             "state": state,
             "diff": diff,
+            "trace": cp.trace,
             "pending_requests": _pending(session, cp),
         }
     )

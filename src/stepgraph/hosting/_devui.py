@@ -28,6 +28,7 @@ from ._chat import chat_inputs, is_chat
 from ._debugger import DEBUG_ROUTES
 from ._errors import ApiError
 from ._events import event_json, request_json
+from ._history import HISTORY_ROUTES, session_list
 from ._host import Host
 from ._http import host_of, read_json
 from ._launch import spawn_run
@@ -74,12 +75,10 @@ async def workflow(request: Request) -> Response:
 
 
 async def sessions(request: Request) -> Response:
-    """`GET /ui/api/sessions`: sessions the server knows, newest first."""
-    host = host_of(request)
-    viewer = principal_of(request)
-    data = host.log.sessions(owner=None if viewer.is_admin else viewer.identity)
-    for s in data:
-        s["busy"] = host.is_busy(s["id"])
+    """`GET /ui/api/sessions`: sessions the caller may see, newest first (an admin: every
+    session of the store too, see `_history.session_list`).
+    """
+    data = await session_list(host_of(request), principal_of(request))
     return JSONResponse({"object": "list", "data": data})
 
 
@@ -304,4 +303,5 @@ ROUTES: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = 
     ("/ui/api/events", events, ["GET"]),
     *CHAT_ROUTES,
     *DEBUG_ROUTES,
+    *HISTORY_ROUTES,
 ]

@@ -193,6 +193,9 @@ def openapi_document(title: str, secured: bool) -> dict[str, Any]:
             "/ui/api/sessions/{session_id}/chat": {
                 "get": _op("A session's conversation, from its head checkpoint", params=[sess]),
             },
+            "/ui/api/sessions/{session_id}/debug/runs": {
+                "get": _op("Every run of a session, replayed from its checkpoints", params=[sess]),
+            },
             "/ui/api/sessions/{session_id}/runs": {
                 "post": _op("Start a run", params=[sess], body=input_body, ok=202),
             },

@@ -3,6 +3,7 @@
 import { $, api, el, headers, state } from "./util.js";
 import { forgetCheckpoint, initDebugger, renderTree } from "./debugger.js";
 import { chatRecord, chatSession, initChat } from "./chat.js";
+import { forgetHistory, loadHistory } from "./history.js";
 
 // -- graph -------------------------------------------------------------------------------
 
@@ -79,7 +80,7 @@ async function loadSessions() {
 }
 
 async function selectSession(id) {
-  if (state.selected !== id) forgetCheckpoint();
+  if (state.selected !== id) { forgetCheckpoint(); forgetHistory(); }
   state.selected = id;
   $("#run-here").disabled = false;
   for (const li of document.querySelectorAll("#sessions li")) li.classList.toggle("selected", li.dataset.session === id);
@@ -106,7 +107,7 @@ async function refreshSession() {
   renderPending(detail.pending_requests);
   $("#runs").replaceChildren(...detail.runs.map((r) => el("li", { "data-run": r.id },
     el("code", { text: r.kind }), ` ${r.origin} · ${r.status}${r.error ? " · " + r.error : ""}`)));
-  await renderTree(cps, id);
+  await Promise.all([renderTree(cps, id), loadHistory(id)]);
 }
 
 // -- pending requests: forms from the JSON schema of the expected answer --------------------

@@ -1,0 +1,132 @@
+"""The dev UI's view of what the store holds: every session, and every run replayed
+from its checkpoints' traces (`Checkpoint.trace`) when the live stream is gone.
+
+* `session_list(host, viewer)`: the sessions of `GET /ui/api/sessions`. Those the
+  server opened come from its log; an admin also sees every session of the store
+  (`stepgraph.stores.SessionLister`), scripts' and other processes' included.
+* `GET /ui/api/sessions/{id}/debug/runs`: the session's runs, oldest first, each
+  with its checkpoints (one per save: its kind, superstep, wall time, handler
+  timings) and the events they recorded (outputs, requests, custom events, data
+  included). Checkpoints saved without a trace (older stepgraph, or by hand)
+  form runs of their own, marked `traced: false`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, cast
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+import stepgraph as sg
+from stepgraph.stores import failure_at, session_lister
+
+from ._auth import Principal, check_session, principal_of
+from ._debugger import checkpoint_status
+from ._errors import ApiError
+from ._host import Host
+from ._http import host_of
+
+__all__ = ["HISTORY_ROUTES", "session_list"]
+
+_SESSIONS = 200
+_CHECKPOINTS = 500
+
+
+async def session_list(host: Host, viewer: Principal) -> list[dict[str, Any]]:
+    """Sessions `viewer` may see, newest activity first (see the module docstring)."""
+    logged = host.log.sessions(owner=None if viewer.is_admin else viewer.identity)
+    lister = session_lister(host.store) if viewer.is_admin else None
+    if lister is None:
+        return [{**s, "busy": host.is_busy(s["id"])} for s in logged]
+    by_id = {s["id"]: s for s in logged}
+    out: list[dict[str, Any]] = []
+    for info in await lister.list_sessions(limit=_SESSIONS):
+        known = by_id.pop(info.session_id, None)
+        entry = known or {"id": info.session_id, "origin": "store", "label": ""}
+        out.append(
+            {
+                **entry,
+                "updated_at": info.created_at.isoformat(),
+                "head": info.id,
+                "superstep": info.superstep,
+            }
+        )
+    out.extend(by_id.values())  # opened here, nothing saved yet
+    for s in out:
+        s["busy"] = host.is_busy(s["id"])
+    return out
+
+
+def _handlers(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    given: Any = trace.get("handlers")
+    for row in cast(list[Any], given) if isinstance(given, list) else []:
+        if isinstance(row, list) and len(cast(list[Any], row)) >= 3:
+            r = cast(list[Any], row)
+            item = r[3] if len(r) > 3 else None
+            rows.append({"executor_id": r[0], "start_ms": r[1], "ms": r[2], "item": item})
+    return rows
+
+
+def _step(cp: sg.Checkpoint, status: str) -> dict[str, Any]:
+    trace: dict[str, Any] = dict(cp.trace or {})
+    events = trace.get("events")
+    return {
+        "checkpoint_id": cp.id,
+        "parent_id": cp.info.parent_id,
+        "superstep": cp.info.superstep,
+        "created_at": cp.info.created_at.isoformat(),
+        "status": status,
+        "kind": trace.get("kind", "unknown"),
+        "ms": trace.get("ms"),
+        "handlers": _handlers(trace),
+        "events": events if isinstance(events, list) else [],
+    }
+
+
+async def runs(request: Request) -> Response:
+    """`GET /ui/api/sessions/{session_id}/debug/runs`: runs replayed from checkpoints."""
+    host = host_of(request)
+    sid = str(request.path_params["session_id"])
+    if "\x00" in sid or len(sid) > 200:
+        raise ApiError(404, f"no session with id {sid[:200]!r}", code="session_not_found")
+    await check_session(host, sid, principal_of(request))
+    infos = await host.store.list(sid, limit=_CHECKPOINTS + 1)
+    found: list[dict[str, Any]] = []
+    by_run: dict[str, dict[str, Any]] = {}
+    for info in reversed(infos[:_CHECKPOINTS]):  # oldest first
+        with contextlib.suppress(sg.CheckpointNotFoundError):  # pruned meanwhile
+            cp = await host.store.load(info.id)
+            step = _step(cp, checkpoint_status(cp))
+            rid = (cp.trace or {}).get("run")
+            key = rid if isinstance(rid, str) else f"untraced:{info.id}"
+            run = by_run.get(key)
+            if run is None:
+                run = by_run[key] = {
+                    "run": rid if isinstance(rid, str) else None,
+                    "traced": isinstance(rid, str),
+                    "started_at": step["created_at"],
+                    "checkpoints": [],
+                }
+                found.append(run)
+            run["checkpoints"].append(step)
+    for run in found:
+        last = run["checkpoints"][-1]
+        if last["status"] == "mid-run" and await failure_at(host.store, sid, last["checkpoint_id"]):
+            last["status"] = "failed"  # its next superstep failed: resume() retries it
+        run["ended_at"] = last["created_at"]
+        run["status"] = last["status"]
+        run["events"] = [e for step in run["checkpoints"] for e in step["events"]]
+    return JSONResponse(
+        {
+            "object": "list",
+            "session_id": sid,
+            "truncated": len(infos) > _CHECKPOINTS,
+            "data": found,
+        }
+    )
+
+
+HISTORY_ROUTES = [("/ui/api/sessions/{session_id}/debug/runs", runs, ["GET"])]

@@ -1,0 +1,154 @@
+"""The dev UI's view of the store: every session (`GET /ui/api/sessions`) and every run
+replayed from checkpoint traces (`GET /ui/api/sessions/{id}/debug/runs`), in process.
+
+Sessions written by a script straight to the store, never through the server,
+are listed for admins and replayed after a restart; other identities see only
+their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from starlette.applications import Starlette
+from tests.hosting import apps, authhook
+from tests.hosting.support import wait_until
+
+from stepgraph.hosting import create_app
+from stepgraph.stores import SqliteCheckpointStore
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Starlette, token: str | None = None) -> AsyncIterator[httpx2.AsyncClient]:
+    headers = {} if token is None else {"authorization": f"Bearer {token}"}
+    async with (
+        app.router.lifespan_context(app),
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://app", headers=headers
+        ) as http,
+    ):
+        yield http
+
+
+async def by_script(db: Path) -> None:
+    """Two sessions of `apps.chat` run from Python on the store, not through a server."""
+    store = SqliteCheckpointStore(db)
+    try:
+        first = apps.chat.session("script-1", store=store)
+        await first.run("hello")
+        await first.run("json two words")
+        second = apps.chat.session("script-2", store=store)
+        await second.run("approve deploy")
+    finally:
+        await store.aclose()
+
+
+def test_store_sessions_are_listed_and_their_runs_replayed(tmp_path: Path) -> None:
+    async def main() -> None:
+        db = tmp_path / "runs.db"
+        await by_script(db)
+        app = create_app(apps.chat, store=SqliteCheckpointStore(db))
+        async with serving(app) as http:
+            r = await http.post("/ui/api/sessions", json={"input": "from the ui"})
+            sid = r.json()["session_id"]
+
+            async def listed() -> bool:
+                data = (await http.get("/ui/api/sessions")).json()["data"]
+                return [s["id"] for s in data][:1] == [sid] and not data[0]["busy"]
+
+            await wait_until(listed, "the UI's session to be listed and idle")
+            data = (await http.get("/ui/api/sessions")).json()["data"]
+            ids = [s["id"] for s in data]
+            assert ids == [sid, "script-2", "script-1"]  # newest save first
+            by_id = {s["id"]: s for s in data}
+            assert by_id["script-1"]["origin"] == "store"
+            assert by_id[sid]["origin"] != "store"
+            assert by_id["script-2"]["superstep"] == 1
+
+            runs = (await http.get("/ui/api/sessions/script-1/debug/runs")).json()
+            assert [r["status"] for r in runs["data"]] == ["idle", "idle"]
+            one, two = runs["data"]
+            assert one["run"] != two["run"]
+            assert [c["kind"] for c in one["checkpoints"]] == ["input", "superstep", "superstep"]
+            step = one["checkpoints"][1]
+            assert [h["executor_id"] for h in step["handlers"]] == ["chat"]
+            assert step["ms"] >= step["handlers"][0]["ms"] >= 0
+            assert one["events"] == [
+                {"type": "output", "executor_id": "reply", "value": "turn 1: hello"}
+            ]
+            assert two["events"] == [
+                {
+                    "type": "output",
+                    "executor_id": "chat",
+                    "value": {"text": "two words", "words": 2},
+                }
+            ]
+            waiting = (await http.get("/ui/api/sessions/script-2/debug/runs")).json()["data"]
+            (issued,) = waiting[0]["events"]
+            assert issued["type"] == "request_issued"
+            assert issued["request"]["payload"] == {"text": "deploy"}
+            assert waiting[0]["status"] == "waiting"
+
+            detail = (
+                await http.get(
+                    f"/ui/api/sessions/script-1/debug/checkpoints/{step['checkpoint_id']}"
+                )
+            ).json()
+            assert detail["trace"]["handlers"][0][0] == "chat"
+
+    asyncio.run(main())
+
+
+def test_a_failed_run_ends_failed_and_a_resume_is_its_own_run(tmp_path: Path) -> None:
+    async def main() -> None:
+        db = tmp_path / "runs.db"
+        store = SqliteCheckpointStore(db)
+        session = apps.chat.session("f", store=store)
+        with contextlib.suppress(Exception):
+            await session.run("boom")
+        await store.aclose()
+        app = create_app(apps.chat, store=SqliteCheckpointStore(db))
+        async with serving(app) as http:
+            runs: list[dict[str, Any]] = (await http.get("/ui/api/sessions/f/debug/runs")).json()[
+                "data"
+            ]
+            assert [r["status"] for r in runs] == ["failed"]
+            assert [c["kind"] for c in runs[0]["checkpoints"]] == ["input"]
+
+    asyncio.run(main())
+
+
+def test_others_see_only_their_own_and_store_sessions_stay_hidden(tmp_path: Path) -> None:
+    async def main() -> None:
+        db = tmp_path / "runs.db"
+        await by_script(db)
+        app = create_app(apps.chat, store=SqliteCheckpointStore(db), auth=authhook.authenticate)
+        alice, admin = authhook.token("alice"), authhook.token("root", "admin")
+        async with serving(app, alice) as as_alice:
+            r = await as_alice.post("/ui/api/sessions", json={"input": "mine"})
+            mine = r.json()["session_id"]
+            data = (await as_alice.get("/ui/api/sessions")).json()["data"]
+            assert [s["id"] for s in data] == [mine]
+            hidden = await as_alice.get("/ui/api/sessions/script-1/debug/runs")
+            unknown = await as_alice.get("/ui/api/sessions/nosuch/debug/runs")
+            assert hidden.status_code == unknown.status_code == 404
+            assert hidden.json()["error"]["message"].replace("script-1", "X") == unknown.json()[
+                "error"
+            ]["message"].replace("nosuch", "X")
+            async with httpx2.AsyncClient(
+                transport=httpx2.ASGITransport(app=app),
+                base_url="http://app",
+                headers={"authorization": f"Bearer {admin}"},
+            ) as as_admin:
+                ids = {s["id"] for s in (await as_admin.get("/ui/api/sessions")).json()["data"]}
+                assert {"script-1", "script-2", mine} <= ids
+                r = await as_admin.get("/ui/api/sessions/script-1/debug/runs")
+                assert r.status_code == 200
+                assert len(r.json()["data"]) == 2
+
+    asyncio.run(main())
