@@ -297,15 +297,15 @@ def test_a_record_whose_trace_is_not_an_object_is_refused() -> None:
     asyncio.run(main())
 
 
-def test_without_a_store_nothing_is_traced() -> None:
+def test_without_a_store_runs_save_nothing_and_create_checkpoint_says_so() -> None:
     async def main() -> None:
         session = chain().session("n")
         await session.run("x")
+        assert await session.history() == []  # no store: the run saved nothing
         cid = await session.create_checkpoint()
-        (info,) = [i for i in await session.history() if i.id == cid]
-        cp = await session.checkpoint(info.id)
+        cp = await session.checkpoint(cid)
         assert cp is not None
-        assert cp.trace is None
+        assert cp.trace == {"kind": "checkpoint"}
 
     asyncio.run(main())
 

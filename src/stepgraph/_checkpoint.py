@@ -84,9 +84,11 @@ class Checkpoint:
             chunk its parts reference.
         relative: for changed parts of a delta, their form relative to the
             parent's (what a store persists instead of the whole form).
-        trace: what made this checkpoint, as plain JSON, or None: the run it belongs
-            to (`run`), the save's `kind` (`input`, `superstep`, `paused`,
-            `cancelled`, `edit`, ...) and, after a superstep, its wall time `ms`,
+        trace: what made this checkpoint, as plain JSON, or None: the save's `kind`
+            (a run's `input`, `superstep`, `paused` or `cancelled`, each with the
+            run's id `run`; `edit` from `update_state` with the keys `written` and
+            `deleted`; `checkpoint`, `restore` with `from`, `reset`) and, after a
+            superstep, its wall time `ms`,
             each activation's `[executor_id, start_ms, duration_ms(, map item)]` under
             `handlers`, and its events under `events` (see `stepgraph._trace`).
             Stored with the record; not part of the content (a restore ignores it).

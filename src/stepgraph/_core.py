@@ -268,9 +268,14 @@ class SessionCore:
             self.checkpointer.adopt(cp)
 
     async def save_whole(
-        self, cpr: Checkpointer, state: dict[str, Any], queue: Queue
+        self,
+        cpr: Checkpointer,
+        state: dict[str, Any],
+        queue: Queue,
+        trace: dict[str, Any] | None = None,
     ) -> Checkpoint:
-        """Save the live session, with `state` and `queue`, as a full child of the head.
+        """Save the live session, with `state` and `queue`, as a full child of the head
+        (`trace`: what made it, see `Checkpoint.trace`).
 
         Built from the live content, not from the head's parts; the chunks the head
         stores are named again, not re-written. The caller sets the head.
@@ -287,6 +292,7 @@ class SessionCore:
             status=c.status,
             parent=c.head,
             full=True,
+            trace=trace,
         )
         await cpr.save(cp)
         return cp
@@ -302,6 +308,7 @@ class SessionCore:
             superstep=c.superstep,
             status=c.status,
             parent=parent,
+            trace={"kind": "restore", "from": parent},
         )
         await cpr.save(cp)
         c.head = cp.info.id

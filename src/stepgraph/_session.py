@@ -291,7 +291,7 @@ class Session(Generic[InT]):
         await core.ensure_loaded()
         core.check_queue("create_checkpoint")
         c = core.content
-        cp = await core.save_whole(core.writer(), c.state, {})
+        cp = await core.save_whole(core.writer(), c.state, {}, {"kind": "checkpoint"})
         c.head = cp.info.id
         return cp.info.id
 
@@ -367,6 +367,7 @@ class Session(Generic[InT]):
                     full=True,
                     pending={},
                     maps=MapBuffers(),
+                    trace={"kind": "reset"},
                 )
                 await cpr.save(cp)
             except BaseException:

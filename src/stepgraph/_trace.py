@@ -6,7 +6,7 @@ timeline when the live stream is gone (another process, a restart):
 
 ```
 {"run": "3f9c0a61b2d4",             # one id per run (run, respond or resume)
- "kind": "superstep",               # or "input", "paused", "cancelled", "edit", ...
+ "kind": "superstep",               # or "input", "paused", "cancelled" (see Checkpoint.trace)
  "ms": 12.5,                        # the superstep's wall time, start to barrier
  "handlers": [["writer", 0.01, 12.4], ["map", 0.2, 3.1, 7]],
                                     # executor id, start and duration (ms), map item

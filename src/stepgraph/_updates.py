@@ -85,7 +85,12 @@ async def _update(core: SessionCore, writes: dict[str, Any], ref: CheckpointRef 
                 state.pop(key, None)
             else:
                 state[key] = value
-        cp = await core.save_whole(cpr, state, c.queue)  # as create_checkpoint() does
+        trace = {
+            "kind": "edit",
+            "written": sorted(k for k, v in writes.items() if v is not DELETE),
+            "deleted": sorted(k for k, v in writes.items() if v is DELETE),
+        }
+        cp = await core.save_whole(cpr, state, c.queue, trace)  # as create_checkpoint() does
     except BaseException:
         cpr.rewind(mark)
         core.content.replace_with(before)

@@ -152,3 +152,28 @@ def test_others_see_only_their_own_and_store_sessions_stay_hidden(tmp_path: Path
                 assert len(r.json()["data"]) == 2
 
     asyncio.run(main())
+
+
+def test_edits_restores_and_resets_are_entries_of_their_own(tmp_path: Path) -> None:
+    async def main() -> None:
+        db = tmp_path / "runs.db"
+        store = SqliteCheckpointStore(db)
+        session = apps.chat.session("e", store=store)
+        await session.run("hello")
+        first = session.head
+        assert first is not None
+        await session.update_state({"turns": 5})
+        await session.restore(first)
+        await session.reset()
+        await store.aclose()
+        app = create_app(apps.chat, store=SqliteCheckpointStore(db))
+        async with serving(app) as http:
+            data = (await http.get("/ui/api/sessions/e/debug/runs")).json()["data"]
+            assert [r["kind"] for r in data] == ["run", "edit", "restore", "reset"]
+            edit = data[1]["checkpoints"][0]
+            assert edit["kind"] == "edit"
+            r = await http.get(f"/ui/api/sessions/e/debug/checkpoints/{edit['checkpoint_id']}")
+            assert r.json()["trace"] == {"kind": "edit", "written": ["turns"], "deleted": []}
+            assert data[2]["checkpoints"][0]["checkpoint_id"] != first
+
+    asyncio.run(main())

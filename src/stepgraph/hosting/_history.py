@@ -7,8 +7,9 @@ from its checkpoints' traces (`Checkpoint.trace`) when the live stream is gone.
 * `GET /ui/api/sessions/{id}/debug/runs`: the session's runs, oldest first, each
   with its checkpoints (one per save: its kind, superstep, wall time, handler
   timings) and the events they recorded (outputs, requests, custom events, data
-  included). Checkpoints saved without a trace (older stepgraph, or by hand)
-  form runs of their own, marked `traced: false`.
+  included). A save outside runs (`update_state`'s `edit`, `restore`, `reset`,
+  `create_checkpoint`) is an entry of its own with that `kind`; one saved without
+  a trace (an older stepgraph) is `kind: "unknown"`, `traced: false`.
 """
 
 from __future__ import annotations
@@ -101,12 +102,13 @@ async def runs(request: Request) -> Response:
             cp = await host.store.load(info.id)
             step = _step(cp, checkpoint_status(cp))
             rid = (cp.trace or {}).get("run")
-            key = rid if isinstance(rid, str) else f"untraced:{info.id}"
+            key = rid if isinstance(rid, str) else f"{step['kind']}:{info.id}"
             run = by_run.get(key)
             if run is None:
                 run = by_run[key] = {
                     "run": rid if isinstance(rid, str) else None,
-                    "traced": isinstance(rid, str),
+                    "kind": "run" if isinstance(rid, str) else step["kind"],
+                    "traced": cp.trace is not None,
                     "started_at": step["created_at"],
                     "checkpoints": [],
                 }

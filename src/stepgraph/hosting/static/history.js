@@ -30,7 +30,7 @@ export async function loadHistory(id) {
     const key = keyOf(run);
     return el("li", { "data-run": key, "data-status": run.status, class: key === shown ? "selected" : null,
       onclick: () => showRun(key) },
-    el("code", { text: run.run ? run.run.slice(0, 8) : "untraced" }),
+    el("code", { text: run.run ? run.run.slice(0, 8) : run.kind }),
     ` ${run.started_at.slice(11, 19)} · ${steps} superstep${steps === 1 ? "" : "s"} · ${run.events.length} event${run.events.length === 1 ? "" : "s"} · `,
     el("span", { class: `st st-${run.status}`, text: run.status }));
   }));
@@ -64,7 +64,7 @@ function showRun(key) {
   shown = key;
   for (const li of document.querySelectorAll("#history li")) li.classList.toggle("selected", li.dataset.run === key);
   $("#replay").hidden = false;
-  $("#replay-run").textContent = run.run || "(no trace)";
+  $("#replay-run").textContent = run.run || run.kind;
   $("#replay-status").textContent = run.status;
   $("#replay-status").dataset.status = run.status;
   $("#timeline").replaceChildren(...timeline(run));
