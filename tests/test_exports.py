@@ -28,7 +28,7 @@ STORES = {
     "Checkpoint", "CheckpointInfo", "CheckpointStore", "FileCheckpointStore", "Lease",
     "LeaseLostError", "LeaseStore", "MemoryCheckpointStore", "RecordStore",
     "SqliteCheckpointStore", "StoreURL", "lease_store", "open_store", "record_store",
-    "FAILED_RECORD", "failure_at", "SessionLister", "session_lister",
+    "FAILED_RECORD", "failure_at", "SessionLister", "session_lister", "ChunkStore", "chunk_store",
 }  # fmt: skip
 
 LOADING = {"import_file"}

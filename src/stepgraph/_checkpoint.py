@@ -88,8 +88,8 @@ class Checkpoint:
             (a run's `input`, `superstep`, `paused` or `cancelled`, each with the
             run's id `run`; `edit` from `update_state` with the keys `written` and
             `deleted`; `checkpoint`, `restore` with `from`, `reset`) and, after a
-            superstep, its wall time `ms`,
-            each activation's `[executor_id, start_ms, duration_ms(, map item)]` under
+            superstep, its wall time in µs `us`,
+            each activation's `[executor_id, start_us, duration_us(, map item)]` under
             `handlers`, and its events under `events` (see `stepgraph._trace`).
             Stored with the record; not part of the content (a restore ignores it).
     """

@@ -77,26 +77,10 @@ class Runner:
     """Runs one invocation (`run`, `respond` or `resume`) of a session to its end."""
 
     __slots__ = (
-        "activate",
-        "activate_item",
-        "budget",
-        "content",
-        "core",
-        "durable",
-        "handles",
-        "items",
-        "outputs",
-        "plan",
-        "prepare",
-        "routes",
-        "session_id",
-        "sink",
-        "stateful",
-        "stateful_at",
-        "step",
-        "timeout",
-        "tracer",
-    )
+        "activate", "activate_item", "budget", "content", "core", "durable", "handles", "items",
+        "outputs", "plan", "prepare", "routes", "session_id", "sink", "stateful", "stateful_at",
+        "step", "timeout", "tracer",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -128,9 +112,7 @@ class Runner:
         else:  # what `compose` gives without layers, without its calls
             self.step = self._superstep
             self.activate = self._activation
-        self.tracer = tracer = Tracer() if self.durable else None
-        if tracer is not None:  # each checkpoint tells its superstep's timings and events
-            self.activate = tracer.timed(self.activate)
+        self.tracer = Tracer() if self.durable else None  # each checkpoint tells its superstep
         if steering is not None:  # breakpoints or StateUpdated events: only when asked for
             self.step = steering.wrap(self.step, sink, self._save if self.durable else None)
         handles = core.handles
@@ -388,6 +370,8 @@ class Runner:
         eid = ctx.executor_id
         sink = self.sink
         sink.record((ExecutorInvoked, eid, act.superstep))
+        tracer = self.tracer  # durable: each checkpoint tells its handlers' timings
+        began = tracer.clock() if tracer is not None else 0.0
         handle = self.handles[i]
         route = self.routes[i]
         try:
@@ -416,6 +400,8 @@ class Runner:
         finally:
             ctx.activation = None
         sink.record((ExecutorCompleted, eid, act.superstep))
+        if tracer is not None:
+            tracer.timings.append((eid, None, began, tracer.clock()))
 
     # -- the barrier ------------------------------------------------------------------------
 

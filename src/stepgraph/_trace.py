@@ -7,9 +7,9 @@ timeline when the live stream is gone (another process, a restart):
 ```
 {"run": "3f9c0a61b2d4",             # one id per run (run, respond or resume)
  "kind": "superstep",               # or "input", "paused", "cancelled" (see Checkpoint.trace)
- "ms": 12.5,                        # the superstep's wall time, start to barrier
- "handlers": [["writer", 0.01, 12.4], ["map", 0.2, 3.1, 7]],
-                                    # executor id, start and duration (ms), map item
+ "us": 12500,                       # the superstep's wall time (µs), start to barrier
+ "handlers": [["writer", 10, 12400], ["map", 200, 3100, 7]],
+                                    # executor id, start and duration (µs), map item
  "events": [{"type": "output", "executor_id": "writer", "value": ...}]}
 ```
 
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from ._context import Activation
     from ._requests import Request
 
-__all__ = ["MAX_EVENT", "Tracer", "event_plain", "request_plain"]
+__all__ = ["MAX_EVENT", "Tracer", "event_plain", "kept_events", "request_plain"]
 
 MAX_EVENT = 64 * 1024
 """Largest JSON (UTF-8 bytes) of one event a trace keeps; a larger one keeps its type only."""
@@ -141,8 +141,25 @@ def _stored(event: Event) -> dict[str, Any]:
     return plain
 
 
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000.0, 3)
+def kept_events(recorded: list[Any]) -> list[dict[str, Any]]:
+    """The events a trace keeps of `recorded` (a tape, or a list of events), stored.
+
+    Scans a tape without building its lifecycle events (`_tape` records them flat).
+    """
+    out: list[dict[str, Any]] = []
+    one = _tape.ONE_FIELD
+    i, n = 0, len(recorded)
+    while i < n:
+        item = recorded[i]
+        if type(item) is type:  # kind, then one or two fields
+            if item is Output:
+                out.append(_stored(Output(recorded[i + 1], recorded[i + 2])))
+            i += 2 if item in one else 3
+            continue
+        if _kept(item):
+            out.append(_stored(item))
+        i += 1
+    return out
 
 
 class Tracer:
@@ -189,19 +206,22 @@ class Tracer:
     def superstep(self, recorded: list[Any], mark: int) -> dict[str, Any]:
         """The trace of the superstep begun at `start()`; its events are `recorded[mark:]`."""
         t0 = self.started
+        timings = self.timings
+        if len(timings) > 1:
+            timings.sort(key=lambda t: t[2])
         handlers: list[list[Any]] = []
-        for eid, item, began, ended in sorted(self.timings, key=lambda t: t[2]):
-            row: list[Any] = [eid, _ms(began - t0), _ms(ended - began)]
+        for eid, item, began, ended in timings:
+            row: list[Any] = [eid, int((began - t0) * 1e6), int((ended - began) * 1e6)]
             if item is not None:
                 row.append(item)
             handlers.append(row)
         trace: dict[str, Any] = {
             "run": self.run,
             "kind": "superstep",
-            "ms": _ms(self.clock() - t0),
+            "us": int((self.clock() - t0) * 1e6),
             "handlers": handlers,
         }
-        events = [_stored(e) for e in _tape.decode(recorded[mark:]) if _kept(e)]
+        events = kept_events(recorded[mark:])
         if events:
             trace["events"] = events
         return trace

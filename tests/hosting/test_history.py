@@ -77,7 +77,7 @@ def test_store_sessions_are_listed_and_their_runs_replayed(tmp_path: Path) -> No
             assert [c["kind"] for c in one["checkpoints"]] == ["input", "superstep", "superstep"]
             step = one["checkpoints"][1]
             assert [h["executor_id"] for h in step["handlers"]] == ["chat"]
-            assert step["ms"] >= step["handlers"][0]["ms"] >= 0
+            assert step["us"] >= step["handlers"][0]["us"] >= 0
             assert one["events"] == [
                 {"type": "output", "executor_id": "reply", "value": "turn 1: hello"}
             ]

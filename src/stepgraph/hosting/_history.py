@@ -67,7 +67,7 @@ def _handlers(trace: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(row, list) and len(cast(list[Any], row)) >= 3:
             r = cast(list[Any], row)
             item = r[3] if len(r) > 3 else None
-            rows.append({"executor_id": r[0], "start_ms": r[1], "ms": r[2], "item": item})
+            rows.append({"executor_id": r[0], "start_us": r[1], "us": r[2], "item": item})
     return rows
 
 
@@ -81,7 +81,7 @@ def _step(cp: sg.Checkpoint, status: str) -> dict[str, Any]:
         "created_at": cp.info.created_at.isoformat(),
         "status": status,
         "kind": trace.get("kind", "unknown"),
-        "ms": trace.get("ms"),
+        "us": trace.get("us"),
         "handlers": _handlers(trace),
         "events": events if isinstance(events, list) else [],
     }

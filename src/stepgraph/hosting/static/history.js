@@ -8,7 +8,7 @@ let runs = [];
 let shown = null; // the run id (or first checkpoint id) in the replay panel
 
 const keyOf = (run) => run.run || run.checkpoints[0].checkpoint_id;
-const fmt = (ms) => (ms === null || ms === undefined ? "?" : ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(1)} ms`);
+const fmt = (us) => (us === null || us === undefined ? "?" : us < 1000 ? `${us} µs` : `${(us / 1000).toFixed(1)} ms`);
 const clip = (v) => { const s = JSON.stringify(v); return s.length > 300 ? `${s.slice(0, 300)}…` : s; };
 
 function describe(ev) {
@@ -48,13 +48,13 @@ export function forgetHistory() {
 function timeline(run) {
   const rows = run.checkpoints.filter((c) => c.kind === "superstep");
   if (!rows.length) return [el("p", { class: "muted", text: "no superstep in this run" })];
-  const scale = Math.max(...rows.map((c) => c.ms || 0), 1e-6);
+  const scale = Math.max(...rows.map((c) => c.us || 0), 1);
   return rows.map((c) => el("div", { class: "tl-row", "data-testid": "timeline-step", "data-superstep": c.superstep },
-    el("span", { class: "tl-label", text: `step ${c.superstep} · ${fmt(c.ms)}` }),
+    el("span", { class: "tl-label", text: `step ${c.superstep} · ${fmt(c.us)}` }),
     el("div", { class: "tl-track" }, ...c.handlers.map((h) => el("div", {
-      class: "tl-bar", "data-executor": h.executor_id, "data-ms": h.ms,
-      title: `${h.executor_id}${h.item === null ? "" : ` [item ${h.item}]`}: ${fmt(h.ms)} (from ${fmt(h.start_ms)})`,
-      style: `left:${(100 * h.start_ms) / scale}%;width:${Math.max((100 * h.ms) / scale, 0.5)}%`,
+      class: "tl-bar", "data-executor": h.executor_id, "data-us": h.us,
+      title: `${h.executor_id}${h.item === null ? "" : ` [item ${h.item}]`}: ${fmt(h.us)} (from ${fmt(h.start_us)})`,
+      style: `left:${(100 * h.start_us) / scale}%;width:${Math.max((100 * h.us) / scale, 0.5)}%`,
     }, el("span", { text: h.executor_id }))))));
 }
 
