@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -67,7 +68,7 @@ class ServerProcess:
 
     def __init__(
         self,
-        target: str,
+        target: str | list[str],
         store_url: str,
         log: Path,
         api_key: str | None = None,
@@ -85,15 +86,22 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         code = (
-            "import sys; from stepgraph.hosting import serve; "
-            "serve(sys.argv[1], host='127.0.0.1', port=0, store_url=sys.argv[2], "
+            "import json, sys; from stepgraph.hosting import serve; "
+            "serve(json.loads(sys.argv[1]), host='127.0.0.1', port=0, store_url=sys.argv[2], "
             f"api_key=(sys.argv[3] or None), shutdown_grace=5, {self.options})"
         )
         self.log.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log.stat().st_size if self.log.exists() else 0
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, self.target, self.store_url, self.api_key or ""],
+            [
+                sys.executable,
+                "-c",
+                code,
+                json.dumps(self.target),
+                self.store_url,
+                self.api_key or "",
+            ],
             cwd=ROOT,
             stdout=out,
             stderr=out,

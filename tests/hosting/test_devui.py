@@ -33,13 +33,16 @@ MISSING = (
 
 
 @contextlib.contextmanager
-def browser_on(app: str, tmp: Path) -> Iterator[tuple[Any, str]]:
-    """A headless page on the dev UI of `apps.<app>` served by a uvicorn process."""
+def browser_on(app: str | list[str], tmp: Path) -> Iterator[tuple[Any, str]]:
+    """A headless page on the dev UI of `apps.<app>` (or of several) served by a uvicorn
+    process.
+    """
     if MISSING is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"dev UI tests must run under CI: {MISSING}")
         pytest.skip(MISSING)
-    server = ServerProcess(f"{APPS}:{app}", f"sqlite:///{tmp}/runs.db", tmp / "server.log")
+    target = f"{APPS}:{app}" if isinstance(app, str) else [f"{APPS}:{a}" for a in app]
+    server = ServerProcess(target, f"sqlite:///{tmp}/runs.db", tmp / "server.log")
     server.start()
     ARTIFACTS.mkdir(exist_ok=True)
     try:

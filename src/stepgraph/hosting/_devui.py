@@ -59,11 +59,14 @@ async def workflow(request: Request) -> Response:
     model = request.query_params.get("model")
     if model is not None and model not in host.models:
         raise ApiError(404, f"no model {model!r}", code="model_not_found", param="model")
-    wf = host.workflow if model is None else host.models[model]
+    if model is None:
+        model = next(iter(host.models))
+    wf = host.models[model]
     desc = wf.describe()
     return JSONResponse(
         {
             "name": wf.name,
+            "model": model,
             "models": list(host.models),
             "signature": wf.signature,
             "description": desc,
@@ -118,6 +121,7 @@ async def session_detail(request: Request) -> Response:
             "status": session.status.value,
             "busy": host.is_busy(sid),
             "head": session.head,
+            "model": host.model_name(session),
             "pending_requests": pending,
             "runs": [r.summary() for r in host.runs_of(sid) if viewer.may_see(r.owner)],
         }
@@ -151,6 +155,7 @@ async def _launch(
     *,
     label: str,
     known: bool = True,
+    model: str | None = None,
 ) -> Response:
     if known:
         await check_session(host, session_id, viewer)  # first: a busy session's 409 would tell
@@ -160,7 +165,7 @@ async def _launch(
         if known:
             session = await _known(host, session_id, viewer, claimed=True)
         else:
-            session = host.session(session_id)
+            session = host.session(session_id, model)
         run = start(session)
         rec = spawn_run(
             host, session_id, session, run, kind=kind, owner=viewer.identity, label=label
@@ -183,8 +188,20 @@ def _candidates(value: Any) -> list[Any]:
 
 
 async def new_session(request: Request) -> Response:
-    """`POST /ui/api/sessions` `{input}`: a new session and its first run."""
-    value = _input_of(await read_json(request))
+    """`POST /ui/api/sessions` `{input, model?}`: a new session of a workflow served (by
+    model name; default: the first) and its first run.
+    """
+    body = await read_json(request)
+    value = _input_of(body)
+    host = host_of(request)
+    model: Any = (obj(body) or {}).get("model")
+    if model is not None and (not isinstance(model, str) or model not in host.models):
+        raise ApiError(
+            400,
+            f"no model {model!r}; served: {', '.join(host.models)}",
+            code="model_not_found",
+            param="model",
+        )
     return await _launch(
         host_of(request),
         principal_of(request),
@@ -193,6 +210,7 @@ async def new_session(request: Request) -> Response:
         lambda s: start_input(s, _candidates(value)),
         label=str(value)[:200],
         known=False,
+        model=model,
     )
 
 

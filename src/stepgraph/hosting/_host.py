@@ -239,6 +239,10 @@ class Host:
             self._sessions.move_to_end(session_id)
         return s
 
+    def model_name(self, session: sg.Session[Any]) -> str | None:
+        """The model name of the workflow `session` runs (None: not one served)."""
+        return next((n for n, wf in self.models.items() if wf is session.workflow), None)
+
     def _open(self, session_id: str, workflow: sg.Workflow[Any]) -> sg.Session[Any]:
         s = workflow.session(session_id, store=self.store, lease=self._lease)
         self._sessions[session_id] = s

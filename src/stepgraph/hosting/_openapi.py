@@ -184,7 +184,14 @@ def openapi_document(title: str, secured: bool) -> dict[str, Any]:
             "/ui/api/workflow": {"get": _op("The workflow graph and its layout")},
             "/ui/api/sessions": {
                 "get": _op("Sessions the server knows"),
-                "post": _op("Start a new session with a run", body=input_body, ok=202),
+                "post": _op(
+                    "Start a new session with a run",
+                    body={
+                        **input_body,
+                        "properties": {"input": {}, "model": {"type": "string"}},
+                    },
+                    ok=202,
+                ),
             },
             "/ui/api/sessions/{session_id}": {"get": _op("A session", params=[sess])},
             "/ui/api/sessions/{session_id}/checkpoints": {

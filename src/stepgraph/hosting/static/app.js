@@ -1,6 +1,6 @@
 // stepgraph dev UI: vanilla JS, no build step. Talks to /ui/api/* (JSON) and follows
 // /ui/api/events (server-sent events, read with fetch so the API key header can be sent).
-import { $, api, el, headers, state } from "./util.js";
+import { $, api, el, headers, newSession, showModel, state } from "./util.js";
 import { forgetCheckpoint, initDebugger, renderTree } from "./debugger.js";
 import { chatRecord, chatSession, initChat } from "./chat.js";
 import { forgetHistory, loadHistory } from "./history.js";
@@ -101,6 +101,7 @@ async function refreshSession() {
   const [detail, cps] = await Promise.all([api(`/ui/api/sessions/${encodeURIComponent(id)}`),
     api(`/ui/api/sessions/${encodeURIComponent(id)}/debug/tree`)]);
   if (id !== state.selected || turn !== state.refreshes) return;
+  if (detail.model && detail.model !== state.model) { showModel(detail.model, id); return; } // its graph
   $("#session-status").textContent = detail.busy ? "running" : detail.status;
   $("#session-status").dataset.status = detail.busy ? "running" : detail.status;
   $("#cancel").disabled = !detail.busy;
@@ -188,7 +189,7 @@ async function startRun(here) {
     if (here && state.selected) {
       await api(`/ui/api/sessions/${encodeURIComponent(state.selected)}/runs`, { input });
     } else {
-      const { session_id } = await api("/ui/api/sessions", { input });
+      const { session_id } = await newSession(input);
       await loadSessions();
       await selectSession(session_id);
     }
@@ -292,6 +293,14 @@ async function follow() {
   }
 }
 
+// Several workflows served: a picker; each workflow's page shows its graph and starts its sessions.
+function pickModel(wf) {
+  const box = $("#model");
+  box.hidden = wf.models.length < 2;
+  box.replaceChildren(...wf.models.map((m) => el("option", { value: m, text: m, selected: m === wf.model || null })));
+  box.addEventListener("change", () => showModel(box.value));
+}
+
 async function init() {
   $("#api-key").value = localStorage.getItem("stepgraph-key") || "";
   $("#api-key").addEventListener("change", (e) => { localStorage.setItem("stepgraph-key", e.target.value); location.reload(); });
@@ -311,13 +320,17 @@ async function init() {
     catch (err) { $("#open-error").textContent = err.message; }
   });
   try {
-    const wf = await api("/ui/api/workflow");
+    const asked = new URLSearchParams(location.search);
+    const wf = await api(`/ui/api/workflow${asked.get("model") ? `?model=${encodeURIComponent(asked.get("model"))}` : ""}`);
+    state.model = wf.model;
     $("#wf-name").textContent = wf.name;
+    pickModel(wf);
     drawGraph(wf);
     initDebugger(wf, { refreshSession, resetNodes });
     initChat(wf, { loadSessions, selectSession });
     document.body.dataset.ready = "true";
     await loadSessions();
+    if (asked.get("session")) await selectSession(asked.get("session"));
   } catch (e) { $("#run-error").textContent = e.message; }
   follow();
 }

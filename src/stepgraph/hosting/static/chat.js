@@ -6,7 +6,7 @@
 // conversation does not hold yet (the user's message at once, the agents' replies token by
 // token). A run that has ended is folded into the conversation once a reload of it holds
 // the run's texts; a failed run stays, with its error, since the session did not keep it.
-import { $, api, el, sessionPath } from "./util.js";
+import { $, api, el, newSession, sessionPath } from "./util.js";
 
 const chat = { on: false, session: null, history: [], live: new Map(), loads: 0, pending: 0, hooks: null };
 
@@ -103,7 +103,7 @@ async function send() {
   render();
   try {
     const fresh = !chat.session;
-    const { session_id, run_id } = fresh ? await api("/ui/api/sessions", { input: text })
+    const { session_id, run_id } = fresh ? await newSession(text)
       : await api(`${sessionPath(chat.session)}/runs`, { input: text });
     if (fresh) chat.session = session_id; // selecting it below keeps these live turns
     liveRun(run_id).user = text;

@@ -2,7 +2,7 @@
 export const $ = (sel) => document.querySelector(sel);
 export const SVG = "http://www.w3.org/2000/svg";
 export const state = { selected: null, lastSeq: null, nodes: new Map(), recent: [], checkpoint: null,
-  executors: [] };
+  executors: [], model: null, models: [] };
 
 export function el(tag, attrs = {}, ...children) {
   const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4))
@@ -31,3 +31,13 @@ export async function api(path, body) {
 }
 
 export const sessionPath = (id) => `/ui/api/sessions/${encodeURIComponent(id)}`;
+
+/** A new session of the workflow shown (`state.model`), with its first run. */
+export const newSession = (input) => api("/ui/api/sessions", state.model ? { input, model: state.model } : { input });
+
+/** The page for another workflow served (a model name), optionally opening a session. */
+export function showModel(model, session) {
+  const q = new URLSearchParams({ model });
+  if (session) q.set("session", session);
+  location.search = q.toString();
+}
