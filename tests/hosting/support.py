@@ -63,6 +63,19 @@ async def wait_until(predicate: Any, what: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
+@contextlib.asynccontextmanager
+async def serving(app: Starlette, token: str | None = None) -> AsyncIterator[httpx2.AsyncClient]:
+    """`app` (lifespan entered) and an HTTP client for it in process, as `token` if given."""
+    headers = {} if token is None else {"authorization": f"Bearer {token}"}
+    async with (
+        app.router.lifespan_context(app),
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://app", headers=headers
+        ) as http,
+    ):
+        yield http
+
+
 class ServerProcess:
     """`stepgraph.hosting.serve(...)` in a subprocess on 127.0.0.1 with a free port."""
 

@@ -8,15 +8,12 @@ session is a 404 exactly like an unknown id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
-from starlette.applications import Starlette
 from tests.hosting import apps, authhook
-from tests.hosting.support import wait_until
+from tests.hosting.support import serving, wait_until
 
 import stepgraph as sg
 from stepgraph.agents import Agent, AgentExecutor, ScriptedChatClient
@@ -30,18 +27,6 @@ def _pair() -> sg.Workflow[Any]:
     a = AgentExecutor(Agent("a", ScriptedChatClient(["a one", "a two"])))
     b = AgentExecutor(Agent("b", ScriptedChatClient(["b one", "b two"])))
     return sg.WorkflowBuilder[str](start=a).add_edge(a, b).build(name="pair")
-
-
-@contextlib.asynccontextmanager
-async def _serving(app: Starlette, token: str | None = None) -> AsyncIterator[httpx2.AsyncClient]:
-    headers = {} if token is None else {"authorization": f"Bearer {token}"}
-    async with (
-        app.router.lifespan_context(app),
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=app), base_url="http://app", headers=headers
-        ) as http,
-    ):
-        yield http
 
 
 async def _settled(http: httpx2.AsyncClient, sid: str) -> None:
@@ -74,7 +59,7 @@ def test_workflow_says_whether_it_is_a_chat() -> None:
         cases = [(_pair(), True), (apps.writer, True), (apps.chat, False), (apps.relay, False)]
         cases.append((orchestration, False))  # no conversation outlives its runs
         for wf, chat in cases:
-            async with _serving(create_app(wf)) as http:
+            async with serving(create_app(wf)) as http:
                 body = (await http.get("/ui/api/workflow")).json()
                 assert body["chat"] is chat, wf.name
 
@@ -93,7 +78,7 @@ def test_chat_merges_the_agents_conversations_and_survives_a_restart(tmp_path: P
 
     async def scenario() -> None:
         store = SqliteCheckpointStore(tmp_path / "runs.db")
-        async with _serving(create_app(_pair(), store=store)) as http:
+        async with serving(create_app(_pair(), store=store)) as http:
             sid = await _say(http, "hi")
             r = await http.get(f"/ui/api/sessions/{sid}/chat")
             assert r.status_code == 200
@@ -102,7 +87,7 @@ def test_chat_merges_the_agents_conversations_and_survives_a_restart(tmp_path: P
             assert (await http.get(f"/ui/api/sessions/{sid}/chat")).json()["messages"] == expected
         # another app on the same store (a restart, another process) reads the same
         again = SqliteCheckpointStore(tmp_path / "runs.db")
-        async with _serving(create_app(_pair(), store=again, log_path=":memory:")) as http:
+        async with serving(create_app(_pair(), store=again, log_path=":memory:")) as http:
             r = await http.get(f"/ui/api/sessions/{sid}/chat")
             assert r.status_code == 200
             assert r.json()["messages"] == expected
@@ -117,7 +102,7 @@ def test_chat_of_a_waiting_orchestration_is_the_conversation_its_request_carries
     )
 
     async def scenario() -> None:
-        async with _serving(create_app(orchestration)) as http:
+        async with serving(create_app(orchestration)) as http:
             sid = await _say(http, "write it")
             detail = (await http.get(f"/ui/api/sessions/{sid}")).json()
             assert [r["executor_id"] for r in detail["pending_requests"]] == ["review:drafter"]
@@ -139,7 +124,7 @@ def test_chat_of_an_unknown_or_another_identitys_session_is_a_404(tmp_path: Path
         )
         alice, bob = authhook.token("alice"), authhook.token("bob")
         admin = authhook.token("root", "admin")
-        async with _serving(app, alice) as as_alice:
+        async with serving(app, alice) as as_alice:
             r = await as_alice.post("/ui/api/sessions", json={"input": "mine"})
             sid = r.json()["session_id"]
             async with (

@@ -10,29 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
-from starlette.applications import Starlette
 from tests.hosting import apps, authhook
-from tests.hosting.support import wait_until
+from tests.hosting.support import serving, wait_until
 
 from stepgraph.hosting import create_app
 from stepgraph.stores import SqliteCheckpointStore
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Starlette, token: str | None = None) -> AsyncIterator[httpx2.AsyncClient]:
-    headers = {} if token is None else {"authorization": f"Bearer {token}"}
-    async with (
-        app.router.lifespan_context(app),
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=app), base_url="http://app", headers=headers
-        ) as http,
-    ):
-        yield http
 
 
 async def by_script(db: Path) -> None:

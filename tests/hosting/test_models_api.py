@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx2
 from tests.hosting import apps
-from tests.hosting.support import wait_until
+from tests.hosting.support import serving, wait_until
 
 import stepgraph as sg
 from stepgraph.hosting import create_app
@@ -17,12 +16,7 @@ from stepgraph.hosting import create_app
 def test_model_picks_the_workflow_of_a_new_session() -> None:
     async def main() -> None:
         app = create_app({"chat": apps.chat, "three": apps.three}, store=sg.MemoryCheckpointStore())
-        async with (
-            app.router.lifespan_context(app),
-            httpx2.AsyncClient(
-                transport=httpx2.ASGITransport(app=app), base_url="http://app"
-            ) as http,
-        ):
+        async with serving(app) as http:
             wf = (await http.get("/ui/api/workflow")).json()
             assert (wf["model"], wf["models"]) == ("chat", ["chat", "three"])
             assert (await http.get("/ui/api/workflow?model=three")).json()["model"] == "three"
