@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import openai
 import pytest
@@ -315,5 +316,69 @@ def test_a_repeated_answer_gets_the_first_response_and_runs_nothing() -> None:
             assert first.id in refused.value.message
             items = await c.conversations.items.list(conv.id, order="asc")
             assert len(items.data) == 4  # ask, its call, the answer, its reply: once each
+
+    asyncio.run(main())
+
+
+def test_a_streamed_turn_frees_its_conversation_before_response_completed() -> None:
+    """A client may send its next turn the moment it reads `response.completed`: by then
+    the session is released (else that next turn would race the release and get a 409).
+
+    Driven through raw ASGI so the check runs exactly when the server sends the frame.
+    """
+
+    async def main() -> None:
+        async with in_process(apps.chat) as (app, _):
+            host = app.state.host
+            body = json.dumps({"model": "chat", "input": "hello", "stream": True}).encode()
+            seen: list[tuple[str, bool]] = []
+            sessions: set[str] = set()
+
+            sent = [False]
+            ended = asyncio.Event()  # the response's last body message went out
+
+            async def receive() -> dict[str, Any]:
+                if not sent[0]:
+                    sent[0] = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                await ended.wait()  # then the client hangs up
+                return {"type": "http.disconnect"}
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] != "http.response.body":
+                    return
+                if not message.get("more_body", False):
+                    ended.set()
+                for line in message.get("body", b"").decode().splitlines():
+                    if line.startswith("event: "):
+                        kind = line[len("event: ") :]
+                        held = host._guard.held()  # pyright: ignore[reportPrivateUsage]
+                        sessions.update(held)
+                        seen.append((kind, bool(held)))
+
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": "/v1/responses",
+                "raw_path": b"/v1/responses",
+                "query_string": b"",
+                "root_path": "",
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"authorization", b"Bearer test"),
+                    (b"host", b"app"),
+                ],
+                "client": ("127.0.0.1", 1),
+                "server": ("app", 80),
+            }
+            await app(scope, receive, send)
+            assert sessions, "no session was held while the turn ran"
+            kinds = [k for k, _ in seen]
+            assert kinds[-1] == "response.completed"
+            assert seen[0] == ("response.created", True)  # held while the run goes on
+            assert seen[-1] == ("response.completed", False)  # free when the client hears it
 
     asyncio.run(main())

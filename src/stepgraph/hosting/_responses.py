@@ -16,7 +16,7 @@ start (another process holds the session) is a plain 409 too.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -76,15 +76,21 @@ async def create_response(request: Request) -> Response:
         if req.stream:
             driven = host.drive(session, run, rec, live=True)
             first = await anext(driven, None)  # the run starts: 409 while no byte is sent
+            held = [True]
+
+            async def let_go() -> None:  # once: a second release could free the next holder's
+                if held:
+                    held.clear()
+                    await host.release(session_id)
 
             async def close() -> None:
                 try:
                     await driven.aclose()  # the stream never started: stop the run
                 finally:
-                    await host.release(session_id)
+                    await let_go()
 
             release = False
-            return EventStream(_stream(turn, driven, first), on_close=close)
+            return EventStream(_stream(turn, driven, first, let_go), on_close=close)
         async for _ in host.drive(session, run, rec):
             pass
         body = plain_body(turn)
@@ -154,9 +160,17 @@ def _replay(req: TurnRequest, earlier: ResponseRecord) -> Response:
 
 
 async def _stream(
-    turn: _Turn, driven: AsyncGenerator[sg.Event], first: sg.Event | None
+    turn: _Turn,
+    driven: AsyncGenerator[sg.Event],
+    first: sg.Event | None,
+    release: Callable[[], Awaitable[None]],
 ) -> AsyncIterator[bytes]:
-    """The SSE body; `driven` was started already and gave `first` (None: it ended)."""
+    """The SSE body; `driven` was started already and gave `first` (None: it ended).
+
+    The session is released (`release`) before the last event is sent: a client
+    that sends its next turn the moment it reads `response.completed` finds the
+    conversation free, not busy (409).
+    """
     events = ResponseEvents(lambda status: turn.body(status, list(events.output)))
     replies = ReplyFrames(events, stepgraph_events=turn.req.stepgraph_events)
     finished = False
@@ -174,6 +188,8 @@ async def _stream(
         body = turn.body(_STATUS.get(turn.rec.status, "incomplete"), events.output)
         turn.record(body)
         finished = True
+        await driven.aclose()
+        await release()
         yield events.finished(body)
     finally:
         await driven.aclose()  # the client went away: stop the run, release the session
