@@ -8,13 +8,12 @@ OpenAI client reports ("stop", "tool_calls", "length"), so agents see one set.
 
 from __future__ import annotations
 
-import importlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Self, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from ._client import (
     ChatClientError,
@@ -22,9 +21,9 @@ from ._client import (
     ChatResponse,
     ChatUpdate,
     ToolSpec,
-    credentials,
 )
 from ._messages import ChatMessage, Content, FunctionCall, FunctionResult, TextContent, Usage
+from ._sdk import SDKClient, merge_options
 from ._wire import parse_arguments, result_text
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ _FINISH = {
 }
 
 
-class AnthropicChatClient:
+class AnthropicChatClient(SDKClient["AsyncAnthropic"]):
     """A `ChatClient` for Anthropic's Messages API (and servers that speak it).
 
     Arguments win over the environment: `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL` (read when
@@ -80,19 +79,11 @@ class AnthropicChatClient:
         max_retries: int = 2,
         timeout: float | None = None,
     ) -> None:
-        try:
-            importlib.import_module("anthropic")
-        except ImportError as exc:
-            msg = "AnthropicChatClient needs the anthropic package: "
-            msg += "pip install 'stepgraph[anthropic]'"
-            raise ImportError(msg) from exc
+        config = (api_key, base_url, max_retries, timeout)
+        super().__init__("anthropic", "ANTHROPIC", client, config)
         self.model = model or os.environ.get("ANTHROPIC_MODEL") or DEFAULT_MODEL
         self.max_tokens = max_tokens
         self.default_options = default_options or ChatOptions()
-        self._config = (api_key, base_url, max_retries, timeout)
-        self._client = client
-        self._owns_client = False
-        self._closed = False
 
     async def get_response(
         self,
@@ -128,29 +119,13 @@ class AnthropicChatClient:
                 async for update in _updates(events):
                     yield update
 
-    async def aclose(self) -> None:
-        """Close the connection this client created; the client cannot be used afterwards."""
-        self._closed = True
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            await client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     def _params(
         self,
         messages: Sequence[ChatMessage],
         tools: Sequence[ToolSpec],
         options: ChatOptions | None,
     ) -> MessageCreateParamsBase:
-        opts = self.default_options
-        if options is not None:
-            given = {f.name: getattr(options, f.name) for f in fields(options)}
-            opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
+        opts = merge_options(self.default_options, options)
         system, turns = _turns(messages)
         fmt = opts.response_format
         params = {
@@ -168,22 +143,17 @@ class AnthropicChatClient:
         }
         return cast("MessageCreateParamsBase", {k: v for k, v in params.items() if v is not None})
 
-    def _connection(self) -> AsyncAnthropic:
-        if self._closed:
-            raise ChatClientError("this AnthropicChatClient is closed")
-        if self._client is None:
-            from anthropic import NOT_GIVEN, AsyncAnthropic
+    def _connect(
+        self, api_key: str, base_url: str | None, max_retries: int, timeout: float | None
+    ) -> AsyncAnthropic:
+        from anthropic import NOT_GIVEN, AsyncAnthropic
 
-            api_key, base_url, max_retries, timeout = self._config
-            api_key, base_url = credentials(api_key, base_url, "ANTHROPIC")
-            self._client = AsyncAnthropic(
-                api_key=api_key,
-                base_url=base_url,
-                max_retries=max_retries,
-                timeout=NOT_GIVEN if timeout is None else timeout,
-            )
-            self._owns_client = True
-        return self._client
+        return AsyncAnthropic(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=NOT_GIVEN if timeout is None else timeout,
+        )
 
 
 @contextmanager

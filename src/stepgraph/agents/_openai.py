@@ -5,15 +5,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Literal, Self, cast
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ._client import (
     ChatClientError,
@@ -21,9 +20,9 @@ from ._client import (
     ChatResponse,
     ChatUpdate,
     ToolSpec,
-    credentials,
 )
 from ._messages import ChatMessage, Content, FunctionCall, FunctionResult, TextContent, Usage
+from ._sdk import SDKClient, merge_options
 from ._wire import parse_arguments as _parse_arguments
 from ._wire import result_text as _result_text
 
@@ -41,7 +40,7 @@ DEFAULT_MODEL = "gpt-4o-mini"
 _CHOICES = ("auto", "none", "required")
 
 
-class OpenAIChatClient:
+class OpenAIChatClient(SDKClient["AsyncOpenAI"]):
     """A `ChatClient` for OpenAI and OpenAI-compatible servers (vLLM, Ollama, llama.cpp, ...).
 
     Arguments win over the environment: `OPENAI_API_KEY`, `OPENAI_BASE_URL` (read when the
@@ -76,20 +75,12 @@ class OpenAIChatClient:
         max_retries: int = 2,
         timeout: float | None = None,
     ) -> None:
-        try:
-            importlib.import_module("openai")
-        except ImportError as exc:
-            msg = "OpenAIChatClient needs the openai package: pip install 'stepgraph[openai]'"
-            raise ImportError(msg) from exc
+        super().__init__("openai", "OPENAI", client, (api_key, base_url, max_retries, timeout))
         if api not in ("chat", "responses"):
             raise ChatClientError(f"api must be 'chat' or 'responses', not {api!r}")
         self.model = model or os.environ.get("OPENAI_MODEL") or DEFAULT_MODEL
         self.api: Literal["chat", "responses"] = api
         self.default_options = default_options or ChatOptions()
-        self._config = (api_key, base_url, max_retries, timeout)
-        self._client = client
-        self._owns_client = False
-        self._closed = False
 
     async def get_response(
         self,
@@ -136,42 +127,21 @@ class OpenAIChatClient:
                     async for update in _responses_updates(events):
                         yield update
 
-    async def aclose(self) -> None:
-        """Close the connection this client created; the client cannot be used afterwards."""
-        self._closed = True
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            await client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     def _options(self, options: ChatOptions | None) -> ChatOptions:
-        merged = self.default_options
-        if options is not None:
-            given = {f.name: getattr(options, f.name) for f in fields(options)}
-            merged = replace(merged, **{k: v for k, v in given.items() if v is not None})
+        merged = merge_options(self.default_options, options)
         return merged if merged.model else replace(merged, model=self.model)
 
-    def _connection(self) -> AsyncOpenAI:
-        if self._closed:
-            raise ChatClientError("this OpenAIChatClient is closed")
-        if self._client is None:
-            from openai import NOT_GIVEN, AsyncOpenAI
+    def _connect(
+        self, api_key: str, base_url: str | None, max_retries: int, timeout: float | None
+    ) -> AsyncOpenAI:
+        from openai import NOT_GIVEN, AsyncOpenAI
 
-            api_key, base_url, max_retries, timeout = self._config
-            api_key, base_url = credentials(api_key, base_url, "OPENAI")
-            self._client = AsyncOpenAI(
-                api_key=api_key,
-                base_url=base_url,
-                max_retries=max_retries,
-                timeout=NOT_GIVEN if timeout is None else timeout,
-            )
-            self._owns_client = True
-        return self._client
+        return AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=NOT_GIVEN if timeout is None else timeout,
+        )
 
 
 @contextmanager
