@@ -97,30 +97,28 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def argv(self) -> list[str]:
+        """The server's command line (subclasses run other front doors, e.g. the CLI)."""
         code = (
             "import json, sys; from stepgraph.hosting import serve; "
             "serve(json.loads(sys.argv[1]), host='127.0.0.1', port=0, store_url=sys.argv[2], "
             f"api_key=(sys.argv[3] or None), shutdown_grace=5, {self.options})"
         )
+        target = json.dumps(self.target)
+        return [sys.executable, "-c", code, target, self.store_url, self.api_key or ""]
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        """Spawn `argv()` and wait until it prints the port it serves on."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log.stat().st_size if self.log.exists() else 0
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                code,
-                json.dumps(self.target),
-                self.store_url,
-                self.api_key or "",
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=out,
-            env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
-        )
-        out.close()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv(),
+                cwd=ROOT,
+                stdout=out,
+                stderr=out,
+                env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log.read_bytes()[offset:].decode(errors="replace")

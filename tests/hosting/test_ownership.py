@@ -10,12 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import re
 import sqlite3
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,7 @@ from starlette.applications import Starlette
 from tests.hosting import apps, authhook
 from tests.hosting.authhook import token
 from tests.hosting.ownership import ANSWER, Callers, check, make
-from tests.hosting.support import APPS, ROOT, ServerProcess, client_for
+from tests.hosting.support import APPS, ServerProcess, client_for
 
 from stepgraph.hosting import Principal, create_app
 from stepgraph.stores import SqliteCheckpointStore
@@ -196,29 +192,9 @@ async def _test_rows_from_before_owners_are_the_admins(tmp_path: Path) -> None:
 class AuthServer(ServerProcess):
     """`stepgraph serve apps.py:chat --auth authhook.py:authenticate` in a subprocess."""
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
-        argv = [sys.executable, "-m", "stepgraph.cli", "serve", self.target]
-        argv += ["--store", self.store_url, "--port", "0", "--auth", f"{HOOK}:authenticate"]
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                stdout=out,
-                stderr=out,
-                env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log.read_bytes()[offset:].decode(errors="replace")
-            if found := re.findall(r"running on http://127\.0\.0\.1:(\d+)", text):
-                self.port = int(found[-1])
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{text}")
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not start in time")
+    def argv(self) -> list[str]:
+        cli = [sys.executable, "-m", "stepgraph.cli", "serve", self.target]
+        return [*cli, "--store", self.store_url, "--port", "0", "--auth", f"{HOOK}:authenticate"]
 
     def as_(self, who: str) -> tuple[openai.AsyncOpenAI, httpx2.AsyncClient]:
         key = TOKENS[who]

@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import os
-import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +23,7 @@ from typing import Any
 
 import openai
 import pytest
-from tests.hosting.support import ROOT, ServerProcess
+from tests.hosting.support import ServerProcess
 from tests.stores.pg_support import RUN, drop_schemas, require_dsn
 
 import stepgraph as sg
@@ -75,28 +73,9 @@ desk = sg.WorkflowBuilder[str](start=Desk(id="desk")).build(name="desk")
 class CliReplica(ServerProcess):
     """`stepgraph serve path.py:desk --store URL --port 0` in a subprocess."""
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def argv(self) -> list[str]:
         cli = [sys.executable, "-m", "stepgraph.cli", "serve", self.target]
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*cli, "--store", self.store_url, "--port", "0"],
-                cwd=ROOT,
-                stdout=out,
-                stderr=out,
-                env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log.read_bytes()[offset:].decode(errors="replace")
-            if found := re.findall(r"running on http://127\.0\.0\.1:(\d+)", text):
-                self.port = int(found[-1])
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{text}")
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not start in time")
+        return [*cli, "--store", self.store_url, "--port", "0"]
 
 
 def _url(dsn: str, schema: str) -> str:
