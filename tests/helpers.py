@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +43,22 @@ def store_of(kind: str, tmp_path: Path) -> sg.CheckpointStore:
     if kind == "file":
         return FileCheckpointStore(tmp_path / "runs")
     return SqliteCheckpointStore(tmp_path / "runs.db")
+
+
+@contextlib.contextmanager
+def killed_after(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """SIGKILL `proc` when the block ends (the block waits for the moment to kill), then
+    reap it and close its pipes whatever happened; asserts the kill is what ended it.
+    """
+    try:
+        yield
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert proc.returncode == -signal.SIGKILL

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import killed_after
 
 import stepgraph as sg
 from stepgraph.stores import SqliteCheckpointStore
@@ -99,21 +100,11 @@ def test_a_killed_workflow_resumes_without_rerunning_finished_steps(tmp_path: Pa
     blocker.touch()
     argv = [sys.executable, str(child), str(db), str(effects), str(blocker)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with killed_after(proc):
         assert proc.stdout is not None
         # `slow` starts only after fetch, mail and bill returned and their results were
         # saved (a step's record is written before the step returns).
         assert proc.stdout.readline() == b"blocking\n"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-    assert proc.returncode == -signal.SIGKILL
     blocker.unlink()
     done = subprocess.run(argv, capture_output=True, timeout=60, check=True)
     lines = done.stdout.decode().splitlines()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers import store_of
+from tests.helpers import killed_after, store_of
 
 import stepgraph as sg
 from stepgraph.stores import MemoryCheckpointStore, SqliteCheckpointStore
@@ -302,7 +302,6 @@ def test_a_sigkill_while_a_slow_sibling_runs_does_not_repeat_the_finished_one(
 ) -> None:
     """The finished branch's record survives the kill; a new process resumes without it."""
     import json
-    import signal
     import subprocess
     import sys
     import time
@@ -312,7 +311,7 @@ def test_a_sigkill_while_a_slow_sibling_runs_does_not_repeat_the_finished_one(
     blocker.touch()
     argv = [sys.executable, str(child), str(db), str(effects), str(blocker)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with killed_after(proc):
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"blocking\n"  # slow is blocked: mail runs or ran
 
@@ -331,16 +330,6 @@ def test_a_sigkill_while_a_slow_sibling_runs_does_not_repeat_the_finished_one(
         while not asyncio.run(recorded()):  # another process writes it: poll, bounded
             assert time.monotonic() < deadline, "the finished branch was never recorded"
             time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-    assert proc.returncode == -signal.SIGKILL
     blocker.unlink()
     done = subprocess.run(argv, capture_output=True, timeout=60, check=True)
     outputs = json.loads(done.stdout.splitlines()[-1])
