@@ -29,6 +29,7 @@ STORES = {
     "LeaseLostError", "LeaseStore", "MemoryCheckpointStore", "RecordStore",
     "SqliteCheckpointStore", "StoreURL", "lease_store", "open_store", "record_store",
     "FAILED_RECORD", "failure_at", "SessionLister", "session_lister", "ChunkStore", "chunk_store",
+    "checkpoint_status", "status_at",
 }  # fmt: skip
 
 LOADING = {"import_file"}

@@ -14,12 +14,14 @@ __all__ = [
     "ChunkStore",
     "RecordStore",
     "SessionLister",
+    "checkpoint_status",
     "chunk_store",
     "failure_at",
     "not_listed",
     "page_sessions",
     "record_store",
     "session_lister",
+    "status_at",
 ]
 
 FAILED_RECORD = "!failed"
@@ -230,3 +232,28 @@ async def failure_at(store: object, session_id: str, checkpoint_id: str) -> str 
         return None
     data = (await records.load_records(session_id, checkpoint_id)).get(FAILED_RECORD)
     return data.decode("utf-8", "replace") if data is not None else None
+
+
+def checkpoint_status(cp: Checkpoint) -> str:
+    """Where a session restored to `cp` would stand, read from `cp` alone.
+
+    `mid-run` (messages queued: resuming it continues the run), `failed`
+    (queued after a known failure), `paused` (queued, stopped at a
+    breakpoint), `waiting` (requests pending), `cancelled` or `idle`.
+    `status_at` also reads the failure records a store keeps.
+    """
+    if cp.has_queued_messages:
+        return {"FAILED": "failed", "PAUSED": "paused"}.get(cp.status, "mid-run")
+    if cp.has_pending_requests:
+        return "waiting"
+    return "cancelled" if cp.status == "CANCELLED" else "idle"
+
+
+async def status_at(store: object, cp: Checkpoint) -> str:
+    """`checkpoint_status(cp)`, and `failed` for a mid-run checkpoint a run failed on
+    (its failure record, `failure_at`; a crash leaves none: it stays `mid-run`).
+    """
+    status = checkpoint_status(cp)
+    if status == "mid-run" and await failure_at(store, cp.info.session_id, cp.id) is not None:
+        return "failed"
+    return status

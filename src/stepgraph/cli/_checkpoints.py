@@ -16,7 +16,7 @@ from typing import Any
 
 import stepgraph as sg
 from stepgraph import serde
-from stepgraph.stores import failure_at
+from stepgraph.stores import checkpoint_status, status_at
 
 from ._exit import CliError, ExitCode
 from ._target import load_workflow
@@ -24,7 +24,6 @@ from ._values import jsonable, request_json, show
 from ._workspace import Terminal, Workspace
 
 __all__ = [
-    "checkpoint_status",
     "cmd_checkpoints",
     "decode_checkpoint",
     "render_tree",
@@ -33,21 +32,6 @@ __all__ = [
 
 SHORT = 8
 """Characters of a checkpoint id shown in lists and trees."""
-
-
-def checkpoint_status(cp: sg.Checkpoint) -> str:
-    """Where a session restored to `cp` would stand.
-
-    `mid-run` (messages queued: resuming it continues the run), `failed`
-    (queued after a known failure), `paused` (queued, stopped at a
-    breakpoint), `waiting` (requests pending), `cancelled` or `idle`. Read
-    from the parts the `Checkpoint` docstring lists.
-    """
-    if cp.has_queued_messages:
-        return {"FAILED": "failed", "PAUSED": "paused"}.get(cp.status, "mid-run")
-    if cp.has_pending_requests:
-        return "waiting"
-    return "cancelled" if cp.status == "CANCELLED" else "idle"
 
 
 def resolve_checkpoint(infos: Sequence[sg.CheckpointInfo], ref: str, session_id: str) -> str:
@@ -124,11 +108,7 @@ async def _statuses(
 ) -> dict[str, str]:
     out: dict[str, str] = {}
     for info in infos:
-        cp = await store.load(info.id)
-        status = checkpoint_status(cp)
-        if status == "mid-run" and await failure_at(store, info.session_id, info.id) is not None:
-            status = "failed"  # a run failed on it (a crash leaves no such record)
-        out[info.id] = status
+        out[info.id] = await status_at(store, await store.load(info.id))
     return out
 
 

@@ -285,7 +285,9 @@ def cmd_respond(args: argparse.Namespace, term: Terminal) -> ExitCode:
 
 def cmd_resume(args: argparse.Namespace, term: Terminal) -> ExitCode:
     """`stepgraph resume --session ID [--checkpoint ID]`."""
-    from ._checkpoints import checkpoint_status, resolve_checkpoint
+    from stepgraph.stores import checkpoint_status
+
+    from ._checkpoints import resolve_checkpoint
 
     with Workspace(term, args.store, existing=args.session) as ws:
         workflow = ws.workflow(args.session, args.target)

@@ -15,8 +15,9 @@ import json
 from typing import Any
 
 import stepgraph as sg
+from stepgraph.stores import checkpoint_status
 
-from ._checkpoints import SHORT, checkpoint_status, decode_checkpoint, resolve_checkpoint
+from ._checkpoints import SHORT, decode_checkpoint, resolve_checkpoint
 from ._exit import CliError, ExitCode
 from ._runs import parse_json
 from ._target import load_workflow

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import stepgraph as sg
-from stepgraph.stores import failure_at
+from stepgraph.stores import status_at
 
 from ._auth import check_session, principal_of
 from ._errors import ApiError
@@ -37,24 +37,11 @@ from ._launch import spawn_run
 from ._plain import to_jsonable
 from ._wire import obj
 
-__all__ = ["DEBUG_ROUTES", "checkpoint_status", "state_diff"]
+__all__ = ["DEBUG_ROUTES", "state_diff"]
 
 _TREE_LIMIT = 500
 _MAX_ID = 200
 _MAX_KEYS = 200
-
-
-def checkpoint_status(cp: sg.Checkpoint) -> str:
-    """Where a session restored to `cp` would stand (the names of `stepgraph checkpoints`).
-
-    `mid-run` (messages queued), `failed`, `paused`, `waiting` (requests
-    pending), `cancelled` or `idle`.
-    """
-    if cp.has_queued_messages:
-        return {"FAILED": "failed", "PAUSED": "paused"}.get(cp.status, "mid-run")
-    if cp.has_pending_requests:
-        return "waiting"
-    return "cancelled" if cp.status == "CANCELLED" else "idle"
 
 
 def state_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,9 +144,7 @@ async def tree(request: Request) -> Response:
     infos = await host.store.list(sid, limit=_TREE_LIMIT + 1)
     data: list[dict[str, Any]] = []
     for info in infos[:_TREE_LIMIT]:
-        status = checkpoint_status(await host.store.load(info.id))
-        if status == "mid-run" and await failure_at(host.store, sid, info.id) is not None:
-            status = "failed"
+        status = await status_at(host.store, await host.store.load(info.id))
         data.append(
             {
                 "id": info.id,
@@ -196,9 +181,7 @@ async def checkpoint_detail(request: Request) -> Response:
             diff = state_diff(_plain_state(await session.checkpoint(parent)), state)
     else:
         diff = state_diff({}, state)
-    status = checkpoint_status(cp)
-    if status == "mid-run" and await failure_at(host.store, session.id, cid) is not None:
-        status = "failed"
+    status = await status_at(host.store, cp)
     return JSONResponse(
         {
             "id": cp.id,

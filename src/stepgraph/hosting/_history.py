@@ -21,10 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import stepgraph as sg
-from stepgraph.stores import failure_at, session_lister
+from stepgraph.stores import session_lister, status_at
 
 from ._auth import Principal, check_session, principal_of
-from ._debugger import checkpoint_status
 from ._errors import ApiError
 from ._host import Host
 from ._http import host_of
@@ -100,7 +99,7 @@ async def runs(request: Request) -> Response:
     for info in reversed(infos[:_CHECKPOINTS]):  # oldest first
         with contextlib.suppress(sg.CheckpointNotFoundError):  # pruned meanwhile
             cp = await host.store.load(info.id)
-            step = _step(cp, checkpoint_status(cp))
+            step = _step(cp, await status_at(host.store, cp))
             rid = (cp.trace or {}).get("run")
             key = rid if isinstance(rid, str) else f"{step['kind']}:{info.id}"
             run = by_run.get(key)
@@ -116,8 +115,6 @@ async def runs(request: Request) -> Response:
             run["checkpoints"].append(step)
     for run in found:
         last = run["checkpoints"][-1]
-        if last["status"] == "mid-run" and await failure_at(host.store, sid, last["checkpoint_id"]):
-            last["status"] = "failed"  # its next superstep failed: resume() retries it
         run["ended_at"] = last["created_at"]
         run["status"] = last["status"]
         run["events"] = [e for step in run["checkpoints"] for e in step["events"]]

@@ -32,10 +32,12 @@ from .._store import (
     ChunkStore,
     RecordStore,
     SessionLister,
+    checkpoint_status,
     chunk_store,
     failure_at,
     record_store,
     session_lister,
+    status_at,
 )
 from ._urls import StoreURL, open_store
 from .file import FileCheckpointStore
@@ -57,10 +59,12 @@ __all__ = [
     "SessionLister",
     "SqliteCheckpointStore",
     "StoreURL",
+    "checkpoint_status",
     "chunk_store",
     "failure_at",
     "lease_store",
     "open_store",
     "record_store",
     "session_lister",
+    "status_at",
 ]
