@@ -18,7 +18,7 @@ from tests.hosting import apps, authhook
 from tests.hosting.support import serving, wait_until
 
 from stepgraph.hosting import create_app
-from stepgraph.stores import SqliteCheckpointStore
+from stepgraph.stores import FAILED_RECORD, SqliteCheckpointStore
 
 
 async def by_script(db: Path) -> None:
@@ -161,5 +161,36 @@ def test_edits_restores_and_resets_are_entries_of_their_own(tmp_path: Path) -> N
             r = await http.get(f"/ui/api/sessions/e/debug/checkpoints/{edit['checkpoint_id']}")
             assert r.json()["trace"] == {"kind": "edit", "written": ["turns"], "deleted": []}
             assert data[2]["checkpoints"][0]["checkpoint_id"] != first
+
+    asyncio.run(main())
+
+
+def test_digests_load_a_checkpoint_once_and_still_see_a_later_failure(tmp_path: Path) -> None:
+    from stepgraph.hosting._digests import Digests
+
+    class Counting(SqliteCheckpointStore):
+        loads = 0
+
+        async def load(self, checkpoint_id: str) -> Any:
+            Counting.loads += 1
+            return await super().load(checkpoint_id)
+
+    async def main() -> None:
+        store = Counting(tmp_path / "runs.db")
+        session = apps.chat.session("d", store=store)
+        await session.run("hello")
+        digests = Digests()
+        infos = await store.list("d")
+        before = Counting.loads
+        first = [(await digests.of(store, i)).status for i in infos]
+        again = [(await digests.of(store, i)).status for i in infos]
+        assert first == again == ["idle", "mid-run", "mid-run"]
+        assert Counting.loads - before == len(infos)  # each loaded once
+        # a run failing on a cached mid-run checkpoint leaves its record under it later
+        await store.save_record("d", infos[1].id, FAILED_RECORD, b"ValueError: boom")
+        assert (await digests.of(store, infos[1])).status == "failed"
+        assert (await digests.of(store, infos[2])).status == "mid-run"
+        assert Counting.loads - before == len(infos)  # still from the cache
+        await store.aclose()
 
     asyncio.run(main())

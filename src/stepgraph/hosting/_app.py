@@ -29,6 +29,7 @@ from . import _responses as resp
 from ._auth import Authenticate, Authentication, api_key_auth
 from ._background import cancel_response
 from ._devui import ROUTES as UI_ROUTES
+from ._digests import Digests
 from ._errors import ApiError, error_body, error_response
 from ._guard import DoubleTexting, check_policy
 from ._host import Host
@@ -216,6 +217,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.host = host
+    app.state.digests = Digests()
     if authenticate is not None:
         app.add_middleware(Authentication, authenticate=authenticate)
     return app

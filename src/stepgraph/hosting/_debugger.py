@@ -32,7 +32,7 @@ from ._auth import check_session, principal_of
 from ._errors import ApiError
 from ._events import request_json
 from ._host import Host
-from ._http import host_of, read_json
+from ._http import digests_of, host_of, read_json
 from ._launch import spawn_run
 from ._plain import to_jsonable
 from ._wire import obj
@@ -142,9 +142,13 @@ async def tree(request: Request) -> Response:
     """`GET .../debug/tree`: the checkpoint tree with statuses, newest first."""
     host, sid, session = await _view(request)
     infos = await host.store.list(sid, limit=_TREE_LIMIT + 1)
+    digests = digests_of(request)
     data: list[dict[str, Any]] = []
     for info in infos[:_TREE_LIMIT]:
-        status = await status_at(host.store, await host.store.load(info.id))
+        try:
+            status = (await digests.of(host.store, info)).status
+        except sg.CheckpointNotFoundError:  # pruned meanwhile
+            continue
         data.append(
             {
                 "id": info.id,

@@ -21,12 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import stepgraph as sg
-from stepgraph.stores import session_lister, status_at
+from stepgraph.stores import session_lister
 
 from ._auth import Principal, check_session, principal_of
+from ._digests import Digest
 from ._errors import ApiError
 from ._host import Host
-from ._http import host_of
+from ._http import digests_of, host_of
 
 __all__ = ["HISTORY_ROUTES", "session_list"]
 
@@ -70,15 +71,16 @@ def _handlers(trace: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _step(cp: sg.Checkpoint, status: str) -> dict[str, Any]:
-    trace: dict[str, Any] = dict(cp.trace or {})
+def _step(digest: Digest) -> dict[str, Any]:
+    trace: dict[str, Any] = dict(digest.trace or {})
     events = trace.get("events")
+    info = digest.info
     return {
-        "checkpoint_id": cp.id,
-        "parent_id": cp.info.parent_id,
-        "superstep": cp.info.superstep,
-        "created_at": cp.info.created_at.isoformat(),
-        "status": status,
+        "checkpoint_id": info.id,
+        "parent_id": info.parent_id,
+        "superstep": info.superstep,
+        "created_at": info.created_at.isoformat(),
+        "status": digest.status,
         "kind": trace.get("kind", "unknown"),
         "us": trace.get("us"),
         "handlers": _handlers(trace),
@@ -94,20 +96,21 @@ async def runs(request: Request) -> Response:
         raise ApiError(404, f"no session with id {sid[:200]!r}", code="session_not_found")
     await check_session(host, sid, principal_of(request))
     infos = await host.store.list(sid, limit=_CHECKPOINTS + 1)
+    digests = digests_of(request)
     found: list[dict[str, Any]] = []
     by_run: dict[str, dict[str, Any]] = {}
     for info in reversed(infos[:_CHECKPOINTS]):  # oldest first
         with contextlib.suppress(sg.CheckpointNotFoundError):  # pruned meanwhile
-            cp = await host.store.load(info.id)
-            step = _step(cp, await status_at(host.store, cp))
-            rid = (cp.trace or {}).get("run")
+            digest = await digests.of(host.store, info)
+            step = _step(digest)
+            rid = (digest.trace or {}).get("run")
             key = rid if isinstance(rid, str) else f"{step['kind']}:{info.id}"
             run = by_run.get(key)
             if run is None:
                 run = by_run[key] = {
                     "run": rid if isinstance(rid, str) else None,
                     "kind": "run" if isinstance(rid, str) else step["kind"],
-                    "traced": cp.trace is not None,
+                    "traced": digest.trace is not None,
                     "started_at": step["created_at"],
                     "checkpoints": [],
                 }

@@ -15,6 +15,7 @@ from typing import Any, NoReturn, cast
 
 from starlette.requests import Request
 
+from ._digests import Digests
 from ._errors import ApiError
 from ._host import Host
 
@@ -31,6 +32,12 @@ def host_of(request: Request) -> Host:
     """The `Host` of the app serving `request`."""
     host: Host = request.app.state.host
     return host
+
+
+def digests_of(request: Request) -> Digests:
+    """The checkpoint digests of the app serving `request` (`_digests`)."""
+    digests: Digests = request.app.state.digests
+    return digests
 
 
 async def read_json(request: Request) -> Any:
