@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ._core import SessionCore
     from ._planner import FanInBuffers, Queue
     from ._sinks import Sink
+    from ._trace import Tracer
 
 __all__ = ["Items"]
 
@@ -45,11 +46,14 @@ Instance = Callable[[int], Activation]
 class Items:
     """Builds, runs and commits the map items of one run."""
 
-    __slots__ = ("calls", "core", "failures", "limited", "limits", "plan", "sink")
+    __slots__ = ("calls", "core", "failures", "limited", "limits", "plan", "sink", "tracer")
 
-    def __init__(self, core: SessionCore, sink: Sink, calls: tuple[Call, ...]) -> None:
+    def __init__(
+        self, core: SessionCore, sink: Sink, calls: tuple[Call, ...], tracer: Tracer | None
+    ) -> None:
         self.core = core
         self.sink = sink
+        self.tracer = tracer  # durable: each item's handler time goes to the checkpoint
         self.plan = core.workflow.blueprint.plan
         self.calls = calls  # per executor: its handler call (handle chain, error route)
         self.limits: dict[tuple[int, int], asyncio.Semaphore] = {}
@@ -129,15 +133,20 @@ class Items:
         act.message = value
         act.handler = h
         limit = self._limit(item) if self.limited else None
+        call, tracer = self.calls[act.index], self.tracer
         ctx.activation = act
         try:
             if limit is None:
-                await self.calls[act.index](act)
+                began = tracer.clock() if tracer is not None else 0.0
+                await call(act)
             else:
-                async with limit:
-                    await self.calls[act.index](act)
+                async with limit:  # an item's time starts once it may run
+                    began = tracer.clock() if tracer is not None else 0.0
+                    await call(act)
         finally:
             ctx.activation = None
+        if tracer is not None:
+            tracer.timings.append((eid, item.index, began, tracer.clock()))
         sink.emit(ExecutorCompleted(eid, act.superstep, item.index))
 
     def _limit(self, item: ItemSlot) -> asyncio.Semaphore | None:

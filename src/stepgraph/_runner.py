@@ -128,10 +128,8 @@ class Runner:
             handle if route is None else routed_chain(handle, route, self.stateful_at)
             for handle, route in zip(self.handles, routes, strict=True)
         )
-        items = Items(self.core, self.sink, calls)
+        items = Items(self.core, self.sink, calls, self.tracer)
         self.activate_item = compose(layers, "activation", items.run) if layers else items.run
-        if self.tracer is not None:
-            self.activate_item = self.tracer.timed(self.activate_item)
         return items
 
     def execute(self) -> Awaitable[RunStatus]:

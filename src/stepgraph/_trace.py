@@ -27,7 +27,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _tape
@@ -50,7 +50,6 @@ from ._events import (
 from ._plain import to_jsonable
 
 if TYPE_CHECKING:
-    from ._context import Activation
     from ._requests import Request
 
 __all__ = ["MAX_EVENT", "Tracer", "event_plain", "kept_events", "request_plain"]
@@ -163,7 +162,9 @@ def kept_events(recorded: list[Any]) -> list[dict[str, Any]]:
 
 
 class Tracer:
-    """A durable run's trace writer: times activations and collects a superstep's events."""
+    """A durable run's trace writer: the runner and map items time each activation
+    into `timings` (`clock()` before and after); a save collects the superstep's events.
+    """
 
     __slots__ = ("clock", "run", "started", "timings")
 
@@ -177,24 +178,6 @@ class Tracer:
         """A superstep begins."""
         self.started = self.clock()
         self.timings.clear()
-
-    def timed(
-        self, activate: Callable[[Activation], Awaitable[None]]
-    ) -> Callable[[Activation], Awaitable[None]]:
-        """`activate`, recording each activation's start and end."""
-        timings = self.timings
-        clock = self.clock
-
-        async def timed(act: Activation) -> None:
-            began = clock()
-            try:
-                await activate(act)
-            finally:
-                item = act.item
-                index = None if item is None else item.index
-                timings.append((act.context.executor_id, index, began, clock()))
-
-        return timed
 
     def note(self, status: RunStatus) -> dict[str, Any]:
         """The trace of a save that ends no superstep, made with `status`: kind `input`
