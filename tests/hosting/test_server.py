@@ -87,6 +87,10 @@ def test_graceful_shutdown_finishes_the_running_turn(tmp_path: Path) -> None:
 
     try:
         asyncio.run(main())
+        # It exits on its own once the turn is done; stop() must not signal it again
+        # (a second SIGTERM after its handlers are restored kills it: -15, a race).
+        assert server.proc is not None
+        server.proc.wait(timeout=20)
     finally:
         assert server.stop() == 0
 
